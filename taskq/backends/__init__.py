@@ -1,0 +1,28 @@
+"""Result backends by URL scheme, imported on first use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from taskq.brokers import load_class
+from taskq.config import check_url
+from taskq.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from taskq.backends.base import ResultBackend
+    from taskq.config import Settings
+
+ALIASES = {
+    "memory": "taskq.backends.memory:MemoryBackend",
+    "sqlite": "taskq.backends.sqlite:SQLiteBackend",
+    "redis": "taskq.backends.redis:RedisBackend",
+    "rediss": "taskq.backends.redis:RedisBackend",
+}
+
+
+def create_backend(url: str, settings: Settings) -> ResultBackend:
+    scheme = check_url(url, "result backend")
+    if scheme not in ALIASES:
+        raise ConfigurationError(f"result backend URL {url!r}: {scheme}:// cannot store results (use sqlite or redis)")
+    backend: ResultBackend = load_class(ALIASES[scheme])(url, settings)
+    return backend

@@ -1,0 +1,122 @@
+"""The ResultBackend: task state and result by id, as template methods.
+
+The public logic (the Celery-compatible result document, expiry, waiting) lives here
+once; a backend implements five small primitives on keys and bytes:
+
+* ``_get(key)``, ``_set(key, value, ttl)``, ``_delete(key)``
+* ``_incr(key, ttl)``: an atomic counter (delivery counts, later chord counting)
+* ``_wait(key, timeout)``: block until the key may have changed; the default polls, a
+  backend that can be notified (Redis pub/sub) overrides it.
+
+The result document is Celery's: ``{"status", "result", "traceback", "children",
+"date_done", "task_id"}`` under ``celery-task-meta-<id>``, so either library reads the
+other's results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from abc import ABC, abstractmethod
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from taskq import states
+from taskq.errors import TimeoutError
+
+if TYPE_CHECKING:
+    from taskq.config import Settings
+
+META_PREFIX = "celery-task-meta-"
+
+
+class ResultBackend(ABC):
+    url: str
+    poll_interval = 0.05
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.expires = settings.result_expires
+        self.prefix = settings.result_key_prefix
+
+    # -- primitives -------------------------------------------------------------------
+    @abstractmethod
+    def _get(self, key: str) -> bytes | None: ...
+
+    @abstractmethod
+    def _set(self, key: str, value: bytes, ttl: float) -> None: ...
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def _incr(self, key: str, ttl: float) -> int: ...
+
+    def _wait(self, key: str, timeout: float) -> None:
+        time.sleep(min(self.poll_interval, max(timeout, 0.0)))
+
+    def cleanup(self) -> int:
+        """Delete expired entries where the store does not expire them itself."""
+        return 0
+
+    def close(self) -> None:
+        """Release connections; the backend reconnects on next use."""
+
+    # -- public logic -----------------------------------------------------------------
+    def key_for(self, task_id: str) -> str:
+        return self.prefix + task_id
+
+    @staticmethod
+    def encode_meta(meta: dict[str, Any]) -> bytes:
+        return json.dumps(meta, separators=(",", ":"), default=str).encode()
+
+    @staticmethod
+    def build_meta(
+        task_id: str,
+        state: str,
+        result: Any = None,
+        traceback: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "status": state,
+            "result": result,
+            "traceback": traceback,
+            "children": [],
+            "date_done": datetime.now(timezone.utc).isoformat() if state in states.READY_STATES else None,
+            "task_id": task_id,
+        }
+        meta.update(extra)
+        return meta
+
+    def store(self, task_id: str, state: str, result: Any = None, traceback: str | None = None, **extra: Any) -> None:
+        meta = self.build_meta(task_id, state, result, traceback, **extra)
+        self._set(self.key_for(task_id), self.encode_meta(meta), self.expires)
+
+    def get_meta(self, task_id: str) -> dict[str, Any]:
+        raw = self._get(self.key_for(task_id))
+        if raw is None:
+            return {"status": states.PENDING, "result": None, "traceback": None, "task_id": task_id}
+        meta: dict[str, Any] = json.loads(raw)
+        return meta
+
+    def wait_for(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """The result document once the task is ready; TimeoutError after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        key = self.key_for(task_id)
+        while True:
+            meta = self.get_meta(task_id)
+            if meta["status"] in states.READY_STATES:
+                return meta
+            remaining = 3600.0 if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"task {task_id} not ready after {timeout}s (state {meta['status']})")
+            self._wait(key, remaining)
+
+    def forget(self, task_id: str) -> None:
+        self._delete(self.key_for(task_id))
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        """Atomically add one to a counter and return the new value."""
+        return self._incr(key, self.expires if ttl is None else ttl)

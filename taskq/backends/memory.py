@@ -1,0 +1,52 @@
+"""In-process result backend: backends with the same ``memory://name`` URL share results."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from taskq.backends.base import ResultBackend
+from taskq.config import Settings
+
+_STORES: dict[str, tuple[threading.Condition, dict[str, tuple[bytes, float]], dict[str, int]]] = {}
+_STORES_LOCK = threading.Lock()
+
+
+class MemoryBackend(ResultBackend):
+    def __init__(self, url: str = "memory://", settings: Settings | None = None) -> None:
+        super().__init__(url, settings or Settings())
+        with _STORES_LOCK:
+            self._cond, self._values, self._counters = _STORES.setdefault(url, (threading.Condition(), {}, {}))
+
+    def _get(self, key: str) -> bytes | None:
+        with self._cond:
+            item = self._values.get(key)
+            if item is None or item[1] < time.time():
+                return None
+            return item[0]
+
+    def _set(self, key: str, value: bytes, ttl: float) -> None:
+        with self._cond:
+            self._values[key] = (value, time.time() + ttl)
+            self._cond.notify_all()
+
+    def _delete(self, key: str) -> None:
+        with self._cond:
+            self._values.pop(key, None)
+
+    def _incr(self, key: str, ttl: float) -> int:
+        with self._cond:
+            self._counters[key] = self._counters.get(key, 0) + 1
+            return self._counters[key]
+
+    def _wait(self, key: str, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait(min(timeout, 1.0))
+
+    def cleanup(self) -> int:
+        now = time.time()
+        with self._cond:
+            doomed = [k for k, (_, until) in self._values.items() if until < now]
+            for key in doomed:
+                del self._values[key]
+            return len(doomed)

@@ -1,0 +1,117 @@
+"""The Broker protocol: everything the worker and producers need from a message broker.
+
+Nothing outside ``taskq/brokers`` knows which broker is in use. A broker moves envelopes
+between producers and workers and keeps three promises (DESIGN.md section 4):
+
+* at-least-once: a fetched message is *claimed*, not removed. It leaves the broker only on
+  ``ack`` or ``dead_letter``. A claim that is not extended within the recovery time
+  expires, and the message is delivered again (an *involuntary* redelivery, counted in
+  ``Delivery.redeliveries``). ``requeue`` gives a message back at once without counting.
+* delayed messages (``eta``) wait inside the broker, never in worker memory;
+* priority 0-9, 9 first, the same on every broker.
+
+An instance is safe to use from several threads of one process. After ``os.fork`` the
+child must not reuse the parent's connections: implementations reconnect lazily when they
+notice a new pid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from taskq.envelope import Envelope
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A claimed message. ``tag`` is the broker's own receipt; only that broker reads it."""
+
+    envelope: Envelope | None
+    queue: str
+    tag: Any
+    redeliveries: int = 0
+    raw: bytes | None = None  # the undecodable bytes when ``envelope`` is None
+    error: str | None = None  # why the envelope could not be decoded
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A message the worker refused to run (or gave up on), with the reason."""
+
+    id: str
+    queue: str
+    reason: str
+    failed_at: float
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Publication:
+    """One message for ``publish_many``."""
+
+    queue: str
+    envelope: Envelope
+    eta: float | None = None  # unix time; None or past means ready now
+
+
+@runtime_checkable
+class Broker(Protocol):
+    url: str
+
+    def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
+        """Store one message durably; with ``eta`` (unix time) it becomes ready then."""
+
+    def publish_many(self, items: Sequence[Publication]) -> None:
+        """Store many messages in as few round trips as the broker allows."""
+
+    def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        """Claim up to ``max_count`` ready messages, waiting up to ``timeout`` seconds.
+
+        Higher priority first, then oldest first; ``queues`` earlier in the list win ties
+        on a broker that cannot merge queues by priority. Returns [] on timeout.
+        """
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages for good."""
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        """Give unstarted (or abandoned) messages back at once; not counted as redelivery."""
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a message to its queue's dead-letter store with the reason (and ack it)."""
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        """Keep claims alive: the owner is working on them."""
+
+    def queue_length(self, queue: str) -> int:
+        """Messages in the queue: ready, delayed and claimed."""
+
+    def queues(self) -> list[str]:
+        """Names of the queues this broker knows that hold messages or dead letters."""
+
+    def purge(self, queue: str) -> int:
+        """Delete every unclaimed message of the queue; returns how many."""
+
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """List dead letters, oldest first."""
+
+    def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
+        """Put dead letters (all, or those ids) back on their queues; returns how many."""
+
+    def purge_dead_letters(self, queue: str | None = None) -> int:
+        """Delete dead letters; returns how many."""
+
+    def close(self) -> None:
+        """Release connections; the broker may be used again (it reconnects)."""
+
+
+def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
+    """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""
+    from taskq.errors import InvalidMessage
+
+    try:
+        return Delivery(Envelope.from_bytes(raw), queue, tag, redeliveries)
+    except InvalidMessage as exc:
+        return Delivery(None, queue, tag, redeliveries, raw=raw, error=str(exc))

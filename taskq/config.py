@@ -1,0 +1,135 @@
+"""Settings: one dataclass, built from defaults, TASKQ_* variables, ``app.conf`` and keywords.
+
+Precedence: a TaskQ keyword beats ``app.conf``, which beats the variable, which beats the
+default. ``app.conf`` stays assignable until a worker or beat starts; then it is frozen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from taskq.errors import ConfigurationError
+
+ENV_PREFIX = "TASKQ_"
+DEFAULT_BROKER_URL = "sqlite:///taskq.db"
+KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps")
+# Schemes whose server can also keep results (DESIGN.md section 5).
+RESULT_CAPABLE = ("memory", "sqlite", "redis", "rediss")
+
+
+@dataclass
+class Settings:
+    broker_url: str = DEFAULT_BROKER_URL
+    result_backend: str | None = None  # None: the broker's own server when it can store results
+    beat_store_url: str | None = None
+    task_default_queue: str = "celery"  # Celery's default, so both sides meet on one queue
+    task_serializer: str = "json"
+    result_serializer: str = "json"
+    accept_content: tuple[str, ...] = ("json",)
+    signing_key: str | None = None
+    result_expires: float = 86400.0
+    result_key_prefix: str = "celery-task-meta-"
+    recovery_time: float = 30.0  # a dead worker's claims return to the queue after this
+    max_deliveries: int = 5  # involuntary redeliveries before a message is dead-lettered
+    task_acks_late: bool = True
+    task_ignore_result: bool = False
+    task_track_started: bool = False
+    task_default_retry_delay: float = 180.0
+    task_max_retries: int = 3
+    worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    worker_pool: str = "prefork"
+    worker_prefetch_multiplier: int = 4
+    worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
+    broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
+    broker_transport_options: dict[str, Any] = field(default_factory=dict)
+    queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    beat_schedule: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise ConfigurationError(f"app.conf is frozen (a worker or beat started); cannot set {name}")
+        if name not in _FIELD_NAMES and not name.startswith("_"):
+            raise ConfigurationError(f"unknown setting {name!r}")
+        object.__setattr__(self, name, value)
+
+    def freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
+
+    @property
+    def frozen(self) -> bool:
+        return bool(self.__dict__.get("_frozen"))
+
+    @property
+    def result_backend_url(self) -> str | None:
+        """The backend URL in force: explicit, else the broker's server when it can store results."""
+        if self.result_backend:
+            return None if self.result_backend in ("none", "disabled") else self.result_backend
+        scheme = url_scheme(self.broker_url)
+        return self.broker_url if scheme in RESULT_CAPABLE else None
+
+    @property
+    def beat_store(self) -> str:
+        if self.beat_store_url:
+            return self.beat_store_url
+        scheme = url_scheme(self.broker_url)
+        return self.broker_url if scheme in ("sqlite", "redis", "rediss") else "sqlite:///taskq-beat.db"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls()
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                setattr(settings, f.name, _parse_env(f.name, raw, getattr(settings, f.name)))
+        return settings
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Settings))
+
+
+def _parse_env(name: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(default, dict):
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+    except ValueError as exc:
+        raise ConfigurationError(f"{ENV_PREFIX}{name.upper()}={raw!r} is invalid: {exc}") from None
+    return raw or None
+
+
+def url_scheme(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    return "kombu" if scheme.startswith("kombu+") else scheme
+
+
+def check_url(url: str, what: str = "broker") -> str:
+    """Return the scheme of a URL we can use, or raise one clear ConfigurationError."""
+    scheme = url_scheme(url)
+    if scheme == "kombu":
+        if not url.split("://", 1)[0][len("kombu+"):]:
+            raise ConfigurationError(f"{what} URL {url!r} names no kombu transport")
+        return scheme
+    if scheme not in KNOWN_SCHEMES or "://" not in url:
+        known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
+        raise ConfigurationError(f"{what} URL {url!r} is not supported (use {known} or kombu+TRANSPORT://)")
+    return scheme

@@ -1,0 +1,55 @@
+"""SQLite connections shared by the sqlite broker, backend and beat store.
+
+One connection per thread and per process (sqlite3 connections must not cross threads or
+a fork). WAL lets readers and one writer work at once across processes on one host;
+busy_timeout makes writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from urllib.parse import urlsplit
+
+from taskq.errors import ConfigurationError
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db`` (SQLAlchemy's rule)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc:
+        raise ConfigurationError(f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs.db")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise ConfigurationError(f"SQLite URL {url!r} names no file")
+    return path
+
+
+class SQLiteConnections:
+    """Lazily opened per-thread connections to one database file, with a schema applied once each."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.path = sqlite_path(url)
+        self.schema = schema
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(self.schema)
+        except sqlite3.Error as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+        self._local.conn = None
