@@ -59,6 +59,11 @@ class Publication:
 @runtime_checkable
 class Broker(Protocol):
     url: str
+    # True when ``Delivery.redeliveries`` is the broker's own count of involuntary
+    # redeliveries (sqlite column, Redis stream counter). False when the broker only knows
+    # *that* a message was redelivered (RabbitMQ classic queues): it then reports 1, and the
+    # worker keeps the count in the result backend (one atomic increment per redelivery).
+    counts_redeliveries: bool
 
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
         """Store one message durably; with ``eta`` (unix time) it becomes ready then."""

@@ -44,6 +44,8 @@ _STATES_LOCK = threading.Lock()
 
 
 class MemoryBroker:
+    counts_redeliveries = True
+
     def __init__(self, url: str = "memory://", settings: Settings | None = None) -> None:
         self.url = url
         self.recovery_time = (settings or Settings()).recovery_time

@@ -45,7 +45,15 @@ CREATE TABLE IF NOT EXISTS taskq_dead_letters (
 """
 
 
+def insert_messages(conn: sqlite3.Connection, items: Sequence[Publication]) -> None:
+    """Enqueue inside the caller's transaction: one statement for many messages."""
+    rows = [(p.queue, p.envelope.priority, p.eta or 0.0, p.envelope.to_bytes()) for p in items]
+    conn.executemany("INSERT INTO taskq_messages (queue, priority, eta, payload) VALUES (?, ?, ?, ?)", rows)
+
+
 class SQLiteBroker:
+    counts_redeliveries = True
+
     def __init__(self, url: str, settings: Settings | None = None) -> None:
         settings = settings or Settings()
         self.url = url
@@ -84,9 +92,13 @@ class SQLiteBroker:
         self.publish_many([Publication(queue, envelope, eta)])
 
     def publish_many(self, items: Sequence[Publication]) -> None:
-        rows = [(p.queue, p.envelope.priority, p.eta or 0.0, p.envelope.to_bytes()) for p in items]
         with self._transaction() as conn:
-            conn.executemany("INSERT INTO taskq_messages (queue, priority, eta, payload) VALUES (?, ?, ?, ?)", rows)
+            insert_messages(conn, items)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for a caller that must enqueue inside its own
+        transaction on the same file (beat's claim-and-enqueue step)."""
+        return self._db.get()
 
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
