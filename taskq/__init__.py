@@ -1,0 +1,39 @@
+"""taskq: a distributed task queue in the style of Celery, with a periodic scheduler."""
+
+from taskq import states
+from taskq.app import TaskQ
+from taskq.errors import (
+    BackendError,
+    BrokerError,
+    ConfigurationError,
+    NotRegistered,
+    NotSupportedYet,
+    Retry,
+    TaskFailure,
+    TaskQError,
+    TaskRevokedError,
+    TimeoutError,
+)
+from taskq.result import AsyncResult
+from taskq.task import MaxRetriesExceededError, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncResult",
+    "BackendError",
+    "BrokerError",
+    "ConfigurationError",
+    "MaxRetriesExceededError",
+    "NotRegistered",
+    "NotSupportedYet",
+    "Retry",
+    "Task",
+    "TaskFailure",
+    "TaskQ",
+    "TaskQError",
+    "TaskRevokedError",
+    "TimeoutError",
+    "__version__",
+    "states",
+]

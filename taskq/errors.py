@@ -68,7 +68,7 @@ class NotRegistered(TaskQError):
     """No task of that name is registered in this app."""
 
 
-class TimeoutError(TaskQError, builtins.TimeoutError):  # noqa: A001 - mirrors Celery's name
+class TimeoutError(TaskQError, builtins.TimeoutError):
     """Waiting for a result took longer than the timeout."""
 
 

@@ -60,7 +60,7 @@ class ResultBackend(ABC):
         """Delete expired entries where the store does not expire them itself."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most backends have nothing to release
         """Release connections; the backend reconnects on next use."""
 
     # -- public logic -----------------------------------------------------------------

@@ -114,7 +114,8 @@ class SQLiteBroker:
         ready = f"queue IN ({marks}) AND eta <= ? AND (claim_until IS NULL OR claim_until < ?)"
         with self._conn() as conn:
             # A read first: idle workers poll without taking the write lock.
-            if conn.execute(f"SELECT 1 FROM taskq_messages WHERE {ready} LIMIT 1", (*queues, now, now)).fetchone() is None:
+            probe = conn.execute(f"SELECT 1 FROM taskq_messages WHERE {ready} LIMIT 1", (*queues, now, now))
+            if probe.fetchone() is None:
                 return []
             rows = conn.execute(
                 f"""UPDATE taskq_messages
@@ -139,7 +140,8 @@ class SQLiteBroker:
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         self._update_claimed(
-            "UPDATE taskq_messages SET claim_owner = NULL, claim_until = NULL WHERE id IN ({marks}) AND claim_owner = ?",
+            "UPDATE taskq_messages SET claim_owner = NULL, claim_until = NULL"
+            " WHERE id IN ({marks}) AND claim_owner = ?",
             deliveries,
         )
 
@@ -183,7 +185,8 @@ class SQLiteBroker:
             ).rowcount
 
     def _dead_filter(self, queue: str | None, ids: Sequence[str]) -> tuple[str, list[object]]:
-        clauses, params = ["1"], []  # type: ignore[var-annotated]
+        clauses: list[str] = ["1"]
+        params: list[object] = []
         if queue is not None:
             clauses.append("queue = ?")
             params.append(queue)

@@ -1,0 +1,223 @@
+"""TaskQ: configuration, the task registry, and sending. No I/O at import or decoration:
+connections open on first send or when a worker starts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, TypeVar, overload
+
+from taskq import message
+from taskq.backends import create_backend
+from taskq.backends.base import ResultBackend
+from taskq.brokers import create_broker
+from taskq.brokers.base import Broker, Publication
+from taskq.config import Settings, check_url
+from taskq.errors import ConfigurationError, NotRegistered
+from taskq.result import AsyncResult
+from taskq.serialization import accepted_content_types, get_serializer
+from taskq.task import P, R, Task, make_options
+
+log = logging.getLogger("taskq")
+F = TypeVar("F", bound=Callable[..., Any])
+
+SEND_OPTIONS = frozenset(
+    {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id"}
+)
+_CHUNK = 500
+
+
+class TaskQ:
+    def __init__(
+        self,
+        main: str | None = None,
+        *,
+        broker: str | None = None,
+        backend: str | None = None,
+        **settings: Any,
+    ) -> None:
+        self.main = main
+        self.conf = Settings.from_env()
+        if broker is not None:
+            settings["broker_url"] = broker
+        if backend is not None:
+            settings["result_backend"] = backend
+        for key, value in settings.items():
+            setattr(self.conf, key, value)  # unknown names raise ConfigurationError
+        self._pinned = dict(settings)  # keywords beat later app.conf assignments
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._pid = -1
+        self._broker: Broker | None = None
+        self._backend: ResultBackend | None = None
+        self._backend_resolved = False
+
+    def __repr__(self) -> str:
+        return f"<TaskQ {self.main or '__main__'} broker={self.conf.broker_url}>"
+
+    # -- configuration ------------------------------------------------------------------
+    def finalize(self) -> Settings:
+        """Apply keyword settings over app.conf, check URLs, and freeze (worker and beat call this)."""
+        if not self.conf.frozen:
+            for key, value in self._pinned.items():
+                if getattr(self.conf, key) != value:
+                    log.warning("app.conf.%s was assigned, but TaskQ(...) was given it as a keyword, which wins", key)
+                    setattr(self.conf, key, value)
+            self.check()
+            self.conf.freeze()
+        return self.conf
+
+    def check(self) -> None:
+        """Raise ConfigurationError for a bad broker or backend URL or serializer, without I/O."""
+        check_url(self.conf.broker_url, "broker")
+        if self.conf.result_backend_url:
+            check_url(self.conf.result_backend_url, "result backend")
+        get_serializer(self.conf.task_serializer)
+        accepted_content_types(self.conf.accept_content)
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        return accepted_content_types(self.conf.accept_content)
+
+    # -- connections (lazy, per process) --------------------------------------------------
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():  # after a fork, never share the parent's connections
+            self._pid, self._broker, self._backend, self._backend_resolved = os.getpid(), None, None, False
+
+    @property
+    def broker(self) -> Broker:
+        self._check_pid()
+        if self._broker is None:
+            self._broker = create_broker(self.conf.broker_url, self.conf)
+        return self._broker
+
+    @property
+    def backend(self) -> ResultBackend | None:
+        self._check_pid()
+        if not self._backend_resolved:
+            url = self.conf.result_backend_url
+            self._backend = create_backend(url, self.conf) if url else None
+            self._backend_resolved = True
+        return self._backend
+
+    def close(self) -> None:
+        if self._broker is not None:
+            self._broker.close()
+        if self._backend is not None:
+            self._backend.close()
+        self._broker, self._backend, self._backend_resolved = None, None, False
+
+    # -- tasks ----------------------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, *, bind: Literal[True], **options: Any) -> Callable[[Callable[..., R]], Task[..., R]]: ...
+
+    @overload
+    def task(self, *, bind: Literal[False] = False, **options: Any) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(  # type: ignore[misc]  # mypy cannot match **options against the keyword overloads
+        self, fn: Callable[..., Any] | None = None, /, *, bind: bool = False, **options: Any
+    ) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(name=..., max_retries=...)``."""
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            name = options.pop("name", None) or self.task_name(func)
+            task: Task[Any, Any] = Task(self, func, make_options(name, func, {**options, "bind": bind}))
+            self.tasks[name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def task_name(self, fn: Callable[..., Any]) -> str:
+        """Celery's rule: ``<module>.<function>``; ``__main__`` becomes the app's main name."""
+        module = fn.__module__
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{fn.__name__}"
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise NotRegistered(f"unknown task {name!r}") from None
+
+    # -- sending --------------------------------------------------------------------------
+    def build_publication(
+        self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> Publication:
+        """The message for a call, not yet sent (beat enqueues it inside its own transaction)."""
+        unknown = set(options) - SEND_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown send option(s): {', '.join(sorted(unknown))}")
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+        priority = options.get("priority") or 0
+        if not isinstance(priority, int) or not 0 <= priority <= 9:
+            raise ConfigurationError(f"priority must be an integer 0-9, not {priority!r}")
+        now = datetime.now(timezone.utc)
+        eta = _when(options.get("eta"), "eta")
+        if options.get("countdown") is not None:
+            eta = now + timedelta(seconds=float(options["countdown"]))
+        expires = options.get("expires")
+        expires_at = now + timedelta(seconds=float(expires)) if isinstance(expires, (int, float)) else _when(
+            expires, "expires"
+        )
+        task_id = options.get("task_id") or str(uuid.uuid4())
+        envelope = message.build(
+            name,
+            tuple(args or ()),
+            dict(kwargs or {}),
+            task_id=task_id,
+            serializer=get_serializer(self.conf.task_serializer),
+            retries=int(options.get("retries") or 0),
+            eta=eta,
+            expires=expires_at,
+            priority=priority,
+            root_id=options.get("root_id"),
+            parent_id=options.get("parent_id"),
+            headers=options.get("headers"),
+            signing_key=self.conf.signing_key,
+        )
+        queue = options.get("queue") or self.conf.task_default_queue
+        return Publication(queue, envelope, eta.timestamp() if eta else None)
+
+    def send_task(
+        self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> AsyncResult[Any]:
+        """Send a task by name (it need not be registered here)."""
+        pub = self.build_publication(name, args, kwargs, **options)
+        self.broker.publish(pub.queue, pub.envelope, pub.eta)
+        return AsyncResult(pub.envelope.id, self)
+
+    def send_many(
+        self, name: str, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]], **options: Any
+    ) -> list[AsyncResult[Any]]:
+        """Send many calls of one task; one publish_many per chunk."""
+        if "task_id" in options:
+            raise ConfigurationError("task_id cannot be given for many calls")
+        pubs = [self.build_publication(name, a, k, **options) for a, k in calls]
+        for start in range(0, len(pubs), _CHUNK):
+            self.broker.publish_many(pubs[start : start + _CHUNK])
+        return [AsyncResult(p.envelope.id, self) for p in pubs]
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
+        return AsyncResult(task_id, self)
+
+
+def _when(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = message.parse_time(value, name)
+    if not isinstance(value, datetime):
+        raise ConfigurationError(f"{name} must be a datetime or ISO-8601 string, not {type(value).__name__}")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

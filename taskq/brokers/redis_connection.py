@@ -1,0 +1,109 @@
+"""redis-py clients for the Redis broker and result backend: lazy, fork-aware, retrying.
+
+Two pools per process. The *command* pool retries a command with exponential backoff
+while Redis is unreachable (a restart, a network blip), so ack, extend, publish and
+result writes ride out a short outage. The *blocking* pool serves fetch's blocking read
+and pub/sub waits; it does not retry, because a blocking caller already loops with its own
+deadline and must give control back to the worker when that deadline passes.
+
+After ``os.fork`` the child must not touch the parent's sockets (two processes reading one
+socket interleave replies), so both pools are rebuilt lazily when the pid changes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from taskq.errors import TaskQError
+
+# Enough attempts to span a Redis restart of a few seconds (about 12 s in total).
+DEFAULT_RETRIES = 16
+DEFAULT_SOCKET_TIMEOUT = 10.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError)
+
+
+class RedisConnector:
+    """Builds and caches this process's redis-py clients for one URL."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retries: int = DEFAULT_RETRIES,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        self.url = url
+        self.retries = retries
+        self.socket_timeout = socket_timeout
+        self.connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._command: redis.Redis | None = None
+        self._blocking: redis.Redis | None = None
+
+    def _pool(self, retries: int) -> redis.ConnectionPool:
+        options: dict[str, Any] = {
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": self.connect_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 30,
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=CONNECTION_ERRORS),
+            "retry_on_error": list(CONNECTION_ERRORS),
+        }
+        # from_url understands redis://, rediss:// (TLS) and unix:// and their query options.
+        return redis.ConnectionPool.from_url(self.url, **options)
+
+    def _ensure(self) -> tuple[redis.Redis, redis.Redis]:
+        with self._lock:
+            if self._pid != os.getpid() or self._command is None or self._blocking is None:
+                # A new process (or after close): fresh pools; the parent's are left alone.
+                self._command = redis.Redis(connection_pool=self._pool(self.retries))
+                self._blocking = redis.Redis(connection_pool=self._pool(0))
+                self._pid = os.getpid()
+            return self._command, self._blocking
+
+    @property
+    def client(self) -> redis.Redis:
+        """Commands that may be retried while Redis comes back."""
+        return self._ensure()[0]
+
+    @property
+    def blocking(self) -> redis.Redis:
+        """Blocking reads and pub/sub; a connection error reaches the caller at once."""
+        return self._ensure()[1]
+
+    @property
+    def pid_changed(self) -> bool:
+        return self._pid != os.getpid()
+
+    def close(self) -> None:
+        with self._lock:
+            clients = (self._command, self._blocking)
+            self._command = self._blocking = None
+            same_process = self._pid == os.getpid()
+        if same_process:
+            for client in clients:
+                if client is not None:
+                    client.connection_pool.disconnect()
+
+
+@contextmanager
+def translate_errors(error: type[TaskQError], what: str) -> Iterator[None]:
+    """Turn redis-py's errors into taskq's tree, once, at the boundary."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise error(f"{what}: {type(exc).__name__}: {exc}") from None
+    except OSError as exc:  # a socket error redis-py did not wrap
+        raise error(f"{what}: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,257 @@
+"""Lua scripts of the Redis broker: each runs atomically inside Redis in one round trip.
+
+Key layout (see docs/redis.md): per queue, ten streams ``<prefix>q:<queue>:<lane>`` (lane =
+priority 0-9), each with one consumer group; a sorted set ``...:delayed`` whose members are
+``<lane digit><16 hex chars><payload>`` scored by eta; a stream ``...:dead`` of dead letters;
+a gate key ``...:recover`` and a hash ``...:cursor`` that pace the search for abandoned claims.
+Stream entries carry ``m`` (the envelope bytes) and, when the message was redelivered before
+it was requeued, ``r`` (the redeliveries it already had), so requeueing never loses a count.
+"""
+
+from __future__ import annotations
+
+# Keys per queue passed to FETCH, in this order.
+LANES = 10
+FETCH_KEYS_PER_QUEUE = LANES + 3  # lanes 0..9, delayed, recover gate, cursor hash
+
+_FIELD = """
+local function field(f, name)
+  for i = 1, #f, 2 do
+    if f[i] == name then return f[i + 1] end
+  end
+  return nil
+end
+"""
+
+# KEYS: for each queue FETCH_KEYS_PER_QUEUE keys.  ARGV: group, consumer, max_count, now (unix
+# seconds), min idle ms of an abandoned claim, gate ms, idle ms after which a consumer that
+# holds nothing is forgotten.  Returns {{queue index, lane, entry id, payload, redeliveries}...,
+# next eta as a string or false}.
+FETCH = (
+    _FIELD
+    + """
+local group, consumer = ARGV[1], ARGV[2]
+local want = tonumber(ARGV[3])
+local now = ARGV[4]
+local min_idle, gate_ms, forget_idle = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local per = 13
+local nq = #KEYS / per
+local out = {}
+local next_due = false
+
+local function take(qi, lane, entry, delivered)
+  local f = entry[2]
+  if not f then return end  -- deleted while claimed: nothing to deliver
+  local earlier = tonumber(field(f, 'r') or '0')
+  out[#out + 1] = {qi, lane, entry[1], field(f, 'm') or '', earlier + delivered - 1}
+  want = want - 1
+end
+
+local function make_group(key)
+  redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
+end
+
+-- 1. Delayed messages that are due move to their lane, atomically.
+for qi = 1, nq do
+  local base = (qi - 1) * per
+  local delayed = KEYS[base + 11]
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)
+  for _, member in ipairs(due) do
+    local lane = tonumber(string.sub(member, 1, 1))
+    redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
+  end
+  if #due > 0 then redis.call('ZREM', delayed, unpack(due)) end
+  local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if head[2] and (not next_due or tonumber(head[2]) < tonumber(next_due)) then next_due = head[2] end
+end
+
+-- 2. Claims idle longer than the recovery time (their worker died) are taken over; this
+--    bumps the stream's delivery counter, which is the redelivery count.  Paced by a gate
+--    key so that busy fetchers do not scan the pending lists on every call.
+for qi = 1, nq do
+  local base = (qi - 1) * per
+  if want > 0 and redis.call('SET', KEYS[base + 12], '1', 'NX', 'PX', gate_ms) then
+    local unfinished = false
+    for lane = 9, 0, -1 do
+      local key = KEYS[base + 1 + lane]
+      local cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0'
+      for _ = 1, 4 do
+        if want <= 0 then break end
+        local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
+        if type(res) ~= 'table' or res.err then cursor = '0-0' break end
+        for _, entry in ipairs(res[2]) do
+          local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
+          take(qi, lane, entry, p[1] and p[1][4] or 2)
+        end
+        cursor = res[1]
+        if cursor == '0-0' then break end
+      end
+      redis.call('HSET', KEYS[base + 13], lane, cursor)
+      if cursor ~= '0-0' then
+        unfinished = true
+      elseif redis.call('EXISTS', key) == 1 then
+        -- A full pass: forget consumers of dead processes that hold nothing.
+        local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
+        if ok then
+          for _, c in ipairs(consumers) do
+            local name = field(c, 'name')
+            if name ~= consumer and field(c, 'pending') == 0 and field(c, 'idle') > forget_idle then
+              redis.call('XGROUP', 'DELCONSUMER', key, group, name)
+            end
+          end
+        end
+      end
+    end
+    if unfinished then redis.call('DEL', KEYS[base + 12]) end
+  end
+end
+
+-- 3. New messages, highest lane first across the queues, up to the count.
+for lane = 9, 0, -1 do
+  for qi = 1, nq do
+    if want <= 0 then break end
+    local key = KEYS[(qi - 1) * per + 1 + lane]
+    local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+    if type(res) == 'table' and res.err then
+      make_group(key)
+      res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+    end
+    if res then
+      for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
+    end
+  end
+end
+return {out, next_due}
+"""
+)
+
+# KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Refreshes the idle time
+# of the entries this consumer still owns (XCLAIM JUSTID leaves the delivery counter alone);
+# an entry another consumer took over is left to it.  Returns how many were kept.
+EXTEND = """
+local group, consumer = ARGV[1], ARGV[2]
+local kept = 0
+for i, key in ipairs(KEYS) do
+  local id = ARGV[i + 2]
+  local p = redis.pcall('XPENDING', key, group, id, id, 1)
+  if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
+    redis.call('XCLAIM', key, group, consumer, 0, id, 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+"""
+
+# KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Gives owned entries back
+# at once as new entries of the same lane, carrying the redeliveries they had.
+REQUEUE = (
+    _FIELD
+    + """
+local group, consumer = ARGV[1], ARGV[2]
+local moved = 0
+for i, key in ipairs(KEYS) do
+  local id = ARGV[i + 2]
+  local p = redis.pcall('XPENDING', key, group, id, id, 1)
+  if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
+    local e = redis.call('XRANGE', key, id, id)
+    if e[1] then
+      local f = e[1][2]
+      local earlier = tonumber(field(f, 'r') or '0') + p[1][4] - 1
+      if earlier > 0 then
+        redis.call('XADD', key, '*', 'm', field(f, 'm') or '', 'r', earlier)
+      else
+        redis.call('XADD', key, '*', 'm', field(f, 'm') or '')
+      end
+      moved = moved + 1
+    end
+    redis.call('XACK', key, group, id)
+    redis.call('XDEL', key, id)
+  end
+end
+return moved
+"""
+)
+
+# KEYS: stream, dead-letter stream.  ARGV: group, entry id, message id, reason, now, lane.
+DEAD_LETTER = (
+    _FIELD
+    + """
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if not e[1] then return 0 end
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5], 'lane', ARGV[6],
+           'm', field(e[1][2], 'm') or '')
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# KEYS: dead-letter stream, lanes 0..9.  ARGV: message ids to requeue (none = all).
+REQUEUE_DEAD = (
+    _FIELD
+    + """
+local wanted = nil
+if #ARGV > 0 then
+  wanted = {}
+  for _, id in ipairs(ARGV) do wanted[id] = true end
+end
+local n = 0
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
+  local f = e[2]
+  if not wanted or wanted[field(f, 'id')] then
+    local lane = tonumber(field(f, 'lane') or '0')
+    redis.call('XADD', KEYS[2 + lane], '*', 'm', field(f, 'm') or '')
+    redis.call('XDEL', KEYS[1], e[1])
+    n = n + 1
+  end
+end
+return n
+"""
+)
+
+# KEYS: lanes 0..9, delayed.  ARGV: group, min idle ms of an abandoned claim.  Deletes what
+# no live worker holds: unread entries, abandoned claims and delayed messages.
+PURGE = (
+    _FIELD
+    + """
+local group, min_idle = ARGV[1], ARGV[2]
+local n = 0
+local function delete(key, ids)
+  for i = 1, #ids, 500 do
+    local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
+    redis.pcall('XACK', key, group, unpack(chunk))
+    n = n + redis.call('XDEL', key, unpack(chunk))
+  end
+end
+for lane = 0, 9 do
+  local key = KEYS[lane + 1]
+  if redis.call('EXISTS', key) == 1 then
+    local last, pending = '0-0', 0
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+      if field(g, 'name') == group then
+        last, pending = field(g, 'last-delivered-id'), field(g, 'pending')
+      end
+    end
+    if pending == 0 then
+      n = n + redis.call('XLEN', key)
+      redis.call('XTRIM', key, 'MAXLEN', 0)
+    else
+      while true do
+        local ids = {}
+        for _, e in ipairs(redis.call('XRANGE', key, '(' .. last, '+', 'COUNT', 1000)) do ids[#ids + 1] = e[1] end
+        if #ids == 0 then break end
+        delete(key, ids)
+      end
+      local stale = {}
+      for _, p in ipairs(redis.call('XPENDING', key, group, 'IDLE', min_idle, '-', '+', 100000)) do
+        stale[#stale + 1] = p[1]
+      end
+      delete(key, stale)
+    end
+  end
+end
+n = n + redis.call('ZCARD', KEYS[11])
+redis.call('DEL', KEYS[11])
+return n
+"""
+)

@@ -1,0 +1,34 @@
+"""The ``taskq`` command: one click group, one module per command family."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from taskq.cli.demo import demo
+from taskq.cli.queues import dead_letters, purge, queues
+from taskq.cli.tasks import call, result
+from taskq.cli.worker import worker
+
+
+@click.group()
+@click.version_option(package_name="taskq")
+def cli() -> None:
+    """taskq: a distributed task queue."""
+
+
+for command in (worker, call, result, queues, purge, dead_letters, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Entry point: click handles usage errors (exit 2); anything unexpected is one line, not a traceback."""
+    try:
+        cli(standalone_mode=True)
+    except Exception as exc:
+        if os.environ.get("TASKQ_TRACEBACK"):
+            raise
+        click.echo(f"taskq: unexpected error: {type(exc).__name__}: {exc} (TASKQ_TRACEBACK=1 shows more)", err=True)
+        sys.exit(1)

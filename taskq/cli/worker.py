@@ -1,0 +1,70 @@
+"""``taskq worker``: start a pool of consumers."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import click
+
+from taskq.app import TaskQ
+from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
+from taskq.errors import TaskQError
+
+log = logging.getLogger("taskq.worker")
+POOLS = ("prefork", "threads", "solo")
+
+
+def check_servers(app: TaskQ, queues: list[str]) -> None:
+    """Fail fast, with one line, when the broker or backend cannot be reached."""
+    try:
+        app.broker.queue_length(queues[0])
+        if app.backend is not None:
+            app.backend.get_meta("taskq-startup-check")
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        app.close()  # children (prefork) open their own connections
+
+
+@click.command()
+@app_option
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
+@click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
+@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool implementation (default prefork)")
+@click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
+def worker(
+    app_spec: str,
+    queues: str | None,
+    concurrency: int | None,
+    pool: str | None,
+    loglevel: str,
+    prefetch_multiplier: int | None,
+) -> None:
+    """Run a worker that consumes and runs tasks."""
+    setup_logging(loglevel)
+    try:
+        app = load_app(app_spec)
+        conf = app.finalize()
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
+    queue_list = split_queues(queues, app)
+    check_servers(app, queue_list)
+    size = concurrency or conf.worker_concurrency
+    pool_name = pool or conf.worker_pool
+    prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
+    log.info(
+        "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
+        socket.gethostname(), conf.broker_url, ",".join(queue_list), pool_name, size, ",".join(sorted(app.tasks)),
+    )
+    if pool_name == "prefork":
+        from taskq.worker.supervisor import PreforkPool
+
+        code = PreforkPool(app, queue_list, size, prefetch).run()
+    else:
+        from taskq.worker.pools import ThreadPool
+
+        code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run()
+    log.info("taskq worker stopped")
+    raise SystemExit(code)

@@ -1,0 +1,109 @@
+"""AsyncResult: a task's state and result by id, read from the result backend."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from taskq import states
+from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+    from taskq.backends.base import ResultBackend
+
+R = TypeVar("R")
+
+
+def exception_from_meta(result: Any) -> BaseException:
+    """Rebuild a failed task's exception from Celery's {exc_type, exc_message, exc_module}.
+
+    Only classes from modules already imported here are rebuilt (a result document must not
+    make us import code); anything else becomes a TaskFailure carrying the type's name.
+    """
+    if not isinstance(result, dict) or "exc_type" not in result:
+        return TaskFailure("Exception", repr(result))
+    name, module = str(result["exc_type"]), str(result.get("exc_module") or "builtins")
+    message = result.get("exc_message", [])
+    args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
+    cls = getattr(sys.modules.get(module), name, None)
+    if isinstance(cls, type) and issubclass(cls, BaseException):
+        try:
+            return cls(*args)
+        except Exception:  # constructors with other signatures
+            pass
+    return TaskFailure(name, " ".join(map(str, args)))
+
+
+class AsyncResult(Generic[R]):
+    def __init__(self, task_id: str, app: TaskQ) -> None:
+        self.id = task_id
+        self.app = app
+
+    def __repr__(self) -> str:
+        return f"<AsyncResult: {self.id}>"
+
+    @property
+    def backend(self) -> ResultBackend:
+        backend = self.app.backend
+        if backend is None:
+            raise ConfigurationError("no result backend is configured (set backend= or TASKQ_RESULT_BACKEND)")
+        return backend
+
+    def _meta(self) -> dict[str, Any]:
+        return self.backend.get_meta(self.id)
+
+    @property
+    def state(self) -> str:
+        return str(self._meta()["status"])
+
+    status = state
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    @property
+    def result(self) -> Any:
+        """The return value; for a failed task the exception (not raised)."""
+        meta = self._meta()
+        if meta["status"] in (states.FAILURE, states.RETRY):
+            return exception_from_meta(meta["result"])
+        return meta["result"]
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        tb = self._meta().get("traceback")
+        return None if tb is None else str(tb)
+
+    def get(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """Wait for the result; a failed task's exception is raised when ``propagate``."""
+        meta = self.backend.wait_for(self.id, timeout)
+        if meta["status"] == states.SUCCESS:
+            return meta["result"]  # type: ignore[no-any-return]
+        exc = exception_from_meta(meta["result"]) if meta["status"] == states.FAILURE else None
+        if meta["status"] == states.REVOKED:
+            from taskq.errors import TaskRevokedError
+
+            exc = TaskRevokedError(f"task {self.id} was revoked: {meta.get('result')}")
+        if propagate and exc is not None:
+            raise exc
+        return exc  # type: ignore[return-value]
+
+    async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
+        """``get`` for asyncio code: waits in a thread so the event loop keeps running."""
+        return await asyncio.to_thread(self.get, timeout, propagate)
+
+    def forget(self) -> None:
+        self.backend.forget(self.id)
+
+    def revoke(self, terminate: bool = False) -> None:
+        raise NotSupportedYet("AsyncResult.revoke" + (" with terminate=True" if terminate else ""))

@@ -1,0 +1,177 @@
+"""Task[P, R]: a registered function that can run here (``task(...)``) or on a worker
+(``task.delay(...)``), with its signature kept for type checkers."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
+
+from taskq.errors import ConfigurationError, NotSupportedYet, Retry
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+    from taskq.result import AsyncResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+UNSUPPORTED_OPTIONS = ("time_limit", "soft_time_limit", "rate_limit")
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    name: str
+    bind: bool = False
+    max_retries: int | None = None  # None: app.conf.task_max_retries
+    default_retry_delay: float | None = None  # None: app.conf.task_default_retry_delay
+    retry_backoff: bool | float = False
+    retry_backoff_max: float = 600.0
+    retry_jitter: bool = True
+    autoretry_for: tuple[type[BaseException], ...] = ()
+    queue: str | None = None
+    priority: int | None = None
+    ignore_result: bool | None = None
+    acks_late: bool | None = None
+    expires: float | None = None  # seconds after sending
+
+
+@dataclass
+class Request:
+    """What the running task knows about its own message (``self.request``)."""
+
+    id: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    retries: int = 0
+    queue: str = ""
+    eta: datetime | None = None
+    expires: datetime | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    priority: int = 0
+    headers: dict[str, Any] = field(default_factory=dict)
+    retries_exhausted: bool = False  # set when retry() gave up; the worker dead-letters then
+
+
+_current = threading.local()
+
+
+class Task(Generic[P, R]):
+    def __init__(self, app: TaskQ, fn: Callable[..., Any], options: TaskOptions) -> None:
+        self.app = app
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", options.name)
+        self.__module__ = getattr(fn, "__module__", "")
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the function here, in this process (as Celery does)."""
+        if self.options.bind:
+            return self.fn(self, *args, **kwargs)  # type: ignore[no-any-return]
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+    @property
+    def request(self) -> Request:
+        req: Request | None = getattr(_current, "request", None)
+        if req is None:
+            raise RuntimeError(f"{self.name}.request is only available while a worker runs the task")
+        return req
+
+    def delay(self, *args: P.args, **kwargs: P.kwargs) -> AsyncResult[R]:
+        """Send the call to a worker; every argument goes to the task, none is an option."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> AsyncResult[R]:
+        """Send with options: countdown, eta, expires, queue, priority, task_id, headers."""
+        return self.app.send_task(self.name, args, kwargs, **{**self._default_options(), **options})
+
+    def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
+        """Send many calls (each a tuple of positional arguments) in few round trips."""
+        return self.app.send_many(self.name, [(tuple(c), {}) for c in calls], **{**self._default_options(), **options})
+
+    def _default_options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if self.options.queue is not None:
+            opts["queue"] = self.options.queue
+        if self.options.priority is not None:
+            opts["priority"] = self.options.priority
+        if self.options.expires is not None:
+            opts["expires"] = self.options.expires
+        return opts
+
+    # -- retries ------------------------------------------------------------------------
+    @property
+    def max_retries(self) -> int | None:
+        return self.app.conf.task_max_retries if self.options.max_retries is None else self.options.max_retries
+
+    def retry(
+        self,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> NoReturn:
+        """Ask the worker to run this task again later; raises, so use ``raise self.retry()``
+        or just call it. When retries are exhausted ``exc`` (or MaxRetriesExceeded) is raised
+        and the task ends FAILURE with its message in the dead letters."""
+        req = self.request
+        limit = self.max_retries if max_retries is None else max_retries
+        if limit is not None and req.retries >= limit:
+            req.retries_exhausted = True
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(f"{self.name}[{req.id}] exceeded max_retries={limit}")
+        if eta is None:
+            countdown = self.retry_countdown(req.retries) if countdown is None else countdown
+            eta = datetime.now(timezone.utc) + timedelta(seconds=countdown)
+        else:
+            countdown = (eta - datetime.now(timezone.utc)).total_seconds()
+        raise Retry(exc, eta, max(countdown, 0.0))
+
+    def retry_countdown(self, retries: int) -> float:
+        """Exponential backoff with full jitter when retry_backoff is on, else the fixed delay."""
+        o = self.options
+        if o.retry_backoff:
+            factor = 1.0 if o.retry_backoff is True else float(o.retry_backoff)
+            countdown = min(o.retry_backoff_max, factor * (2**retries))
+            return random.uniform(0, countdown) if o.retry_jitter else countdown
+        return self.app.conf.task_default_retry_delay if o.default_retry_delay is None else o.default_retry_delay
+
+
+class MaxRetriesExceededError(Exception):
+    """A task called retry() after its last allowed retry (Celery's name)."""
+
+
+def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> TaskOptions:
+    for key in UNSUPPORTED_OPTIONS:
+        if kwargs.pop(key, None) is not None:
+            raise NotSupportedYet(f"task option {key}= (on {name})")
+    autoretry = kwargs.get("autoretry_for", ())
+    if isinstance(autoretry, type):
+        kwargs["autoretry_for"] = (autoretry,)
+    priority = kwargs.get("priority")
+    if priority is not None and not (isinstance(priority, int) and 0 <= priority <= 9):
+        raise ConfigurationError(f"task {name}: priority must be an integer 0-9, not {priority!r}")
+    try:
+        return TaskOptions(name=name, **kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"task {name}: {exc}".replace("TaskOptions.__init__()", "@app.task")) from None
+
+
+def set_current_request(request: Request | None) -> None:
+    _current.request = request

@@ -1,0 +1,1 @@
+"""The worker: pools of consumers that fetch, run and acknowledge tasks."""

@@ -1,0 +1,125 @@
+"""The consumer: one fetch-and-run loop, plus a keeper thread that holds its claims.
+
+The loop fetches a batch (up to ``prefetch``) only when it has nothing left to run, so
+messages are claimed per free slot and a long task never starves others behind a big
+prefetch. The keeper extends the claims of everything held (prefetched and running) every
+third of the recovery time, so a long task is never delivered twice while its worker
+lives; on a warm shutdown it hands unstarted messages back at once; on a cold one it hands
+back everything, the running task included, and ends the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Sequence
+
+from taskq.app import TaskQ
+from taskq.brokers.base import Delivery
+from taskq.errors import BrokerError
+from taskq.worker.runner import TaskRunner
+
+log = logging.getLogger("taskq.worker")
+FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
+
+
+class Consumer:
+    def __init__(self, app: TaskQ, queues: Sequence[str], prefetch: int = 1) -> None:
+        self.app = app
+        self.queues = list(queues)
+        self.prefetch = max(1, prefetch)
+        self.broker = app.broker
+        self.runner = TaskRunner(app, self.broker)
+        self._lock = threading.Lock()
+        self._pending: deque[Delivery] = deque()
+        self._running: Delivery | None = None
+        self.stop_requested = threading.Event()
+        self.cold = False
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self.processed = 0
+
+    # -- control (called from signal handlers or other threads) --------------------------
+    def warm_stop(self) -> None:
+        self.stop_requested.set()
+        self._wake.set()
+
+    def cold_stop(self) -> None:
+        self.cold = True
+        self.warm_stop()
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        keeper = threading.Thread(target=self._keep_claims, name="taskq-claim-keeper", daemon=True)
+        keeper.start()
+        backoff = 0.5
+        try:
+            while not self.stop_requested.is_set():
+                with self._lock:
+                    delivery = self._pending.popleft() if self._pending else None
+                    self._running = delivery
+                if delivery is None:
+                    try:
+                        batch = self.broker.fetch(self.queues, self.prefetch, FETCH_TIMEOUT)
+                    except BrokerError as exc:
+                        log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
+                        self.stop_requested.wait(backoff)
+                        backoff = min(backoff * 2, 10.0)
+                        continue
+                    backoff = 0.5
+                    with self._lock:
+                        self._pending.extend(batch)
+                        if self.stop_requested.is_set():
+                            break
+                    continue
+                try:
+                    self.runner.handle(delivery)
+                except BrokerError as exc:
+                    log.error("Broker failed while finishing a task (%s); it will be delivered again", exc)
+                self.processed += 1
+                with self._lock:
+                    self._running = None
+        finally:
+            self._give_back(running_too=False)
+            self._done.set()
+            self._wake.set()
+            keeper.join(timeout=5)
+
+    def _give_back(self, running_too: bool) -> None:
+        with self._lock:
+            items = list(self._pending)
+            self._pending.clear()
+            if running_too and self._running is not None:
+                items.append(self._running)
+        if items:
+            try:
+                self.broker.requeue(items)
+                log.info("Returned %d unstarted message(s) to the queue", len(items))
+            except BrokerError as exc:
+                log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
+
+    def _keep_claims(self) -> None:
+        interval = max(self.app.conf.recovery_time / 3.0, 0.05)
+        returned = False
+        while not self._done.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self.cold:
+                self._give_back(running_too=True)
+                log.warning("Cold shutdown: running task abandoned and returned to the queue")
+                os._exit(1)
+            if self.stop_requested.is_set() and not returned:
+                self._give_back(running_too=False)
+                returned = True
+            with self._lock:
+                held = list(self._pending) + ([self._running] if self._running else [])
+            if held:
+                try:
+                    self.broker.extend(held)
+                except BrokerError as exc:
+                    log.warning("Could not extend claims (%s)", exc)
+        return
+
+

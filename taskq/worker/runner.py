@@ -1,0 +1,195 @@
+"""Run one delivery to its end: dead-letter, skip, run, retry, store, acknowledge.
+
+Every path ends in exactly one of ack, dead_letter or (on a result-backend failure) leaving
+the claim to expire, so a message is never lost and a poison message never loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+from taskq import states
+from taskq.app import TaskQ
+from taskq.brokers.base import Broker, Delivery
+from taskq.errors import BackendError, InvalidMessage, Retry
+from taskq.message import TaskMessage, parse
+from taskq.task import Request, Task, set_current_request
+
+log = logging.getLogger("taskq.worker")
+DELIVERY_COUNT_PREFIX = "taskq-deliveries-"
+
+
+def exception_meta(exc: BaseException) -> dict[str, Any]:
+    """Celery's failure document; arguments that JSON cannot carry become their repr."""
+    args = [a if _jsonable(a) else repr(a) for a in exc.args]
+    return {"exc_type": type(exc).__name__, "exc_message": args, "exc_module": type(exc).__module__}
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class TaskRunner:
+    def __init__(self, app: TaskQ, broker: Broker) -> None:
+        self.app = app
+        self.broker = broker
+        self.conf = app.conf
+        self.accepted = app.accepted
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend
+
+    def handle(self, delivery: Delivery) -> None:
+        if delivery.envelope is None:
+            self._dead_letter(delivery, f"undecodable message: {delivery.error}", "?")
+            return
+        try:
+            msg = parse(delivery.envelope, self.accepted, self.conf.signing_key)
+        except InvalidMessage as exc:
+            self._dead_letter(delivery, str(exc), delivery.envelope.id or "?")
+            return
+        task = self.app.tasks.get(msg.task)
+        if task is None:
+            self._dead_letter(delivery, f"unknown task {msg.task!r}", msg.id)
+            return
+        if self._redelivered_too_often(delivery, msg):
+            return
+        if delivery.redeliveries and self._already_finished(msg):
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
+            return
+        if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
+            self._store(msg.id, states.REVOKED, "expired")
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
+            return
+        self._run(delivery, msg, task)
+
+    # -- the run --------------------------------------------------------------------------
+    def _run(self, delivery: Delivery, msg: TaskMessage, task: Task[Any, Any]) -> None:
+        acks_late = self.conf.task_acks_late if task.options.acks_late is None else task.options.acks_late
+        if not acks_late:
+            self.broker.ack([delivery])
+        request = Request(
+            id=msg.id, task=msg.task, args=msg.args, kwargs=msg.kwargs, retries=msg.retries, queue=delivery.queue,
+            eta=msg.eta, expires=msg.expires, root_id=msg.root_id, parent_id=msg.parent_id,
+            priority=msg.priority, headers=msg.headers,
+        )
+        log.info("Task %s[%s] received", msg.task, msg.id)
+        if self.conf.task_track_started:
+            self._store(msg.id, states.STARTED, None)
+        set_current_request(request)
+        start = time.perf_counter()
+        try:
+            result = self._call(task, msg)
+        except Retry as retry:
+            self._retry(delivery, msg, retry, acks_late)
+            return
+        except Exception as exc:
+            if isinstance(exc, task.options.autoretry_for) and not request.retries_exhausted:
+                try:
+                    task.retry(exc=exc)
+                except Retry as retry:
+                    self._retry(delivery, msg, retry, acks_late)
+                    return
+                except Exception as final:
+                    exc = final
+            self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
+            return
+        finally:
+            set_current_request(None)
+        runtime = time.perf_counter() - start
+        ignore = self.conf.task_ignore_result if task.options.ignore_result is None else task.options.ignore_result
+        if not ignore and not self._store(msg.id, states.SUCCESS, result, extra_ok=True):
+            return
+        if acks_late:
+            self.broker.ack([delivery])
+        log.info("Task %s[%s] succeeded in %.4fs: %.200r", msg.task, msg.id, runtime, result)
+
+    def _call(self, task: Task[Any, Any], msg: TaskMessage) -> Any:
+        result = task(*msg.args, **msg.kwargs)
+        if inspect.iscoroutine(result):  # async def tasks run on this thread's event loop
+            if self._loop is None or self._loop.is_closed():
+                self._loop = asyncio.new_event_loop()
+            result = self._loop.run_until_complete(result)
+        return result
+
+    def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:
+        pub = self.app.build_publication(
+            msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
+            queue=delivery.queue, priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
+            parent_id=msg.parent_id,
+        )
+        self.broker.publish(pub.queue, pub.envelope, pub.eta)
+        self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None)
+        if acks_late:
+            self.broker.ack([delivery])
+        log.info("Task %s[%s] retry %d in %.3gs: %r", msg.task, msg.id, msg.retries + 1, retry.countdown, retry.exc)
+
+    def _failed(
+        self, delivery: Delivery, msg: TaskMessage, request: Request, exc: BaseException, runtime: float, acked: bool
+    ) -> None:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if not self._store(msg.id, states.FAILURE, exception_meta(exc), tb):
+            return
+        if request.retries_exhausted:
+            if acked:
+                self.broker.dead_letter(delivery, f"retries exhausted after {msg.retries}: {exc!r}")
+        elif acked:
+            self.broker.ack([delivery])
+        log.error("Task %s[%s] failed in %.4fs: %r", msg.task, msg.id, runtime, exc)
+
+    # -- checks ---------------------------------------------------------------------------
+    def _redelivered_too_often(self, delivery: Delivery, msg: TaskMessage) -> bool:
+        count = delivery.redeliveries
+        if count and not self.broker.counts_redeliveries and self.backend is not None:
+            count = self.backend.incr(DELIVERY_COUNT_PREFIX + msg.id)
+        if count <= self.conf.max_deliveries:
+            return False
+        reason = f"redelivered {count} times (max_deliveries={self.conf.max_deliveries}): it may crash its worker"
+        self._store(msg.id, states.FAILURE, {"exc_type": "WorkerLostError", "exc_message": [reason],
+                                             "exc_module": "taskq.errors"})
+        self._dead_letter(delivery, reason, msg.id)
+        return True
+
+    def _already_finished(self, msg: TaskMessage) -> bool:
+        if self.backend is None:
+            return False
+        try:
+            return self.backend.get_meta(msg.id)["status"] in states.READY_STATES  # type: ignore[no-any-return]
+        except BackendError:
+            return False
+
+    # -- outcomes -------------------------------------------------------------------------
+    def _dead_letter(self, delivery: Delivery, reason: str, task_id: str) -> None:
+        self.broker.dead_letter(delivery, reason)
+        log.error("Message %s from queue %s dead-lettered: %s", task_id, delivery.queue, reason)
+
+    def _store(self, task_id: str, state: str, result: Any, tb: str | None = None, extra_ok: bool = False) -> bool:
+        """Write the state; False when the backend failed (the claim is then left to expire)."""
+        backend = self.backend
+        if backend is None:
+            return True
+        try:
+            backend.store(task_id, state, result, tb)
+        except (TypeError, ValueError) as exc:
+            if not extra_ok:
+                raise
+            backend.store(task_id, states.FAILURE, exception_meta(exc), f"result not serializable: {exc}")
+        except BackendError as exc:
+            log.error("Result backend failed for %s (%s); the message will be delivered again", task_id, exc)
+            return False
+        return True

@@ -1,0 +1,131 @@
+"""The prefork pool: a supervisor and N forked children that each fetch for themselves.
+
+No message passes through the supervisor. It only forks children, restarts those that
+die (with a back-off so a child that crashes at start does not spin), forwards shutdown
+signals, and enforces the warm-shutdown grace period. Children die with their parent
+(PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding claims.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+from taskq.app import TaskQ
+from taskq.worker.consumer import Consumer
+
+log = logging.getLogger("taskq.worker")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+
+
+class PreforkPool:
+    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int) -> None:
+        self.app = app
+        self.queues = list(queues)
+        self.concurrency = max(1, concurrency)
+        self.prefetch = prefetch
+        self.children: dict[int, int] = {}  # pid -> slot
+        self._signals = 0
+        self._warm_sent_at: float | None = None
+        self._cold_sent_at: float | None = None
+        self._restarts: dict[int, float] = {}  # slot -> earliest next start
+
+    # -- children -------------------------------------------------------------------------
+    def _spawn(self, slot: int) -> None:
+        parent = os.getpid()
+        pid = os.fork()
+        if pid:
+            self.children[pid] = slot
+            return
+        code = 0
+        try:
+            die_with_parent()
+            if os.getppid() != parent:  # the parent died before prctl took effect
+                os._exit(1)
+            self._child_main(slot)
+        except BaseException:  # a child must never return into the parent's code
+            log.exception("Pool worker %d crashed", slot)
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+
+    def _child_main(self, slot: int) -> None:
+        import threading
+
+        threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
+        consumer = Consumer(self.app, self.queues, self.prefetch)
+        signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
+        signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
+        consumer.run()
+
+    # -- supervision ----------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+
+    def _send(self, sig: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _reap(self, stopping: bool) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            slot = self.children.pop(pid, None)
+            if slot is None or stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            log.error("Pool worker %d (pid %d) exited with %s; starting a new one", slot + 1, pid, code)
+            last = self._restarts.get(slot, 0.0)
+            self._restarts[slot] = max(time.monotonic(), last) + (1.0 if time.monotonic() - last < 5 else 0.0)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, self._on_signal)
+        for slot in range(self.concurrency):
+            self._spawn(slot)
+        grace = self.app.conf.worker_shutdown_timeout
+        while True:
+            stopping = self._signals > 0
+            self._reap(stopping)
+            now = time.monotonic()
+            if not stopping:
+                for slot in set(range(self.concurrency)) - set(self.children.values()):
+                    if self._restarts.get(slot, 0.0) <= now:
+                        self._spawn(slot)
+            elif self._warm_sent_at is None:
+                log.info("Warm shutdown: children finish running tasks (grace %.0fs)", grace)
+                self._send(signal.SIGTERM)
+                self._warm_sent_at = now
+            elif self._cold_sent_at is None and (self._signals > 1 or now - self._warm_sent_at > grace):
+                log.warning("Cold shutdown: running tasks go back to the queue")
+                self._send(signal.SIGQUIT)
+                self._cold_sent_at = now
+            elif self._cold_sent_at is not None and now - self._cold_sent_at > 10:
+                self._send(signal.SIGKILL)
+            if stopping and not self.children:
+                return 0
+            time.sleep(0.05)
