@@ -40,6 +40,10 @@ class Schedule(Protocol):
         """A JSON-able description that ``schedule_from_dict`` turns back into an equal schedule."""
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
 def _require_aware(moment: datetime, what: str) -> None:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ConfigurationError(f"{what} must be timezone-aware, got naive {moment.isoformat()}")
@@ -103,14 +107,16 @@ class every:  # lower case, like Celery's crontab() and schedule()
 
     def next_fire(self, after: datetime) -> datetime | None:
         _require_aware(after, "next_fire(after)")
-        anchor = self.anchor or EPOCH
-        if after < anchor + self.period:
-            return (anchor + self.period).astimezone(after.tzinfo)
+        # Arithmetic in UTC: aware datetimes in one zone add timedeltas to the wall clock.
+        anchor = (self.anchor or EPOCH).astimezone(timezone.utc)
+        first = anchor + self.period
+        if after < first:
+            return to_local(first, after.tzinfo or timezone.utc)
         # Integer microseconds: no float drift however many periods have passed.
         step = self.period // timedelta(microseconds=1)
-        elapsed = (after - anchor) // timedelta(microseconds=1)
+        elapsed = (after.astimezone(timezone.utc) - anchor) // timedelta(microseconds=1)
         count = elapsed // step + 1
-        return (anchor + timedelta(microseconds=count * step)).astimezone(after.tzinfo)
+        return to_local(anchor + timedelta(microseconds=count * step), after.tzinfo or timezone.utc)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,7 +152,10 @@ class CronSchedule:
     def next_fire(self, after: datetime) -> datetime | None:
         _require_aware(after, "next_fire(after)")
         zone = self.zone
-        start = to_local(after, zone).replace(tzinfo=None, fold=0)
+        # Compare in UTC: Python compares two datetimes of one zone by wall clock, fold ignored.
+        after = after.astimezone(timezone.utc)
+        # Candidates start one whole second past after's wall time: instants are whole seconds.
+        start = to_local(after, zone).replace(tzinfo=None, fold=0, microsecond=0) + timedelta(seconds=1)
         found = self._next_in_order(after, start, zone)
         if self.real_time:
             # The clock will run through a repeated hour once more: matches there come too.
@@ -155,7 +164,7 @@ class CronSchedule:
                 again = next_wall(self.fields, period[0])
                 if again is not None and again <= period[1]:
                     second_pass = again.replace(tzinfo=zone, fold=1)
-                    if second_pass > after and (found is None or second_pass < found):
+                    if _utc(second_pass) > after and (found is None or _utc(second_pass) < _utc(found)):
                         found = second_pass
         return found
 
@@ -164,7 +173,7 @@ class CronSchedule:
         while candidate is not None:
             instants = resolve(candidate, zone) if self.real_time else [fixed_instant(candidate, zone)]
             for instant in instants:
-                if instant > after:
+                if _utc(instant) > after:
                     return instant
             candidate = next_wall(self.fields, candidate + timedelta(seconds=1))
         return None
@@ -203,7 +212,9 @@ def _build(
     second, minute, hour, dom, month, dow = specs
     ranges = (f.SECOND, f.MINUTE, f.HOUR, f.DAY_OF_MONTH, f.MONTH_OF_YEAR, f.DAY_OF_WEEK)
     parsed = [f.parse_field(spec, rng, kind) for spec, rng in zip(specs, ranges, strict=True)]
-    days_either = kind == "cron" and not f.is_wildcard(dom) and not f.is_wildcard(dow)
+    # Cron's OR rule applies when both day fields are restricted, i.e. not a bare "*" (as
+    # croniter and POSIX read it; Vixie cron also treats "*/n" as unrestricted here).
+    days_either = kind == "cron" and f.spec_text(dom) != "*" and f.spec_text(dow) != "*"
     cron_fields = CronFields(
         seconds=tuple(sorted(parsed[0])),
         minutes=tuple(sorted(parsed[1])),

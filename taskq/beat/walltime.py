@@ -129,7 +129,7 @@ def gap_end(naive: datetime, tz: tzinfo) -> datetime:
     """For a local time inside the spring gap: the first real instant after the jump."""
     before = naive.replace(tzinfo=tz, fold=1)  # read with the later offset: an instant before the jump
     after = naive.replace(tzinfo=tz, fold=0)  # read with the earlier offset: an instant after it
-    low, high = min(before, after), max(before, after)
+    low, high = sorted((before, after), key=datetime.timestamp)  # not min(): same-zone compares wall time
     return _first_change(low, high, tz)
 
 
@@ -151,5 +151,6 @@ def repeated_period(after: datetime, tz: tzinfo) -> tuple[datetime, datetime] | 
         return None
     change = _first_change(after, after + MAX_DST_SHIFT, tz)
     start = change.replace(tzinfo=None, fold=0)  # local time right after falling back
-    end = to_local(change - timedelta(microseconds=1), tz).replace(tzinfo=None, fold=0)
+    last_first_pass = change.astimezone(timezone.utc) - timedelta(microseconds=1)
+    end = to_local(last_first_pass, tz).replace(tzinfo=None, fold=0)
     return start, end
