@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
-from zoneinfo import ZoneInfo
 
 from taskq.beat.schedules import as_schedule, at, cron, crontab, every, schedule_from_dict
 from taskq.errors import ConfigurationError
