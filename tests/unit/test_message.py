@@ -1,0 +1,98 @@
+"""The wire message: Celery protocol v2 out, strict validation in."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from datetime import datetime, timezone
+
+import pytest
+
+from taskq.envelope import Envelope
+from taskq.errors import ContentDisallowed, InvalidMessage, SignatureError
+from taskq.message import build, parse
+from taskq.serialization import accepted_content_types, get_serializer
+
+JSON_ONLY = accepted_content_types(["json"])
+
+
+def make(**kw: object) -> Envelope:
+    return build("tasks.add", (2, 3), {"z": 1}, task_id="abc", serializer=get_serializer("json"), **kw)  # type: ignore[arg-type]
+
+
+def test_build_follows_celery_protocol_v2() -> None:
+    env = make(priority=7, eta=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    h = env.headers
+    assert h["lang"] == "py" and h["task"] == "tasks.add" and h["id"] == "abc" and h["root_id"] == "abc"
+    assert h["retries"] == 0 and h["timelimit"] == [None, None] and h["eta"] == "2030-01-01T00:00:00+00:00"
+    assert {"argsrepr", "kwargsrepr", "origin", "parent_id", "group", "expires"} <= set(h)
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    assert json.loads(env.body) == [[2, 3], {"z": 1}, embed]
+    assert env.content_type == "application/json" and env.content_encoding == "utf-8"
+    assert env.properties["correlation_id"] == "abc" and env.properties["priority"] == 7
+
+
+def test_parse_round_trip() -> None:
+    msg = parse(make(), JSON_ONLY)
+    assert (msg.id, msg.task, msg.args, msg.kwargs, msg.retries) == ("abc", "tasks.add", [2, 3], {"z": 1}, 0)
+
+
+def test_parse_accepts_a_celery_message_with_naive_eta() -> None:
+    env = Envelope(
+        headers={"task": "tasks.add", "id": "c1", "eta": "2030-01-01T00:00:00", "retries": 0},
+        body=b'[[2, 3], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]',
+    )
+    msg = parse(env, JSON_ONLY)
+    assert msg.eta == datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "reason"),
+    [
+        ({"id": "x"}, b"[[], {}, {}]", "no 'task' header"),
+        ({"task": "t"}, b"[[], {}, {}]", "no 'id' header"),
+        ({"task": "t", "id": "x"}, b"not json", "does not decode"),
+        ({"task": "t", "id": "x"}, b"[1, 2]", "not [args, kwargs, embed]"),
+        ({"task": "t", "id": "x"}, b'[{}, [], {}]', "args is not a list"),
+        ({"task": "t", "id": "x", "retries": "two"}, b"[[], {}, {}]", "retries"),
+        ({"task": "t", "id": "x", "eta": "tomorrow"}, b"[[], {}, {}]", "ISO-8601"),
+        ({"task": "t", "id": "x"}, b'[[], {}, {"callbacks": [{"task": "b"}]}]', "canvas not supported yet"),
+    ],
+)
+def test_malformed_messages_are_refused_with_a_reason(headers: dict[str, object], body: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMessage, match=re.escape(reason)):
+        parse(Envelope(headers=headers, body=body), JSON_ONLY)
+
+
+def test_pickle_is_refused_unless_accepted() -> None:
+    env = build("t", (), {}, task_id="p", serializer=get_serializer("pickle"))
+    assert pickle.loads(env.body)[0] == []
+    with pytest.raises(ContentDisallowed):
+        parse(env, JSON_ONLY)
+    assert parse(env, accepted_content_types(["json", "pickle"])).id == "p"
+
+
+def test_msgpack_round_trip() -> None:
+    env = build("t", (1, b"\x00"), {}, task_id="m", serializer=get_serializer("msgpack"))
+    assert parse(env, accepted_content_types(["msgpack"])).args == [1, b"\x00"]
+
+
+def test_signed_messages() -> None:
+    env = make(signing_key="secret")
+    assert parse(env, JSON_ONLY, signing_key="secret").id == "abc"
+    with pytest.raises(SignatureError):
+        parse(env, JSON_ONLY, signing_key="other")
+    with pytest.raises(SignatureError):
+        parse(make(), JSON_ONLY, signing_key="secret")  # unsigned
+    forged = Envelope(dict(env.headers), env.body.replace(b"[2,3]", b"[2,4]"))
+    with pytest.raises(SignatureError):
+        parse(forged, JSON_ONLY, signing_key="secret")
+
+
+def test_envelope_bytes_round_trip_and_garbage() -> None:
+    env = make()
+    assert Envelope.from_bytes(env.to_bytes()) == env
+    for raw in (b"\xff\xfe", b"[]", b'{"headers": 1}', b'{"headers": {}, "body": 5}'):
+        with pytest.raises(InvalidMessage):
+            Envelope.from_bytes(raw)

@@ -1,0 +1,295 @@
+"""Tasks, results and every path of the runner, on the in-memory broker and backend."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from taskq import MaxRetriesExceededError, TaskQ, states
+from taskq.envelope import Envelope
+from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure, TaskRevokedError, TimeoutError
+from taskq.task import Task
+from tests.unit.conftest import inline_worker
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_task_names_follow_celerys_rule(app: TaskQ) -> None:
+    @app.task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    @app.task(name="custom.name")
+    def other() -> None: ...
+
+    assert add.name == "tests.unit.test_tasks_and_worker.add"
+    assert other.name == "custom.name" and app.get_task("custom.name") is other
+    assert add(2, 3) == 5  # a plain call runs here
+
+
+def test_unsupported_options_raise_instead_of_being_ignored(app: TaskQ) -> None:
+    for option in ("time_limit", "soft_time_limit", "rate_limit"):
+        with pytest.raises(NotSupportedYet, match=option):
+            app.task(**{option: 5})(lambda: None)
+    with pytest.raises(ConfigurationError, match="priority"):
+        app.task(priority=12)(lambda: None)
+    with pytest.raises(ConfigurationError, match="unexpected keyword"):
+        app.task(retries_max=3)(lambda: None)
+
+
+def test_send_options_are_validated(app: TaskQ) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="unknown send option"):
+        noop.apply_async(countdwn=3)
+    with pytest.raises(ConfigurationError, match="priority"):
+        noop.apply_async(priority=10)
+    with pytest.raises(ConfigurationError, match="args must be"):
+        noop.apply_async(args="abc")
+
+
+def test_round_trip_with_kwargs_priority_and_custom_id(app: TaskQ) -> None:
+    @app.task
+    def greet(name: str, punctuation: str = "!") -> str:
+        return f"hello {name}{punctuation}"
+
+    with inline_worker(app):
+        r = greet.apply_async(("ann",), {"punctuation": "?"}, task_id="my-id", priority=9)
+        assert r.id == "my-id"
+        assert r.get(timeout=5) == "hello ann?"
+        assert r.state == states.SUCCESS and r.ready() and r.successful() and not r.failed()
+        assert greet.delay("bob").get(timeout=5) == "hello bob!"
+    r.forget()
+    assert r.state == states.PENDING
+
+
+def test_failure_is_stored_with_traceback_and_raised_by_get(app: TaskQ) -> None:
+    @app.task
+    def boom() -> None:
+        raise KeyError("missing")
+
+    class Private(Exception):
+        pass
+
+    @app.task
+    def private() -> None:
+        raise Private("odd")
+
+    with inline_worker(app):
+        r = boom.delay()
+        with pytest.raises(KeyError, match="missing"):
+            r.get(timeout=5)
+        assert r.failed() and "KeyError" in (r.traceback or "")
+        assert isinstance(r.result, KeyError)
+        assert isinstance(r.get(timeout=5, propagate=False), KeyError)
+        with pytest.raises((Private, TaskFailure)):
+            private.delay().get(timeout=5)
+
+
+def test_get_times_out(app: TaskQ) -> None:
+    @app.task
+    def never() -> None: ...
+
+    with pytest.raises(TimeoutError):
+        never.delay().get(timeout=0.2)
+
+
+def test_retry_sequence_then_success(app: TaskQ) -> None:
+    seen: list[int] = []
+
+    @app.task(bind=True, max_retries=3)
+    def flaky(self: Task[[], str]) -> str:
+        seen.append(self.request.retries)
+        if self.request.retries < 2:
+            raise self.retry(exc=ConnectionError("down"), countdown=0.1)
+        return "ok"
+
+    with inline_worker(app):
+        assert flaky.delay().get(timeout=5) == "ok"
+    assert seen == [0, 1, 2]
+    assert app.broker.dead_letters() == []
+
+
+def test_exhausted_retries_end_failure_and_keep_the_message(app: TaskQ) -> None:
+    @app.task(autoretry_for=(ConnectionError,), max_retries=2, retry_backoff=0.01, retry_jitter=False)
+    def down() -> None:
+        raise ConnectionError("still down")
+
+    with inline_worker(app):
+        r = down.delay()
+        with pytest.raises(ConnectionError):
+            r.get(timeout=5)
+    [dead] = app.broker.dead_letters()
+    assert dead.id == r.id and "retries exhausted after 2" in dead.reason
+
+
+def test_retry_without_exception_raises_max_retries_exceeded(app: TaskQ) -> None:
+    @app.task(bind=True, max_retries=0)
+    def once(self: Task[[], None]) -> None:
+        self.retry(countdown=0)
+
+    with inline_worker(app):
+        with pytest.raises(MaxRetriesExceededError):
+            once.delay().get(timeout=5)
+
+
+def test_backoff_is_exponential_capped_and_jittered(app: TaskQ) -> None:
+    @app.task(retry_backoff=2, retry_backoff_max=30, retry_jitter=False)
+    def exact() -> None: ...
+
+    @app.task(retry_backoff=True)
+    def jittered() -> None: ...
+
+    assert [exact.retry_countdown(n) for n in range(6)] == [2, 4, 8, 16, 30, 30]
+    samples = [jittered.retry_countdown(3) for _ in range(200)]
+    assert all(0 <= s <= 8 for s in samples) and len(set(samples)) > 100
+
+
+def test_countdown_waits_in_the_broker(app: TaskQ) -> None:
+    @app.task
+    def stamp() -> float:
+        return time.time()
+
+    with inline_worker(app):
+        sent = time.time()
+        r = stamp.apply_async(countdown=0.5)
+        assert app.broker.queue_length("celery") == 1
+        assert r.get(timeout=5) >= sent + 0.5
+
+
+def test_expired_message_is_not_run_and_ends_revoked(app: TaskQ) -> None:
+    ran: list[int] = []
+
+    @app.task
+    def late() -> None:
+        ran.append(1)
+
+    with inline_worker(app):
+        r = late.apply_async(expires=datetime.now(timezone.utc) - timedelta(seconds=1))
+        with pytest.raises(TaskRevokedError):
+            r.get(timeout=5)
+        assert late.apply_async(expires=60).get(timeout=5) is None
+    assert r.state == states.REVOKED and ran == [1]
+
+
+def test_poison_messages_go_to_dead_letters_and_the_worker_keeps_running(app: TaskQ) -> None:
+    @app.task
+    def fine() -> str:
+        return "fine"
+
+    broker = app.broker
+    broker.publish("celery", Envelope({"task": "no.such.task", "id": "unknown"}, b"[[], {}, {}]"))
+    broker.publish("celery", Envelope({"task": fine.name, "id": "bad-body"}, b"{{{"))
+    broker.publish("celery", Envelope({"task": fine.name, "id": "canvas"}, b'[[], {}, {"chain": [{"task": "x"}]}]'))
+    broker.publish("celery", Envelope({"task": fine.name, "id": "pickled"}, b"x", "application/x-python-serialize"))
+    with inline_worker(app):
+        assert fine.delay().get(timeout=5) == "fine"
+        wait_for(lambda: len(broker.dead_letters()) == 4)
+    reasons = {d.id: d.reason for d in broker.dead_letters()}
+    assert "unknown task 'no.such.task'" in reasons["unknown"]
+    assert "does not decode" in reasons["bad-body"]
+    assert "canvas not supported yet" in reasons["canvas"]
+    assert "not accepted" in reasons["pickled"]
+
+
+def test_signing_rejects_unsigned_messages(app: TaskQ) -> None:
+    @app.task
+    def fine() -> str:
+        return "signed"
+
+    unsigned = fine.delay()  # sent before the key is set
+    producer = TaskQ("p", broker=app.conf.broker_url, backend=app.conf.result_backend)
+    producer.conf.signing_key = "k1"
+    app.conf.signing_key = "k1"
+    with inline_worker(app):
+        assert producer.send_task(fine.name).get(timeout=5) == "signed"
+        wait_for(lambda: len(app.broker.dead_letters()) == 1)
+    assert app.broker.dead_letters()[0].id == unsigned.id
+    assert "signature" in app.broker.dead_letters()[0].reason
+
+
+def test_ignore_result_and_at_most_once(app: TaskQ) -> None:
+    calls: list[str] = []
+
+    @app.task(ignore_result=True)
+    def quiet() -> str:
+        calls.append("quiet")
+        return "x"
+
+    @app.task(acks_late=False)
+    def early() -> str:
+        calls.append("early")
+        return "y"
+
+    with inline_worker(app):
+        r = quiet.delay()
+        assert early.delay().get(timeout=5) == "y"
+        wait_for(lambda: "quiet" in calls)
+    assert r.state == states.PENDING
+
+
+def test_async_def_tasks_run(app: TaskQ) -> None:
+    import asyncio
+
+    @app.task
+    async def double(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return 2 * x
+
+    with inline_worker(app):
+        assert double.delay(21).get(timeout=5) == 42
+
+
+def test_delay_many_sends_in_bulk(app: TaskQ) -> None:
+    @app.task
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    results = add.delay_many([(i, 1) for i in range(1200)])
+    assert app.broker.queue_length("celery") == 1200
+    with inline_worker(app, prefetch=50):
+        assert [r.get(timeout=20) for r in results[:5]] == [1, 2, 3, 4, 5]
+        assert sum(r.get(timeout=20) for r in results) == sum(range(1, 1201))
+
+
+def test_redelivered_finished_task_is_not_run_again(app: TaskQ) -> None:
+    runs: list[int] = []
+
+    @app.task
+    def once() -> None:
+        runs.append(1)
+
+    r = once.delay()
+    broker = app.broker
+    [d] = broker.fetch(["celery"], 1, 1)
+    app.backend.store(r.id, states.SUCCESS, None)  # type: ignore[union-attr]
+    # the claim expires (recovery_time 1 s): the copy is a redelivery of a finished task
+    with inline_worker(app):
+        wait_for(lambda: broker.queue_length("celery") == 0)
+    assert runs == [] and d.redeliveries == 0
+
+
+def test_too_many_redeliveries_dead_letter_the_message(app: TaskQ) -> None:
+    app.conf.max_deliveries = 1
+
+    @app.task
+    def crashy() -> None: ...
+
+    r = crashy.delay()
+    broker = app.broker
+    for _ in range(2):  # two workers "die" holding it: their claims expire
+        assert broker.fetch(["celery"], 1, 5)
+    with inline_worker(app):
+        with pytest.raises(TaskFailure, match="redelivered 2 times"):
+            r.get(timeout=10)
+    [dead] = broker.dead_letters()
+    assert dead.id == r.id and "max_deliveries=1" in dead.reason
