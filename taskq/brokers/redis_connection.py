@@ -83,10 +83,6 @@ class RedisConnector:
         """Blocking reads and pub/sub; a connection error reaches the caller at once."""
         return self._ensure()[1]
 
-    @property
-    def pid_changed(self) -> bool:
-        return self._pid != os.getpid()
-
     def close(self) -> None:
         with self._lock:
             clients = (self._command, self._blocking)

@@ -1,0 +1,96 @@
+"""Result backend on Redis, laid out as Celery's Redis backend lays it out.
+
+A result is ``SET <prefix><task id> <json> PX <result_expires>`` followed, in the same
+MULTI, by ``PUBLISH <same name> <json>``: Celery's ``AsyncResult.get()`` wakes on taskq's
+results and taskq's ``wait_for`` wakes on Celery's. Waiting subscribes to that channel
+*before* reading the key again, so a result written in between is never missed, and then
+blocks on the subscription: no polling.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from taskq import states
+from taskq.backends.base import ResultBackend
+from taskq.brokers.redis_connection import RedisConnector, translate_errors
+from taskq.config import Settings
+from taskq.errors import BackendError
+
+
+class RedisBackend(ResultBackend):
+    def __init__(self, url: str, settings: Settings | None = None, *, global_keyprefix: str = "") -> None:
+        """``global_keyprefix`` goes before every key and channel, as Celery's option of that
+        name does for its Redis backend (both sides must use the same one)."""
+        super().__init__(url, settings or Settings())
+        self.global_keyprefix = global_keyprefix
+        self._conn = RedisConnector(url)
+
+    def _key(self, key: str) -> str:
+        return self.global_keyprefix + key
+
+    def _get(self, key: str) -> bytes | None:
+        with translate_errors(BackendError, "redis result backend get"):
+            value: bytes | None = self._conn.client.get(self._key(key))  # type: ignore[assignment]
+        return value
+
+    def _set(self, key: str, value: bytes, ttl: float) -> None:
+        name = self._key(key)
+        with translate_errors(BackendError, "redis result backend set"):
+            pipe = self._conn.client.pipeline(transaction=True)
+            if ttl > 0:
+                pipe.set(name, value, px=max(int(ttl * 1000), 1))
+            else:
+                pipe.set(name, value)  # result_expires 0/None: keep forever, as Celery does
+            pipe.publish(name, value)
+            pipe.execute()
+
+    def _delete(self, key: str) -> None:
+        with translate_errors(BackendError, "redis result backend delete"):
+            self._conn.client.delete(self._key(key))
+
+    def _incr(self, key: str, ttl: float) -> int:
+        name = self._key(key)
+        with translate_errors(BackendError, "redis result backend incr"):
+            pipe = self._conn.client.pipeline(transaction=True)
+            pipe.incr(name)
+            if ttl > 0:
+                pipe.pexpire(name, max(int(ttl * 1000), 1))
+            return int(pipe.execute()[0])
+
+    def _wait(self, key: str, timeout: float) -> None:
+        """Return when a value is published on the key's channel, or after ``timeout``."""
+        name = self._key(key)
+        deadline = time.monotonic() + timeout
+        with translate_errors(BackendError, "redis result backend wait"):
+            pubsub = self._conn.blocking.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(name)
+                subscribed = False
+                while (remaining := deadline - time.monotonic()) > 0:
+                    # Blocks on the socket (bounded so the socket timeout never fires first).
+                    message = pubsub.get_message(timeout=min(remaining, 5.0))
+                    kind = None if message is None else message.get("type")
+                    if kind == "message":
+                        return
+                    if kind == "subscribe" and not subscribed:
+                        # The server confirmed the subscription; only now read the key again:
+                        # a result stored before is seen here, one stored after arrives above.
+                        subscribed = True
+                        if _is_ready(self._conn.client.get(name)):  # type: ignore[arg-type]
+                            return
+            finally:
+                pubsub.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _is_ready(raw: bytes | None) -> bool:
+    if raw is None:
+        return False
+    try:
+        return json.loads(raw).get("status") in states.READY_STATES  # type: ignore[no-any-return]
+    except (ValueError, AttributeError):
+        return True  # unreadable: let the caller read it and report

@@ -1,0 +1,329 @@
+"""The Redis broker: Redis Streams with one consumer group per (queue, priority lane).
+
+* publish: XADD to the lane of the message's priority (one pipeline per chunk of many);
+  a message with a future eta waits in the queue's sorted set instead.
+* fetch: one Lua script moves due delayed messages, takes over claims idle longer than
+  the recovery time (a dead worker's) and reads new entries, highest lane first, up to the
+  count: one round trip for a batch. With nothing ready it blocks in XREADGROUP BLOCK.
+* a claim is the entry's place in the group's pending list; extend refreshes its idle
+  time (XCLAIM JUSTID); ack is XACK + XDEL; requeue re-adds atomically (Lua).
+* redeliveries are the stream's own delivery counter minus one (``counts_redeliveries``).
+
+docs/redis.md explains the layout and which promises hold and how.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+
+from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
+from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector, translate_errors
+from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, LANES, PURGE, REQUEUE, REQUEUE_DEAD
+from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import BrokerError
+
+log = logging.getLogger("taskq.brokers.redis")
+
+GROUP = "taskq"
+PUBLISH_CHUNK = 1000
+# Longest single blocking read: a delayed message published while we block is seen by then.
+DEFAULT_MAX_BLOCK = 1.0
+# A consumer name that holds no claims and was idle this long belongs to a dead process.
+FORGET_CONSUMER_AFTER = 3600.0
+
+
+def lane_of(priority: int) -> int:
+    return min(max(int(priority), 0), LANES - 1)
+
+
+class RedisBroker:
+    counts_redeliveries = True
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
+        options = settings.broker_transport_options
+        self.url = url
+        self.prefix: str = options.get("global_keyprefix", "taskq:")
+        self.recovery_time = float(settings.recovery_time)
+        self.max_block = float(options.get("max_block", DEFAULT_MAX_BLOCK))
+        self._conn = RedisConnector(
+            url,
+            retries=int(options.get("retries", 16)),
+            socket_timeout=float(options.get("socket_timeout", 10.0)),
+            connect_timeout=float(options.get("socket_connect_timeout", 5.0)),
+        )
+        self._consumer = ""
+        self._consumer_pid = -1
+        self._disconnected = False
+        self._scripts: dict[str, Any] = {}
+
+    # -- keys and plumbing ------------------------------------------------------------
+    def lane_key(self, queue: str, lane: int) -> str:
+        return f"{self.prefix}q:{queue}:{lane}"
+
+    def delayed_key(self, queue: str) -> str:
+        return f"{self.prefix}q:{queue}:delayed"
+
+    def dead_key(self, queue: str) -> str:
+        return f"{self.prefix}q:{queue}:dead"
+
+    @property
+    def registry_key(self) -> str:
+        return f"{self.prefix}queues"
+
+    def _fetch_keys(self, queue: str) -> list[str]:
+        lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
+        return [*lanes, self.delayed_key(queue), f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"]
+
+    @property
+    def consumer(self) -> str:
+        """This process's consumer name in the groups; new after a fork (claims are per process)."""
+        if self._consumer_pid != os.getpid():
+            self._consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._consumer_pid = os.getpid()
+        return self._consumer
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._conn.client
+
+    def _script(self, source: str) -> Any:
+        """A registered script: EVALSHA, loaded again by redis-py after a server restart.
+        Callers pass the client explicitly, so a script object outlives fork and close."""
+        if source not in self._scripts:
+            self._scripts[source] = self.client.register_script(source)
+        return self._scripts[source]
+
+    def _run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._script(source)(keys=list(keys), args=list(args), client=self.client)
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        with translate_errors(BrokerError, f"redis broker {what}"):
+            yield
+
+    # -- producing --------------------------------------------------------------------
+    def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
+        self.publish_many([Publication(queue, envelope, eta)])
+
+    def publish_many(self, items: Sequence[Publication]) -> None:
+        now = time.time()
+        with self._errors("publish"):
+            for start in range(0, len(items), PUBLISH_CHUNK):
+                chunk = items[start : start + PUBLISH_CHUNK]
+                pipe = self.client.pipeline(transaction=False)
+                for item in chunk:
+                    lane = lane_of(item.envelope.priority)
+                    raw = item.envelope.to_bytes()
+                    if item.eta is not None and item.eta > now:
+                        member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
+                        pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
+                    else:
+                        pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
+                pipe.sadd(self.registry_key, *{item.queue for item in chunk})
+                pipe.execute()
+
+    # -- consuming --------------------------------------------------------------------
+    def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + max(timeout, 0.0)
+        queues = list(dict.fromkeys(queues))
+        if not queues or max_count <= 0:
+            return []
+        backoff = 0.05
+        while True:
+            try:
+                taken, next_due = self._claim(queues, max_count)
+                if taken or time.monotonic() >= deadline:
+                    self._connected_again()
+                    return taken
+                taken = self._block(queues, max_count, deadline, next_due)
+                self._connected_again()
+                if taken:
+                    return taken
+            except CONNECTION_ERRORS as exc:
+                # Redis went away: keep the fetch loop alive, retry with backoff until it returns.
+                if not self._disconnected:
+                    log.warning("redis broker %s unreachable (%s); reconnecting with backoff", self.url, exc)
+                    self._disconnected = True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                time.sleep(min(backoff, remaining))
+                backoff = min(backoff * 2, 2.0)
+            except redis.RedisError as exc:
+                raise BrokerError(f"redis broker fetch: {type(exc).__name__}: {exc}") from None
+            if time.monotonic() >= deadline:
+                return []
+
+    def _connected_again(self) -> None:
+        if self._disconnected:
+            self._disconnected = False
+            log.warning("redis broker %s reachable again", self.url)
+
+    def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], float | None]:
+        keys = [key for queue in queues for key in self._fetch_keys(queue)]
+        args = [
+            GROUP,
+            self.consumer,
+            max_count,
+            repr(time.time()),
+            int(self.recovery_time * 1000),
+            max(int(self.recovery_time * 100), 10),  # look for abandoned claims 10x per recovery time
+            int(FORGET_CONSUMER_AFTER * 1000),
+        ]
+        script = self._script(FETCH)
+        # The fetch script must not be retried blindly: a retry after a lost reply would claim
+        # other entries while the first ones wait for recovery. The blocking pool never retries.
+        entries, next_due = script(keys=keys, args=args, client=self._conn.blocking)
+        taken: list[tuple[int, Delivery]] = []
+        for qi, lane, eid, raw, redeliveries in entries:
+            queue = queues[int(qi) - 1]
+            tag = (self.lane_key(queue, int(lane)), _s(eid))
+            taken.append((int(lane), decode_delivery(raw, queue, tag, int(redeliveries))))
+        taken.sort(key=lambda item: -item[0])  # stable: highest lane first, then fetch order
+        return [d for _, d in taken], (float(next_due) if next_due else None)
+
+    def _block(self, queues: list[str], max_count: int, deadline: float, next_due: float | None) -> list[Delivery]:
+        """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due, or it is time
+        to look for abandoned claims again; returns what the blocking read claimed."""
+        wait = min(deadline - time.monotonic(), self.max_block, max(self.recovery_time / 10, 0.01))
+        if next_due is not None:
+            wait = min(wait, next_due - time.time())
+        if wait <= 0.001:
+            return []
+        streams = {self.lane_key(q, lane): ">" for lane in reversed(range(LANES)) for q in queues}
+        try:
+            reply: Any = self._conn.blocking.xreadgroup(
+                GROUP, self.consumer, streams, count=max_count, block=max(int(wait * 1000), 1)  # type: ignore[arg-type]
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return []  # a stream vanished (FLUSHDB, purge): the next claim recreates it
+            raise
+        where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
+        taken: list[tuple[int, Delivery]] = []
+        for stream, entries in reply or []:
+            queue, lane = where[_s(stream)]
+            for eid, fields in entries:
+                earlier = int(fields.get(b"r", 0))
+                taken.append((lane, decode_delivery(fields.get(b"m", b""), queue, (_s(stream), _s(eid)), earlier)))
+        taken.sort(key=lambda item: -item[0])
+        deliveries = [d for _, d in taken]
+        if len(deliveries) > max_count:  # several lanes answered at once: give back the surplus
+            self.requeue(deliveries[max_count:])
+            deliveries = deliveries[:max_count]
+        return deliveries
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        by_stream: dict[str, list[str]] = defaultdict(list)
+        for d in deliveries:
+            by_stream[d.tag[0]].append(d.tag[1])
+        with self._errors("ack"):
+            pipe = self.client.pipeline(transaction=True)
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, GROUP, *ids)
+                pipe.xdel(stream, *ids)
+            pipe.execute()
+
+    def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:
+        if not deliveries:
+            return 0
+        with self._errors(what):
+            keys = [d.tag[0] for d in deliveries]
+            return int(self._run(source, keys, [GROUP, self.consumer, *(d.tag[1] for d in deliveries)]))
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        self._owned(REQUEUE, deliveries, "requeue")
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        self._owned(EXTEND, deliveries, "extend")
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        stream, eid = delivery.tag
+        message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{eid}"
+        lane = int(stream.rsplit(":", 1)[1])
+        with self._errors("dead_letter"):
+            keys = [stream, self.dead_key(delivery.queue)]
+            self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane])
+
+    # -- inspection and administration ------------------------------------------------
+    def queue_length(self, queue: str) -> int:
+        with self._errors("queue_length"):
+            pipe = self.client.pipeline(transaction=False)
+            for lane in range(LANES):
+                pipe.xlen(self.lane_key(queue, lane))
+            pipe.zcard(self.delayed_key(queue))
+            return sum(int(n) for n in pipe.execute())
+
+    def _known_queues(self) -> list[str]:
+        return sorted(_s(name) for name in self.client.smembers(self.registry_key))
+
+    def queues(self) -> list[str]:
+        with self._errors("queues"):
+            names = self._known_queues()
+            pipe = self.client.pipeline(transaction=False)
+            for queue in names:
+                for lane in range(LANES):
+                    pipe.xlen(self.lane_key(queue, lane))
+                pipe.zcard(self.delayed_key(queue))
+                pipe.xlen(self.dead_key(queue))
+            counts = pipe.execute()
+        per = LANES + 2
+        return [q for i, q in enumerate(names) if sum(counts[i * per : (i + 1) * per])]
+
+    def purge(self, queue: str) -> int:
+        with self._errors("purge"):
+            keys = [*(self.lane_key(queue, lane) for lane in range(LANES)), self.delayed_key(queue)]
+            return int(self._run(PURGE, keys, [GROUP, int(self.recovery_time * 1000)]))
+
+    def _dead_queues(self, queue: str | None) -> list[str]:
+        return [queue] if queue is not None else self._known_queues()
+
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        with self._errors("dead_letters"):
+            names = self._dead_queues(queue)
+            pipe = self.client.pipeline(transaction=False)
+            for name in names:
+                pipe.xrange(self.dead_key(name), count=limit)
+            found: list[DeadLetter] = []
+            for name, entries in zip(names, pipe.execute(), strict=True):
+                for _, f in entries:
+                    found.append(DeadLetter(_s(f[b"id"]), name, _s(f[b"reason"]), float(f[b"at"]), bytes(f[b"m"])))
+        found.sort(key=lambda d: d.failed_at)
+        return found[:limit]
+
+    def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
+        with self._errors("requeue_dead_letters"):
+            moved = 0
+            for name in self._dead_queues(queue):
+                keys = [self.dead_key(name), *(self.lane_key(name, lane) for lane in range(LANES))]
+                moved += int(self._run(REQUEUE_DEAD, keys, list(ids)))
+            return moved
+
+    def purge_dead_letters(self, queue: str | None = None) -> int:
+        with self._errors("purge_dead_letters"):
+            pipe = self.client.pipeline(transaction=True)
+            for name in self._dead_queues(queue):
+                pipe.xlen(self.dead_key(name))
+                pipe.delete(self.dead_key(name))
+            return sum(int(n) for n in pipe.execute()[0::2])
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
