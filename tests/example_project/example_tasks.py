@@ -1,0 +1,61 @@
+"""A user's project, as the integration tests' workers import it (-A example_tasks:app).
+
+Tasks record each start and finish as a line in TASKQ_TEST_MARKS (one O_APPEND write per
+line, atomic across processes), so tests count runs without trusting the worker's word.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from taskq import TaskQ
+from taskq.task import Task
+
+app = TaskQ("example_tasks")  # broker and backend from TASKQ_BROKER_URL / TASKQ_RESULT_BACKEND
+
+
+def mark(event: str, key: str) -> None:
+    path = os.environ.get("TASKQ_TEST_MARKS")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{event} {key} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+
+@app.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@app.task
+def sleep_then(key: str, seconds: float) -> str:
+    mark("start", key)
+    time.sleep(seconds)
+    mark("done", key)
+    return key
+
+
+@app.task(bind=True, max_retries=5)
+def flaky(self: Task[[str, int], int], key: str, failures: int) -> int:
+    mark("start", key)
+    if self.request.retries < failures:
+        raise self.retry(exc=ConnectionError(f"attempt {self.request.retries}"), countdown=0.2)
+    mark("done", key)
+    return self.request.retries
+
+
+@app.task
+def crash_worker(key: str) -> None:
+    """Kills the process that runs it, every time: a poison task."""
+    mark("start", key)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task
+def stamp(key: str) -> float:
+    mark("done", key)
+    return time.time()

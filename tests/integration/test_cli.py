@@ -1,0 +1,73 @@
+"""The CLI as a user runs it: one-line errors with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from taskq import TaskQ
+from tests.integration.workers import PROJECT, WorkerFactory
+
+
+def taskq(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "taskq", *args], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+        input=input,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert any(text in line for line in errors), proc.stderr
+    assert len([e for e in errors if e.startswith("taskq: error") or e.startswith("Error")]) == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["worker", "-A", "no_such_module:app"], "no module named 'no_such_module'"),
+        (["worker", "-A", "example_tasks:nothing"], "no TaskQ app found"),
+        (["call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[1, 2"], "--args is not valid JSON"),
+        (["call", "-A", "example_tasks:app", "example_tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
+        (["worker", "-A", "example_tasks:app", "-P", "gevent"], "Invalid value for '-P'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(sqlite_env: dict[str, str], args: list[str], text: str) -> None:
+    assert_one_line_error(taskq(*args, env=sqlite_env), text)
+
+
+def test_bad_and_unreachable_broker_urls(sqlite_env: dict[str, str]) -> None:
+    bad = {**sqlite_env, "TASKQ_BROKER_URL": "postgres://localhost/x"}
+    assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=bad), "is not supported")
+    missing = {**sqlite_env, "TASKQ_BROKER_URL": "sqlite:////nonexistent-dir/x.db"}
+    assert_one_line_error(taskq("call", "-A", "example_tasks:app", "example_tasks.add", env=missing), "SQLite")
+
+
+def test_call_result_queues_purge_and_dead_letters(
+    sqlite_env: dict[str, str], workers: WorkerFactory, producer: TaskQ, tmp_path: Path
+) -> None:
+    sent = taskq("call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[20, 22]", env=sqlite_env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = sent.stdout.strip()
+    queues = taskq("queues", "-A", "example_tasks:app", env=sqlite_env)
+    assert queues.returncode == 0 and "celery" in queues.stdout and " 1 " in queues.stdout
+    workers.start("-c", "1")
+    waited = taskq("result", "-A", "example_tasks:app", task_id, "--wait", "--timeout", "20", env=sqlite_env)
+    assert json.loads(waited.stdout)["result"] == 42 and json.loads(waited.stdout)["status"] == "SUCCESS"
+    producer.send_task("example_tasks.missing", task_id="dead-1")
+    from tests.integration.workers import wait_until
+
+    wait_until(lambda: producer.broker.dead_letters(), 15, "dead letter")
+    listed = taskq("dead-letters", "list", "-A", "example_tasks:app", env=sqlite_env)
+    assert "dead-1" in listed.stdout and "unknown task 'example_tasks.missing'" in listed.stdout
+    workers.workers[0].stop()
+    assert "requeued 1" in taskq("dead-letters", "requeue", "-A", "example_tasks:app", env=sqlite_env).stdout
+    assert producer.broker.queue_length("celery") == 1
+    purged = taskq("purge", "-A", "example_tasks:app", "-f", env=sqlite_env)
+    assert "purged 1" in purged.stdout and producer.broker.queue_length("celery") == 0

@@ -1,0 +1,121 @@
+"""The worker as users run it: `taskq worker` subprocesses on the embedded SQLite broker."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from taskq import TaskQ, states
+from tests.integration.workers import WorkerFactory, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_round_trip_on_every_pool(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
+    workers.start("-P", pool, "-c", "2")
+    results = [producer.send_task("example_tasks.add", (i, i)) for i in range(10)]
+    assert [r.get(timeout=20) for r in results] == [2 * i for i in range(10)]
+    assert workers.workers[0].stop() == 0
+    log = workers.workers[0].log
+    assert "Task example_tasks.add[" in log and "succeeded in" in log
+
+
+def test_retry_sequence(workers: WorkerFactory, producer: TaskQ) -> None:
+    workers.start("-c", "1")
+    r = producer.send_task("example_tasks.flaky", ("f1", 2))
+    assert r.get(timeout=20) == 2
+    assert workers.marks.count("start")["f1"] == 3 and workers.marks.count("done")["f1"] == 1
+    log = workers.workers[0].log
+    assert log.count("retry 1 in") == 1 and log.count("retry 2 in") == 1
+
+
+def test_countdown_runs_once_after_the_delay_even_across_a_worker_restart(
+    workers: WorkerFactory, producer: TaskQ
+) -> None:
+    first = workers.start("-c", "1")
+    sent = time.time()
+    r = producer.send_task("example_tasks.stamp", ("late",), countdown=3)
+    assert first.stop() == 0  # the delayed message waits in the broker, not in this worker
+    assert r.state == states.PENDING
+    workers.start("-c", "1")
+    ran_at = r.get(timeout=20)
+    assert ran_at >= sent + 3
+    assert workers.marks.count("done")["late"] == 1
+
+
+def test_kill_9_mid_task_then_the_task_completes_on_a_new_worker(workers: WorkerFactory, producer: TaskQ) -> None:
+    victim = workers.start("-c", "1")
+    r = producer.send_task("example_tasks.sleep_then", ("k9", 1.5))
+    wait_until(lambda: workers.marks.count("start")["k9"] == 1, 15, "task start")
+    victim.kill_tree()  # supervisor and (through PDEATHSIG) its child
+    wait_until(lambda: not _alive(workers.marks.pids("start", "k9")[0]), 10, "child to die")
+    assert workers.marks.count("done")["k9"] == 0
+    workers.start("-c", "1")  # recovery_time is 2 s in these tests
+    assert r.get(timeout=30) == "k9"
+    assert workers.marks.count("start")["k9"] == 2 and workers.marks.count("done")["k9"] == 1
+
+
+def test_a_task_longer_than_the_recovery_time_runs_once(workers: WorkerFactory, producer: TaskQ) -> None:
+    workers.start("-c", "1")
+    workers.start("-c", "1")
+    r = producer.send_task("example_tasks.sleep_then", ("long", 6.0))  # 3x the 2 s recovery time
+    assert r.get(timeout=30) == "long"
+    assert workers.marks.count("start")["long"] == 1
+
+
+def test_warm_shutdown_returns_unstarted_messages_at_once(workers: WorkerFactory, producer: TaskQ) -> None:
+    # Given a worker holding prefetched messages and a recovery time far longer than the test
+    w = workers.start("-c", "2", "--prefetch-multiplier", "4", TASKQ_RECOVERY_TIME="120")
+    results = [producer.send_task("example_tasks.sleep_then", (f"w{i}", 0.5)) for i in range(20)]
+    wait_until(lambda: sum(workers.marks.count("start").values()) >= 2, 15, "first tasks to start")
+    # When it is told to stop (warm)
+    w.signal(signal.SIGTERM)
+    assert w.proc.wait(30) == 0
+    started = workers.marks.count("start")
+    # Then every started task finished, and nothing is lost or still claimed:
+    assert all(workers.marks.count("done")[k] == 1 for k in started)
+    workers.start("-c", "2")
+    assert [r.get(timeout=40) for r in results] == [f"w{i}" for i in range(20)]
+    assert set(workers.marks.count("start").values()) == {1}, "a task ran twice"
+    assert "Returned" in w.log
+
+
+def test_poison_message_is_dead_lettered_and_the_worker_keeps_running(
+    workers: WorkerFactory, producer: TaskQ
+) -> None:
+    from taskq.envelope import Envelope
+
+    producer.broker.publish("celery", Envelope({"task": "example_tasks.add", "id": "poison-1"}, b"\x00garbage"))
+    producer.send_task("example_tasks.nope", task_id="poison-2")
+    w = workers.start("-c", "1")
+    assert producer.send_task("example_tasks.add", (1, 1)).get(timeout=20) == 2
+    wait_until(lambda: len(producer.broker.dead_letters()) == 2, 10, "dead letters")
+    reasons = {d.id: d.reason for d in producer.broker.dead_letters()}
+    assert "does not decode" in reasons["poison-1"] and "unknown task" in reasons["poison-2"]
+    assert w.log.count("dead-lettered") == 2 and w.proc.poll() is None
+
+
+def test_a_task_that_kills_its_worker_every_time_stops_after_max_deliveries(
+    workers: WorkerFactory, producer: TaskQ
+) -> None:
+    workers.start("-c", "1", TASKQ_MAX_DELIVERIES="2", TASKQ_RECOVERY_TIME="1")
+    r = producer.send_task("example_tasks.crash_worker", ("boom",))
+    with pytest.raises(Exception, match="max_deliveries=2"):
+        r.get(timeout=40)
+    assert workers.marks.count("start")["boom"] == 3  # first delivery + 2 redeliveries
+    [dead] = producer.broker.dead_letters()
+    assert dead.id == r.id
+    assert producer.send_task("example_tasks.add", (2, 2)).get(timeout=20) == 4  # worker still serves
+
+
+def _alive(pid: int) -> bool:
+    try:
+        import os
+
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
