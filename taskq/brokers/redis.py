@@ -55,7 +55,12 @@ class RedisBroker:
         options = settings.broker_transport_options
         self.url = url
         self.prefix: str = options.get("global_keyprefix", "taskq:")
-        self.recovery_time = float(settings.recovery_time)
+        recovery_time = float(settings.recovery_time)
+        # A claim idle for 9/10 of the recovery time is abandoned; fetchers look for such
+        # claims every 1/10 of it. So a dead worker's messages run again within the recovery
+        # time, while a live worker (which extends every third of it) never loses one.
+        self.claim_timeout = 0.9 * recovery_time
+        self.recovery_check = max(0.1 * recovery_time, 0.01)
         self.max_block = float(options.get("max_block", DEFAULT_MAX_BLOCK))
         self._conn = RedisConnector(
             url,
@@ -178,8 +183,8 @@ class RedisBroker:
             self.consumer,
             max_count,
             repr(time.time()),
-            int(self.recovery_time * 1000),
-            max(int(self.recovery_time * 100), 10),  # look for abandoned claims 10x per recovery time
+            int(self.claim_timeout * 1000),
+            int(self.recovery_check * 1000),
             int(FORGET_CONSUMER_AFTER * 1000),
         ]
         script = self._script(FETCH)
@@ -197,7 +202,7 @@ class RedisBroker:
     def _block(self, queues: list[str], max_count: int, deadline: float, next_due: float | None) -> list[Delivery]:
         """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due, or it is time
         to look for abandoned claims again; returns what the blocking read claimed."""
-        wait = min(deadline - time.monotonic(), self.max_block, max(self.recovery_time / 10, 0.01))
+        wait = min(deadline - time.monotonic(), self.max_block, self.recovery_check)
         if next_due is not None:
             wait = min(wait, next_due - time.time())
         if wait <= 0.001:
@@ -256,8 +261,8 @@ class RedisBroker:
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{eid}"
         lane = int(stream.rsplit(":", 1)[1])
         with self._errors("dead_letter"):
-            keys = [stream, self.dead_key(delivery.queue)]
-            self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane])
+            keys = [stream, self.dead_key(delivery.queue), self.registry_key]
+            self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue])
 
     # -- inspection and administration ------------------------------------------------
     def queue_length(self, queue: str) -> int:
@@ -287,7 +292,7 @@ class RedisBroker:
     def purge(self, queue: str) -> int:
         with self._errors("purge"):
             keys = [*(self.lane_key(queue, lane) for lane in range(LANES)), self.delayed_key(queue)]
-            return int(self._run(PURGE, keys, [GROUP, int(self.recovery_time * 1000)]))
+            return int(self._run(PURGE, keys, [GROUP, int(self.claim_timeout * 1000)]))
 
     def _dead_queues(self, queue: str | None) -> list[str]:
         return [queue] if queue is not None else self._known_queues()

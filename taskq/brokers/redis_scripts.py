@@ -172,7 +172,8 @@ return moved
 """
 )
 
-# KEYS: stream, dead-letter stream.  ARGV: group, entry id, message id, reason, now, lane.
+# KEYS: stream, dead-letter stream, queue registry.  ARGV: group, entry id, message id,
+# reason, now, lane, queue name.
 DEAD_LETTER = (
     _FIELD
     + """
@@ -182,6 +183,7 @@ redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5]
            'm', field(e[1][2], 'm') or '')
 redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[7])
 return 1
 """
 )

@@ -1,22 +1,27 @@
-"""Registers the Redis broker and backend in the contract suites.
+"""Redis test support: the contract-suite factories, and a throwaway redis-server.
 
-Each instance gets a unique key prefix (broker) or key/channel prefix (backend), and its
-cleanup deletes every key under that prefix, so tests never see each other's data.
+Each broker or backend instance gets a unique key prefix (broker) or key/channel prefix
+(backend), and its cleanup deletes every key under that prefix, so tests never see each
+other's data. Tests that restart or kill Redis use ThrowawayRedis, never the shared server.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from taskq.backends.base import ResultBackend
 from taskq.brokers.base import Broker
 from taskq.config import Settings
 from tests.contract.conftest import BACKENDS, BROKERS
-from tests.servers import require_redis
+from tests.servers import IN_CI, free_port, require_redis
 
 
 def delete_prefixed(url: str, prefix: str) -> None:
@@ -64,3 +69,56 @@ def redis_backend(tmp_path: Path, settings: Settings) -> tuple[ResultBackend, Ca
 
 BROKERS["redis"] = redis_broker
 BACKENDS["redis"] = redis_backend
+
+
+class ThrowawayRedis:
+    """A private redis-server on a free port with every write fsynced to its append-only file,
+    so a restart keeps everything that was acknowledged."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if IN_CI:
+                pytest.fail("redis-server is not installed, and CI=true requires it")
+            pytest.skip("redis-server is not installed")
+        self.binary = binary
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    if client.ping():
+                        return
+                except redis.RedisError:
+                    pass  # still starting (or still loading its append-only file)
+                assert self.process.poll() is None, "redis-server exited at start"
+                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self, kill: bool = False) -> None:
+        self.stop(kill)
+        self.start()

@@ -1,0 +1,129 @@
+"""The Redis result backend speaks Celery's layout: each library reads and waits on the other's."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from taskq import states
+from taskq.backends.redis import RedisBackend
+from taskq.config import Settings
+
+celery = pytest.importorskip("celery")
+
+
+@pytest.fixture
+def url() -> str:
+    from tests.servers import require_redis
+
+    return require_redis()
+
+
+@pytest.fixture
+def task_id(url: str) -> Iterator[str]:
+    """A fresh id whose Celery-named key is deleted afterwards (no prefix: Celery's own layout)."""
+    tid = f"taskq-test-{uuid.uuid4().hex}"
+    yield tid
+    client = redis.Redis.from_url(url)
+    client.delete(f"celery-task-meta-{tid}")
+    client.close()
+
+
+@pytest.fixture
+def backend(url: str) -> Iterator[RedisBackend]:
+    settings = Settings()
+    settings.result_expires = 120.0
+    instance = RedisBackend(url, settings)
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def celery_app(url: str) -> Iterator[Any]:
+    app = celery.Celery("interop", backend=url, broker="memory://")
+    app.conf.result_expires = 120
+    yield app
+    app.close()
+
+
+def later(delay: float, fn: Any, *args: Any) -> threading.Thread:
+    """Run fn after a delay in a thread (the waiter must already be waiting)."""
+
+    def run() -> None:
+        time.sleep(delay)
+        fn(*args)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_celery_reads_a_result_taskq_wrote(backend: RedisBackend, celery_app: Any, task_id: str) -> None:
+    backend.store(task_id, states.SUCCESS, {"total": [1, 2, 3]})
+    assert celery_app.AsyncResult(task_id).get(timeout=5) == {"total": [1, 2, 3]}
+
+
+def test_celery_rebuilds_a_failure_taskq_wrote(backend: RedisBackend, celery_app: Any, task_id: str) -> None:
+    failure = {"exc_type": "ValueError", "exc_message": ["bad input"], "exc_module": "builtins"}
+    backend.store(task_id, states.FAILURE, failure, "Traceback (most recent call last): ...")
+    result = celery_app.AsyncResult(task_id)
+    with pytest.raises(ValueError, match="bad input"):
+        result.get(timeout=5)
+    assert result.traceback.startswith("Traceback")
+
+
+def test_celery_waiter_wakes_on_taskq_publish(backend: RedisBackend, celery_app: Any, task_id: str) -> None:
+    backend.store(task_id, states.STARTED)
+    writer = later(0.5, backend.store, task_id, states.SUCCESS, 7)
+    assert celery_app.AsyncResult(task_id).get(timeout=10) == 7
+    writer.join()
+
+
+def test_taskq_reads_and_waits_on_a_result_celery_wrote(
+    backend: RedisBackend, celery_app: Any, task_id: str
+) -> None:
+    writer = later(0.5, celery_app.backend.store_result, task_id, {"a": 1}, states.SUCCESS)
+    start = time.monotonic()
+    meta = backend.wait_for(task_id, timeout=10)
+    assert meta["result"] == {"a": 1} and meta["status"] == states.SUCCESS and meta["task_id"] == task_id
+    assert meta["date_done"]
+    assert time.monotonic() - start < 5
+    writer.join()
+
+
+def test_wait_blocks_on_the_subscription_not_a_polling_loop(
+    backend: RedisBackend, task_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    original = backend._get
+
+    def counted(key: str) -> bytes | None:
+        reads.append(key)
+        return original(key)
+
+    monkeypatch.setattr(backend, "_get", counted)
+    writer = later(1.5, backend.store, task_id, states.SUCCESS, "done")
+    assert backend.wait_for(task_id, timeout=10)["result"] == "done"
+    writer.join()
+    # One read before waiting and one after the wake-up; a poller would have read ~30 times.
+    assert len(reads) <= 3, reads
+
+
+def test_results_and_counters_expire_in_redis(backend: RedisBackend, url: str, task_id: str) -> None:
+    backend.store(task_id, states.SUCCESS, 1)
+    counter = f"taskq-test-counter-{uuid.uuid4().hex}"
+    assert backend.incr(counter, ttl=30) == 1
+    assert backend.incr(counter, ttl=30) == 2
+    client = redis.Redis.from_url(url)
+    try:
+        assert 110_000 < client.pttl(f"celery-task-meta-{task_id}") <= 120_000
+        assert 25_000 < client.pttl(counter) <= 30_000
+    finally:
+        client.delete(counter)
+        client.close()

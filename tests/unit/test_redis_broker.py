@@ -1,0 +1,251 @@
+"""Redis broker behaviour beyond the contract suite: lanes, round trips, claims, fork, errors."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from taskq.brokers.base import Delivery, Publication
+from taskq.brokers.redis import GROUP, RedisBroker
+from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import BrokerError
+from tests.contract.redis_factories import delete_prefixed, unique_prefix
+from tests.servers import free_port, require_redis
+
+MakeBroker = Callable[..., RedisBroker]
+
+
+def envelope(task_id: str, priority: int = 0) -> Envelope:
+    return Envelope({"task": "t.noop", "id": task_id, "lang": "py"}, b"[[], {}, {}]", properties={"priority": priority})
+
+
+def ids(deliveries: list[Delivery]) -> list[str]:
+    return [d.envelope.id for d in deliveries if d.envelope]
+
+
+@pytest.fixture
+def make_broker() -> Iterator[MakeBroker]:
+    """Brokers on the shared Redis under one unique prefix; each is its own consumer."""
+    url = require_redis()
+    prefix = unique_prefix()
+    made: list[RedisBroker] = []
+
+    def make(recovery_time: float = 1.0, **options: Any) -> RedisBroker:
+        settings = Settings()
+        settings.recovery_time = recovery_time
+        settings.broker_transport_options = {"global_keyprefix": prefix, **options}
+        made.append(RedisBroker(url, settings))
+        return made[-1]
+
+    yield make
+    for broker in made:
+        broker.close()
+    delete_prefixed(url, prefix)
+
+
+class CommandCounter:
+    """Counts round trips: single commands and pipeline executions on a client."""
+
+    def __init__(self, client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        original = client.execute_command
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(str(args[0]))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(client, "execute_command", counted)
+
+
+def test_priorities_run_highest_lane_first_across_queues(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    a, b = "qa-" + uuid.uuid4().hex[:6], "qb-" + uuid.uuid4().hex[:6]
+    broker.publish_many(
+        [
+            Publication(a, envelope("a0", 0)),
+            Publication(b, envelope("b9", 9)),
+            Publication(a, envelope("a5", 5)),
+            Publication(a, envelope("a9", 9)),
+            Publication(b, envelope("b0", 0)),
+            Publication(b, envelope("b-clamped", 42)),  # out of range: the top lane
+        ]
+    )
+    got = broker.fetch([a, b], 10, timeout=2)
+    # Lane 9 first (queue order breaks ties, then age), then 5, then 0.
+    assert ids(got) == ["a9", "b9", "b-clamped", "a5", "a0", "b0"]
+    broker.ack(got)
+    assert broker.queue_length(a) == broker.queue_length(b) == 0
+
+
+def test_delayed_message_keeps_its_priority_when_due(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("late-urgent", 9), eta=time.time() + 0.3)
+    broker.publish(q, envelope("now-low", 0))
+    [first] = broker.fetch([q], 1, timeout=2)
+    assert ids([first]) == ["now-low"]
+    broker.requeue([first])
+    deadline = time.time() + 0.3
+    while time.time() < deadline:  # let the eta pass without fetching
+        time.sleep(0.05)
+    got = broker.fetch([q], 2, timeout=2)
+    assert ids(got) == ["late-urgent", "now-low"]
+    broker.ack(got)
+
+
+def test_batch_fetch_and_batch_ack_take_one_round_trip_each(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(50)])
+    fetches = CommandCounter(broker._conn.blocking, monkeypatch)
+    got = broker.fetch([q], 50, timeout=2)
+    assert len(got) == 50
+    assert fetches.calls == ["EVALSHA"]
+    pipelines: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def counted(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    commands = CommandCounter(broker.client, monkeypatch)
+    broker.ack(got)
+    assert len(pipelines) == 1 and commands.calls == []
+    assert broker.queue_length(q) == 0
+
+
+def test_idle_fetch_blocks_in_redis_instead_of_polling(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker(recovery_time=30.0)
+    q = "q-" + uuid.uuid4().hex[:8]
+    counter = CommandCounter(broker._conn.blocking, monkeypatch)
+    assert broker.fetch([q], 5, timeout=2.0) == []
+    # One script call and one XREADGROUP BLOCK per second at most (max_block is 1 s).
+    assert len(counter.calls) <= 6, counter.calls
+
+
+def test_blocked_fetch_wakes_when_a_message_arrives(make_broker: MakeBroker) -> None:
+    consumer = make_broker(recovery_time=100.0, max_block=30.0)
+    producer = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    got: list[Delivery] = []
+    thread = threading.Thread(target=lambda: got.extend(consumer.fetch([q], 5, timeout=20)))
+    thread.start()
+    time.sleep(0.3)  # let the consumer enter its blocking read (a 10 s wait without a wake-up)
+    sent = time.monotonic()
+    producer.publish(q, envelope("wake"))
+    thread.join(timeout=20)
+    assert ids(got) == ["wake"]
+    assert time.monotonic() - sent < 3.0  # woken by Redis, not by the end of its 10 s wait
+    consumer.ack(got)
+
+
+def test_requeue_keeps_the_redeliveries_a_message_already_had(make_broker: MakeBroker) -> None:
+    broker = make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("m"))
+    broker.fetch([q], 1, timeout=2)  # claimed, never extended: it expires
+    [again] = broker.fetch([q], 1, timeout=5)
+    assert again.redeliveries == 1
+    broker.requeue([again])  # a warm-shutdown return: must not count, must not forget
+    [back] = broker.fetch([q], 1, timeout=2)
+    assert back.redeliveries == 1
+    broker.ack([back])
+
+
+def test_a_claim_taken_over_is_not_stolen_back_or_duplicated(make_broker: MakeBroker) -> None:
+    slow, other = make_broker(recovery_time=0.5), make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    slow.publish(q, envelope("m"))
+    [stale] = slow.fetch([q], 1, timeout=2)
+    [taken] = other.fetch([q], 1, timeout=5)  # slow's claim expired
+    assert taken.redeliveries == 1
+    slow.extend([stale])  # too late: the claim belongs to `other` now
+    slow.requeue([stale])  # must not put a second copy on the queue
+    assert slow.fetch([q], 1, timeout=0.3) == []
+    client = redis.Redis.from_url(slow.url)
+    [pending] = client.xpending_range(taken.tag[0], GROUP, "-", "+", 10)
+    client.close()
+    assert pending["consumer"].decode() == other.consumer
+    other.ack([taken])
+    assert slow.queue_length(q) == 0
+
+
+def _child_fetch(broker: RedisBroker, queue: str, out: Any) -> None:
+    [d] = broker.fetch([queue], 1, timeout=2)
+    broker.ack([d])
+    out.put((broker.consumer, ids([d])))
+
+
+def test_forked_child_uses_its_own_connections_and_consumer(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope("parent")), Publication(q, envelope("child"))])
+    [mine] = broker.fetch([q], 1, timeout=2)  # the parent's pools hold open connections now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_child_fetch, args=(broker, q, out))
+    child.start()
+    child_consumer, child_ids = out.get(timeout=10)
+    child.join(timeout=10)
+    assert child.exitcode == 0
+    assert child_ids == ["child"] and child_consumer != broker.consumer
+    broker.extend([mine])  # the parent's connections survived the child
+    broker.ack([mine])
+    assert broker.queue_length(q) == 0
+
+
+def test_undecodable_entry_is_delivered_for_dead_lettering(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    client = redis.Redis.from_url(broker.url)
+    client.xadd(broker.lane_key(q, 0), {"m": b"\xff not json"})
+    client.close()
+    [d] = broker.fetch([q], 1, timeout=2)
+    assert d.envelope is None and d.raw == b"\xff not json" and d.error
+    broker.dead_letter(d, "undecodable")
+    [dead] = broker.dead_letters(q)
+    assert dead.id.startswith("undecodable-") and dead.raw == b"\xff not json" and dead.reason == "undecodable"
+    assert broker.purge_dead_letters() == 1
+
+
+def test_purge_keeps_claimed_messages(make_broker: MakeBroker) -> None:
+    broker = make_broker(recovery_time=30.0)
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(4)])
+    broker.publish(q, envelope("delayed"), eta=time.time() + 60)
+    held = broker.fetch([q], 1, timeout=2)
+    assert broker.purge(q) == 4  # three ready, one delayed
+    assert broker.queue_length(q) == 1
+    broker.ack(held)
+    assert broker.queue_length(q) == 0 and broker.queues() == []
+
+
+def test_rediss_url_uses_tls_without_connecting() -> None:
+    broker = RedisBroker("rediss://127.0.0.1:1/0", Settings())
+    assert broker.client.connection_pool.connection_class is redis.SSLConnection
+    broker.close()
+
+
+def test_unreachable_redis_is_a_broker_error_and_fetch_stays_alive() -> None:
+    settings = Settings()
+    settings.broker_transport_options = {"retries": 1, "socket_connect_timeout": 0.2}
+    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0", settings)
+    with pytest.raises(BrokerError, match="redis broker publish"):
+        broker.publish("q", envelope("x"))
+    start = time.monotonic()
+    assert broker.fetch(["q"], 1, timeout=0.5) == []  # the worker's loop keeps going
+    assert time.monotonic() - start < 3
+    broker.close()
