@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from taskq import TaskQ
-
 from tests.integration.workers import PROJECT, WorkerFactory, base_env
 
 if str(PROJECT) not in sys.path:

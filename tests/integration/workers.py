@@ -52,7 +52,7 @@ class Marks:
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")
         cmd = [sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app", "-l", "info", *args]
         self.proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
