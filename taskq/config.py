@@ -44,6 +44,7 @@ class Settings:
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
+    worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
     queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -78,6 +79,12 @@ class Settings:
             return self.beat_store_url
         scheme = url_scheme(self.broker_url)
         return self.broker_url if scheme in ("sqlite", "redis", "rediss") else "sqlite:///taskq-beat.db"
+
+    @property
+    def heartbeat_path(self) -> str:
+        import tempfile
+
+        return self.worker_heartbeat_file or os.path.join(tempfile.gettempdir(), "taskq-worker.heartbeat")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -10,6 +10,7 @@ import click
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
 from taskq.errors import TaskQError
+from taskq.worker.heartbeat import heartbeat_age
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo")
@@ -34,6 +35,8 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool implementation (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
+@click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
+@click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -41,6 +44,8 @@ def worker(
     pool: str | None,
     loglevel: str,
     prefetch_multiplier: int | None,
+    check: bool,
+    max_age: float,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
     setup_logging(loglevel)
@@ -49,6 +54,11 @@ def worker(
         conf = app.finalize()
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
+    if check:
+        age = heartbeat_age(conf.heartbeat_path)
+        fresh = age is not None and age <= max_age
+        click.echo(f"worker heartbeat {conf.heartbeat_path}: " + ("none" if age is None else f"{age:.1f}s old"))
+        raise SystemExit(0 if fresh else 1)
     queue_list = split_queues(queues, app)
     check_servers(app, queue_list)
     size = concurrency or conf.worker_concurrency

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from taskq.app import TaskQ
 from taskq.brokers.base import Delivery
 from taskq.errors import BrokerError
+from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import TaskRunner
 
 log = logging.getLogger("taskq.worker")
@@ -40,6 +41,7 @@ class Consumer:
         self._wake = threading.Event()
         self._done = threading.Event()
         self.processed = 0
+        self._heartbeat = Heartbeat(app.conf.heartbeat_path)
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -69,6 +71,7 @@ class Consumer:
                         backoff = min(backoff * 2, 10.0)
                         continue
                     backoff = 0.5
+                    self._heartbeat.beat()
                     with self._lock:
                         self._pending.extend(batch)
                         if self.stop_requested.is_set():
@@ -118,6 +121,7 @@ class Consumer:
             if held:
                 try:
                     self.broker.extend(held)
+                    self._heartbeat.beat()
                 except BrokerError as exc:
                     log.warning("Could not extend claims (%s)", exc)
         return

@@ -71,3 +71,16 @@ def test_call_result_queues_purge_and_dead_letters(
     assert producer.broker.queue_length("celery") == 1
     purged = taskq("purge", "-A", "example_tasks:app", "-f", env=sqlite_env)
     assert "purged 1" in purged.stdout and producer.broker.queue_length("celery") == 0
+
+
+def test_worker_check_follows_the_heartbeat(sqlite_env: dict[str, str], workers: WorkerFactory, tmp_path: Path) -> None:
+    env = {**sqlite_env, "TASKQ_WORKER_HEARTBEAT_FILE": str(tmp_path / "hb")}
+    assert taskq("worker", "-A", "example_tasks:app", "--check", env=env).returncode == 1  # no worker yet
+    w = workers.start("-c", "1", TASKQ_WORKER_HEARTBEAT_FILE=str(tmp_path / "hb"))
+    from tests.integration.workers import wait_until
+
+    wait_until(lambda: (tmp_path / "hb").exists(), 10, "heartbeat file")
+    assert taskq("worker", "-A", "example_tasks:app", "--check", env=env).returncode == 0
+    w.stop()
+    stale = taskq("worker", "-A", "example_tasks:app", "--check", "--max-age", "0", env=env)
+    assert stale.returncode == 1
