@@ -1,33 +1,69 @@
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from taskq import TaskQ
 from tests.integration.workers import PROJECT, WorkerFactory, base_env
+from tests.servers import require_redis
 
 if str(PROJECT) not in sys.path:
     sys.path.insert(0, str(PROJECT))
 
 
-@pytest.fixture
-def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Worker environment on a fresh SQLite file; the test process's app uses it too."""
-    url = f"sqlite:///{tmp_path}/broker.db"
-    env = base_env(tmp_path, url)
+def sqlite_broker_env(tmp_path: Path) -> tuple[dict[str, str], Callable[[], None]]:
+    return base_env(tmp_path, f"sqlite:///{tmp_path}/broker.db"), lambda: None
+
+
+def redis_broker_env(tmp_path: Path) -> tuple[dict[str, str], Callable[[], None]]:
+    from tests.contract.redis_factories import delete_prefixed
+
+    url = require_redis()
+    prefix = f"taskq-it-{uuid.uuid4().hex[:12]}:"
+    env = base_env(
+        tmp_path,
+        url,
+        url,
+        TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps({"global_keyprefix": prefix}),
+        TASKQ_RESULT_EXPIRES="600",
+    )
+    return env, lambda: delete_prefixed(url, prefix)
+
+
+# Add a broker to the worker suite (test_worker.py) = add one entry here.
+BROKER_ENVS: dict[str, Callable[[Path], tuple[dict[str, str], Callable[[], None]]]] = {
+    "sqlite": sqlite_broker_env,
+    "redis": redis_broker_env,
+}
+
+
+def activate(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The worker environment for a broker; this test process's apps use it too."""
+    env, cleanup = BROKER_ENVS[kind](tmp_path)
     for key, value in env.items():
         if key.startswith("TASKQ_"):
             monkeypatch.setenv(key, value)
-    return env
+    try:
+        yield env
+    finally:
+        cleanup()
 
 
 @pytest.fixture
-def workers(tmp_path: Path, sqlite_env: dict[str, str]) -> Iterator[WorkerFactory]:
-    factory = WorkerFactory(tmp_path, sqlite_env)
+def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """SQLite by default; test_worker.py parametrizes it over every broker."""
+    yield from activate("sqlite", tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def workers(tmp_path: Path, broker_env: dict[str, str]) -> Iterator[WorkerFactory]:
+    factory = WorkerFactory(tmp_path, broker_env)
     try:
         yield factory
     finally:
@@ -35,7 +71,7 @@ def workers(tmp_path: Path, sqlite_env: dict[str, str]) -> Iterator[WorkerFactor
 
 
 @pytest.fixture
-def producer(sqlite_env: dict[str, str]) -> Iterator[TaskQ]:
+def producer(broker_env: dict[str, str]) -> Iterator[TaskQ]:
     """A producer app on the same broker and backend; sends by task name."""
     app = TaskQ("producer", broker=os.environ["TASKQ_BROKER_URL"])
     yield app

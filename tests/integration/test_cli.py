@@ -38,43 +38,43 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
         (["worker", "-A", "example_tasks:app", "-P", "gevent"], "Invalid value for '-P'"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(sqlite_env: dict[str, str], args: list[str], text: str) -> None:
-    assert_one_line_error(taskq(*args, env=sqlite_env), text)
+def test_bad_input_is_one_line_and_exit_2(broker_env: dict[str, str], args: list[str], text: str) -> None:
+    assert_one_line_error(taskq(*args, env=broker_env), text)
 
 
-def test_bad_and_unreachable_broker_urls(sqlite_env: dict[str, str]) -> None:
-    bad = {**sqlite_env, "TASKQ_BROKER_URL": "postgres://localhost/x"}
+def test_bad_and_unreachable_broker_urls(broker_env: dict[str, str]) -> None:
+    bad = {**broker_env, "TASKQ_BROKER_URL": "postgres://localhost/x"}
     assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=bad), "is not supported")
-    missing = {**sqlite_env, "TASKQ_BROKER_URL": "sqlite:////nonexistent-dir/x.db"}
+    missing = {**broker_env, "TASKQ_BROKER_URL": "sqlite:////nonexistent-dir/x.db"}
     assert_one_line_error(taskq("call", "-A", "example_tasks:app", "example_tasks.add", env=missing), "SQLite")
 
 
 def test_call_result_queues_purge_and_dead_letters(
-    sqlite_env: dict[str, str], workers: WorkerFactory, producer: TaskQ, tmp_path: Path
+    broker_env: dict[str, str], workers: WorkerFactory, producer: TaskQ, tmp_path: Path
 ) -> None:
-    sent = taskq("call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[20, 22]", env=sqlite_env)
+    sent = taskq("call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[20, 22]", env=broker_env)
     assert sent.returncode == 0, sent.stderr
     task_id = sent.stdout.strip()
-    queues = taskq("queues", "-A", "example_tasks:app", env=sqlite_env)
+    queues = taskq("queues", "-A", "example_tasks:app", env=broker_env)
     assert queues.returncode == 0 and "celery" in queues.stdout and " 1 " in queues.stdout
     workers.start("-c", "1")
-    waited = taskq("result", "-A", "example_tasks:app", task_id, "--wait", "--timeout", "20", env=sqlite_env)
+    waited = taskq("result", "-A", "example_tasks:app", task_id, "--wait", "--timeout", "20", env=broker_env)
     assert json.loads(waited.stdout)["result"] == 42 and json.loads(waited.stdout)["status"] == "SUCCESS"
     producer.send_task("example_tasks.missing", task_id="dead-1")
     from tests.integration.workers import wait_until
 
     wait_until(lambda: producer.broker.dead_letters(), 15, "dead letter")
-    listed = taskq("dead-letters", "list", "-A", "example_tasks:app", env=sqlite_env)
+    listed = taskq("dead-letters", "list", "-A", "example_tasks:app", env=broker_env)
     assert "dead-1" in listed.stdout and "unknown task 'example_tasks.missing'" in listed.stdout
     workers.workers[0].stop()
-    assert "requeued 1" in taskq("dead-letters", "requeue", "-A", "example_tasks:app", env=sqlite_env).stdout
+    assert "requeued 1" in taskq("dead-letters", "requeue", "-A", "example_tasks:app", env=broker_env).stdout
     assert producer.broker.queue_length("celery") == 1
-    purged = taskq("purge", "-A", "example_tasks:app", "-f", env=sqlite_env)
+    purged = taskq("purge", "-A", "example_tasks:app", "-f", env=broker_env)
     assert "purged 1" in purged.stdout and producer.broker.queue_length("celery") == 0
 
 
-def test_worker_check_follows_the_heartbeat(sqlite_env: dict[str, str], workers: WorkerFactory, tmp_path: Path) -> None:
-    env = {**sqlite_env, "TASKQ_WORKER_HEARTBEAT_FILE": str(tmp_path / "hb")}
+def test_worker_check_follows_the_heartbeat(broker_env: dict[str, str], workers: WorkerFactory, tmp_path: Path) -> None:
+    env = {**broker_env, "TASKQ_WORKER_HEARTBEAT_FILE": str(tmp_path / "hb")}
     assert taskq("worker", "-A", "example_tasks:app", "--check", env=env).returncode == 1  # no worker yet
     w = workers.start("-c", "1", TASKQ_WORKER_HEARTBEAT_FILE=str(tmp_path / "hb"))
     from tests.integration.workers import wait_until

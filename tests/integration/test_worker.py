@@ -1,16 +1,26 @@
-"""The worker as users run it: `taskq worker` subprocesses on the embedded SQLite broker."""
+"""The worker as users run it: `taskq worker` subprocesses, on every broker."""
 
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from taskq import TaskQ, states
+from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=sorted(BROKER_ENVS))
+def broker_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    yield from activate(request.param, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])

@@ -1,0 +1,183 @@
+"""`taskq worker` subprocesses on Redis: crashes, long tasks, Redis restarts and ETAs.
+
+Workers run with TASKQ_RECOVERY_TIME=2, so an abandoned claim returns within 2 s. Tests on
+the shared Redis isolate their keys with a unique prefix (broker keys and result keys alike);
+tests that restart Redis run their own throwaway server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from taskq import TaskQ, states
+from taskq.errors import TaskQError
+from tests.contract.redis_factories import ThrowawayRedis, delete_prefixed, unique_prefix
+from tests.integration.workers import WorkerFactory, base_env, wait_until
+from tests.servers import require_redis
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def redis_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, prefix: str) -> dict[str, str]:
+    """Worker environment on Redis; this process's producer app gets the same settings."""
+    env = base_env(
+        tmp_path,
+        url,
+        TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps({"global_keyprefix": prefix}),
+        TASKQ_RESULT_KEY_PREFIX=f"{prefix}celery-task-meta-",
+    )
+    for key, value in env.items():
+        if key.startswith("TASKQ_"):
+            monkeypatch.setenv(key, value)
+    return env
+
+
+class Setup:
+    def __init__(self, url: str, prefix: str, workers: WorkerFactory) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.workers = workers
+        self.producer = TaskQ("producer", broker=url)
+        self.queue = self.producer.conf.task_default_queue
+
+    def pending_claims(self) -> int:
+        """Entries of the default queue claimed by some worker and not acknowledged yet."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            total = 0
+            for lane in range(10):
+                key = f"{self.prefix}q:{self.queue}:{lane}"
+                if client.exists(key):
+                    total += int(client.xpending(key, "taskq")["pending"])
+            return total
+        finally:
+            client.close()
+
+
+@pytest.fixture
+def shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    url = require_redis()
+    prefix = unique_prefix()
+    workers = WorkerFactory(tmp_path, redis_env(tmp_path, monkeypatch, url, prefix))
+    setup = Setup(url, prefix, workers)
+    try:
+        yield setup
+    finally:
+        workers.close()
+        setup.producer.close()
+        delete_prefixed(url, prefix)
+
+
+@pytest.fixture
+def throwaway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Setup, ThrowawayRedis]]:
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    server = ThrowawayRedis(data)
+    server.start()
+    workers = WorkerFactory(tmp_path, redis_env(tmp_path, monkeypatch, server.url, "taskq:"))
+    setup = Setup(server.url, "taskq:", workers)
+    try:
+        yield setup, server
+    finally:
+        workers.close()
+        setup.producer.close()
+        server.stop()
+
+
+def test_kill_9_of_a_worker_holding_50_claims_loses_none_and_repeats_none(shared: Setup) -> None:
+    marks = shared.workers.marks
+    # Given a worker that has claimed all 50 tasks in one batch and is working through them
+    victim = shared.workers.start("-c", "1", "--prefetch-multiplier", "50")
+    keys = [f"k{i}" for i in range(50)]
+    results = shared.producer.send_many("example_tasks.sleep_then", [((k, 0.1), {}) for k in keys])
+    wait_until(lambda: sum(marks.count("done").values()) >= 5, 20, "five tasks done")
+    # When it is killed with SIGKILL while holding the rest
+    victim.kill_tree()
+    done_by_victim = set(marks.count("done"))
+    assert shared.pending_claims() + len(done_by_victim) >= 49  # all held: done, running or claimed
+    # Then a second worker completes every task once the claims expire (2 s)...
+    shared.workers.start("-c", "2")
+    assert [r.get(timeout=60) for r in results] == keys
+    done = marks.count("done")
+    assert all(done[k] == 1 for k in keys), {k: n for k, n in done.items() if n != 1}
+    # ...and nothing that finished before the kill ran again; only a task cut off mid-run restarts.
+    started = marks.count("start")
+    assert all(started[k] == 1 for k in done_by_victim)
+    assert sum(started.values()) - len(keys) <= 1
+    assert shared.pending_claims() == 0
+
+
+def test_a_task_running_3x_the_recovery_time_runs_once(shared: Setup) -> None:
+    shared.workers.start("-c", "1")
+    shared.workers.start("-c", "1")
+    r = shared.producer.send_task("example_tasks.sleep_then", ("long", 6.0))  # 3x the 2 s recovery time
+    assert r.get(timeout=40) == "long"
+    assert shared.workers.marks.count("start")["long"] == 1
+    assert shared.workers.marks.count("done")["long"] == 1
+
+
+def test_redis_restart_mid_run_loses_no_acknowledged_message(throwaway: tuple[Setup, ThrowawayRedis]) -> None:
+    setup, server = throwaway
+    marks = setup.workers.marks
+    worker = setup.workers.start("-c", "2")
+    # Given tasks flowing through a busy worker
+    sent = [setup.producer.send_task("example_tasks.sleep_then", (f"a{i}", 0.01)).id for i in range(150)]
+    wait_until(lambda: sum(marks.count("done").values()) >= 20, 20, "tasks running")
+    # When Redis crashes (kill -9; every write was fsynced) and comes back
+    server.restart(kill=True)
+    # Then, after more work is sent, every task whose send returned runs: nothing Redis
+    # acknowledged was lost, and the worker reconnected by itself.
+    later: list[str] = []
+    for i in range(50):
+        try:
+            later.append(setup.producer.send_task("example_tasks.sleep_then", (f"b{i}", 0.01)).id)
+        except TaskQError:
+            pass  # refused while Redis came back: not acknowledged, no promise
+    assert len(later) >= 45
+    expected = {f"a{i}" for i in range(150)} | {f"b{i}" for i in range(len(later))}
+    wait_until(lambda: expected <= set(marks.count("done")), 60, "every acknowledged task to run")
+    assert worker.proc.poll() is None, "the worker died with Redis"
+    assert "unreachable" not in worker.log or "reachable again" in worker.log
+    assert all(setup.producer.AsyncResult(t).state == states.SUCCESS for t in sent[-10:])
+
+
+def test_eta_across_worker_and_redis_restarts_runs_once(throwaway: tuple[Setup, ThrowawayRedis]) -> None:
+    setup, server = throwaway
+    first = setup.workers.start("-c", "1")
+    sent = time.time()
+    r = setup.producer.send_task("example_tasks.stamp", ("eta",), countdown=4)
+    # The delayed message waits in Redis, not in the worker: stop the worker, crash Redis too.
+    assert first.stop() == 0
+    server.restart(kill=True)
+    assert r.state == states.PENDING
+    setup.workers.start("-c", "1")
+    setup.workers.start("-c", "1")
+    ran_at = r.get(timeout=30)
+    assert ran_at >= sent + 4
+    wait_until(lambda: setup.workers.marks.count("done")["eta"] >= 1, 5, "eta task marked")
+    # No copy is left anywhere to run a second time.
+    client = redis.Redis.from_url(setup.url)
+    try:
+        assert client.zcard(f"taskq:q:{setup.queue}:delayed") == 0
+    finally:
+        client.close()
+    wait_until(lambda: setup.pending_claims() == 0, 5, "the eta task's ack")
+    assert setup.workers.marks.count("done")["eta"] == 1
+
+
+def test_worker_runs_higher_priority_first(shared: Setup) -> None:
+    # Given a backlog sent before any worker runs: low priority first, high priority last
+    low = [shared.producer.send_task("example_tasks.stamp", (f"low{i}",), priority=0) for i in range(5)]
+    high = [shared.producer.send_task("example_tasks.stamp", (f"high{i}",), priority=9) for i in range(5)]
+    # When one single-slot worker drains it
+    shared.workers.start("-P", "solo", "--prefetch-multiplier", "1")
+    low_times = [r.get(timeout=20) for r in low]
+    high_times = [r.get(timeout=20) for r in high]
+    # Then every high-priority task ran before every low-priority one
+    assert max(high_times) < min(low_times)
