@@ -1,0 +1,517 @@
+"""RabbitMQ through pika: durable queues, persistent confirmed messages, manual acks.
+
+* One connection per process, served by its own I/O thread (rabbitmq_link.py), so any
+  thread may publish, ack or extend, and heartbeats go on while a task runs. A forked
+  child notices the new pid and opens its own.
+* publish/publish_many return once RabbitMQ confirmed every message; a nack raises
+  PublishError at once; a lost connection is retried (a new connection, with backoff) for
+  ``publish_retry_timeout`` seconds, then raises PublishError. Nothing is dropped silently.
+* Queues: passive declare first; a queue someone else declared is used as it is, with one
+  log line saying what that costs (rabbitmq_wire.py). Dead letters go to ``<queue>.dead``
+  (publish, confirm, then ack the original), so they work on any queue.
+* Delays wait in TTL queues that dead-letter into the target (rabbitmq_wire.py); no
+  consumer holds a delayed message.
+* Claims live as long as the channel, and also expire when not extended within the
+  recovery time (rabbitmq_claims.py), as on every other broker.
+
+Transport options (``settings.broker_transport_options``): ``confirm_publish`` (True),
+``prefetch_count`` (the least prefetch per consumer; fetch raises it as needed),
+``publish_retry_timeout`` (10 s), ``timeout`` (10 s: connect, and wait for a confirm).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from functools import partial
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pika
+
+from taskq.brokers.base import DeadLetter, Delivery, Publication
+from taskq.brokers.rabbitmq_claims import Claim, Claims
+from taskq.brokers.rabbitmq_link import ChannelClosed, Link, Refused, Unroutable
+from taskq.brokers.rabbitmq_wire import (
+    DELIVERY_COUNT_HEADER,
+    ETA_HEADER,
+    FAILED_AT_HEADER,
+    MAX_DELAY_LEVEL,
+    ORIGIN_HEADER,
+    REASON_HEADER,
+    dead_queue,
+    delay_level,
+    delay_queue,
+    delay_queue_arguments,
+    describe_costs,
+    from_amqp,
+    queue_arguments,
+    to_amqp,
+)
+from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import BrokerError, ConfigurationError, PublishError
+
+log = logging.getLogger("taskq.brokers.rabbitmq")
+Outgoing = tuple[str, pika.BasicProperties, bytes]  # routing key (default exchange), properties, body
+_CHUNK = 1000
+
+
+class RabbitMQBroker:
+    counts_redeliveries = False  # classic queues only flag a redelivery; the worker counts
+
+    def __init__(self, url: str, settings: Settings | None = None) -> None:
+        self.url = url
+        self.settings = settings or Settings()
+        options = self.settings.broker_transport_options
+        self.confirm = bool(options.get("confirm_publish", True))
+        self.prefetch = max(1, int(options.get("prefetch_count", 1)))
+        self.publish_retry_timeout = float(options.get("publish_retry_timeout", 10.0))
+        self.timeout = float(options.get("timeout", 10.0))
+        self._params = connection_parameters(url)
+        self._lock = threading.RLock()
+        self._sweep_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._link: Link | None = None
+        self._claims: Claims | None = None
+        self._kinds: dict[str, str] = {}  # queue -> priority | classic | quorum | foreign
+        self._declared: set[str] = set()  # our dead-letter and delay queues
+        self._backoff = 0.0
+        self._next_attempt = 0.0
+        self._last_error = ""
+
+    # -- connection --------------------------------------------------------------------------
+    def _session(self) -> tuple[Link, Claims]:
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's connection is not ours to use
+                self._pid, self._link, self._claims = os.getpid(), None, None
+            if self._link is not None and self._link.alive and self._claims is not None:
+                return self._link, self._claims
+            wait = self._next_attempt - time.monotonic()
+            if wait > 0:
+                raise BrokerError(f"RabbitMQ unreachable ({self._last_error}); next attempt in {wait:.1f}s")
+            try:
+                link = Link(self._params, self.timeout)
+            except BrokerError as exc:
+                self._backoff = min(max(self._backoff * 2, 0.2), 10.0)
+                self._next_attempt = time.monotonic() + self._backoff
+                self._last_error = str(exc)
+                raise
+            if self._link is not None:
+                log.warning("Reconnected to RabbitMQ after: %s", self._link.closed_reason)
+            self._backoff = 0.0
+            self._link, self._claims = link, Claims(link, self.settings.recovery_time)
+            return link, self._claims
+
+    # -- queues ------------------------------------------------------------------------------
+    def _ensure_queue(self, link: Link, queue: str) -> str:
+        """Declare (or adopt) a work queue once per process; returns its kind."""
+        kind = self._kinds.get(queue)
+        if kind is not None:
+            return kind
+        wanted = queue_arguments(queue, self.settings)
+        if _kind(wanted) == "quorum":
+            self._ensure_declared(link, dead_queue(queue), {})
+        try:
+            link.declare(queue, passive=True)
+            kind = self._probe(link, queue, wanted)
+        except ChannelClosed as exc:
+            if exc.reply_code != 404:
+                raise
+            try:
+                link.declare(queue, passive=False, arguments=wanted)
+                kind = _kind(wanted)
+            except ChannelClosed as race:  # declared by someone else meanwhile
+                if race.reply_code != 406:
+                    raise
+                kind = self._probe(link, queue, wanted)
+        if kind != _kind(wanted):
+            log.warning(
+                "Queue %r exists with other arguments than taskq's %s; using it as it is: %s",
+                queue,
+                wanted,
+                describe_costs(kind),
+            )
+        self._kinds[queue] = kind
+        return kind
+
+    def _probe(self, link: Link, queue: str, wanted: dict[str, Any]) -> str:
+        """What an existing queue is: re-declaring with equal arguments succeeds, others 406."""
+        for arguments in (wanted, {}, {"x-queue-type": "quorum"}):
+            try:
+                link.declare(queue, passive=False, arguments=arguments)
+                return _kind(arguments)
+            except ChannelClosed as exc:
+                if exc.reply_code != 406:
+                    raise
+        return "foreign"
+
+    def _ensure_declared(self, link: Link, name: str, arguments: dict[str, Any]) -> None:
+        if name in self._declared:
+            return
+        try:
+            link.declare(name, passive=False, arguments=arguments)
+        except ChannelClosed as exc:
+            if exc.reply_code != 406:
+                raise
+            link.declare(name, passive=True)  # exists with other arguments: use it
+        self._declared.add(name)
+
+    def _ready_count(self, link: Link, name: str) -> int:
+        try:
+            return link.declare(name, passive=True)[0]
+        except ChannelClosed as exc:
+            if exc.reply_code == 404:
+                return 0
+            raise
+
+    # -- publishing ------------------------------------------------------------------------
+    def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
+        self.publish_many([Publication(queue, envelope, eta)])
+
+    def publish_many(self, items: Sequence[Publication]) -> None:
+        if items:
+            self._publish(lambda link: [self._route(link, item) for item in items])
+
+    def _route(self, link: Link, item: Publication, check_priority: bool = True) -> Outgoing:
+        kind = self._ensure_queue(link, item.queue)
+        if check_priority and kind == "quorum" and item.envelope.priority > 0:
+            raise ConfigurationError(
+                f"queue {item.queue!r} is a quorum queue: RabbitMQ 3.x has no priorities there "
+                f"(priority {item.envelope.priority} asked); send with priority 0 or use a classic queue"
+            )
+        level = delay_level(item.eta - time.time()) if item.eta is not None else None
+        if level is None:
+            return item.queue, to_amqp(item.envelope), item.envelope.body
+        name = delay_queue(item.queue, level)
+        self._ensure_declared(link, name, delay_queue_arguments(item.queue, level))
+        assert item.eta is not None
+        return name, to_amqp(item.envelope, {ETA_HEADER: int(item.eta * 1000)}), item.envelope.body
+
+    def _publish(self, build: Callable[[Link], list[Outgoing]]) -> None:
+        """Publish what ``build`` prepares; retry what a lost connection left unconfirmed."""
+        deadline = time.monotonic() + self.publish_retry_timeout
+        pending: list[int] | None = None
+        backoff = 0.1
+        while True:
+            try:
+                link, _ = self._session()
+                messages = build(link)
+                if pending is None:
+                    pending = list(range(len(messages)))
+                failed = self._send(link, [messages[i] for i in pending])
+                pending = [pending[i] for i in failed]
+                if not pending:
+                    return
+                reason = f"{len(pending)} message(s) unconfirmed: {link.closed_reason or 'queue vanished'}"
+            except (Refused, ConfigurationError):
+                raise
+            except BrokerError as exc:
+                reason = str(exc)
+            if time.monotonic() >= deadline:
+                raise PublishError(f"RabbitMQ did not confirm the message(s): {reason}")
+            log.warning("Publishing to RabbitMQ failed (%s); retrying", reason)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    def _send(self, link: Link, messages: list[Outgoing]) -> list[int]:
+        """Send and wait for the confirms; returns the indexes worth sending again."""
+        futures: list[Future[None]] = []
+        try:
+            for start in range(0, len(messages), _CHUNK):
+                chunk = messages[start : start + _CHUNK]
+                futures += link.publish([("", key, body, props) for key, props, body in chunk])
+        except BrokerError as exc:
+            log.warning("Connection lost while publishing (%s)", exc)
+        retry = list(range(len(futures), len(messages)))
+        if not self.confirm:
+            for future in futures:
+                future.add_done_callback(_log_unconfirmed)
+            return retry
+        refused = 0
+        end = time.monotonic() + self.timeout
+        for index, future in enumerate(futures):
+            try:
+                future.result(max(0.0, end - time.monotonic()))
+            except FutureTimeout:
+                raise PublishError(f"RabbitMQ did not confirm within {self.timeout}s") from None
+            except Refused:
+                refused += 1
+            except Unroutable:
+                self._forget_queue(messages[index][0])
+                retry.append(index)
+            except BrokerError:
+                retry.append(index)
+        if refused:
+            raise Refused(
+                f"RabbitMQ refused {refused} of {len(messages)} message(s) (basic.nack: "
+                "e.g. a full queue with x-overflow reject-publish)"
+            )
+        return sorted(retry)
+
+    def _forget_queue(self, name: str) -> None:
+        self._declared.discard(name)
+        self._kinds.pop(name, None)
+
+    # -- consuming ---------------------------------------------------------------------------
+    def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        link, claims = self._session()
+        for queue in queues:
+            self._ensure_queue(link, queue)
+        claims.ensure_consumers(queues, max_count, self.prefetch)
+        out: list[Delivery] = []
+        while len(out) < max_count:
+            wait = 0.0 if out else max(0.0, deadline - time.monotonic())
+            taken = claims.take(queues, max_count - len(out), wait)
+            if not taken:
+                if not link.alive and not out:
+                    raise BrokerError(f"connection to RabbitMQ lost: {link.closed_reason}")
+                if out or time.monotonic() >= deadline:
+                    break
+            for claim in taken:
+                delivery = self._delivery(claim)
+                if delivery is not None:
+                    out.append(delivery)
+        return out
+
+    def _delivery(self, claim: Claim) -> Delivery | None:
+        envelope, added = from_amqp(claim.properties, claim.body)
+        eta_ms = added.get(ETA_HEADER)
+        if isinstance(eta_ms, int) and delay_level(eta_ms / 1000 - time.time()) is not None:
+            self._delay_again(claim, envelope, eta_ms / 1000)  # arrived early from a long level
+            return None
+        count = added.get(DELIVERY_COUNT_HEADER)  # quorum queues count for themselves
+        redeliveries = int(count) if isinstance(count, int) else int(claim.redelivered)
+        return Delivery(envelope, claim.queue, claim, redeliveries)
+
+    def _delay_again(self, claim: Claim, envelope: Envelope, eta: float) -> None:
+        try:
+            self._publish(lambda link: [self._route(link, Publication(claim.queue, envelope, eta), False)])
+        except BrokerError:
+            claim.link.post(lambda: claim.link.nack_consumed_now([claim.delivery_tag]))
+            raise
+        self._settle([claim])
+
+    def _claims_of(self, deliveries: Sequence[Delivery]) -> list[Claim]:
+        return [d.tag for d in deliveries if isinstance(d.tag, Claim)]
+
+    def _settle(self, claims: list[Claim], requeue: bool = False) -> None:
+        current = self._claims
+        if current is None:
+            if claims:
+                log.warning("%d delivery(ies) settled after close; RabbitMQ returned them already", len(claims))
+            return
+        current.settle(claims, requeue)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self._settle(self._claims_of(deliveries))
+
+    def requeue(self, deliveries: Sequence[Delivery]) -> None:
+        """Publish copies (confirmed) and ack the originals: a nack would mark them redelivered."""
+        live = [d for d in deliveries if isinstance(d.tag, Claim) and not d.tag.settled]
+        if not live:
+            return
+        try:
+            self._publish(lambda link: [self._copy(link, d.tag, d.queue) for d in live])
+        except BrokerError as exc:
+            log.warning("Could not republish %d message(s) (%s); returning them with nack", len(live), exc)
+            self._settle([d.tag for d in live], requeue=True)
+            return
+        self._settle([d.tag for d in live])
+
+    def _copy(self, link: Link, claim: Claim, queue: str) -> Outgoing:
+        envelope, _added = from_amqp(claim.properties, claim.body)
+        return self._route(link, Publication(queue, envelope), check_priority=False)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        claim = delivery.tag
+        if not isinstance(claim, Claim):
+            raise BrokerError(f"not a RabbitMQ delivery: {delivery!r}")
+        envelope, _added = from_amqp(claim.properties, claim.body)
+        extra = {REASON_HEADER: reason, FAILED_AT_HEADER: int(time.time() * 1000), ORIGIN_HEADER: delivery.queue}
+        dead = dead_queue(delivery.queue)
+
+        def build(link: Link) -> list[Outgoing]:
+            self._ensure_declared(link, dead, {})
+            return [(dead, to_amqp(envelope, extra), envelope.body)]
+
+        self._publish(build)
+        self._settle([claim])
+
+    def extend(self, deliveries: Sequence[Delivery]) -> None:
+        # Claims live as long as the channel; the I/O thread keeps heartbeats going. This only
+        # keeps them from expiring here (rabbitmq_claims.py).
+        if self._claims is not None:
+            self._claims.extend(self._claims_of(deliveries))
+
+    # -- inspection and cleanup ---------------------------------------------------------------
+    def queue_length(self, queue: str) -> int:
+        link, claims = self._session()
+        names = [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]
+        return claims.counts(queue) + sum(self._ready_count(link, name) for name in names)
+
+    def queues(self) -> list[str]:
+        link, claims = self._session()
+        known = {*self._kinds, self.settings.task_default_queue, *self.settings.queue_arguments}
+        known |= {name[: -len(".dead")] for name in self._declared if name.endswith(".dead")}
+        return sorted(
+            q for q in known if claims.counts(q) or self._ready_count(link, q) or self._ready_count(link, dead_queue(q))
+        )
+
+    def purge(self, queue: str) -> int:
+        link, claims = self._session()
+        waiting = claims.waiting(queue)
+        claims.settle(waiting)
+        total = len(waiting)
+        for name in [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]:
+            if name == queue or self._ready_count(link, name):
+                total += self._purge_if_exists(link, name)
+        return total
+
+    def _purge_if_exists(self, link: Link, name: str) -> int:
+        try:
+            return link.purge(name)
+        except ChannelClosed as exc:
+            if exc.reply_code == 404:
+                return 0
+            raise
+
+    def _sweep(self, link: Link, name: str, limit: int | None) -> list[tuple[int, pika.BasicProperties, bytes]]:
+        """basic.get up to ``limit`` messages (unacked) from a queue; [] when it does not exist."""
+        taken: list[tuple[int, pika.BasicProperties, bytes]] = []
+        while limit is None or len(taken) < limit:
+            try:
+                got = link.get(name)
+            except ChannelClosed as exc:
+                if exc.reply_code == 404:
+                    break
+                raise
+            if got is None:
+                break
+            taken.append(got)
+        return taken
+
+    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        out: list[DeadLetter] = []
+        with self._sweep_lock:
+            for name in [queue] if queue else self.queues():
+                link, _ = self._session()
+                taken = self._sweep(link, dead_queue(name), limit - len(out))
+                try:
+                    out += [_dead_letter(name, props, body) for _tag, props, body in taken]
+                finally:
+                    link.settle_swept([], [tag for tag, _p, _b in taken])
+                if len(out) >= limit:
+                    break
+        return out
+
+    def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
+        wanted = set(ids)
+        moved = 0
+        with self._sweep_lock:
+            for name in [queue] if queue else self.queues():
+                link, _ = self._session()
+                taken = self._sweep(link, dead_queue(name), None)
+                letters = [(tag, _dead_letter(name, props, body), props, body) for tag, props, body in taken]
+                chosen = [item for item in letters if not wanted or item[1].id in wanted]
+                chosen_tags = {item[0] for item in chosen}
+                kept = [item[0] for item in letters if item[0] not in chosen_tags]
+                try:
+                    self._publish(partial(self._revive_all, [(props, body) for _t, _l, props, body in chosen]))
+                except BrokerError:
+                    link.settle_swept([], [tag for tag, _p, _b in taken])
+                    raise
+                link.settle_swept([item[0] for item in chosen], kept)
+                moved += len(chosen)
+        return moved
+
+    def _revive_all(self, letters: list[tuple[pika.BasicProperties, bytes]], link: Link) -> list[Outgoing]:
+        return [self._revive(link, properties, body) for properties, body in letters]
+
+    def _revive(self, link: Link, properties: pika.BasicProperties, body: bytes) -> Outgoing:
+        envelope, added = from_amqp(properties, body)
+        origin = str(added.get(ORIGIN_HEADER) or properties.headers.get("x-first-death-queue") or "")
+        return self._route(link, Publication(origin, envelope), check_priority=False)
+
+    def purge_dead_letters(self, queue: str | None = None) -> int:
+        link, _ = self._session()
+        return sum(self._purge_if_exists(link, dead_queue(name)) for name in ([queue] if queue else self.queues()))
+
+    def declared_queues(self) -> list[str]:
+        """Every queue this instance declared or adopted (for tools and test cleanup)."""
+        return sorted({*self._kinds, *self._declared})
+
+    def close(self) -> None:
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._pid, self._link, self._claims = os.getpid(), None, None
+                return
+            link, claims = self._link, self._claims
+        if link is not None and claims is not None and link.alive:
+            self._give_back_waiting(link, claims)
+        with self._lock:
+            self._link, self._claims = None, None
+        if link is not None:
+            link.close()
+
+    def _give_back_waiting(self, link: Link, claims: Claims) -> None:
+        """Deliveries never handed out go back unmarked (a copy, then an ack), not redelivered."""
+        waiting = claims.waiting()
+        if not waiting:
+            return
+        try:
+            if not self._send(link, [self._copy(link, claim, claim.queue) for claim in waiting]):
+                claims.settle(waiting)
+        except BrokerError as exc:  # closing the channel returns them anyway, marked redelivered
+            log.debug("Could not hand back %d prefetched message(s): %s", len(waiting), exc)
+
+
+def connection_parameters(url: str) -> pika.URLParameters:
+    """pika's parameters for an amqp:// URL, reading the vhost as Celery and kombu do.
+
+    ``amqp://host//`` is the vhost "/" (pika alone would read ""), ``amqp://host/x`` is "x",
+    and ``amqp://host`` or ``amqp://host/`` the default "/".
+    """
+    try:
+        params = pika.URLParameters(url)
+    except Exception as exc:
+        raise ConfigurationError(f"broker URL {url!r} is invalid: {exc}") from None
+    path = urlsplit(url).path
+    params.virtual_host = unquote(path[1:]) if len(path) > 1 else "/"
+    return params
+
+
+def _kind(arguments: dict[str, Any]) -> str:
+    queue_type = arguments.get("x-queue-type", "classic")
+    if queue_type == "quorum":
+        return "quorum"
+    if queue_type != "classic":
+        return "foreign"
+    return "priority" if arguments.get("x-max-priority") else "classic"
+
+
+def _dead_letter(queue: str, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
+    envelope, added = from_amqp(properties, body)
+    headers = properties.headers or {}
+    reason = added.get(REASON_HEADER) or headers.get("x-first-death-reason") or "unknown"
+    failed_at = added.get(FAILED_AT_HEADER)
+    return DeadLetter(
+        id=envelope.id or str(envelope.properties.get("correlation_id") or uuid.uuid4()),
+        queue=str(added.get(ORIGIN_HEADER) or queue),
+        reason=str(reason),
+        failed_at=failed_at / 1000 if isinstance(failed_at, int) else time.time(),
+        raw=envelope.to_bytes(),
+    )
+
+
+def _log_unconfirmed(future: Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("Unconfirmed publish failed: %s", exc)

@@ -1,0 +1,440 @@
+"""One AMQP connection served by its own I/O thread (pika's SelectConnection).
+
+pika connections are not thread-safe. Every frame of a Link is read and written by the
+Link's I/O thread; other threads hand it work with ``add_callback_threadsafe`` and wait on
+a Future. Because that thread never runs a task, heartbeats are answered while a task
+runs for hours in another thread, and acks may come from any thread.
+
+Four channels: ``publisher`` (confirm mode, many publishes in flight, each settled by
+the broker's ack/nack, unroutable ones by basic.return), ``admin`` (declare, purge,
+delete; RabbitMQ closes it on a 404/406, so it is reopened on demand), ``sweeper``
+(basic.get on dead-letter queues, kept apart so an admin 404 never drops its messages) and
+``consumer`` (basic.consume with manual acks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pika
+import pika.channel
+import pika.exceptions
+import pika.frame
+import pika.spec
+
+from taskq.errors import BrokerError, PublishError
+
+log = logging.getLogger("taskq.brokers.rabbitmq")
+
+
+class _QuietProbes(logging.Filter):
+    """pika warns on every Channel.Close; a 404 about taskq's own delay or dead-letter queue
+    is an expected answer to a passive declare (does it exist?), not a problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("Channel.Close (404)" in text and (".taskq-delay." in text or ".dead'" in text))
+
+
+logging.getLogger("pika.channel").addFilter(_QuietProbes())
+T = TypeVar("T")
+Deliver = Callable[[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes], None]
+
+
+class ChannelClosed(BrokerError):
+    """RabbitMQ closed a channel (404 NOT_FOUND, 406 PRECONDITION_FAILED, ...)."""
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(f"RabbitMQ closed the channel: {reply_code} {reply_text}")
+        self.reply_code = reply_code
+
+
+class Refused(PublishError):
+    """RabbitMQ nacked a publish (e.g. a full queue with x-overflow reject-publish)."""
+
+
+class Unroutable(PublishError):
+    """RabbitMQ returned a mandatory message: no queue was bound to its routing key."""
+
+
+@dataclass
+class _Pending:
+    future: Future[None]
+    routing_key: str
+    body: bytes
+    returned: str | None = None
+
+
+@dataclass
+class _Slot:
+    """A channel by role; work waiting for it to open runs once it is open."""
+
+    channel: pika.channel.Channel | None = None
+    opening: bool = False
+    waiting: list[Callable[[pika.channel.Channel], None]] = field(default_factory=list)
+    futures: set[Future[Any]] = field(default_factory=set)
+
+
+class Link:
+    def __init__(self, params: pika.ConnectionParameters, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self.closed_reason: str | None = None
+        self._opened: Future[None] = Future()
+        self._slots = {role: _Slot() for role in ("publisher", "admin", "consumer", "sweeper")}
+        self._seq = 0
+        self._unconfirmed: dict[int, _Pending] = {}
+        self._get_waiter: Future[Any] | None = None
+        self._futures: set[Future[Any]] = set()
+        # Set by the consumer side; called on the I/O thread.
+        self.on_consumer_lost: Callable[[str], None] = lambda reason: None
+        self.on_consumer_cancelled: Callable[[str], None] = lambda consumer_tag: None
+        self._conn = pika.SelectConnection(
+            params,
+            on_open_callback=lambda _c: self._opened.set_result(None),
+            on_open_error_callback=self._on_open_error,
+            on_close_callback=self._on_connection_closed,
+        )
+        self._thread = threading.Thread(target=self._conn.ioloop.start, name="taskq-amqp-io", daemon=True)
+        self._thread.start()
+        try:
+            self._opened.result(timeout)
+        except FutureTimeout:
+            self._abandon()
+            raise BrokerError(f"RabbitMQ did not answer within {timeout}s") from None
+        except BrokerError:
+            self._thread.join(timeout)
+            raise
+
+    @property
+    def alive(self) -> bool:
+        return self.closed_reason is None
+
+    # -- running work on the I/O thread ----------------------------------------------------
+    def run(self, op: Callable[[Future[T]], None], timeout: float | None = None) -> T:
+        """Run ``op(future)`` on the I/O thread and wait for it to settle the future."""
+        future: Future[T] = Future()
+        self.post(lambda: self._start(op, future))
+        try:
+            return future.result(self.timeout if timeout is None else timeout)
+        except FutureTimeout:
+            raise BrokerError(f"RabbitMQ did not answer within {self.timeout}s") from None
+
+    def post(self, fn: Callable[[], None]) -> None:
+        if not self.alive:
+            raise BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}")
+        try:
+            self._conn.ioloop.add_callback_threadsafe(fn)
+        except Exception as exc:  # the ioloop is closed: the connection just died
+            raise BrokerError(f"connection to RabbitMQ lost: {exc}") from None
+
+    def _start(self, op: Callable[[Future[T]], None], future: Future[T]) -> None:
+        if not self.alive:
+            future.set_exception(BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}"))
+            return
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        try:
+            op(future)
+        except pika.exceptions.AMQPError as exc:
+            _settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
+        except Exception as exc:
+            _settle_error(future, exc)
+
+    def with_channel(self, role: str, future: Future[Any], then: Callable[[pika.channel.Channel], None]) -> None:
+        """On the I/O thread: run ``then(channel)`` once the channel of that role is open.
+
+        ``future`` fails if the channel closes before it settles.
+        """
+        slot = self._slots[role]
+        slot.futures.add(future)
+        future.add_done_callback(slot.futures.discard)
+        if slot.channel is not None and slot.channel.is_open:
+            then(slot.channel)
+            return
+        slot.waiting.append(then)
+        if not slot.opening:
+            slot.opening = True
+            self._conn.channel(on_open_callback=lambda ch: self._on_channel_open(role, ch))
+
+    def _on_channel_open(self, role: str, channel: pika.channel.Channel) -> None:
+        channel.add_on_close_callback(lambda ch, reason: self._on_channel_closed(role, ch, reason))
+        if role == "publisher":
+            self._seq = 0
+            channel.add_on_return_callback(self._on_return)
+            channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._channel_ready(role, channel))
+        elif role == "sweeper":
+            channel.add_callback(self._on_get_empty, [pika.spec.Basic.GetEmpty], one_shot=False)
+            self._channel_ready(role, channel)
+        elif role == "consumer":
+            channel.add_on_cancel_callback(lambda frame: self.on_consumer_cancelled(frame.method.consumer_tag))
+            self._channel_ready(role, channel)
+        else:
+            self._channel_ready(role, channel)
+
+    def _channel_ready(self, role: str, channel: pika.channel.Channel) -> None:
+        slot = self._slots[role]
+        slot.channel, slot.opening = channel, False
+        waiting, slot.waiting = slot.waiting, []
+        for then in waiting:
+            then(channel)
+
+    def _on_channel_closed(self, role: str, channel: pika.channel.Channel, reason: Exception) -> None:
+        slot = self._slots[role]
+        if slot.channel is not channel and slot.channel is not None:
+            return
+        slot.channel, slot.opening, slot.waiting = None, False, []
+        code = getattr(reason, "reply_code", 0)
+        text = getattr(reason, "reply_text", str(reason))
+        error = ChannelClosed(code, text)
+        for future in list(slot.futures):
+            _settle_error(future, error)
+        if role == "publisher":
+            self._fail_unconfirmed(PublishError(f"publish not confirmed: channel closed ({code} {text})"))
+        if role == "sweeper" and self._get_waiter is not None:
+            _settle_error(self._get_waiter, error)
+            self._get_waiter = None
+        if role == "consumer":
+            self.on_consumer_lost(f"consumer channel closed: {code} {text}")
+        if isinstance(reason, pika.exceptions.ChannelClosedByBroker) and code not in (404, 406):
+            log.warning("RabbitMQ closed the %s channel: %s %s", role, code, text)
+
+    # -- publishing with confirms -----------------------------------------------------------
+    def publish(self, items: list[tuple[str, str, bytes, pika.BasicProperties]]) -> list[Future[None]]:
+        """Send all items now (from any thread); each future settles on the broker's confirm."""
+        futures: list[Future[None]] = [Future() for _ in items]
+        batch: Future[None] = Future()
+
+        def send(channel: pika.channel.Channel) -> None:
+            for (exchange, routing_key, body, properties), future in zip(items, futures, strict=True):
+                self._seq += 1
+                self._unconfirmed[self._seq] = _Pending(future, routing_key, body)
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+            batch.set_result(None)
+
+        def start() -> None:
+            if not self.alive:
+                batch.set_exception(BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}"))
+                return
+            try:
+                self.with_channel("publisher", batch, send)
+            except Exception as exc:
+                _settle_error(batch, PublishError(f"publish failed: {exc!r}"))
+
+        self.post(start)
+        try:
+            batch.result(self.timeout)
+        except FutureTimeout:
+            raise PublishError(f"RabbitMQ did not take the messages within {self.timeout}s") from None
+        except BrokerError as exc:
+            raise PublishError(str(exc)) from None
+        return futures
+
+    def _on_confirm(self, frame: pika.frame.Method) -> None:
+        method = frame.method
+        ok = isinstance(method, pika.spec.Basic.Ack)
+        tag = method.delivery_tag
+        if method.multiple:
+            settled = [s for s in self._unconfirmed if s <= tag]
+        else:
+            settled = [tag] if tag in self._unconfirmed else []
+        for seq in settled:
+            pending = self._unconfirmed.pop(seq)
+            if pending.returned is not None:
+                _settle_error(pending.future, Unroutable(pending.returned))
+            elif ok:
+                if not pending.future.done():
+                    pending.future.set_result(None)
+            else:
+                _settle_error(pending.future, Refused("RabbitMQ refused the message (basic.nack)"))
+
+    def _on_return(
+        self, _ch: pika.channel.Channel, method: pika.spec.Basic.Return, _p: pika.BasicProperties, body: bytes
+    ) -> None:
+        # A return comes before the confirm of the same message; match it by content.
+        for pending in self._unconfirmed.values():
+            if pending.returned is None and pending.routing_key == method.routing_key and pending.body == body:
+                pending.returned = f"no queue {method.routing_key!r}: {method.reply_code} {method.reply_text}"
+                return
+
+    def _fail_unconfirmed(self, error: BrokerError) -> None:
+        pending, self._unconfirmed = self._unconfirmed, {}
+        for item in pending.values():
+            _settle_error(item.future, error)
+
+    # -- admin and consumer operations (run on the I/O thread) -------------------------------
+    def declare(self, queue: str, passive: bool, arguments: dict[str, Any] | None = None) -> tuple[int, int]:
+        """(ready message count, consumer count); ChannelClosed 404/406 when it does not fit."""
+
+        def op(future: Future[tuple[int, int]]) -> None:
+            def go(ch: pika.channel.Channel) -> None:
+                ch.queue_declare(
+                    queue,
+                    passive=passive,
+                    durable=True,
+                    arguments=arguments,
+                    callback=lambda f: _settle(future, (f.method.message_count, f.method.consumer_count)),
+                )
+
+            self.with_channel("admin", future, go)
+
+        return self.run(op)
+
+    def purge(self, queue: str) -> int:
+        def op(future: Future[int]) -> None:
+            self.with_channel(
+                "admin",
+                future,
+                lambda ch: ch.queue_purge(queue, callback=lambda f: _settle(future, f.method.message_count)),
+            )
+
+        return self.run(op)
+
+    def delete(self, queue: str) -> None:
+        def op(future: Future[None]) -> None:
+            self.with_channel(
+                "admin", future, lambda ch: ch.queue_delete(queue, callback=lambda f: _settle(future, None))
+            )
+
+        self.run(op)
+
+    def get(self, queue: str) -> tuple[int, pika.BasicProperties, bytes] | None:
+        """basic.get on the sweeper channel (one caller at a time), manual ack: (tag, properties, body)."""
+
+        def op(future: Future[tuple[int, pika.BasicProperties, bytes] | None]) -> None:
+            def go(ch: pika.channel.Channel) -> None:
+                self._get_waiter = future
+
+                def got(_ch: Any, method: pika.spec.Basic.GetOk, props: pika.BasicProperties, body: bytes) -> None:
+                    self._get_waiter = None
+                    _settle(future, (method.delivery_tag, props, body))
+
+                ch.basic_get(queue, got)
+
+            self.with_channel("sweeper", future, go)
+
+        return self.run(op)
+
+    def _on_get_empty(self, _frame: pika.frame.Method) -> None:
+        waiter, self._get_waiter = self._get_waiter, None
+        if waiter is not None:
+            _settle(waiter, None)
+
+    def settle_swept(self, acks: list[int], nacks: list[int]) -> None:
+        """Ack or return (requeue) messages taken with ``get``; waits until written."""
+        self._settle_on("sweeper", acks, nacks)
+
+    def settle_consumed(self, acks: list[int], nacks: list[int]) -> None:
+        self._settle_on("consumer", acks, nacks)
+
+    def _settle_on(self, role: str, acks: list[int], nacks: list[int]) -> None:
+        def op(future: Future[None]) -> None:
+            channel = self._slots[role].channel
+            if channel is None or not channel.is_open:
+                raise BrokerError(f"the {role} channel closed; its deliveries return to their queues")
+            for tag in acks:
+                channel.basic_ack(tag)
+            for tag in nacks:
+                channel.basic_nack(tag, requeue=True)
+            future.set_result(None)
+
+        self.run(op)
+
+    def nack_consumed_now(self, tags: list[int]) -> None:
+        """On the I/O thread: return deliveries to their queue (RabbitMQ marks them redelivered)."""
+        channel = self._slots["consumer"].channel
+        if channel is not None and channel.is_open:
+            for tag in tags:
+                channel.basic_nack(tag, requeue=True)
+
+    def consume(self, queue: str, prefetch: int, consumer_tag: str, deliver: Deliver) -> None:
+        """Start a consumer with its own prefetch; returns once RabbitMQ confirmed it."""
+
+        def op(future: Future[None]) -> None:
+            def go(ch: pika.channel.Channel) -> None:
+                def on_message(_c: Any, m: pika.spec.Basic.Deliver, p: pika.BasicProperties, b: bytes) -> None:
+                    deliver(m, p, b)
+
+                def consume(_qos: Any) -> None:
+                    ch.basic_consume(
+                        queue, on_message, consumer_tag=consumer_tag, callback=lambda _f: _settle(future, None)
+                    )
+
+                # A non-global qos applies to consumers started after it: set it each time.
+                ch.basic_qos(prefetch_count=prefetch, callback=consume)
+
+            self.with_channel("consumer", future, go)
+
+        self.run(op)
+
+    def cancel(self, consumer_tag: str) -> None:
+        def op(future: Future[None]) -> None:
+            channel = self._slots["consumer"].channel
+            if channel is None or not channel.is_open or consumer_tag not in channel.consumer_tags:
+                future.set_result(None)
+                return
+            self._slots["consumer"].futures.add(future)
+            channel.basic_cancel(consumer_tag, callback=lambda _f: _settle(future, None))
+
+        self.run(op)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        """On the I/O thread: schedule ``fn`` there after ``delay`` seconds."""
+        self._conn.ioloop.call_later(delay, fn)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _on_open_error(self, _conn: Any, error: BaseException | str) -> None:
+        self.closed_reason = str(error) or type(error).__name__
+        self._conn.ioloop.stop()
+        if not self._opened.done():
+            self._opened.set_exception(BrokerError(f"cannot connect to RabbitMQ: {self.closed_reason}"))
+
+    def _on_connection_closed(self, _conn: Any, reason: Exception) -> None:
+        self.closed_reason = str(reason) or type(reason).__name__
+        error = BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}")
+        self._fail_unconfirmed(PublishError(f"publish not confirmed: {error}"))
+        for slot in self._slots.values():
+            slot.channel, slot.opening, slot.waiting = None, False, []
+        for future in list(self._futures):
+            _settle_error(future, error)
+        if self._get_waiter is not None:
+            _settle_error(self._get_waiter, error)
+        self.on_consumer_lost(self.closed_reason)
+        self._conn.ioloop.stop()
+
+    def close(self) -> None:
+        """Close gracefully (pending acks are written first); waits for the I/O thread."""
+        if self.alive:
+
+            def shut() -> None:
+                if self._conn.is_open:
+                    self._conn.close()
+
+            try:
+                self.post(shut)
+            except BrokerError:
+                pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(self.timeout)
+
+    def _abandon(self) -> None:
+        self.closed_reason = self.closed_reason or "abandoned"
+        try:
+            self._conn.ioloop.add_callback_threadsafe(self._conn.ioloop.stop)
+        except Exception:
+            pass
+
+
+def _settle(future: Future[T], value: T) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _settle_error(future: Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -1,0 +1,52 @@
+"""Registers RabbitMQ in the contract suites (imported by tests/contract/conftest.py).
+
+Every test's broker uses its own uniquely named queues; cleanup deletes them with their
+dead-letter and delay queues. ``delete_queues`` serves the RabbitMQ integration tests too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pika
+
+from taskq.brokers.base import Broker
+from taskq.brokers.rabbitmq import connection_parameters
+from taskq.brokers.rabbitmq_wire import MAX_DELAY_LEVEL, dead_queue, delay_queue, is_internal
+from taskq.config import Settings
+from tests.contract.conftest import BROKERS
+from tests.servers import require_rabbitmq
+
+
+def delete_queues(url: str, queues: Iterable[str]) -> None:
+    """Delete the queues with their dead-letter and delay queues (missing ones are fine)."""
+    names: set[str] = set()
+    for queue in queues:
+        names.add(queue)
+        if not is_internal(queue):
+            names |= {dead_queue(queue), *(delay_queue(queue, n) for n in range(MAX_DELAY_LEVEL + 1))}
+    connection = pika.BlockingConnection(connection_parameters(url))
+    try:
+        channel = connection.channel()
+        for name in sorted(names):
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+def _rabbitmq_broker(tmp_path: Path, settings: Settings) -> tuple[Broker, Callable[[], None]]:
+    from taskq.brokers.rabbitmq import RabbitMQBroker
+
+    url = require_rabbitmq()
+    broker = RabbitMQBroker(url, settings)
+
+    def cleanup() -> None:
+        names = broker.declared_queues()
+        broker.close()
+        delete_queues(url, names)
+
+    return broker, cleanup
+
+
+BROKERS["rabbitmq"] = _rabbitmq_broker
