@@ -1,0 +1,87 @@
+"""Entries from the app's configuration: ``app.conf.beat_schedule`` (Celery's format) and
+``@app.periodic(schedule)``. These get Celery beat's defaults (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from taskq.beat.entry import CELERY_DEFAULTS, Entry, Policy
+from taskq.beat.schedules import as_schedule
+from taskq.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+
+F = TypeVar("F", bound=Callable[..., Any])
+POLICY_KEYS = ("misfire_grace_time", "coalesce", "max_instances", "jitter")
+ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", *POLICY_KEYS})
+
+# Entries declared with @app.periodic, per app (kept beside the app, not in app.conf, so that
+# assigning app.conf.beat_schedule later does not drop them).
+_PERIODIC: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def periodic(app: TaskQ, schedule: Any, *, name: str | None = None, **options: Any) -> Callable[[F], F]:
+    """What ``@app.periodic(schedule, args=, kwargs=, options=, misfire_grace_time=, ...)`` does:
+    register the function as a task (unless it is one) and add a beat entry for it."""
+    as_schedule(schedule)  # a bad schedule fails here, at definition
+    unknown = set(options) - (ENTRY_KEYS - {"task", "schedule"})
+    if unknown:
+        raise ConfigurationError(f"@app.periodic: unknown option(s) {', '.join(sorted(unknown))}")
+
+    def register(fn: F) -> F:
+        task = fn if hasattr(fn, "name") and hasattr(fn, "apply_async") else app.task(fn)
+        task_name = str(getattr(task, "name", None) or app.task_name(fn))
+        _PERIODIC.setdefault(app, {})[name or task_name] = {"task": task_name, "schedule": schedule, **options}
+        return task  # type: ignore[return-value]
+
+    return register
+
+
+def entry_from_spec(entry_id: str, spec: Mapping[str, Any], timezone: str, has_backend: bool) -> Entry:
+    """One beat_schedule item (Celery's keys plus our policy keys) as an Entry."""
+    if not isinstance(spec, Mapping):
+        raise ConfigurationError(f"beat_schedule[{entry_id!r}] must be a dict, not {type(spec).__name__}")
+    unknown = set(spec) - ENTRY_KEYS
+    if unknown:
+        raise ConfigurationError(f"beat_schedule[{entry_id!r}]: unknown key(s) {', '.join(sorted(unknown))}")
+    if "task" not in spec or "schedule" not in spec:
+        raise ConfigurationError(f"beat_schedule[{entry_id!r}] needs 'task' and 'schedule'")
+    policy_values = {k: spec[k] for k in POLICY_KEYS if k in spec}
+    policy = Policy(**{**_policy_dict(CELERY_DEFAULTS), **policy_values})
+    if policy.max_instances is not None and not has_backend:
+        raise ConfigurationError(
+            f"beat_schedule[{entry_id!r}]: max_instances needs a result backend to know which runs are unfinished"
+        )
+    try:
+        schedule = as_schedule(spec["schedule"], default_tz=timezone)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"beat_schedule[{entry_id!r}]: {exc}") from None
+    return Entry(
+        id=entry_id,
+        task=str(spec["task"]),
+        schedule=schedule,
+        args=tuple(spec.get("args") or ()),
+        kwargs=dict(spec.get("kwargs") or {}),
+        options=dict(spec.get("options") or {}),
+        policy=policy,
+        source="config",
+    )
+
+
+def entries_from_app(app: TaskQ) -> list[Entry]:
+    """All configured entries of the app: beat_schedule first, then @app.periodic ones."""
+    conf = app.conf
+    has_backend = conf.result_backend_url is not None
+    specs: dict[str, Mapping[str, Any]] = dict(conf.beat_schedule or {})
+    for entry_id, spec in _PERIODIC.get(app, {}).items():
+        if entry_id in specs:
+            raise ConfigurationError(f"beat entry {entry_id!r} is defined twice (beat_schedule and @app.periodic)")
+        specs[entry_id] = spec
+    return [entry_from_spec(entry_id, spec, conf.timezone, has_backend) for entry_id, spec in specs.items()]
+
+
+def _policy_dict(policy: Policy) -> dict[str, Any]:
+    return {k: getattr(policy, k) for k in POLICY_KEYS}

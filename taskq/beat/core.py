@@ -1,0 +1,307 @@
+"""The one scheduling core. ``tick()`` does one pass and returns how long to sleep; the run
+modes (blocking, thread, asyncio, worker-embedded) only call it and wait.
+
+One pass: keep or seek the leader lock (renewed every third of its TTL, owner checked by
+the store each time), reload entries when the store's revision moved, and for each due
+entry follow its plan: claim each instant in the store (at most once per (entry, instant),
+enqueued in the same step where the store allows), report what happened through the event
+sink. The sleep lasts until the next due instant or lock renewal, whichever comes first:
+never a fixed polling tick for due work.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from taskq.beat import events as ev
+from taskq.beat.entry import Entry, EntryState
+from taskq.beat.plan import lateness, next_wakeup, plan
+from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
+from taskq.beat.submit import Submitter, forget_after
+from taskq.errors import TaskQError
+
+Clock = Callable[[], datetime]
+DEFAULT_LOCK_TTL = 30.0
+ERROR_BACKOFF = 1.0  # after a store or broker failure, try again this soon
+HEARTBEAT_EVERY = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class SchedulerCore:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        submitter: Submitter,
+        *,
+        clock: Clock = utc_now,
+        sink: ev.EventSink | None = None,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+        owner: str | None = None,
+        config_entries: Sequence[Entry] = (),
+        heartbeat_path: str | None = None,
+    ) -> None:
+        self.store = store
+        self.submitter = submitter
+        self.clock = clock
+        self.sink: ev.FanOut = ev.FanOut([sink or ev.log_event])
+        self.lock_ttl = lock_ttl
+        self.owner = owner or new_owner_id()
+        self.config_entries = list(config_entries)
+        self.heartbeat_path = heartbeat_path
+        self.entries: dict[str, Entry] = {}
+        self.is_leader = False
+        self._revision: int | None = None
+        self._lock_due: datetime | None = None  # when to renew (leader) or try again (follower)
+        self._last_heartbeat = 0.0
+        self._interrupt = threading.Event()
+        self._stopping = False
+
+    # -- reporting ---------------------------------------------------------------------
+    def emit(
+        self,
+        kind: str,
+        entry_id: str | None = None,
+        *,
+        instants: Sequence[datetime] = (),
+        task_ids: Sequence[str] = (),
+        **fields: object,
+    ) -> None:
+        self.sink(ev.BeatEvent(kind, entry_id, tuple(instants), tuple(task_ids), dict(fields)))
+
+    # -- one pass -----------------------------------------------------------------------
+    def tick(self) -> float:
+        """Do everything due now; return seconds until something is due next."""
+        try:
+            self._leadership()
+            self._reload_if_changed()
+            if self.is_leader:
+                now = self.clock()
+                for entry in sorted(self.entries.values(), key=lambda e: e.due_time() or now):
+                    due = entry.due_time()
+                    if due is None or due > now:
+                        continue
+                    if not self._run_entry(entry, now):
+                        break
+        except (StoreError, TaskQError, OSError) as exc:
+            self.emit(ev.ERROR, message=f"{type(exc).__name__}: {exc}")
+            self._write_heartbeat()
+            return ERROR_BACKOFF
+        self._write_heartbeat()
+        return self._sleep_time()
+
+    def _sleep_time(self) -> float:
+        now = self.clock()
+        next_due = next_wakeup(list(self.entries.values())) if self.is_leader else None
+        wake_times = [t for t in (self._lock_due, next_due) if t is not None]
+        if not wake_times:
+            return self.lock_ttl / 3
+        return max(0.0, (min(wake_times) - now).total_seconds())
+
+    def _leadership(self) -> None:
+        now = self.clock()
+        if self._lock_due is not None and now < self._lock_due:
+            return
+        held = self.store.acquire_lock(self.owner, self.lock_ttl)
+        self._lock_due = now + _seconds(self.lock_ttl / 3)
+        if held and not self.is_leader:
+            self.is_leader = True
+            self.emit(ev.LEADER_ELECTED, owner=self.owner)
+            self._sync_config_entries(now)
+            self._revision = None  # load everything afresh as leader
+        elif not held and self.is_leader:
+            self._lost_leadership()
+
+    def _lost_leadership(self) -> None:
+        self.is_leader = False
+        self.emit(ev.LEADER_LOST, owner=self.owner)
+
+    def _reload_if_changed(self) -> None:
+        revision = self.store.revision()
+        if revision == self._revision:
+            return
+        self._revision = revision
+        fresh = {e.id: e for e in self.store.entries()}
+        for entry_id in self.entries.keys() - fresh.keys():
+            self.emit(ev.ENTRY_REMOVED, entry_id)
+        for entry_id, entry in fresh.items():
+            old = self.entries.get(entry_id)
+            if old is None:
+                self.emit(ev.ENTRY_ADDED, entry_id, task=entry.task)
+            elif not old.same_definition(entry) or old.state.next_run_time != entry.state.next_run_time:
+                if not old.same_definition(entry):
+                    self.emit(ev.ENTRY_MODIFIED, entry_id, task=entry.task)
+        self.entries = fresh
+
+    def _sync_config_entries(self, now: datetime) -> None:
+        """Make the store hold beat_schedule / @app.periodic entries: new ones get their anchor
+        and first run; changed ones their new definition; ones gone from the config go."""
+        stored = {e.id: e for e in self.store.entries()}
+        wanted = {e.id for e in self.config_entries}
+        for entry in self.config_entries:
+            current = stored.get(entry.id)
+            if current is None:
+                fresh = entry.copy(start_date=now, state=EntryState())
+                fresh.state.next_run_time = fresh.first_run_time(now)
+                self.store.add(fresh)  # False if another beat added it first: its anchor stands
+                continue
+            candidate = entry.copy(start_date=current.start_date, paused=current.paused, state=current.state)
+            if current.same_definition(candidate):
+                continue
+            if current.schedule != entry.schedule:
+                candidate = candidate.copy(start_date=now)
+                self.store.set_definition(candidate)
+                self.store.set_state(entry.id, EntryState(next_run_time=candidate.first_run_time(now)))
+            else:
+                self.store.set_definition(candidate)
+        for entry_id, current in stored.items():
+            if current.source == "config" and entry_id not in wanted:
+                self.store.remove(entry_id)
+
+    def _run_entry(self, entry: Entry, now: datetime) -> bool:
+        """Follow the entry's plan. False when leadership was lost (stop this pass)."""
+        todo = plan(entry, now)
+        if todo is None:
+            return True
+        if todo.missed_count:
+            self.emit(ev.MISSED, entry.id, instants=todo.missed, count=todo.missed_count, reason="misfire_grace_time")
+        if todo.coalesced_count:
+            self.emit(ev.MISSED, entry.id, instants=todo.coalesced, count=todo.coalesced_count, reason="coalesced")
+        runs = list(todo.run)
+        if not runs:  # everything was missed: consume the last instant so the state moves on
+            last = (todo.missed or todo.coalesced)[-1]
+            return self._claim(entry, last, todo.next_run_time, submit=False)
+        for index, instant in enumerate(runs):
+            following = runs[index + 1] if index + 1 < len(runs) else todo.next_run_time
+            if not self._claim(entry, instant, following, submit=True):
+                return False
+            if entry.state.next_run_time != following:
+                break  # the entry changed under us (reloaded); plan again next pass
+        return True
+
+    def _claim(self, entry: Entry, instant: datetime, following: datetime | None, *, submit: bool) -> bool:
+        pending = list(entry.state.pending)
+        publications = []
+        limit = entry.policy.max_instances
+        if submit and limit is not None:
+            pending = self.submitter.unfinished(pending)
+            if len(pending) >= limit:
+                self.emit(ev.MAX_INSTANCES, entry.id, instants=[instant], unfinished=len(pending), max_instances=limit)
+                submit = False
+        if submit:
+            publications = self.submitter.publications(entry, instant)
+            if limit is not None:
+                pending += [(p.envelope.id, forget_after(entry)) for p in publications]
+        state = EntryState(next_run_time=following, last_run_time=instant, pending=pending)
+        atomic = self.store.enqueues_atomically
+        result = self.store.claim(
+            self.owner, entry.id, instant, entry.state.next_run_time, state, publications if atomic else []
+        )
+        if result is ClaimResult.NOT_LEADER:
+            self._lost_leadership()
+            return False
+        if result is ClaimResult.STALE:
+            self._revision = None  # reload on the next pass
+            self._refresh(entry.id)
+            return True
+        if result is ClaimResult.TAKEN:
+            self.emit(ev.ALREADY_CLAIMED, entry.id, instants=[instant])
+            self._refresh(entry.id, advance_past=instant, state=state)
+            return True
+        entry.state = state
+        if publications and not atomic:
+            try:
+                self.submitter.publish(publications)
+            except (TaskQError, OSError) as exc:
+                # Claimed but not sent: this instant is lost (never sent twice). Say so.
+                self.emit(ev.MISSED, entry.id, instants=[instant], count=1, reason=f"publish failed: {exc}")
+                return True
+        if publications:
+            self.emit(
+                ev.SUBMITTED,
+                entry.id,
+                instants=[instant],
+                task_ids=[p.envelope.id for p in publications],
+                task=entry.task,
+                lateness=lateness(entry, instant, self.clock()),
+            )
+        return True
+
+    def _refresh(self, entry_id: str, advance_past: datetime | None = None, state: EntryState | None = None) -> None:
+        fresh = self.store.get(entry_id)
+        if fresh is None:
+            self.entries.pop(entry_id, None)
+            return
+        if advance_past is not None and state is not None and fresh.state.next_run_time == advance_past:
+            # Claimed already, yet the state still points at it (an API write reset it):
+            # move it on so this instant is not tried again.
+            self.store.set_state(entry_id, state)
+            fresh.state = state
+        self.entries[entry_id] = fresh
+
+    def _write_heartbeat(self) -> None:
+        if not self.heartbeat_path:
+            return
+        now = time.time()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        tmp = f"{self.heartbeat_path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{now!r} {'leader' if self.is_leader else 'follower'} {self.owner}\n")
+        os.replace(tmp, self.heartbeat_path)
+
+    # -- the loop the run modes share ---------------------------------------------------------
+    def wake(self) -> None:
+        """Recompute now (a local API change); other processes learn through the store."""
+        self._revision = None
+        self._interrupt.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._interrupt.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until the next due time, a store change, a wake() or stop()."""
+        if not self._interrupt.is_set():
+            self.store.wait_for_change(seconds, self._interrupt)
+        if not self._stopping:
+            self._interrupt.clear()
+
+    def run(self) -> None:
+        """Blocking loop: tick, sleep, until stop()."""
+        self.emit(ev.STARTED, owner=self.owner)
+        try:
+            while not self._stopping:
+                self.wait(self.tick())
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.is_leader:
+            try:
+                self.store.release_lock(self.owner)
+            except (StoreError, TaskQError, OSError):
+                pass  # it expires on its own within the TTL
+            self.is_leader = False
+        self.emit(ev.STOPPED, owner=self.owner)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

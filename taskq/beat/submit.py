@@ -1,0 +1,76 @@
+"""Where a due run goes: messages built by the app (``app.build_publication``), published
+by the broker when the schedule store cannot enqueue in its claim, and the result backend
+asked which earlier runs are still unfinished (``max_instances``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskq.beat.entry import Entry
+from taskq.brokers.base import Publication
+from taskq.states import READY_STATES
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+
+ENTRY_HEADER = "taskq_beat_entry"
+INSTANT_HEADER = "taskq_beat_instant"  # the un-jittered scheduled instant, ISO-8601
+
+
+class Submitter(Protocol):
+    def publications(self, entry: Entry, instant: datetime) -> list[Publication]: ...
+
+    def publish(self, publications: Sequence[Publication]) -> None: ...
+
+    def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
+        """The subset of (task id, forget-after) runs whose result is not ready yet."""
+
+
+class AppSubmitter:
+    def __init__(self, app: TaskQ) -> None:
+        self.app = app
+
+    def publications(self, entry: Entry, instant: datetime) -> list[Publication]:
+        options: dict[str, Any] = {k: v for k, v in entry.options.items() if k in ("queue", "priority", "expires")}
+        headers = dict(entry.options.get("headers") or {})
+        headers[ENTRY_HEADER] = entry.id
+        headers[INSTANT_HEADER] = instant.isoformat()
+        return [
+            self.app.build_publication(
+                entry.task,
+                list(entry.args),
+                dict(entry.kwargs),
+                task_id=entry.task_id(instant),
+                headers=headers,
+                **options,
+            )
+        ]
+
+    def publish(self, publications: Sequence[Publication]) -> None:
+        self.app.broker.publish_many(publications)
+
+    def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
+        backend = self.app.backend
+        if backend is None:
+            return []
+        now = time.time()
+        still: list[tuple[str, float | None]] = []
+        for task_id, forget_after in pending:
+            if forget_after is not None and forget_after <= now:
+                continue  # expired: the worker will never run it
+            if backend.get_meta(task_id).get("status") not in READY_STATES:
+                still.append((task_id, forget_after))
+        return still
+
+
+def forget_after(entry: Entry) -> float | None:
+    """When a run of this entry stops counting as unfinished: its ``expires``, if any."""
+    expires = entry.options.get("expires")
+    if isinstance(expires, (int, float)):
+        return time.time() + float(expires)
+    if isinstance(expires, datetime):
+        return expires.timestamp()
+    return None
