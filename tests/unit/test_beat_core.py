@@ -73,7 +73,9 @@ def iso(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat()
 
 
-def make_core(app: TaskQ, clock: Clock, *entries: Entry, store: Any = None, **kw: Any) -> tuple[SchedulerCore, Recorder]:
+def make_core(
+    app: TaskQ, clock: Clock, *entries: Entry, store: Any = None, **kw: Any
+) -> tuple[SchedulerCore, Recorder]:
     recorder = Recorder()
     core = SchedulerCore(
         store or MemoryScheduleStore(),
@@ -156,7 +158,7 @@ def test_misfire_grace_time_drops_runs_that_are_too_late() -> None:
 
 def test_all_runs_past_grace_still_move_the_state_on() -> None:
     app, clock = make_app(), Clock()
-    core, recorder = make_core(app, clock, config_entry(misfire_grace_time=1))
+    core, _ = make_core(app, clock, config_entry(misfire_grace_time=1))
     core.tick()
     clock.advance(25.5)
     core.tick()
@@ -275,7 +277,7 @@ def test_each_instant_is_claimed_once_even_when_two_cores_believe_they_lead(tmp_
     app, clock = make_app(), Clock()
     store = SQLiteScheduleStore(f"sqlite:///{tmp_path / 'beat.db'}")
     a, _ = make_core(app, clock, config_entry(), store=store, lock_ttl=600.0)
-    b, b_events = make_core(app, clock, config_entry(), store=store, lock_ttl=600.0)
+    b, _ = make_core(app, clock, config_entry(), store=store, lock_ttl=600.0)
     a.tick()
     b.tick()
     assert a.is_leader and not b.is_leader
