@@ -469,6 +469,7 @@ class RabbitMQBroker:
         try:
             if not self._send(link, [self._copy(link, claim, claim.queue) for claim in waiting]):
                 claims.settle(waiting)
+                log.info("Returned %d prefetched message(s) to their queue(s)", len(waiting))
         except BrokerError as exc:  # closing the channel returns them anyway, marked redelivered
             log.debug("Could not hand back %d prefetched message(s): %s", len(waiting), exc)
 

@@ -34,12 +34,14 @@ log = logging.getLogger("taskq.brokers.rabbitmq")
 
 
 class _QuietProbes(logging.Filter):
-    """pika warns on every Channel.Close; a 404 about taskq's own delay or dead-letter queue
-    is an expected answer to a passive declare (does it exist?), not a problem."""
+    """pika warns on every Channel.Close. taskq asks "does this queue exist, with which
+    arguments?" by declaring, and RabbitMQ answers no by closing the channel (404 no queue,
+    406 inequivalent arg): an expected answer that taskq handles and logs itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        return not ("Channel.Close (404)" in text and (".taskq-delay." in text or ".dead'" in text))
+        expected = "(404): \"NOT_FOUND - no queue" in text or "(406): \"PRECONDITION_FAILED - inequivalent arg" in text
+        return not ("Received remote Channel.Close" in text and expected)
 
 
 logging.getLogger("pika.channel").addFilter(_QuietProbes())

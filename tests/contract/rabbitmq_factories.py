@@ -6,10 +6,16 @@ dead-letter and delay queues. ``delete_queues`` serves the RabbitMQ integration 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
+import pytest
 
 from taskq.brokers.base import Broker
 from taskq.brokers.rabbitmq import connection_parameters
@@ -33,6 +39,29 @@ def delete_queues(url: str, queues: Iterable[str]) -> None:
             channel.queue_delete(name)
     finally:
         connection.close()
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run rabbitmqctl against the local node (the management API is not available here)."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed")
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@contextmanager
+def fresh_vhost(url: str) -> Iterator[str]:
+    """A new vhost (guest has all permissions there) and the URL pointing at it; deleted after."""
+    name = f"taskq-test-{uuid.uuid4().hex[:12]}"
+    rabbitmqctl("add_vhost", name)
+    try:
+        rabbitmqctl("set_permissions", "-p", name, connection_parameters(url).credentials.username, ".*", ".*", ".*")
+        parts = urlsplit(url)
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, ""))
+    finally:
+        rabbitmqctl("delete_vhost", name)
 
 
 def _rabbitmq_broker(tmp_path: Path, settings: Settings) -> tuple[Broker, Callable[[], None]]:
