@@ -1,0 +1,27 @@
+"""The taskq app the benchmark's producer and workers share (``-A bench.adapters.taskq_app:app``).
+
+Kept apart from the adapter so that the harness can tell "taskq not built yet" from an
+import error: only this module imports taskq at import time.
+"""
+
+from __future__ import annotations
+
+from bench.adapters.base import QUEUE, env_results, env_url, record_latency
+from taskq import TaskQ
+
+DB = 8
+
+_url = env_url(DB)
+_results = env_results()
+# Without results the backend would default to the broker's Redis, so turn storing off.
+app = TaskQ("bench", broker=_url, backend=_url, task_default_queue=QUEUE, task_ignore_result=not _results)
+
+
+@app.task(name="bench.noop")
+def noop() -> None:
+    return None
+
+
+@app.task(name="bench.stamp")
+def stamp(sent_at: float) -> None:
+    record_latency(sent_at)

@@ -1,0 +1,100 @@
+"""Timing, percentiles, waiting with deadlines and process-tree memory."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import psutil  # type: ignore[import-untyped,unused-ignore]
+
+
+class BenchTimeout(RuntimeError):
+    """A bounded wait ran out: the library did not finish the work in time."""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation between closest ranks."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = math.ceil(position)
+    if low == high:
+        return ordered[low]
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Sequence[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return statistics.median(finite) if finite else math.nan
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds the action took (perf_counter)."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.005) -> None:
+    """Poll ``condition`` until it holds; raise BenchTimeout after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise BenchTimeout(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def drain_rate(remaining: Callable[[], int], total: int, timeout: float, interval: float = 0.002) -> float:
+    """Tasks per second while ``total`` queued tasks are consumed.
+
+    The clock starts at the last poll that still saw all ``total`` tasks (so worker start-up
+    is not counted, and the error is at most one poll interval against us) and stops at the
+    first poll that sees none left. ``remaining`` counts queued plus claimed-but-unacked.
+    """
+    deadline = time.monotonic() + timeout
+    started = time.perf_counter()
+    left = remaining()
+    while left >= total:
+        if time.monotonic() > deadline:
+            raise BenchTimeout(f"workers did not start consuming within {timeout:.0f}s")
+        started = time.perf_counter()
+        time.sleep(interval)
+        left = remaining()
+    while left > 0:
+        if time.monotonic() > deadline:
+            raise BenchTimeout(f"drain not finished within {timeout:.0f}s ({left} of {total} left)")
+        time.sleep(interval)
+        left = remaining()
+    return total / (time.perf_counter() - started)
+
+
+def tree_rss(pids: Iterable[int]) -> int:
+    """Resident set size in bytes, summed over each process and all its descendants."""
+    total = 0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            members = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for proc in members:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                continue
+    return total
+
+
+def tree_size(pids: Iterable[int]) -> int:
+    """How many processes the trees hold (to check a worker really runs its processes)."""
+    count = 0
+    for pid in pids:
+        try:
+            count += 1 + len(psutil.Process(pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    return count
