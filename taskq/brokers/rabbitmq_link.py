@@ -40,7 +40,7 @@ class _QuietProbes(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = record.getMessage()
-        expected = "(404): \"NOT_FOUND - no queue" in text or "(406): \"PRECONDITION_FAILED - inequivalent arg" in text
+        expected = '(404): "NOT_FOUND - no queue' in text or '(406): "PRECONDITION_FAILED - inequivalent arg' in text
         return not ("Received remote Channel.Close" in text and expected)
 
 

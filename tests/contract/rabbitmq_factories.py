@@ -51,6 +51,10 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
+def vhost_of(url: str) -> str:
+    return str(connection_parameters(url).virtual_host)
+
+
 @contextmanager
 def fresh_vhost(url: str) -> Iterator[str]:
     """A new vhost (guest has all permissions there) and the URL pointing at it; deleted after."""
@@ -62,6 +66,19 @@ def fresh_vhost(url: str) -> Iterator[str]:
         yield urlunsplit((parts.scheme, parts.netloc, "/" + quote(name, safe=""), parts.query, ""))
     finally:
         rabbitmqctl("delete_vhost", name)
+
+
+def list_queues(vhost: str) -> dict[str, dict[str, int]]:
+    """Per queue of a vhost: ready, unacked (held by consumers) and consumers, from the node."""
+    columns = ("name", "messages_ready", "messages_unacknowledged", "consumers")
+    out = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", *columns)
+    queues: dict[str, dict[str, int]] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            name, ready, unacked, consumers = parts
+            queues[name] = {"ready": int(ready), "unacked": int(unacked), "consumers": int(consumers)}
+    return queues
 
 
 def _rabbitmq_broker(tmp_path: Path, settings: Settings) -> tuple[Broker, Callable[[], None]]:

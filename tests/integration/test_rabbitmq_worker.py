@@ -17,7 +17,7 @@ from tests.integration.workers import base_env
 from tests.servers import require_rabbitmq, require_redis
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces the imported, broker-parametrized one
 def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     amqp, redis = require_rabbitmq(), require_redis()
     with fresh_vhost(amqp) as url:

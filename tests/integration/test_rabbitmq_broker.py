@@ -1,0 +1,173 @@
+"""RabbitMQ-specific promises of the broker, against the real server (each test its own queues)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from taskq.brokers.base import Delivery, Publication
+from taskq.brokers.rabbitmq import RabbitMQBroker, connection_parameters
+from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import ConfigurationError, PublishError
+from tests.contract.rabbitmq_factories import delete_queues, list_queues
+from tests.servers import require_rabbitmq
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def envelope(task_id: str | None = None, priority: int = 0) -> Envelope:
+    task_id = task_id or uuid.uuid4().hex
+    return Envelope({"task": "t.noop", "id": task_id, "lang": "py"}, b"[[], {}, {}]", properties={"priority": priority})
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    name = f"rq-{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_queues(require_rabbitmq(), [name])
+
+
+def make_broker(url: str | None = None, **settings: object) -> RabbitMQBroker:
+    s = Settings()
+    s.recovery_time = 60.0
+    for key, value in settings.items():
+        setattr(s, key, value)
+    return RabbitMQBroker(url or require_rabbitmq(), s)
+
+
+def test_a_publish_the_broker_refuses_raises(queue: str) -> None:
+    # Given a queue that holds one message and refuses more (a nack, not a silent drop)
+    broker = make_broker(queue_arguments={queue: {"x-max-length": 1, "x-overflow": "reject-publish"}})
+    try:
+        broker.publish(queue, envelope("first"))
+        # When more is published, Then the nack surfaces as PublishError, singly and in bulk
+        with pytest.raises(PublishError, match="refused"):
+            broker.publish(queue, envelope("second"))
+        with pytest.raises(PublishError, match="refused 3 of 3"):
+            broker.publish_many([Publication(queue, envelope()) for _ in range(3)])
+        assert broker.queue_length(queue) == 1
+    finally:
+        broker.close()
+
+
+def test_unreachable_server_raises_publish_error_after_retrying() -> None:
+    broker = make_broker("amqp://guest:guest@127.0.0.1:1//", broker_transport_options={"publish_retry_timeout": 0.5})
+    started = time.monotonic()
+    with pytest.raises(PublishError, match="did not confirm"):
+        broker.publish("never", envelope())
+    assert time.monotonic() - started < 10
+
+
+def test_a_queue_declared_without_arguments_is_shared(queue: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a queue declared as Celery declares `celery`: durable, no x-max-priority
+    with pika.BlockingConnection(connection_parameters(require_rabbitmq())) as connection:
+        connection.channel().queue_declare(queue, durable=True)
+    broker = make_broker()
+    try:
+        # When taskq publishes and fetches there, Then no PRECONDITION_FAILED, and one line says the cost
+        with caplog.at_level(logging.WARNING, logger="taskq.brokers.rabbitmq"):
+            broker.publish(queue, envelope("shared", priority=5))
+            [got] = broker.fetch([queue], 1, timeout=5)
+        assert got.envelope is not None and got.envelope.id == "shared"
+        broker.ack([got])
+        lines = [r.getMessage() for r in caplog.records if queue in r.getMessage()]
+        assert len(lines) == 1 and "no priorities" in lines[0]
+    finally:
+        broker.close()
+
+
+def test_queue_arguments_declare_as_celery_does(queue: str) -> None:
+    broker = make_broker(queue_arguments={queue: {}})
+    try:
+        broker.publish(queue, envelope())
+        # A plain declare with no arguments (what Celery does) is now equivalent: no error
+        with pika.BlockingConnection(connection_parameters(require_rabbitmq())) as connection:
+            assert connection.channel().queue_declare(queue, durable=True).method.message_count == 1
+    finally:
+        broker.close()
+
+
+def test_quorum_queue_counts_deliveries_and_refuses_priorities(queue: str) -> None:
+    broker = make_broker(queue_arguments={queue: {"x-queue-type": "quorum"}}, max_deliveries=3, recovery_time=0.5)
+    try:
+        with pytest.raises(ConfigurationError, match="quorum queue"):
+            broker.publish(queue, envelope(priority=5))
+        broker.publish(queue, envelope("q1"))
+        [first] = broker.fetch([queue], 1, timeout=5)
+        assert first.redeliveries == 0
+        # Its claim expires unextended: RabbitMQ counts the return in x-delivery-count
+        [again] = broker.fetch([queue], 1, timeout=5)
+        assert again.envelope is not None and again.envelope.id == "q1" and again.redeliveries == 1
+        assert "x-delivery-count" not in again.envelope.headers
+        broker.ack([again])
+        arguments = next(line for line in _queue_arguments("/") if line.startswith(queue + "\t"))
+        assert "x-delivery-limit" in arguments and "5" in arguments  # max_deliveries + 2: a backstop
+    finally:
+        broker.close()
+
+
+def test_heartbeats_go_on_while_a_task_holds_a_delivery(queue: str) -> None:
+    # Given a 2-second heartbeat: the server drops a connection silent for ~4-6 s
+    broker = make_broker(require_rabbitmq().rstrip("/") + "//?heartbeat=2")
+    try:
+        broker.publish(queue, envelope("long"))
+        [held] = broker.fetch([queue], 1, timeout=5)
+        link = broker._link
+        # When this thread runs a "task" for 10 s without touching the broker
+        time.sleep(10)
+        # Then the connection is the same one, and the ack lands: the message is gone for good
+        assert broker._link is link and link is not None and link.alive
+        broker.ack([held])
+        assert broker.queue_length(queue) == 0
+    finally:
+        broker.close()
+    other = make_broker()
+    try:
+        assert other.fetch([queue], 1, timeout=0.5) == []
+    finally:
+        other.close()
+
+
+def test_acks_may_come_from_other_threads(queue: str) -> None:
+    broker = make_broker()
+    try:
+        broker.publish_many([Publication(queue, envelope(f"m{i}")) for i in range(20)])
+        got: list[Delivery] = []
+        while len(got) < 20:
+            got += broker.fetch([queue], 20 - len(got), timeout=5)
+        threads = [threading.Thread(target=broker.ack, args=([d],)) for d in got]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert broker.queue_length(queue) == 0
+    finally:
+        broker.close()
+
+
+def test_a_two_hour_eta_waits_in_a_delay_queue_that_no_consumer_holds(queue: str) -> None:
+    broker = make_broker()
+    try:
+        broker.publish(queue, envelope("later"), eta=time.time() + 7200)
+        assert broker.fetch([queue], 1, timeout=0.5) == []  # a consumer is on the queue now
+        listing = list_queues("/")
+        delay = {name: q for name, q in listing.items() if name.startswith(queue + ".taskq-delay.")}
+        assert [(q["ready"], q["unacked"], q["consumers"]) for q in delay.values()] == [(1, 0, 0)]
+        assert listing[queue] == {"ready": 0, "unacked": 0, "consumers": 1}
+        assert broker.queue_length(queue) == 1
+        assert broker.purge(queue) == 1
+    finally:
+        broker.close()
+
+
+def _queue_arguments(vhost: str) -> list[str]:
+    from tests.contract.rabbitmq_factories import rabbitmqctl
+
+    return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "arguments").splitlines()
