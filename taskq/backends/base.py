@@ -53,6 +53,11 @@ class ResultBackend(ABC):
     @abstractmethod
     def _incr(self, key: str, ttl: float) -> int: ...
 
+    def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        """Several writes; a backend that can batch them in one round trip overrides this."""
+        for key, value in items:
+            self._set(key, value, ttl)
+
     def _wait(self, key: str, timeout: float) -> None:
         time.sleep(min(self.poll_interval, max(timeout, 0.0)))
 
@@ -69,7 +74,7 @@ class ResultBackend(ABC):
 
     @staticmethod
     def encode_meta(meta: dict[str, Any]) -> bytes:
-        return json.dumps(meta, separators=(",", ":"), default=str).encode()
+        return json.dumps(meta, separators=(",", ":")).encode()
 
     @staticmethod
     def build_meta(
@@ -90,9 +95,20 @@ class ResultBackend(ABC):
         meta.update(extra)
         return meta
 
+    def prepare(
+        self, task_id: str, state: str, result: Any = None, traceback: str | None = None, **extra: Any
+    ) -> tuple[str, bytes]:
+        """The key and encoded document; TypeError/ValueError when the result is not serializable."""
+        return self.key_for(task_id), self.encode_meta(self.build_meta(task_id, state, result, traceback, **extra))
+
     def store(self, task_id: str, state: str, result: Any = None, traceback: str | None = None, **extra: Any) -> None:
-        meta = self.build_meta(task_id, state, result, traceback, **extra)
-        self._set(self.key_for(task_id), self.encode_meta(meta), self.expires)
+        key, value = self.prepare(task_id, state, result, traceback, **extra)
+        self._set(key, value, self.expires)
+
+    def store_many(self, prepared: list[tuple[str, bytes]]) -> None:
+        """Write documents made by ``prepare`` (the worker batches finished tasks' results)."""
+        if prepared:
+            self._set_many(prepared, self.expires)
 
     def get_meta(self, task_id: str) -> dict[str, Any]:
         raw = self._get(self.key_for(task_id))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -20,7 +21,7 @@ from taskq.app import TaskQ
 from taskq.brokers.base import Delivery
 from taskq.errors import BrokerError
 from taskq.worker.heartbeat import Heartbeat
-from taskq.worker.runner import TaskRunner
+from taskq.worker.runner import FLUSH_AFTER, TaskRunner
 
 log = logging.getLogger("taskq.worker")
 FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
@@ -42,6 +43,7 @@ class Consumer:
         self._done = threading.Event()
         self.processed = 0
         self._heartbeat = Heartbeat(app.conf.heartbeat_path)
+        self.runner.on_first_deferred = self._wake.set
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -63,6 +65,7 @@ class Consumer:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                 if delivery is None:
+                    self._flush()
                     try:
                         batch = self.broker.fetch(self.queues, self.prefetch, FETCH_TIMEOUT)
                     except BrokerError as exc:
@@ -77,6 +80,8 @@ class Consumer:
                         if self.stop_requested.is_set():
                             break
                     continue
+                if self.runner.flush_due:
+                    self._flush()
                 try:
                     self.runner.handle(delivery)
                 except BrokerError as exc:
@@ -85,10 +90,17 @@ class Consumer:
                 with self._lock:
                     self._running = None
         finally:
+            self._flush()
             self._give_back(running_too=False)
             self._done.set()
             self._wake.set()
             keeper.join(timeout=5)
+
+    def _flush(self) -> None:
+        try:
+            self.runner.flush()
+        except BrokerError as exc:
+            log.error("Broker failed acknowledging finished tasks (%s); they will be delivered again", exc)
 
     def _give_back(self, running_too: bool) -> None:
         with self._lock:
@@ -104,10 +116,14 @@ class Consumer:
                 log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
 
     def _keep_claims(self) -> None:
+        """Extend claims every third of the recovery time; flush deferred outcomes within
+        FLUSH_AFTER even while the loop runs a long task; act on shutdown requests."""
         interval = max(self.app.conf.recovery_time / 3.0, 0.05)
+        next_extend = time.monotonic() + interval
         returned = False
         while not self._done.is_set():
-            self._wake.wait(interval)
+            wait = FLUSH_AFTER if self.runner.has_deferred else max(next_extend - time.monotonic(), 0.0)
+            self._wake.wait(wait)
             self._wake.clear()
             if self.cold:
                 self._give_back(running_too=True)
@@ -116,14 +132,18 @@ class Consumer:
             if self.stop_requested.is_set() and not returned:
                 self._give_back(running_too=False)
                 returned = True
-            with self._lock:
-                held = list(self._pending) + ([self._running] if self._running else [])
-            if held:
-                try:
-                    self.broker.extend(held)
-                    self._heartbeat.beat()
-                except BrokerError as exc:
-                    log.warning("Could not extend claims (%s)", exc)
-        return
+            if self.runner.flush_due:
+                self._flush()
+            if time.monotonic() >= next_extend:
+                next_extend = time.monotonic() + interval
+                self._extend_held()
 
-
+    def _extend_held(self) -> None:
+        with self._lock:
+            held = list(self._pending) + ([self._running] if self._running else [])
+        if held:
+            try:
+                self.broker.extend(held)
+                self._heartbeat.beat()
+            except BrokerError as exc:
+                log.warning("Could not extend claims (%s)", exc)

@@ -87,10 +87,11 @@ def test_warm_shutdown_returns_unstarted_messages_at_once(workers: WorkerFactory
     started = workers.marks.count("start")
     # Then every started task finished, and nothing is lost or still claimed:
     assert all(workers.marks.count("done")[k] == 1 for k in started)
+    # Unstarted messages came back at once: with a 120 s recovery time, waiting for claims
+    # to expire would blow the 40 s budget below.
     workers.start("-c", "2")
     assert [r.get(timeout=40) for r in results] == [f"w{i}" for i in range(20)]
     assert set(workers.marks.count("start").values()) == {1}, "a task ran twice"
-    assert "Returned" in w.log
 
 
 def test_poison_message_is_dead_lettered_and_the_worker_keeps_running(

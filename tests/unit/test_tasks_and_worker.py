@@ -293,3 +293,36 @@ def test_too_many_redeliveries_dead_letter_the_message(app: TaskQ) -> None:
             r.get(timeout=10)
     [dead] = broker.dead_letters()
     assert dead.id == r.id and "max_deliveries=1" in dead.reason
+
+
+def test_unserializable_result_ends_failure_not_a_crash(app: TaskQ) -> None:
+    @app.task
+    def odd() -> object:
+        return object()
+
+    with inline_worker(app):
+        with pytest.raises(TypeError, match="not JSON serializable"):
+            odd.delay().get(timeout=5)
+    assert app.broker.queue_length("celery") == 0
+
+
+def test_fast_tasks_results_are_written_in_batches(app: TaskQ) -> None:
+    backend = app.backend
+    assert backend is not None
+    batches: list[int] = []
+    original = backend._set_many
+
+    def counting(items: list[tuple[str, bytes]], ttl: float) -> None:
+        batches.append(len(items))
+        original(items, ttl)
+
+    backend._set_many = counting  # type: ignore[method-assign]
+
+    @app.task
+    def noop() -> None: ...
+
+    results = noop.delay_many([()] * 200)
+    with inline_worker(app, prefetch=100):
+        for r in results:
+            r.get(timeout=10)
+    assert sum(batches) == 200 and len(batches) < 50  # batched, not one write per task
