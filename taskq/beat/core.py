@@ -23,13 +23,14 @@ from taskq.beat import events as ev
 from taskq.beat.entry import Entry, EntryState
 from taskq.beat.plan import lateness, next_wakeup, plan
 from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
-from taskq.beat.submit import Submitter, forget_after
+from taskq.beat.submit import Submitter
 from taskq.errors import TaskQError
 
 Clock = Callable[[], datetime]
 DEFAULT_LOCK_TTL = 30.0
 ERROR_BACKOFF = 1.0  # after a store or broker failure, try again this soon
 HEARTBEAT_EVERY = 1.0
+LOCK_EXPIRY_SLACK = 0.005
 
 
 def utc_now() -> datetime:
@@ -66,6 +67,7 @@ class SchedulerCore:
         self._revision: int | None = None
         self._lock_due: datetime | None = None  # when to renew (leader) or try again (follower)
         self._last_heartbeat = 0.0
+        self._heartbeat_role = ""
         self._interrupt = threading.Event()
         self._stopping = False
 
@@ -115,7 +117,13 @@ class SchedulerCore:
         if self._lock_due is not None and now < self._lock_due:
             return
         held = self.store.acquire_lock(self.owner, self.lock_ttl)
-        self._lock_due = now + _seconds(self.lock_ttl / 3)
+        retry = self.lock_ttl / 3
+        if not held:
+            # Try again right when the leader's lock would run out, so that a dead leader
+            # is replaced within the lock TTL, not a renewal period later.
+            remaining = self.store.lock_remaining()
+            retry = min(retry, (remaining or 0.0) + LOCK_EXPIRY_SLACK)
+        self._lock_due = now + _seconds(retry)
         if held and not self.is_leader:
             self.is_leader = True
             self.emit(ev.LEADER_ELECTED, owner=self.owner)
@@ -140,9 +148,8 @@ class SchedulerCore:
             old = self.entries.get(entry_id)
             if old is None:
                 self.emit(ev.ENTRY_ADDED, entry_id, task=entry.task)
-            elif not old.same_definition(entry) or old.state.next_run_time != entry.state.next_run_time:
-                if not old.same_definition(entry):
-                    self.emit(ev.ENTRY_MODIFIED, entry_id, task=entry.task)
+            elif not old.same_definition(entry):
+                self.emit(ev.ENTRY_MODIFIED, entry_id, task=entry.task)
         self.entries = fresh
 
     def _sync_config_entries(self, now: datetime) -> None:
@@ -200,11 +207,13 @@ class SchedulerCore:
             if len(pending) >= limit:
                 self.emit(ev.MAX_INSTANCES, entry.id, instants=[instant], unfinished=len(pending), max_instances=limit)
                 submit = False
+        # The state if this instant is consumed without a send (skipped, or taken by another beat).
+        consumed = EntryState(next_run_time=following, last_run_time=instant, pending=pending)
+        state = consumed
         if submit:
             publications = self.submitter.publications(entry, instant)
             if limit is not None:
-                pending += [(p.envelope.id, forget_after(entry)) for p in publications]
-        state = EntryState(next_run_time=following, last_run_time=instant, pending=pending)
+                state = EntryState(following, instant, pending + self.submitter.track(entry, publications))
         atomic = self.store.enqueues_atomically
         result = self.store.claim(
             self.owner, entry.id, instant, entry.state.next_run_time, state, publications if atomic else []
@@ -218,7 +227,7 @@ class SchedulerCore:
             return True
         if result is ClaimResult.TAKEN:
             self.emit(ev.ALREADY_CLAIMED, entry.id, instants=[instant])
-            self._refresh(entry.id, advance_past=instant, state=state)
+            self._refresh(entry.id, advance_past=instant, state=consumed)
             return True
         entry.state = state
         if publications and not atomic:
@@ -255,12 +264,13 @@ class SchedulerCore:
         if not self.heartbeat_path:
             return
         now = time.time()
-        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+        role = "leader" if self.is_leader else "follower"
+        if now - self._last_heartbeat < HEARTBEAT_EVERY and role == self._heartbeat_role:
             return
-        self._last_heartbeat = now
+        self._last_heartbeat, self._heartbeat_role = now, role
         tmp = f"{self.heartbeat_path}.{os.getpid()}.tmp"
         with open(tmp, "w") as fh:
-            fh.write(f"{now!r} {'leader' if self.is_leader else 'follower'} {self.owner}\n")
+            fh.write(f"{now!r} {role} {self.owner}\n")
         os.replace(tmp, self.heartbeat_path)
 
     # -- the loop the run modes share ---------------------------------------------------------

@@ -28,6 +28,9 @@ class Submitter(Protocol):
     def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
         """The subset of (task id, forget-after) runs whose result is not ready yet."""
 
+    def track(self, entry: Entry, publications: Sequence[Publication]) -> list[tuple[str, float | None]]:
+        """(task id, forget-after) for runs just sent, to count them for max_instances."""
+
 
 class AppSubmitter:
     def __init__(self, app: TaskQ) -> None:
@@ -52,6 +55,18 @@ class AppSubmitter:
     def publish(self, publications: Sequence[Publication]) -> None:
         self.app.broker.publish_many(publications)
 
+    def track(self, entry: Entry, publications: Sequence[Publication]) -> list[tuple[str, float | None]]:
+        # A run stops counting when it expires (the worker will not run it) or when the
+        # backend forgets results (an unknown id reads PENDING: it would block for ever).
+        now = time.time()
+        forget = now + float(self.app.conf.result_expires)
+        expires = entry.options.get("expires")
+        if isinstance(expires, (int, float)):
+            forget = min(forget, now + float(expires))
+        elif isinstance(expires, datetime):
+            forget = min(forget, expires.timestamp())
+        return [(p.envelope.id, forget) for p in publications]
+
     def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
         backend = self.app.backend
         if backend is None:
@@ -64,13 +79,3 @@ class AppSubmitter:
             if backend.get_meta(task_id).get("status") not in READY_STATES:
                 still.append((task_id, forget_after))
         return still
-
-
-def forget_after(entry: Entry) -> float | None:
-    """When a run of this entry stops counting as unfinished: its ``expires``, if any."""
-    expires = entry.options.get("expires")
-    if isinstance(expires, (int, float)):
-        return time.time() + float(expires)
-    if isinstance(expires, datetime):
-        return expires.timestamp()
-    return None

@@ -185,10 +185,10 @@ def test_two_beats_one_leader_takeover_after_sigkill_each_instant_once(setup: Se
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=10)
     killed_at = time.monotonic()
-    # Then B takes over within the lock TTL (plus its renewal cadence)
+    # Then B takes over within the lock TTL (B retries right when A's lock runs out)
     wait_until(lambda: role(b_heartbeat) == "leader", 10, "beat B to take over")
     takeover = time.monotonic() - killed_at
-    assert takeover < LOCK_TTL + 1.5, f"takeover took {takeover:.2f}s"
+    assert takeover < LOCK_TTL + 0.3, f"takeover took {takeover:.2f}s"
     time.sleep(7)
     setup.stop_all()
     # And every instant from the first to the last was enqueued exactly once

@@ -77,6 +77,10 @@ class ScheduleStore(Protocol):
 
     def lock_owner(self) -> str | None: ...
 
+    def lock_remaining(self) -> float | None:
+        """Seconds until the current lock expires (None: no lock), so a follower can try
+        again right when a dead leader's lock runs out."""
+
     # -- the claim -------------------------------------------------------------------------
     def claim(
         self,

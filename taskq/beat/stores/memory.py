@@ -104,6 +104,11 @@ class MemoryScheduleStore:
         with self._changed:
             return self._lock_owner if self._lock_expires > time.time() else None
 
+    def lock_remaining(self) -> float | None:
+        with self._changed:
+            remaining = self._lock_expires - time.time()
+            return remaining if self._lock_owner is not None and remaining > 0 else None
+
     def claim(
         self,
         owner: str,

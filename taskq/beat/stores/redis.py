@@ -220,6 +220,11 @@ class RedisScheduleStore:
             value = self.client.get(self.key("lock"))
         return _text(value) if value is not None else None
 
+    def lock_remaining(self) -> float | None:
+        with self._errors():
+            milliseconds = int(self.client.pttl(self.key("lock")))
+        return milliseconds / 1000 if milliseconds > 0 else None
+
     # -- the claim -------------------------------------------------------------------------
     def claim_key(self, entry_id: str, instant: datetime) -> str:
         return self.key(f"claim:{entry_id}:{instant.timestamp()!r}")

@@ -185,6 +185,12 @@ class SQLiteScheduleStore:
             ).fetchone()
         return str(row[0]) if row else None
 
+    def lock_remaining(self) -> float | None:
+        with self._conn() as conn:
+            row = conn.execute("SELECT expires FROM taskq_beat_lock WHERE name = ?", (LOCK_NAME,)).fetchone()
+        remaining = float(row[0]) - time.time() if row else 0.0
+        return remaining if remaining > 0 else None
+
     # -- the claim -------------------------------------------------------------------------
     def claim(
         self,
