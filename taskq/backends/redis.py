@@ -46,6 +46,19 @@ class RedisBackend(ResultBackend):
             pipe.publish(name, value)
             pipe.execute()
 
+    def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        """A batch of results in one round trip (one MULTI: SET with expiry + PUBLISH each)."""
+        with translate_errors(BackendError, "redis result backend set"):
+            pipe = self._conn.client.pipeline(transaction=True)
+            for key, value in items:
+                name = self._key(key)
+                if ttl > 0:
+                    pipe.set(name, value, px=max(int(ttl * 1000), 1))
+                else:
+                    pipe.set(name, value)
+                pipe.publish(name, value)
+            pipe.execute()
+
     def _delete(self, key: str) -> None:
         with translate_errors(BackendError, "redis result backend delete"):
             self._conn.client.delete(self._key(key))

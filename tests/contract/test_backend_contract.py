@@ -78,3 +78,13 @@ def test_counter_is_atomic_across_threads(backend: ResultBackend) -> None:
     for t in threads:
         t.join()
     assert backend.incr(key) == 201
+
+
+def test_store_many_writes_every_document_and_wakes_waiters(backend: ResultBackend) -> None:
+    ids = [uuid.uuid4().hex for _ in range(5)]
+    waiter = threading.Thread(target=lambda: backend.wait_for(ids[-1], timeout=5))
+    waiter.start()
+    backend.store_many([backend.prepare(tid, states.SUCCESS, i) for i, tid in enumerate(ids)])
+    waiter.join(timeout=6)
+    assert not waiter.is_alive()
+    assert [backend.get_meta(tid)["result"] for tid in ids] == [0, 1, 2, 3, 4]
