@@ -155,7 +155,7 @@ class RedisBroker:
                 taken = self._block(queues, max_count, deadline, next_due)
                 self._connected_again()
                 if taken:
-                    return taken
+                    return self._top_up(queues, max_count, taken)
             except CONNECTION_ERRORS as exc:
                 # Redis went away: keep the fetch loop alive, retry with backoff until it returns.
                 if not self._disconnected:
@@ -170,6 +170,19 @@ class RedisBroker:
                 raise BrokerError(f"redis broker fetch: {type(exc).__name__}: {exc}") from None
             if time.monotonic() >= deadline:
                 return []
+
+    def _top_up(self, queues: list[str], max_count: int, taken: list[Delivery]) -> list[Delivery]:
+        """The blocking read returns on the first arrival; a burst's followers (and anything
+        of higher priority) are claimed in one more round trip, so the batch fills up."""
+        if len(taken) >= max_count:
+            return taken
+        try:
+            more, _ = self._claim(queues, max_count - len(taken))
+        except redis.RedisError:
+            return taken  # keep what we hold; the rest stays in the queue
+        merged = [*taken, *more]
+        merged.sort(key=lambda d: -int(d.tag[0].rsplit(":", 1)[1]))
+        return merged
 
     def _connected_again(self) -> None:
         if self._disconnected:

@@ -34,12 +34,14 @@ class Traffic:
         self.queue = f"restart-{uuid.uuid4().hex[:8]}"
         self.published: list[str] = []  # publish returned: Redis has it
         self.consumed: set[str] = set()
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._produce), threading.Thread(target=self._consume)]
+        self.stop_producing = threading.Event()
+        self.stop = threading.Event()  # consumer: stop once everything published was consumed
+        self.producer_thread = threading.Thread(target=self._produce)
+        self.consumer_thread = threading.Thread(target=self._consume)
 
     def _produce(self) -> None:
         n = 0
-        while not self.stop.is_set():
+        while not self.stop_producing.is_set():
             task_id = f"m{n}"
             n += 1
             try:
@@ -63,8 +65,8 @@ class Traffic:
     give_up_at = float("inf")
 
     def start(self) -> None:
-        for thread in self.threads:
-            thread.start()
+        self.producer_thread.start()
+        self.consumer_thread.start()
 
     def wait_until(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -73,11 +75,15 @@ class Traffic:
             time.sleep(0.05)
 
     def finish(self, timeout: float) -> None:
+        # The producer stops first, so its last acknowledged publish is counted before the
+        # consumer decides that it has seen everything.
+        self.stop_producing.set()
+        self.producer_thread.join(timeout)
+        assert not self.producer_thread.is_alive()
         self.give_up_at = time.monotonic() + timeout
         self.stop.set()
-        for thread in self.threads:
-            thread.join(timeout + 5)
-            assert not thread.is_alive()
+        self.consumer_thread.join(timeout + 5)
+        assert not self.consumer_thread.is_alive()
         self.producer.close()
         self.consumer.close()
 
@@ -109,5 +115,6 @@ def test_redis_restart_mid_run_loses_nothing_and_fetch_resumes(tmp_path: Path, c
         assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
         assert len(traffic.published) > before  # some were published after the restart too
     finally:
+        traffic.stop_producing.set()
         traffic.stop.set()
         server.stop()

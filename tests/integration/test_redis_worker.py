@@ -99,17 +99,18 @@ def test_kill_9_of_a_worker_holding_50_claims_loses_none_and_repeats_none(shared
     wait_until(lambda: sum(marks.count("done").values()) >= 5, 20, "five tasks done")
     # When it is killed with SIGKILL while holding the rest
     victim.kill_tree()
-    done_by_victim = set(marks.count("done"))
-    assert shared.pending_claims() + len(done_by_victim) >= 49  # all held: done, running or claimed
+    finished = {k for k, r in zip(keys, results, strict=True) if r.state == states.SUCCESS}
+    assert len(finished) >= 4  # five marked done; the last may have died before its result was stored
+    assert shared.pending_claims() + len(finished) >= 49  # everything else is still claimed
     # Then a second worker completes every task once the claims expire (2 s)...
     shared.workers.start("-c", "2")
     assert [r.get(timeout=60) for r in results] == keys
-    done = marks.count("done")
-    assert all(done[k] == 1 for k in keys), {k: n for k, n in done.items() if n != 1}
-    # ...and nothing that finished before the kill ran again; only a task cut off mid-run restarts.
-    started = marks.count("start")
-    assert all(started[k] == 1 for k in done_by_victim)
-    assert sum(started.values()) - len(keys) <= 1
+    # ...no task that had finished runs again (even one killed between its result and its
+    # ack), and only the one task cut off mid-run (at-least-once) runs a second time.
+    started, done = marks.count("start"), marks.count("done")
+    assert all(started[k] == 1 and done[k] == 1 for k in finished)
+    assert set(done) == set(keys) and sum(done.values()) <= len(keys) + 1
+    assert sum(started.values()) <= len(keys) + 1, {k: n for k, n in started.items() if n > 1}
     assert shared.pending_claims() == 0
 
 
