@@ -60,9 +60,11 @@ def worker(
         click.echo(f"worker heartbeat {conf.heartbeat_path}: " + ("none" if age is None else f"{age:.1f}s old"))
         raise SystemExit(0 if fresh else 1)
     queue_list = split_queues(queues, app)
-    check_servers(app, queue_list)
     size = concurrency or conf.worker_concurrency
     pool_name = pool or conf.worker_pool
+    if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
+        raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
+    check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
     log.info(
         "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",

@@ -36,6 +36,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
         (["call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[1, 2"], "--args is not valid JSON"),
         (["call", "-A", "example_tasks:app", "example_tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
         (["worker", "-A", "example_tasks:app", "-P", "gevent"], "Invalid value for '-P'"),
+        (["worker", "-A", "example_tasks:app", "-c", "0"], "Invalid value for '-c'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(broker_env: dict[str, str], args: list[str], text: str) -> None:
@@ -45,6 +46,10 @@ def test_bad_input_is_one_line_and_exit_2(broker_env: dict[str, str], args: list
 def test_bad_and_unreachable_broker_urls(broker_env: dict[str, str]) -> None:
     bad = {**broker_env, "TASKQ_BROKER_URL": "postgres://localhost/x"}
     assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=bad), "is not supported")
+    memory = {**broker_env, "TASKQ_BROKER_URL": "memory://x"}
+    assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=memory), "use -P threads or -P solo")
+    unreachable = {**broker_env, "TASKQ_BROKER_URL": "redis://127.0.0.1:1/0"}
+    assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=unreachable), "Connection refused")
     missing = {**broker_env, "TASKQ_BROKER_URL": "sqlite:////nonexistent-dir/x.db"}
     assert_one_line_error(taskq("call", "-A", "example_tasks:app", "example_tasks.add", env=missing), "SQLite")
 
