@@ -36,18 +36,10 @@ class RedisBackend(ResultBackend):
         return value
 
     def _set(self, key: str, value: bytes, ttl: float) -> None:
-        name = self._key(key)
-        with translate_errors(BackendError, "redis result backend set"):
-            pipe = self._conn.client.pipeline(transaction=True)
-            if ttl > 0:
-                pipe.set(name, value, px=max(int(ttl * 1000), 1))
-            else:
-                pipe.set(name, value)  # result_expires 0/None: keep forever, as Celery does
-            pipe.publish(name, value)
-            pipe.execute()
+        self._set_many([(key, value)], ttl)
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
-        """A batch of results in one round trip (one MULTI: SET with expiry + PUBLISH each)."""
+        """Results in one round trip: one MULTI of SET-with-expiry + PUBLISH each, as Celery writes."""
         with translate_errors(BackendError, "redis result backend set"):
             pipe = self._conn.client.pipeline(transaction=True)
             for key, value in items:
@@ -55,7 +47,7 @@ class RedisBackend(ResultBackend):
                 if ttl > 0:
                     pipe.set(name, value, px=max(int(ttl * 1000), 1))
                 else:
-                    pipe.set(name, value)
+                    pipe.set(name, value)  # result_expires 0/None: keep forever, as Celery does
                 pipe.publish(name, value)
             pipe.execute()
 
