@@ -1,0 +1,10 @@
+#!/bin/sh
+# Start taskq beat from environment variables (see example.env). Extra arguments are passed
+# on. TASKQ_BEAT_LOCK_TTL and TASKQ_BEAT_HEARTBEAT_FILE are read by the command itself;
+# TASKQ_BEAT_STORE_URL and TASKQ_BEAT_SCHEDULE by taskq's settings.
+set -eu
+
+: "${TASKQ_APP:?set TASKQ_APP to module:app of your project}"
+
+# `python -m taskq.beat.cli beat` is the same command as `taskq beat`.
+exec python -m taskq.beat.cli beat -A "$TASKQ_APP" -l "${TASKQ_LOGLEVEL:-info}" "$@"
