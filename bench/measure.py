@@ -6,6 +6,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
 
@@ -70,6 +71,35 @@ def drain_rate(remaining: Callable[[], int], total: int, timeout: float, interva
         time.sleep(interval)
         left = remaining()
     return total / (time.perf_counter() - started)
+
+
+def count_round_trips(action: Callable[[], object]) -> int:
+    """How many times this process sent something to Redis while ``action`` ran.
+
+    Counts calls of redis-py's ``send_packed_command`` (sync and asyncio clients): a pipeline
+    is one send, so this is the number of network round trips the client made.
+    """
+    import redis.asyncio.connection as async_connection
+    import redis.connection as sync_connection
+
+    sent = 0
+    patched: list[tuple[Any, Any]] = []
+    for cls in (sync_connection.AbstractConnection, async_connection.AbstractConnection):
+        original = cls.send_packed_command
+        patched.append((cls, original))
+
+        def counting(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            nonlocal sent
+            sent += 1
+            return __original(self, *args, **kwargs)
+
+        setattr(cls, "send_packed_command", counting)
+    try:
+        action()
+    finally:
+        for cls, original in patched:
+            setattr(cls, "send_packed_command", original)
+    return sent
 
 
 def tree_rss(pids: Iterable[int]) -> int:

@@ -18,8 +18,9 @@ STOP_GRACE = 10.0  # seconds a worker gets for its warm shutdown before SIGKILL
 class WorkerGroup:
     """The worker processes one adapter started; each is a process-group leader."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, stop_grace: float = STOP_GRACE) -> None:
         self.label = label
+        self.stop_grace = stop_grace
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
@@ -60,7 +61,7 @@ class WorkerGroup:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
+        deadline = time.monotonic() + self.stop_grace
         for proc in self.procs:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))

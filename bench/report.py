@@ -15,6 +15,8 @@ CHART_ROWS = ["enqueue_one", "enqueue_bulk", "drain", "drain_results", "latency_
 def fmt(value: float, unit: str) -> str:
     if math.isnan(value):
         return "n/a"
+    if unit == "trips":
+        return f"{value:.2f}"
     if unit == "ms":
         return f"{value:.2f}" if value < 10 else f"{value:.1f}"
     return f"{value:,.0f}"

@@ -17,6 +17,7 @@ class Row:
 ROWS = [
     Row("enqueue_one", "enqueue, one call per task", "tasks/s", True, headline=True),
     Row("enqueue_bulk", "enqueue, bulk API", "tasks/s", True, headline=True),
+    Row("round_trips", "Redis round trips per single enqueue call", "trips", False),
     Row("drain", "drain, 2 processes, no results", "tasks/s", True, headline=True),
     Row("drain_results", "drain, 2 processes, results stored", "tasks/s", True, headline=True),
     Row("latency_p50", "latency p50 (idle worker, 5 ms apart)", "ms", False, headline=True),

@@ -11,10 +11,11 @@ from bench.adapters.base import LATENCY_KEY, QUEUE, Adapter, queue_names
 from bench.plan import LATENCY_GAP, PROCESSES, SCALING_PROCESSES, SCALING_QUEUES, Plan
 from bench.results import Results
 
+ROUND_TRIP_CALLS = 200  # enqueue calls watched for their round trips (separately from the timing)
 SETTLE = 1.0  # seconds an idle worker gets after warm-up before its RSS is read
 BASELINES = ("raw",)  # not a peer: never scaled as one, never "best peer"
 PHASE_ROWS = {
-    "enqueue": ["enqueue_one", "enqueue_bulk"],
+    "enqueue": ["enqueue_one", "round_trips", "enqueue_bulk"],
     "drain_plain": ["drain"],
     "drain_with_results": ["drain_results"],
     "idle": ["rss", "latency_p50", "latency_p95", "latency_p99"],
@@ -76,6 +77,9 @@ class Runner:
         n = self.plan.enqueue_one
         self._record("enqueue_one", name, n / measure.timed(lambda: adapter.enqueue_one(n)))
         self._check_queued(adapter, n)
+        adapter.reset()
+        calls = min(n, ROUND_TRIP_CALLS)
+        self._record("round_trips", name, measure.count_round_trips(lambda: adapter.enqueue_one(calls)) / calls)
         if adapter.bulk_api:
             adapter.reset()
             n = self.plan.enqueue_bulk

@@ -74,13 +74,14 @@ class Adapter(ABC):
     slow_drain: ClassVar[bool] = False  # drains below 500/s: the harness gives it fewer tasks
     multi_queue: ClassVar[bool] = False  # one worker can consume several queues
     worker_note: ClassVar[str] = ""  # how "2 worker processes" maps onto this library
+    stop_grace: ClassVar[float] = 10.0  # seconds between SIGTERM and SIGKILL
 
     def __init__(self) -> None:
         if self.db == 0:
             raise ValueError("db 0 belongs to the test suites; benchmarks flush their database")
         self.url = redis_url(self.db)
         self.redis = redis.Redis.from_url(self.url)
-        self.workers = WorkerGroup(self.name)
+        self.workers = WorkerGroup(self.name, self.stop_grace)
 
     @staticmethod
     def unavailable() -> str | None:
