@@ -93,12 +93,12 @@ def count_round_trips(action: Callable[[], object]) -> int:
             sent += 1
             return __original(self, *args, **kwargs)
 
-        setattr(cls, "send_packed_command", counting)
+        cls.send_packed_command = counting  # type: ignore[method-assign]
     try:
         action()
     finally:
         for cls, original in patched:
-            setattr(cls, "send_packed_command", original)
+            cls.send_packed_command = original  # type: ignore[method-assign]
     return sent
 
 
