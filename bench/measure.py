@@ -98,7 +98,7 @@ def count_round_trips(action: Callable[[], object]) -> int:
         action()
     finally:
         for cls, original in patched:
-            cls.send_packed_command = original  # type: ignore[method-assign]
+            cls.send_packed_command = original  # type: ignore[method-assign,unused-ignore]
     return sent
 
 
