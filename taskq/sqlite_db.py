@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
-from taskq.errors import ConfigurationError
+from taskq.errors import ConfigurationError, TaskQError
 
 
 def sqlite_path(url: str) -> str:
@@ -27,12 +29,38 @@ def sqlite_path(url: str) -> str:
 
 
 class SQLiteConnections:
-    """Lazily opened per-thread connections to one database file, with a schema applied once each."""
+    """Lazily opened per-thread connections to one database file, with a schema applied once each.
 
-    def __init__(self, url: str, schema: str) -> None:
+    ``error`` is the taskq error that sqlite3 errors become at this boundary (BrokerError for
+    the broker, BackendError for the result backend, ...), with ``what`` naming the user.
+    """
+
+    def __init__(self, url: str, schema: str, error: type[TaskQError] = TaskQError, what: str = "sqlite") -> None:
         self.path = sqlite_path(url)
         self.schema = schema
+        self.error = error
+        self.what = what
         self._local = threading.local()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, sqlite3 errors translated."""
+        try:
+            yield self.get()
+        except sqlite3.Error as exc:
+            raise self.error(f"{self.what} {self.path}: {exc}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error): one writer at a time."""
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -6,10 +6,7 @@ which changes only when another connection commits, so an idle wait reads no row
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from taskq.backends.base import ResultBackend
 from taskq.config import Settings
@@ -35,36 +32,29 @@ class SQLiteBackend(ResultBackend):
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
         super().__init__(url, settings or Settings())
-        self._db = SQLiteConnections(url, SCHEMA)
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        try:
-            yield self._db.get()
-        except sqlite3.Error as exc:
-            raise BackendError(f"sqlite result backend {self._db.path}: {exc}") from None
+        self._db = SQLiteConnections(url, SCHEMA, BackendError, "sqlite result backend")
 
     def _get(self, key: str) -> bytes | None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 "SELECT value FROM taskq_results WHERE key = ? AND expires >= ?", (key, time.time())
             ).fetchone()
         return None if row is None else bytes(row[0])
 
     def _set(self, key: str, value: bytes, ttl: float) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO taskq_results (key, value, expires) VALUES (?, ?, ?)",
                 (key, value, time.time() + ttl),
             )
 
     def _delete(self, key: str) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute("DELETE FROM taskq_results WHERE key = ?", (key,))
 
     def _incr(self, key: str, ttl: float) -> int:
         now = time.time()
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 """INSERT INTO taskq_counters (key, value, expires) VALUES (?, 1, ?)
                    ON CONFLICT (key) DO UPDATE SET
@@ -75,7 +65,7 @@ class SQLiteBackend(ResultBackend):
         return int(row[0])
 
     def _wait(self, key: str, timeout: float) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             deadline = time.monotonic() + min(timeout, 1.0)
             while time.monotonic() < deadline:
@@ -85,7 +75,7 @@ class SQLiteBackend(ResultBackend):
 
     def cleanup(self) -> int:
         now = time.time()
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             removed = conn.execute("DELETE FROM taskq_results WHERE expires < ?", (now,)).rowcount
             conn.execute("DELETE FROM taskq_counters WHERE expires < ?", (now,))
         return int(removed)

@@ -12,8 +12,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
 from taskq.config import Settings
@@ -59,7 +58,7 @@ class SQLiteBroker:
         self.url = url
         self.recovery_time = settings.recovery_time
         self.poll_interval = settings.broker_poll_interval
-        self._db = SQLiteConnections(url, SCHEMA)
+        self._db = SQLiteConnections(url, SCHEMA, BrokerError, "sqlite broker")
         self._owner_pid = -1
         self._owner = ""
 
@@ -70,29 +69,11 @@ class SQLiteBroker:
             self._owner, self._owner_pid = uuid.uuid4().hex, os.getpid()
         return self._owner
 
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        try:
-            yield self._db.get()
-        except sqlite3.Error as exc:
-            raise BrokerError(f"sqlite broker {self._db.path}: {exc}") from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._conn() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
         self.publish_many([Publication(queue, envelope, eta)])
 
     def publish_many(self, items: Sequence[Publication]) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             insert_messages(conn, items)
 
     def connection(self) -> sqlite3.Connection:
@@ -112,7 +93,7 @@ class SQLiteBroker:
         now = time.time()
         marks = ",".join("?" * len(queues))
         ready = f"queue IN ({marks}) AND eta <= ? AND (claim_until IS NULL OR claim_until < ?)"
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             # A read first: idle workers poll without taking the write lock.
             probe = conn.execute(f"SELECT 1 FROM taskq_messages WHERE {ready} LIMIT 1", (*queues, now, now))
             if probe.fetchone() is None:
@@ -132,7 +113,7 @@ class SQLiteBroker:
             return
         ids = [d.tag for d in deliveries]
         marks = ",".join("?" * len(ids))
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(sql.format(marks=marks), (*params, *ids, self.owner))
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -153,7 +134,7 @@ class SQLiteBroker:
         )
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute(
                 "DELETE FROM taskq_messages WHERE id = ? AND claim_owner = ? RETURNING queue, priority, payload",
                 (delivery.tag, self.owner),
@@ -167,18 +148,18 @@ class SQLiteBroker:
                 )
 
     def queue_length(self, queue: str) -> int:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return int(conn.execute("SELECT count(*) FROM taskq_messages WHERE queue = ?", (queue,)).fetchone()[0])
 
     def queues(self) -> list[str]:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute(
                 "SELECT queue FROM taskq_messages UNION SELECT queue FROM taskq_dead_letters ORDER BY 1"
             ).fetchall()
         return [r[0] for r in rows]
 
     def purge(self, queue: str) -> int:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return conn.execute(
                 "DELETE FROM taskq_messages WHERE queue = ? AND (claim_until IS NULL OR claim_until < ?)",
                 (queue, time.time()),
@@ -197,7 +178,7 @@ class SQLiteBroker:
 
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         where, params = self._dead_filter(queue, ())
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute(
                 f"SELECT message_id, queue, reason, failed_at, payload FROM taskq_dead_letters WHERE {where}"
                 " ORDER BY id LIMIT ?",
@@ -207,7 +188,7 @@ class SQLiteBroker:
 
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         where, params = self._dead_filter(queue, ids)
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             rows = conn.execute(
                 f"DELETE FROM taskq_dead_letters WHERE {where} RETURNING queue, priority, payload", params
             ).fetchall()
@@ -216,7 +197,7 @@ class SQLiteBroker:
 
     def purge_dead_letters(self, queue: str | None = None) -> int:
         where, params = self._dead_filter(queue, ())
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return conn.execute(f"DELETE FROM taskq_dead_letters WHERE {where}", params).rowcount
 
     def close(self) -> None:
