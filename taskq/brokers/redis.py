@@ -22,6 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -41,6 +42,15 @@ PUBLISH_CHUNK = 1000
 DEFAULT_MAX_BLOCK = 1.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
+
+
+@dataclass(slots=True)
+class _Found:
+    """What a claim call learned besides the messages: when the next delayed message is due,
+    and which lane streams exist (those a blocking read waits on)."""
+
+    next_due: float | None
+    lanes: list[str]
 
 
 def lane_of(priority: int) -> int:
@@ -80,6 +90,9 @@ class RedisBroker:
     def delayed_key(self, queue: str) -> str:
         return f"{self.prefix}q:{queue}:delayed"
 
+    def lanes_key(self, queue: str) -> str:
+        return f"{self.prefix}q:{queue}:lanes"
+
     def dead_key(self, queue: str) -> str:
         return f"{self.prefix}q:{queue}:dead"
 
@@ -89,7 +102,8 @@ class RedisBroker:
 
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
-        return [*lanes, self.delayed_key(queue), f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"]
+        gate, cursor = f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"
+        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue)]
 
     @property
     def consumer(self) -> str:
@@ -128,15 +142,20 @@ class RedisBroker:
             for start in range(0, len(items), PUBLISH_CHUNK):
                 chunk = items[start : start + PUBLISH_CHUNK]
                 pipe = self.client.pipeline(transaction=False)
+                lanes_used: dict[str, set[int]] = defaultdict(set)
                 for item in chunk:
                     lane = lane_of(item.envelope.priority)
+                    lanes_used[item.queue].add(lane)
                     raw = item.envelope.to_bytes()
                     if item.eta is not None and item.eta > now:
                         member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
                         pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
                     else:
                         pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
-                pipe.sadd(self.registry_key, *{item.queue for item in chunk})
+                pipe.sadd(self.registry_key, *lanes_used)
+                for queue, lanes in lanes_used.items():
+                    if lanes != {0}:  # lane 0 is always read
+                        pipe.sadd(self.lanes_key(queue), *lanes)
                 pipe.execute()
 
     # -- consuming --------------------------------------------------------------------
@@ -148,11 +167,11 @@ class RedisBroker:
         backoff = 0.05
         while True:
             try:
-                taken, next_due = self._claim(queues, max_count)
+                taken, found = self._claim(queues, max_count)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
-                taken = self._block(queues, max_count, deadline, next_due)
+                taken = self._block(queues, max_count, deadline, found)
                 self._connected_again()
                 if taken:
                     return self._top_up(queues, max_count, taken)
@@ -189,7 +208,7 @@ class RedisBroker:
             self._disconnected = False
             log.warning("redis broker %s reachable again", self.url)
 
-    def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], float | None]:
+    def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
         keys = [key for queue in queues for key in self._fetch_keys(queue)]
         args = [
             GROUP,
@@ -203,24 +222,30 @@ class RedisBroker:
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
-        entries, next_due = script(keys=keys, args=args, client=self._conn.blocking)
+        entries, next_due, masks = script(keys=keys, args=args, client=self._conn.blocking)
         taken: list[tuple[int, Delivery]] = []
         for qi, lane, eid, raw, redeliveries in entries:
             queue = queues[int(qi) - 1]
             tag = (self.lane_key(queue, int(lane)), _s(eid))
             taken.append((int(lane), decode_delivery(raw, queue, tag, int(redeliveries))))
         taken.sort(key=lambda item: -item[0])  # stable: highest lane first, then fetch order
-        return [d for _, d in taken], (float(next_due) if next_due else None)
+        lanes = [
+            self.lane_key(queue, lane)
+            for lane in reversed(range(LANES))
+            for queue, mask in zip(queues, masks, strict=True)
+            if int(mask) >> lane & 1
+        ]
+        return [d for _, d in taken], _Found(float(next_due) if next_due else None, lanes)
 
-    def _block(self, queues: list[str], max_count: int, deadline: float, next_due: float | None) -> list[Delivery]:
+    def _block(self, queues: list[str], max_count: int, deadline: float, found: _Found) -> list[Delivery]:
         """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due, or it is time
         to look for abandoned claims again; returns what the blocking read claimed."""
         wait = min(deadline - time.monotonic(), self.max_block, self.recovery_check)
-        if next_due is not None:
-            wait = min(wait, next_due - time.time())
+        if found.next_due is not None:
+            wait = min(wait, found.next_due - time.time())
         if wait <= 0.001:
             return []
-        streams = {self.lane_key(q, lane): ">" for lane in reversed(range(LANES)) for q in queues}
+        streams = dict.fromkeys(found.lanes, ">")
         try:
             reply: Any = self._conn.blocking.xreadgroup(
                 GROUP, self.consumer, streams, count=max_count, block=max(int(wait * 1000), 1)  # type: ignore[arg-type]
@@ -327,7 +352,8 @@ class RedisBroker:
         with self._errors("requeue_dead_letters"):
             moved = 0
             for name in self._dead_queues(queue):
-                keys = [self.dead_key(name), *(self.lane_key(name, lane) for lane in range(LANES))]
+                lanes = (self.lane_key(name, lane) for lane in range(LANES))
+                keys = [self.dead_key(name), *lanes, self.lanes_key(name)]
                 moved += int(self._run(REQUEUE_DEAD, keys, list(ids)))
             return moved
 

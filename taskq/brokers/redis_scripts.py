@@ -3,7 +3,8 @@
 Key layout (see docs/redis.md): per queue, ten streams ``<prefix>q:<queue>:<lane>`` (lane =
 priority 0-9), each with one consumer group; a sorted set ``...:delayed`` whose members are
 ``<lane digit><16 hex chars><payload>`` scored by eta; a stream ``...:dead`` of dead letters;
-a gate key ``...:recover`` and a hash ``...:cursor`` that pace the search for abandoned claims.
+a gate key ``...:recover`` and a hash ``...:cursor`` that pace the search for abandoned claims;
+a set ``...:lanes`` of the lanes ever published to (fetch reads only those, and lane 0).
 Stream entries carry ``m`` (the envelope bytes) and, when the message was redelivered before
 it was requeued, ``r`` (the redeliveries it already had), so requeueing never loses a count.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 # Keys per queue passed to FETCH, in this order.
 LANES = 10
-FETCH_KEYS_PER_QUEUE = LANES + 3  # lanes 0..9, delayed, recover gate, cursor hash
+FETCH_KEYS_PER_QUEUE = LANES + 4  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use
 
 _FIELD = """
 local function field(f, name)
@@ -26,7 +27,8 @@ end
 # KEYS: for each queue FETCH_KEYS_PER_QUEUE keys.  ARGV: group, consumer, max_count, now (unix
 # seconds), min idle ms of an abandoned claim, gate ms, idle ms after which a consumer that
 # holds nothing is forgotten.  Returns {{queue index, lane, entry id, payload, redeliveries}...,
-# next eta as a string or false}.
+# next eta as a string or false, {per queue: bitmask of the lanes in use}}.  Lane 0 is always in
+# use (a blocking read needs a stream to wait on); another lane once something was sent to it.
 FETCH = (
     _FIELD
     + """
@@ -34,7 +36,7 @@ local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
 local now = ARGV[4]
 local min_idle, gate_ms, forget_idle = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local per = 13
+local per = 14
 local nq = #KEYS / per
 local out = {}
 local next_due = false
@@ -55,14 +57,33 @@ end
 for qi = 1, nq do
   local base = (qi - 1) * per
   local delayed = KEYS[base + 11]
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)
-  for _, member in ipairs(due) do
-    local lane = tonumber(string.sub(member, 1, 1))
-    redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
-  end
-  if #due > 0 then redis.call('ZREM', delayed, unpack(due)) end
   local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if head[2] and tonumber(head[2]) <= tonumber(now) then
+    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)
+    for _, member in ipairs(due) do
+      local lane = tonumber(string.sub(member, 1, 1))
+      redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
+    end
+    redis.call('ZREM', delayed, unpack(due))
+    head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  end
   if head[2] and (not next_due or tonumber(head[2]) < tonumber(next_due)) then next_due = head[2] end
+end
+
+-- Lanes never published to are skipped: most queues use one or two priorities.
+local present, masks = {}, {}
+for qi = 1, nq do
+  local base = (qi - 1) * per
+  local mask = 1
+  present[base + 1] = true
+  for _, lane in ipairs(redis.call('SMEMBERS', KEYS[base + 14])) do
+    lane = tonumber(lane)
+    if lane and lane > 0 and lane < 10 and not present[base + 1 + lane] then
+      present[base + 1 + lane] = true
+      mask = mask + 2 ^ lane
+    end
+  end
+  masks[qi] = mask
 end
 
 -- 2. Claims idle longer than the recovery time (their worker died) are taken over; this
@@ -74,9 +95,10 @@ for qi = 1, nq do
     local unfinished = false
     for lane = 9, 0, -1 do
       local key = KEYS[base + 1 + lane]
-      local cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0'
+      local cursor = '0-0'
+      if present[base + 1 + lane] then cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0' end
       for _ = 1, 4 do
-        if want <= 0 then break end
+        if want <= 0 or not present[base + 1 + lane] then break end
         local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
         if type(res) ~= 'table' or res.err then cursor = '0-0' break end
         for _, entry in ipairs(res[2]) do
@@ -86,10 +108,10 @@ for qi = 1, nq do
         cursor = res[1]
         if cursor == '0-0' then break end
       end
-      redis.call('HSET', KEYS[base + 13], lane, cursor)
+      if present[base + 1 + lane] then redis.call('HSET', KEYS[base + 13], lane, cursor) end
       if cursor ~= '0-0' then
         unfinished = true
-      elseif redis.call('EXISTS', key) == 1 then
+      elseif present[base + 1 + lane] and redis.call('EXISTS', key) == 1 then
         -- A full pass: forget consumers of dead processes that hold nothing.
         local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
         if ok then
@@ -110,18 +132,21 @@ end
 for lane = 9, 0, -1 do
   for qi = 1, nq do
     if want <= 0 then break end
-    local key = KEYS[(qi - 1) * per + 1 + lane]
-    local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
-    if type(res) == 'table' and res.err then
-      make_group(key)
-      res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
-    end
-    if res then
-      for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
+    local index = (qi - 1) * per + 1 + lane
+    if present[index] then
+      local key = KEYS[index]
+      local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+      if type(res) == 'table' and res.err then
+        make_group(key)
+        res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+      end
+      if res then
+        for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
+      end
     end
   end
 end
-return {out, next_due}
+return {out, next_due, masks}
 """
 )
 
@@ -188,7 +213,7 @@ return 1
 """
 )
 
-# KEYS: dead-letter stream, lanes 0..9.  ARGV: message ids to requeue (none = all).
+# KEYS: dead-letter stream, lanes 0..9, lanes-in-use set.  ARGV: message ids to requeue (none = all).
 REQUEUE_DEAD = (
     _FIELD
     + """
@@ -203,6 +228,7 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
   if not wanted or wanted[field(f, 'id')] then
     local lane = tonumber(field(f, 'lane') or '0')
     redis.call('XADD', KEYS[2 + lane], '*', 'm', field(f, 'm') or '')
+    redis.call('SADD', KEYS[12], lane)
     redis.call('XDEL', KEYS[1], e[1])
     n = n + 1
   end
