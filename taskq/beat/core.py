@@ -31,6 +31,7 @@ DEFAULT_LOCK_TTL = 30.0
 ERROR_BACKOFF = 1.0  # after a store or broker failure, try again this soon
 HEARTBEAT_EVERY = 1.0
 LOCK_EXPIRY_SLACK = 0.005
+PRECISE_TAIL = 0.02  # the end of each sleep is a plain timed wait, for precision
 
 
 def utc_now() -> datetime:
@@ -65,6 +66,7 @@ class SchedulerCore:
         self.entries: dict[str, Entry] = {}
         self.is_leader = False
         self._revision: int | None = None
+        self._maybe_changed = True  # the store reported a change since the last reload
         self._lock_due: datetime | None = None  # when to renew (leader) or try again (follower)
         self._last_heartbeat = 0.0
         self._heartbeat_role = ""
@@ -88,7 +90,9 @@ class SchedulerCore:
         """Do everything due now; return seconds until something is due next."""
         try:
             self._leadership()
-            self._reload_if_changed()
+            if self._maybe_changed or self._revision is None:
+                self._maybe_changed = False
+                self._reload_if_changed()
             if self.is_leader:
                 now = self.clock()
                 for entry in sorted(self.entries.values(), key=lambda e: e.due_time() or now):
@@ -288,11 +292,18 @@ class SchedulerCore:
         return self._stopping
 
     def wait(self, seconds: float) -> None:
-        """Sleep until the next due time, a store change, a wake() or stop()."""
-        if not self._interrupt.is_set():
-            self.store.wait_for_change(seconds, self._interrupt)
-        if not self._stopping:
+        """Sleep until the next due time, a store change, a wake() or stop(). The store's
+        wait (pub/sub, data_version checks) covers all but the last few milliseconds, which
+        a plain timed wait covers precisely."""
+        deadline = time.monotonic() + seconds
+        if seconds > PRECISE_TAIL and not self._interrupt.is_set():
+            if self.store.wait_for_change(seconds - PRECISE_TAIL, self._interrupt, self._revision):
+                self._maybe_changed = True
+        if not self._maybe_changed:
+            self._interrupt.wait(max(0.0, deadline - time.monotonic()))
+        if self._interrupt.is_set() and not self._stopping:
             self._interrupt.clear()
+            self._maybe_changed = True
 
     def run(self) -> None:
         """Blocking loop: tick, sleep, until stop()."""

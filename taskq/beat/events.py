@@ -73,7 +73,7 @@ def log_event(event: BeatEvent) -> None:
     d = event.detail
     if event.kind == SUBMITTED:
         log.info(
-            "beat: sent %s (entry %s) for %s, %.1f ms late",
+            "beat: sent %s (entry %s) for %s, %.2f ms late",
             d.get("task"), event.entry_id, _when(event.instants), d.get("lateness", 0.0) * 1000,
         )
     elif event.kind == MISSED:

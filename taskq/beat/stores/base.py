@@ -65,8 +65,9 @@ class ScheduleStore(Protocol):
     def revision(self) -> int:
         """A number that changes whenever an entry is added, changed or removed by the API."""
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
-        """Sleep up to ``timeout`` seconds; True early if the revision changed or ``stop`` is set."""
+    def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds; True early (or at once) if the revision differs
+        from ``known`` (the caller's last loaded revision), changes, or ``stop`` is set."""
 
     # -- leadership ------------------------------------------------------------------------
     def acquire_lock(self, owner: str, ttl: float) -> bool:

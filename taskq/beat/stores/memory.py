@@ -76,9 +76,9 @@ class MemoryScheduleStore:
     def revision(self) -> int:
         return self._revision
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+    def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
         with self._changed:
-            start = self._revision
+            start = self._revision if known is None else known
             self._changed.wait_for(lambda: self._revision != start or stop.is_set(), timeout=max(timeout, 0.0))
             return self._revision != start or stop.is_set()
 

@@ -180,10 +180,12 @@ class RedisScheduleStore:
         with self._errors():
             return int(self.client.get(self.key("revision")) or 0)
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+    def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._errors():
-            pubsub = self._pubsub()
+            pubsub = self._pubsub()  # subscribed before the revision is read: no change slips between
+            if known is not None and self.revision() != known:
+                return True
             while True:
                 remaining = deadline - time.monotonic()
                 if stop.is_set():

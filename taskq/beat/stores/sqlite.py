@@ -146,9 +146,11 @@ class SQLiteScheduleStore:
         with self._conn() as conn:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+    def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
         version, revision = self._data_version(), self.revision()
+        if known is not None and revision != known:
+            return True  # changed while the caller was busy
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
