@@ -72,6 +72,7 @@ class RedisBroker:
         self.claim_timeout = 0.9 * recovery_time
         self.recovery_check = max(0.1 * recovery_time, 0.01)
         self.max_block = float(options.get("max_block", DEFAULT_MAX_BLOCK))
+        self.forget_consumer_after = float(options.get("forget_consumer_after", FORGET_CONSUMER_AFTER))
         self._conn = RedisConnector(
             url,
             retries=int(options.get("retries", 16)),
@@ -217,7 +218,7 @@ class RedisBroker:
             repr(time.time()),
             int(self.claim_timeout * 1000),
             int(self.recovery_check * 1000),
-            int(FORGET_CONSUMER_AFTER * 1000),
+            int(self.forget_consumer_after * 1000),
         ]
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim

@@ -249,3 +249,43 @@ def test_unreachable_redis_is_a_broker_error_and_fetch_stays_alive() -> None:
     assert broker.fetch(["q"], 1, timeout=0.5) == []  # the worker's loop keeps going
     assert time.monotonic() - start < 3
     broker.close()
+
+
+def test_requeued_dead_letters_return_to_their_priority_lane(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("urgent", 7))
+    [d] = broker.fetch([q], 1, timeout=2)
+    broker.dead_letter(d, "poison")
+    client = redis.Redis.from_url(broker.url)
+    client.delete(broker.lanes_key(q))  # even with the lane registry gone, the requeue restores it
+    client.close()
+    broker.publish(q, envelope("normal", 0))
+    assert broker.requeue_dead_letters(q) == 1
+    got = broker.fetch([q], 2, timeout=2)
+    assert ids(got) == ["urgent", "normal"]
+    assert got[0].tag[0] == broker.lane_key(q, 7)
+    broker.ack(got)
+
+
+def test_consumers_of_gone_processes_are_forgotten_but_not_claim_holders(make_broker: MakeBroker) -> None:
+    gone = make_broker(recovery_time=0.5, forget_consumer_after=0.2)
+    holder = make_broker(recovery_time=0.5, forget_consumer_after=0.2)
+    alive = make_broker(recovery_time=0.5, forget_consumer_after=0.2)
+    q = "q-" + uuid.uuid4().hex[:8]
+    gone.publish_many([Publication(q, envelope("m1")), Publication(q, envelope("m2"))])
+    gone.ack(gone.fetch([q], 1, timeout=2))  # `gone` now exists in the group, holding nothing
+    held = holder.fetch([q], 1, timeout=2)  # `holder` keeps a claim alive
+    client = redis.Redis.from_url(gone.url)
+    try:
+        names = lambda: {c["name"].decode() for c in client.xinfo_consumers(gone.lane_key(q, 0), GROUP)}  # noqa: E731
+        assert {gone.consumer, holder.consumer} <= names()
+        deadline = time.monotonic() + 5
+        while gone.consumer in names():  # alive's fetches look for abandoned claims every 50 ms
+            assert time.monotonic() < deadline, "the idle consumer was never forgotten"
+            holder.extend(held)
+            assert alive.fetch([q], 1, timeout=0.1) == []
+        assert holder.consumer in names()  # a consumer holding a claim is never deleted
+        holder.ack(held)
+    finally:
+        client.close()
