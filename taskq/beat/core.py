@@ -133,6 +133,8 @@ class SchedulerCore:
             self.emit(ev.LEADER_ELECTED, owner=self.owner)
             self._sync_config_entries(now)
             self._revision = None  # load everything afresh as leader
+            self._reload_if_changed()
+            self._report_lost_instants()
         elif not held and self.is_leader:
             self._lost_leadership()
 
@@ -220,7 +222,13 @@ class SchedulerCore:
                 state = EntryState(following, instant, pending + self.submitter.track(entry, publications))
         atomic = self.store.enqueues_atomically
         result = self.store.claim(
-            self.owner, entry.id, instant, entry.state.next_run_time, state, publications if atomic else []
+            self.owner,
+            entry.id,
+            instant,
+            entry.state.next_run_time,
+            state,
+            publications if atomic else [],
+            will_publish=bool(publications) and not atomic,
         )
         if result is ClaimResult.NOT_LEADER:
             self._lost_leadership()
@@ -240,6 +248,7 @@ class SchedulerCore:
             except (TaskQError, OSError) as exc:
                 # Claimed but not sent: this instant is lost (never sent twice). Say so.
                 self.emit(ev.MISSED, entry.id, instants=[instant], count=1, reason=f"publish failed: {exc}")
+                self._settle(entry.id, instant)
                 return True
         if publications:
             self.emit(
@@ -250,7 +259,26 @@ class SchedulerCore:
                 task=entry.task,
                 lateness=lateness(entry, instant, self.clock()),
             )
+        if publications and not atomic:
+            self._settle(entry.id, instant)  # after the send is reported: off the timing path
         return True
+
+    def _settle(self, entry_id: str, instant: datetime) -> None:
+        try:
+            self.store.mark_sent(entry_id, instant)
+        except (StoreError, TaskQError, OSError) as exc:
+            self.emit(ev.ERROR, entry_id, message=f"could not mark {instant.isoformat()} sent: {exc}")
+
+    def _report_lost_instants(self) -> None:
+        """On taking the lead: an instant the previous leader claimed but never published
+        (killed between claim and send, where they are two steps) is lost: say so once."""
+        for entry in self.entries.values():
+            last = entry.state.last_run_time
+            if last is not None and self.store.unsent_claim(entry.id, last):
+                self.emit(
+                    ev.MISSED, entry.id, instants=[last], count=1, reason="the previous leader stopped before sending"
+                )
+                self.store.mark_sent(entry.id, last)
 
     def _refresh(self, entry_id: str, advance_past: datetime | None = None, state: EntryState | None = None) -> None:
         fresh = self.store.get(entry_id)

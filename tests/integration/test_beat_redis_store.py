@@ -109,6 +109,18 @@ def test_claim_once_per_instant_and_only_by_the_leader(prefix: str) -> None:
     assert store.claim("a", "gone", T0, T0, advanced, []) is ClaimResult.STALE
 
 
+def test_a_claim_to_publish_afterwards_stays_unsent_until_marked(prefix: str) -> None:
+    store = make_store(prefix)
+    store.add(entry())
+    store.acquire_lock("a", 5)
+    advanced = EntryState(next_run_time=T0 + timedelta(seconds=1), last_run_time=T0)
+    assert store.claim("a", "e", T0, T0, advanced, [], will_publish=True) is ClaimResult.CLAIMED
+    assert store.unsent_claim("e", T0)
+    store.mark_sent("e", T0)
+    assert not store.unsent_claim("e", T0)
+    assert not store.unsent_claim("e", T0 + timedelta(seconds=1))  # never claimed
+
+
 def test_claim_and_enqueue_in_one_transaction(prefix: str) -> None:
     url = require_redis()
     queue_key = prefix + "queue"

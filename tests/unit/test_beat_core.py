@@ -15,9 +15,10 @@ from taskq.beat import events as ev
 from taskq.beat.api import ScheduleAPI
 from taskq.beat.config import entry_from_spec
 from taskq.beat.core import SchedulerCore
-from taskq.beat.entry import Entry, Policy
+from taskq.beat.entry import Entry, EntryState, Policy
 from taskq.beat.exceptions import ConflictingIdError, JobLookupError
 from taskq.beat.schedules import crontab, every
+from taskq.beat.stores.base import ClaimResult
 from taskq.beat.stores.memory import MemoryScheduleStore
 from taskq.beat.stores.sqlite import SQLiteScheduleStore
 from taskq.beat.submit import INSTANT_HEADER, AppSubmitter
@@ -378,3 +379,32 @@ def test_heartbeat_file_is_written(tmp_path: Path) -> None:
     core.tick()
     stamp, role, owner = path.read_text().split()
     assert role == "leader" and owner == core.owner and float(stamp) > 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_an_instant_claimed_but_never_sent_is_reported_missed_by_the_next_leader(kind: str, tmp_path: Path) -> None:
+    # Given a leader that claimed instant 10 to publish it afterwards, and died before sending
+    app, clock = make_app(), Clock()
+    store: Any = MemoryScheduleStore() if kind == "memory" else SQLiteScheduleStore(f"sqlite:///{tmp_path / 'b.db'}")
+    dead, _ = make_core(app, clock, config_entry(), store=store)
+    dead.tick()
+    clock.advance(10)
+    entry = dead.entries["tick"]
+    instant = T0 + timedelta(seconds=10)
+    advanced = EntryState(next_run_time=T0 + timedelta(seconds=20), last_run_time=instant)
+    assert store.claim(dead.owner, "tick", instant, instant, advanced, [], will_publish=True) is ClaimResult.CLAIMED
+    assert entry.state.next_run_time == instant
+    store.release_lock(dead.owner)  # its lock runs out
+    # When another beat takes the lead
+    successor, events = make_core(app, clock, config_entry(), store=store)
+    successor.tick()
+    # Then the lost instant is reported once, never sent twice, and the schedule goes on
+    missed = events.kinds(ev.MISSED)
+    assert [(e.instants, e.detail["reason"]) for e in missed] == [
+        ((instant,), "the previous leader stopped before sending")
+    ]
+    assert instants(app) == []
+    assert not store.unsent_claim("tick", instant)
+    clock.advance(10)
+    successor.tick()
+    assert instants(app) == [iso(20)]

@@ -91,9 +91,18 @@ class ScheduleStore(Protocol):
         expected_next: datetime | None,
         state: EntryState,
         publications: Sequence[Publication],
+        will_publish: bool = False,
     ) -> ClaimResult:
         """Atomically: lock held by owner, (entry, instant) not claimed before, entry's next
         run still ``expected_next``; then record the claim, write ``state`` and (if
-        ``enqueues_atomically``) enqueue ``publications``."""
+        ``enqueues_atomically``) enqueue ``publications``. ``will_publish``: the caller
+        publishes after the claim, so the claim stays *unsent* until ``mark_sent``."""
+
+    def mark_sent(self, entry_id: str, instant: datetime) -> None:
+        """The messages of a claimed instant were published."""
+
+    def unsent_claim(self, entry_id: str, instant: datetime) -> bool:
+        """True if the instant was claimed to be published afterwards and never marked sent
+        (its leader stopped in between: the instant is lost, and is reported as missed)."""
 
     def close(self) -> None: ...

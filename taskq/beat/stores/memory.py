@@ -20,7 +20,7 @@ class MemoryScheduleStore:
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._entries: dict[str, Entry] = {}
-        self._claims: set[tuple[str, float]] = set()
+        self._claims: dict[tuple[str, float], bool] = {}  # -> sent
         self._lock_owner: str | None = None
         self._lock_expires = 0.0
         self._revision = 0
@@ -117,6 +117,7 @@ class MemoryScheduleStore:
         expected_next: datetime | None,
         state: EntryState,
         publications: Sequence[Publication],
+        will_publish: bool = False,
     ) -> ClaimResult:
         with self._changed:
             if self._lock_owner != owner or self._lock_expires <= time.time():
@@ -127,9 +128,19 @@ class MemoryScheduleStore:
             current = self._entries.get(entry_id)
             if current is None or current.state.next_run_time != expected_next:
                 return ClaimResult.STALE
-            self._claims.add(key)
+            self._claims[key] = not will_publish
             current.state = copy.deepcopy(state)
             return ClaimResult.CLAIMED
+
+    def mark_sent(self, entry_id: str, instant: datetime) -> None:
+        with self._changed:
+            key = (entry_id, instant.timestamp())
+            if key in self._claims:
+                self._claims[key] = True
+
+    def unsent_claim(self, entry_id: str, instant: datetime) -> bool:
+        with self._changed:
+            return self._claims.get((entry_id, instant.timestamp())) is False
 
     def close(self) -> None:
         pass

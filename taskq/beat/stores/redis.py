@@ -29,6 +29,7 @@ from taskq.beat.entry import Entry, EntryState
 from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
 
 DEFAULT_PREFIX = "taskq:beat:"
+SENT, UNSENT = "sent", "unsent"  # claim key values
 WAIT_SLICE = 0.25  # longest single pub/sub read, so stop() is honoured promptly
 
 _WRITE = """
@@ -52,13 +53,13 @@ return 1
 """
 
 _CLAIM = """
--- KEYS: lock, claim, entries, state, next ; ARGV: owner, id, expected_next, state, next, claim_ttl
+-- KEYS: lock, claim, entries, state, next ; ARGV: owner, id, expected_next, state, next, claim_ttl, mark
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'not_leader' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'taken' end
 if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return 'stale' end
 local current = redis.call('HGET', KEYS[5], ARGV[2]) or ''
 if current ~= ARGV[3] then return 'stale' end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[6])
+redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[6])
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[4])
 redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
 return 'claimed'
@@ -239,6 +240,7 @@ class RedisScheduleStore:
         expected_next: datetime | None,
         state: EntryState,
         publications: Sequence[Any],
+        will_publish: bool = False,
     ) -> ClaimResult:
         if publications and self._pipeline_publisher is not None:
             return self._claim_and_enqueue(owner, entry_id, instant, expected_next, state, publications)
@@ -252,7 +254,8 @@ class RedisScheduleStore:
             self.key("next"),
         ]
         args = [owner, entry_id, _next(expected_next), _dump(state.to_dict()), _next(state.next_run_time)]
-        result = self._run(_CLAIM, keys, [*args, int(CLAIM_RETENTION)])
+        mark = UNSENT if will_publish else SENT
+        result = self._run(_CLAIM, keys, [*args, int(CLAIM_RETENTION), mark])
         return ClaimResult(result.decode() if isinstance(result, bytes) else result)
 
     def _claim_and_enqueue(
@@ -279,7 +282,7 @@ class RedisScheduleStore:
                 if not pipe.hexists(self.key("entries"), entry_id) or _text(current or b"") != _next(expected_next):
                     return ClaimResult.STALE
                 pipe.multi()
-                pipe.set(claim_key, owner, ex=int(CLAIM_RETENTION))
+                pipe.set(claim_key, SENT, ex=int(CLAIM_RETENTION))
                 pipe.hset(self.key("state"), entry_id, _dump(state.to_dict()))
                 pipe.hset(self.key("next"), entry_id, _next(state.next_run_time))
                 self._pipeline_publisher(pipe, publications)
@@ -287,6 +290,14 @@ class RedisScheduleStore:
                 return ClaimResult.CLAIMED
             except redis.WatchError:
                 return ClaimResult.STALE  # the caller reloads and claims again: TAKEN if someone won
+
+    def mark_sent(self, entry_id: str, instant: datetime) -> None:
+        with self._errors():
+            self.client.set(self.claim_key(entry_id, instant), SENT, xx=True, keepttl=True)
+
+    def unsent_claim(self, entry_id: str, instant: datetime) -> bool:
+        with self._errors():
+            return self.client.get(self.claim_key(entry_id, instant)) == UNSENT.encode()
 
     def close(self) -> None:
         pubsub = getattr(self._local, "pubsub", None)

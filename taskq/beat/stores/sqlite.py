@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS taskq_beat_claims (
     instant REAL NOT NULL,
     owner TEXT NOT NULL,
     claimed_at REAL NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (entry_id, instant)
 );
 CREATE TABLE IF NOT EXISTS taskq_beat_lock (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL);
@@ -202,9 +203,10 @@ class SQLiteScheduleStore:
         expected_next: datetime | None,
         state: EntryState,
         publications: Sequence[Publication],
+        will_publish: bool = False,
     ) -> ClaimResult:
         try:
-            return self._claim(owner, entry_id, instant, expected_next, state, publications)
+            return self._claim(owner, entry_id, instant, expected_next, state, publications, will_publish)
         except _Stale:
             return ClaimResult.STALE
 
@@ -216,6 +218,7 @@ class SQLiteScheduleStore:
         expected_next: datetime | None,
         state: EntryState,
         publications: Sequence[Publication],
+        will_publish: bool,
     ) -> ClaimResult:
         now = time.time()
         with self._transaction() as conn:
@@ -223,8 +226,9 @@ class SQLiteScheduleStore:
             if row is None or row[0] != owner or row[1] <= now:
                 return ClaimResult.NOT_LEADER
             taken = conn.execute(
-                "INSERT OR IGNORE INTO taskq_beat_claims (entry_id, instant, owner, claimed_at) VALUES (?, ?, ?, ?)",
-                (entry_id, instant.timestamp(), owner, now),
+                "INSERT OR IGNORE INTO taskq_beat_claims (entry_id, instant, owner, claimed_at, sent)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (entry_id, instant.timestamp(), owner, now, 0 if will_publish else 1),
             )
             if taken.rowcount == 0:
                 return ClaimResult.TAKEN
@@ -242,6 +246,20 @@ class SQLiteScheduleStore:
                 "DELETE FROM taskq_beat_claims WHERE entry_id = ? AND claimed_at < ?", (entry_id, now - CLAIM_RETENTION)
             )
             return ClaimResult.CLAIMED
+
+    def mark_sent(self, entry_id: str, instant: datetime) -> None:
+        with self._conn() as conn:
+            conn.execute(
+                "UPDATE taskq_beat_claims SET sent = 1 WHERE entry_id = ? AND instant = ?",
+                (entry_id, instant.timestamp()),
+            )
+
+    def unsent_claim(self, entry_id: str, instant: datetime) -> bool:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT sent FROM taskq_beat_claims WHERE entry_id = ? AND instant = ?", (entry_id, instant.timestamp())
+            ).fetchone()
+        return row is not None and row[0] == 0
 
     def close(self) -> None:
         self._db.close()
