@@ -42,6 +42,7 @@ PUBLISH_CHUNK = 1000
 DEFAULT_MAX_BLOCK = 1.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
+_HOST = socket.gethostname()
 
 
 @dataclass(slots=True)
@@ -71,16 +72,17 @@ class RedisBroker:
         # time, while a live worker (which extends every third of it) never loses one.
         self.claim_timeout = 0.9 * recovery_time
         self.recovery_check = max(0.1 * recovery_time, 0.01)
-        self.max_block = float(options.get("max_block", DEFAULT_MAX_BLOCK))
+        socket_timeout = float(options.get("socket_timeout", 10.0))
+        # A blocking read must end before the socket timeout would call it a dead connection.
+        self.max_block = min(float(options.get("max_block", DEFAULT_MAX_BLOCK)), socket_timeout / 2)
         self.forget_consumer_after = float(options.get("forget_consumer_after", FORGET_CONSUMER_AFTER))
         self._conn = RedisConnector(
             url,
             retries=int(options.get("retries", 16)),
-            socket_timeout=float(options.get("socket_timeout", 10.0)),
+            socket_timeout=socket_timeout,
             connect_timeout=float(options.get("socket_connect_timeout", 5.0)),
         )
-        self._consumer = ""
-        self._consumer_pid = -1
+        self._token = uuid.uuid4().hex[:8]
         self._disconnected = False
         self._scripts: dict[str, Any] = {}
 
@@ -108,11 +110,9 @@ class RedisBroker:
 
     @property
     def consumer(self) -> str:
-        """This process's consumer name in the groups; new after a fork (claims are per process)."""
-        if self._consumer_pid != os.getpid():
-            self._consumer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-            self._consumer_pid = os.getpid()
-        return self._consumer
+        """This process's consumer name in the groups: a new one after a fork (claims belong to
+        one process). Computed, not cached, so every thread of a process agrees on it."""
+        return f"{_HOST}:{os.getpid()}:{self._token}"
 
     @property
     def client(self) -> redis.Redis:

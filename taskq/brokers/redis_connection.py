@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,8 +50,10 @@ class RedisConnector:
         self.connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._pid = -1
-        self._command: redis.Redis | None = None
-        self._blocking: redis.Redis | None = None
+        self._clients: tuple[redis.Redis, redis.Redis] | None = None  # (command, blocking)
+        # A lock held by another thread at fork time stays held in the child: replace it there.
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
 
     def _pool(self, retries: int) -> redis.ConnectionPool:
         options: dict[str, Any] = {
@@ -65,13 +68,16 @@ class RedisConnector:
         return redis.ConnectionPool.from_url(self.url, **options)
 
     def _ensure(self) -> tuple[redis.Redis, redis.Redis]:
+        clients = self._clients
+        if clients is not None and self._pid == os.getpid():
+            return clients  # the common path: no lock
         with self._lock:
-            if self._pid != os.getpid() or self._command is None or self._blocking is None:
+            if self._clients is None or self._pid != os.getpid():
                 # A new process (or after close): fresh pools; the parent's are left alone.
-                self._command = redis.Redis(connection_pool=self._pool(self.retries))
-                self._blocking = redis.Redis(connection_pool=self._pool(0))
-                self._pid = os.getpid()
-            return self._command, self._blocking
+                command = redis.Redis(connection_pool=self._pool(self.retries))
+                blocking = redis.Redis(connection_pool=self._pool(0))
+                self._clients, self._pid = (command, blocking), os.getpid()
+            return self._clients
 
     @property
     def client(self) -> redis.Redis:
@@ -85,13 +91,17 @@ class RedisConnector:
 
     def close(self) -> None:
         with self._lock:
-            clients = (self._command, self._blocking)
-            self._command = self._blocking = None
+            clients, self._clients = self._clients, None
             same_process = self._pid == os.getpid()
-        if same_process:
+        if same_process and clients is not None:
             for client in clients:
-                if client is not None:
-                    client.connection_pool.disconnect()
+                client.connection_pool.disconnect()
+
+
+def _reset_lock(ref: weakref.ReferenceType[RedisConnector]) -> None:
+    connector = ref()
+    if connector is not None:
+        connector._lock = threading.Lock()
 
 
 @contextmanager
