@@ -100,7 +100,7 @@ class ScheduleAPI:
             paused=next_run_time is None,
             name=name,
         )
-        first = entry.first_run_time(now) if next_run_time is UNSET or next_run_time is None else next_run_time
+        first = entry.first_run_time(now) if next_run_time is UNSET or next_run_time is None else _aware(next_run_time)
         entry.state = EntryState(next_run_time=first)
         if not self.store.add(entry, replace=replace_existing):
             raise ConflictingIdError(entry.id)
@@ -136,7 +136,7 @@ class ScheduleAPI:
         if not self.store.set_definition(entry):
             raise JobLookupError(job_id)
         if next_run_time is not UNSET:
-            self._set_next(entry, next_run_time)
+            self._set_next(entry, _aware(next_run_time) if next_run_time is not None else None)
         self.on_change()
         return self._existing(job_id)
 
@@ -177,6 +177,12 @@ class ScheduleAPI:
         if not self.store.remove(job_id):
             raise JobLookupError(job_id)
         self.on_change()
+
+
+def _aware(moment: datetime) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ConfigurationError(f"next_run_time must be a timezone-aware datetime, not {moment!r}")
+    return moment
 
 
 def _task_name(task: Any) -> str:

@@ -51,6 +51,10 @@ class EntryState:
     last_run_time: datetime | None = None  # the last instant claimed (submitted or skipped)
     pending: list[tuple[str, float | None]] = field(default_factory=list)  # (task id, forget-after) unfinished
 
+    def __post_init__(self) -> None:
+        self.next_run_time = as_utc(self.next_run_time)
+        self.last_run_time = as_utc(self.last_run_time)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "next_run_time": _ts(self.next_run_time),
@@ -106,7 +110,7 @@ class Entry:
         return self.schedule
 
     def first_run_time(self, now: datetime) -> datetime | None:
-        return self.effective_schedule().next_fire(self.start_date or now)
+        return as_utc(self.effective_schedule().next_fire(self.start_date or now))
 
     def jitter_offset(self, instant: datetime) -> float:
         """A delay in [0, jitter) derived from (id, instant): every beat process agrees on it."""
@@ -168,6 +172,12 @@ class Entry:
 
     def copy(self, **changes: Any) -> Entry:
         return replace(self, **changes)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Instants are kept in UTC: Python adds timedeltas to, and compares, two datetimes of
+    one zone by wall clock with fold ignored, which is wrong across a fall-back."""
+    return moment.astimezone(timezone.utc) if moment is not None else None
 
 
 def _ts(moment: datetime | None) -> float | None:

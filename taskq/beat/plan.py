@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from taskq.beat.entry import Entry
+from taskq.beat.entry import Entry, as_utc
 
 # Catching up after a long outage: beyond this many due instants of one entry we stop
 # listing them one by one (they are still counted as missed or coalesced).
@@ -49,7 +49,7 @@ def plan(entry: Entry, now: datetime) -> Plan | None:
                 result.missed.append(instant)
         else:
             runnable.append(instant)
-        instant = schedule.next_fire(instant)
+        instant = as_utc(schedule.next_fire(instant))
     result.next_run_time = instant
     if entry.policy.coalesce and len(runnable) > 1:
         result.coalesced_count = len(runnable) - 1

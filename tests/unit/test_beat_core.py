@@ -408,3 +408,31 @@ def test_an_instant_claimed_but_never_sent_is_reported_missed_by_the_next_leader
     clock.advance(10)
     successor.tick()
     assert instants(app) == [iso(20)]
+
+
+def test_a_daily_fixed_time_entry_runs_once_on_both_dst_change_days() -> None:
+    # Given a daily 02:30 Berlin entry, driven through both change nights minute by minute
+    nights = (datetime(2025, 3, 29, 23, 0, tzinfo=timezone.utc), datetime(2025, 10, 25, 23, 0, tzinfo=timezone.utc))
+    for night in nights:
+        app, clock = make_app(), Clock(night)
+        core, _ = make_core(app, clock, config_entry("daily", crontab(minute=30, hour=2, tz="Europe/Berlin")))
+        sent: list[str] = []
+        for _ in range(4 * 60):
+            core.tick()
+            sent += instants(app)
+            clock.advance(60)
+        # Then it ran exactly once that night: right after the jump, or in the first pass
+        expected = "2025-03-30T03:00:00+02:00" if night.month == 3 else "2025-10-26T02:30:00+02:00"
+        assert [datetime.fromisoformat(s) for s in sent] == [datetime.fromisoformat(expected)]
+
+
+def test_an_hourly_wildcard_entry_runs_in_both_passes_of_the_repeated_hour() -> None:
+    app, clock = make_app(), Clock(datetime(2025, 10, 25, 23, 0, tzinfo=timezone.utc))
+    core, _ = make_core(app, clock, config_entry("hourly", crontab(minute=30, tz="Europe/Berlin")))
+    sent: list[str] = []
+    for _ in range(3 * 60):
+        core.tick()
+        sent += instants(app)
+        clock.advance(60)
+    # 01:30 CEST, 02:30 CEST, 02:30 CET: an hour apart in real time, each once
+    assert [datetime.fromisoformat(s).astimezone(timezone.utc).hour for s in sent] == [23, 0, 1]

@@ -127,3 +127,23 @@ def test_periodic_decorator_registers_task_and_entry() -> None:
 def test_scheduler_without_app_is_not_supported_yet() -> None:
     with pytest.raises(NotSupportedYet):
         BackgroundScheduler()
+
+
+def test_a_job_added_to_a_running_scheduler_runs_without_delay() -> None:
+    # Given a running scheduler whose only entry is far away
+    name = uuid.uuid4().hex
+    app = TaskQ("modes", broker=f"memory://{name}", backend="none", task_default_queue="q-" + name)
+    app.conf.beat_schedule = {"slow": {"task": "modes.slow", "schedule": every(hours=1)}}
+    scheduler = BackgroundScheduler(app=app, store="memory://")
+    scheduler.start()
+    try:
+        # When a 0.2-second job is added through the API
+        added_at = time.monotonic()
+        scheduler.add_job("modes.added", every(seconds=0.2), id="added")
+        # Then its first run is sent after one period, not after the sleeping hour
+        headers = wait_for(lambda: drain(app), timeout=5)
+        assert headers[0]["task"] == "modes.added"
+        assert time.monotonic() - added_at < 1.0
+        assert sorted(job.id for job in scheduler.get_jobs()) == ["added", "slow"]
+    finally:
+        scheduler.shutdown()
