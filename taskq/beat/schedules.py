@@ -292,7 +292,7 @@ class at:  # reads as a sentence: schedule=at(when)
 
     def next_fire(self, after: datetime) -> datetime | None:
         _require_aware(after, "next_fire(after)")
-        return self.when if self.when > after else None
+        return self.when if _utc(self.when) > _utc(after) else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "at", "when": self.when.isoformat()}
