@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from taskq import states
 from taskq.backends.base import ResultBackend
-from taskq.brokers.redis_connection import RedisConnector, translate_errors
+from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector, translate_errors
 from taskq.config import Settings
 from taskq.errors import BackendError
 
 
 class RedisBackend(ResultBackend):
-    def __init__(self, url: str, settings: Settings | None = None, *, global_keyprefix: str = "") -> None:
+    def __init__(self, url: str, settings: Settings | None = None, *, global_keyprefix: str | None = None) -> None:
         """``global_keyprefix`` goes before every key and channel, as Celery's option of that
-        name does for its Redis backend (both sides must use the same one)."""
+        name in ``result_backend_transport_options`` does (both sides must use the same one)."""
         super().__init__(url, settings or Settings())
-        self.global_keyprefix = global_keyprefix
+        options = getattr(self.settings, "result_backend_transport_options", None) or {}
+        self.global_keyprefix = options.get("global_keyprefix", "") if global_keyprefix is None else global_keyprefix
         self._conn = RedisConnector(url)
 
     def _key(self, key: str) -> str:
@@ -71,22 +73,29 @@ class RedisBackend(ResultBackend):
         with translate_errors(BackendError, "redis result backend wait"):
             pubsub = self._conn.blocking.pubsub()  # type: ignore[no-untyped-call]
             try:
-                pubsub.subscribe(name)
-                subscribed = False
-                while (remaining := deadline - time.monotonic()) > 0:
-                    # Blocks on the socket (bounded so the socket timeout never fires first).
-                    message = pubsub.get_message(timeout=min(remaining, 5.0))
-                    kind = None if message is None else message.get("type")
-                    if kind == "message":
-                        return
-                    if kind == "subscribe" and not subscribed:
-                        # The server confirmed the subscription; only now read the key again:
-                        # a result stored before is seen here, one stored after arrives above.
-                        subscribed = True
-                        if _is_ready(self._conn.client.get(name)):  # type: ignore[arg-type]
-                            return
+                self._wait_on(pubsub, name, deadline)
+            except CONNECTION_ERRORS:
+                # Redis went away: pause, then let the caller read again; reads retry with
+                # backoff and raise BackendError only if Redis stays away.
+                time.sleep(max(0.0, min(0.5, deadline - time.monotonic())))
             finally:
                 pubsub.close()
+
+    def _wait_on(self, pubsub: Any, name: str, deadline: float) -> None:
+        pubsub.subscribe(name)
+        subscribed = False
+        while (remaining := deadline - time.monotonic()) > 0:
+            # Blocks on the socket (bounded so the socket timeout never fires first).
+            message = pubsub.get_message(timeout=min(remaining, 5.0))
+            kind = None if message is None else message.get("type")
+            if kind == "message":
+                return
+            if kind == "subscribe" and not subscribed:
+                # The server confirmed the subscription; only now read the key again: a
+                # result stored before is seen here, one stored after arrives as a message.
+                subscribed = True
+                if _is_ready(self._conn.client.get(name)):  # type: ignore[arg-type]
+                    return
 
     def close(self) -> None:
         self._conn.close()

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from taskq.brokers.redis import RedisBroker
 from taskq.config import Settings
@@ -117,4 +118,34 @@ def test_redis_restart_mid_run_loses_nothing_and_fetch_resumes(tmp_path: Path, c
     finally:
         traffic.stop_producing.set()
         traffic.stop.set()
+        server.stop()
+
+
+def test_result_wait_survives_a_redis_restart(tmp_path: Path) -> None:
+    from taskq import states
+    from taskq.backends.redis import RedisBackend
+
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    backend = RedisBackend(server.url, Settings())
+    got: list[dict[str, object]] = []
+    try:
+        # Given a caller waiting for a result
+        waiter = threading.Thread(target=lambda: got.append(backend.wait_for("restart-1", timeout=30)))
+        waiter.start()
+        probe = redis.Redis.from_url(server.url)
+        deadline = time.monotonic() + 10
+        while probe.pubsub_numsub("celery-task-meta-restart-1")[0][1] < 1:
+            assert time.monotonic() < deadline, "the waiter never subscribed"
+            time.sleep(0.02)
+        probe.close()
+        # When Redis restarts under the wait, and the result is written afterwards
+        server.restart(kill=True)
+        RedisBackend(server.url, Settings()).store("restart-1", states.SUCCESS, "after")
+        # Then the waiter gets it
+        waiter.join(timeout=30)
+        assert not waiter.is_alive()
+        assert got and got[0]["result"] == "after"
+    finally:
+        backend.close()
         server.stop()
