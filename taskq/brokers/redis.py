@@ -75,6 +75,9 @@ class RedisBroker:
         socket_timeout = float(options.get("socket_timeout", 10.0))
         # A blocking read must end before the socket timeout would call it a dead connection.
         self.max_block = min(float(options.get("max_block", DEFAULT_MAX_BLOCK)), socket_timeout / 2)
+        # Ties between queues at one priority: the order given (default) or taking turns.
+        self.fair_queues = bool(options.get("fair_queues", False))
+        self._turn = 0
         self.forget_consumer_after = float(options.get("forget_consumer_after", FORGET_CONSUMER_AFTER))
         self._conn = RedisConnector(
             url,
@@ -165,6 +168,9 @@ class RedisBroker:
         queues = list(dict.fromkeys(queues))
         if not queues or max_count <= 0:
             return []
+        if self.fair_queues:  # equal priorities: each queue goes first in turn
+            self._turn = (self._turn + 1) % len(queues)
+            queues = queues[self._turn :] + queues[: self._turn]
         backoff = 0.05
         while True:
             try:

@@ -289,3 +289,16 @@ def test_consumers_of_gone_processes_are_forgotten_but_not_claim_holders(make_br
         holder.ack(held)
     finally:
         client.close()
+
+
+@pytest.mark.parametrize("fair", [False, True])
+def test_queues_at_one_priority_are_ordered_or_take_turns(make_broker: MakeBroker, fair: bool) -> None:
+    broker = make_broker(fair_queues=fair)
+    a, b = "qa-" + uuid.uuid4().hex[:6], "qb-" + uuid.uuid4().hex[:6]
+    broker.publish_many([Publication(q, envelope(f"{q[:2]}{i}")) for i in range(3) for q in (a, b)])
+    order = []
+    for _ in range(4):
+        [d] = broker.fetch([a, b], 1, timeout=2)
+        order.append(d.queue)
+        broker.ack([d])
+    assert order == ([b, a, b, a] if fair else [a, a, a, b])
