@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 
 from taskq.beat import events as ev
 from taskq.beat.entry import Entry, EntryState
-from taskq.beat.plan import lateness, next_wakeup, plan
+from taskq.beat.plan import Plan, lateness, next_wakeup, plan
 from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.beat.submit import Submitter
 from taskq.errors import TaskQError
@@ -186,25 +186,29 @@ class SchedulerCore:
     def _run_entry(self, entry: Entry, now: datetime) -> bool:
         """Follow the entry's plan. False when leadership was lost (stop this pass)."""
         todo = plan(entry, now)
-        if todo is None:
+        if todo is None or todo.last_due is None:
             return True
+        # Nothing runnable (all past the grace time): consume the last instant so the state moves on.
+        runs = list(todo.run) or [todo.last_due]
+        for index, instant in enumerate(runs):
+            following = runs[index + 1] if index + 1 < len(runs) else todo.next_run_time
+            result = self._claim(entry, instant, following, submit=bool(todo.run))
+            if result is ClaimResult.NOT_LEADER:
+                return False
+            if result is not ClaimResult.CLAIMED:
+                return True  # the entry changed or another beat took it: plan again next pass
+            if index == 0:
+                # Reported once this beat owns the plan (another beat may have acted on it).
+                self._report_plan_misses(entry, todo)
+        return True
+
+    def _report_plan_misses(self, entry: Entry, todo: Plan) -> None:
         if todo.missed_count:
             self.emit(ev.MISSED, entry.id, instants=todo.missed, count=todo.missed_count, reason="misfire_grace_time")
         if todo.coalesced_count:
             self.emit(ev.MISSED, entry.id, instants=todo.coalesced, count=todo.coalesced_count, reason="coalesced")
-        runs = list(todo.run)
-        if not runs:  # everything was missed: consume the last instant so the state moves on
-            last = (todo.missed or todo.coalesced)[-1]
-            return self._claim(entry, last, todo.next_run_time, submit=False)
-        for index, instant in enumerate(runs):
-            following = runs[index + 1] if index + 1 < len(runs) else todo.next_run_time
-            if not self._claim(entry, instant, following, submit=True):
-                return False
-            if entry.state.next_run_time != following:
-                break  # the entry changed under us (reloaded); plan again next pass
-        return True
 
-    def _claim(self, entry: Entry, instant: datetime, following: datetime | None, *, submit: bool) -> bool:
+    def _claim(self, entry: Entry, instant: datetime, following: datetime | None, *, submit: bool) -> ClaimResult:
         pending = list(entry.state.pending)
         publications = []
         limit = entry.policy.max_instances
@@ -232,15 +236,15 @@ class SchedulerCore:
         )
         if result is ClaimResult.NOT_LEADER:
             self._lost_leadership()
-            return False
+            return result
         if result is ClaimResult.STALE:
             self._revision = None  # reload on the next pass
             self._refresh(entry.id)
-            return True
+            return result
         if result is ClaimResult.TAKEN:
             self.emit(ev.ALREADY_CLAIMED, entry.id, instants=[instant])
             self._refresh(entry.id, advance_past=instant, state=consumed)
-            return True
+            return result
         entry.state = state
         if publications and not atomic:
             try:
@@ -249,7 +253,7 @@ class SchedulerCore:
                 # Claimed but not sent: this instant is lost (never sent twice). Say so.
                 self.emit(ev.MISSED, entry.id, instants=[instant], count=1, reason=f"publish failed: {exc}")
                 self._settle(entry.id, instant)
-                return True
+                return result
         if publications:
             self.emit(
                 ev.SUBMITTED,
@@ -261,7 +265,7 @@ class SchedulerCore:
             )
         if publications and not atomic:
             self._settle(entry.id, instant)  # after the send is reported: off the timing path
-        return True
+        return result
 
     def _settle(self, entry_id: str, instant: datetime) -> None:
         try:

@@ -24,6 +24,7 @@ class Plan:
     missed_count: int = 0
     coalesced_count: int = 0
     next_run_time: datetime | None = None  # the first instant after now
+    last_due: datetime | None = None  # the latest instant that was due, whatever became of it
 
 
 def lateness(entry: Entry, instant: datetime, now: datetime) -> float:
@@ -49,6 +50,7 @@ def plan(entry: Entry, now: datetime) -> Plan | None:
                 result.missed.append(instant)
         else:
             runnable.append(instant)
+        result.last_due = instant
         instant = as_utc(schedule.next_fire(instant))
     result.next_run_time = instant
     if entry.policy.coalesce and len(runnable) > 1:
