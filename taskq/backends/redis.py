@@ -15,7 +15,7 @@ from typing import Any
 
 from taskq import states
 from taskq.backends.base import ResultBackend
-from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector, translate_errors
+from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
 from taskq.config import Settings
 from taskq.errors import BackendError
 
@@ -33,7 +33,7 @@ class RedisBackend(ResultBackend):
         return self.global_keyprefix + key
 
     def _get(self, key: str) -> bytes | None:
-        with translate_errors(BackendError, "redis result backend get"):
+        with self._conn.errors(BackendError, "redis result backend get"):
             value: bytes | None = self._conn.client.get(self._key(key))  # type: ignore[assignment]
         return value
 
@@ -42,7 +42,7 @@ class RedisBackend(ResultBackend):
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
         """Results in one round trip: one MULTI of SET-with-expiry + PUBLISH each, as Celery writes."""
-        with translate_errors(BackendError, "redis result backend set"):
+        with self._conn.errors(BackendError, "redis result backend set"):
             pipe = self._conn.client.pipeline(transaction=True)
             for key, value in items:
                 name = self._key(key)
@@ -54,12 +54,12 @@ class RedisBackend(ResultBackend):
             pipe.execute()
 
     def _delete(self, key: str) -> None:
-        with translate_errors(BackendError, "redis result backend delete"):
+        with self._conn.errors(BackendError, "redis result backend delete"):
             self._conn.client.delete(self._key(key))
 
     def _incr(self, key: str, ttl: float) -> int:
         name = self._key(key)
-        with translate_errors(BackendError, "redis result backend incr"):
+        with self._conn.errors(BackendError, "redis result backend incr"):
             pipe = self._conn.client.pipeline(transaction=True)
             pipe.incr(name)
             if ttl > 0:
@@ -70,7 +70,7 @@ class RedisBackend(ResultBackend):
         """Return when a value is published on the key's channel, or after ``timeout``."""
         name = self._key(key)
         deadline = time.monotonic() + timeout
-        with translate_errors(BackendError, "redis result backend wait"):
+        with self._conn.errors(BackendError, "redis result backend wait"):
             pubsub = self._conn.blocking.pubsub()  # type: ignore[no-untyped-call]
             try:
                 self._wait_on(pubsub, name, deadline)

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
-from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector, translate_errors
+from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
 from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, LANES, PURGE, REQUEUE, REQUEUE_DEAD
 from taskq.config import Settings
 from taskq.envelope import Envelope
@@ -133,7 +133,7 @@ class RedisBroker:
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
-        with translate_errors(BrokerError, f"redis broker {what}"):
+        with self._conn.errors(BrokerError, f"redis broker {what}"):
             yield
 
     # -- producing --------------------------------------------------------------------
@@ -211,6 +211,7 @@ class RedisBroker:
         return merged
 
     def _connected_again(self) -> None:
+        self._conn.reached = True
         if self._disconnected:
             self._disconnected = False
             log.warning("redis broker %s reachable again", self.url)

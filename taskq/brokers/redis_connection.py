@@ -6,6 +6,11 @@ result writes ride out a short outage. The *blocking* pool serves fetch's blocki
 and pub/sub waits; it does not retry, because a blocking caller already loops with its own
 deadline and must give control back to the worker when that deadline passes.
 
+Retrying starts once Redis has answered: until then commands go through the pool that does
+not retry, so a wrong URL or a server that is not running is one clear error at once (the
+CLI's start-up check), not a silent wait of several seconds. A forked child inherits that
+knowledge from its parent.
+
 After ``os.fork`` the child must not touch the parent's sockets (two processes reading one
 socket interleave replies), so both pools are rebuilt lazily when the pid changes.
 """
@@ -51,6 +56,7 @@ class RedisConnector:
         self._lock = threading.Lock()
         self._pid = -1
         self._clients: tuple[redis.Redis, redis.Redis] | None = None  # (command, blocking)
+        self.reached = False  # Redis answered once: from then on, commands retry
         # A lock held by another thread at fork time stays held in the child: replace it there.
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
@@ -81,13 +87,21 @@ class RedisConnector:
 
     @property
     def client(self) -> redis.Redis:
-        """Commands that may be retried while Redis comes back."""
-        return self._ensure()[0]
+        """Commands, retried while Redis comes back (once it has answered at all)."""
+        command, blocking = self._ensure()
+        return command if self.reached else blocking
 
     @property
     def blocking(self) -> redis.Redis:
         """Blocking reads and pub/sub; a connection error reaches the caller at once."""
         return self._ensure()[1]
+
+    @contextmanager
+    def errors(self, error: type[TaskQError], what: str) -> Iterator[None]:
+        """Translate errors at the boundary; a block that completes shows Redis is reachable."""
+        with translate_errors(error, what):
+            yield
+        self.reached = True
 
     def close(self) -> None:
         with self._lock:
