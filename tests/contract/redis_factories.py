@@ -71,30 +71,46 @@ BROKERS["redis"] = redis_broker
 BACKENDS["redis"] = redis_backend
 
 
+def _need(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{binary} is not installed, and CI=true requires it")
+        pytest.skip(f"{binary} is not installed")
+    return path
+
+
 class ThrowawayRedis:
     """A private redis-server on a free port with every write fsynced to its append-only file,
-    so a restart keeps everything that was acknowledged."""
+    so a restart keeps everything that was acknowledged. With ``tls=True`` it listens for TLS
+    only, with a self-signed certificate made for it (the URL names it as the CA)."""
 
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            if IN_CI:
-                pytest.fail("redis-server is not installed, and CI=true requires it")
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
+    def __init__(self, directory: Path, tls: bool = False) -> None:
+        self.binary = _need("redis-server")
         self.directory = directory
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.listen = ["--port", str(self.port)]
+        if tls:
+            cert, key = directory / "cert.pem", directory / "key.pem"
+            subprocess.run(
+                [_need("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                 "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                check=True, capture_output=True,
+            )
+            self.listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                           "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+            self.url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={cert}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            [self.binary, *self.listen, "--bind", "127.0.0.1", "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 10
         try:
             while True:

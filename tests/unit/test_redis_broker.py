@@ -302,3 +302,31 @@ def test_queues_at_one_priority_are_ordered_or_take_turns(make_broker: MakeBroke
         order.append(d.queue)
         broker.ack([d])
     assert order == ([b, a, b, a] if fair else [a, a, a, b])
+
+
+def test_rediss_broker_and_backend_work_over_tls(tmp_path: Any) -> None:
+    from taskq import states
+    from taskq.backends.redis import RedisBackend
+    from tests.contract.redis_factories import ThrowawayRedis
+
+    server = ThrowawayRedis(tmp_path, tls=True)
+    server.start()
+    broker, backend = RedisBroker(server.url, Settings()), RedisBackend(server.url, Settings())
+    try:
+        assert broker.client.connection_pool.connection_class is redis.SSLConnection
+        broker.publish("tls", envelope("secure", 3))
+        [d] = broker.fetch(["tls"], 1, timeout=2)
+        assert ids([d]) == ["secure"]
+        broker.ack([d])
+        later(0.3, backend.store, "tls-1", states.SUCCESS, "ok")
+        assert backend.wait_for("tls-1", timeout=5)["result"] == "ok"
+    finally:
+        broker.close()
+        backend.close()
+        server.stop()
+
+
+def later(delay: float, fn: Callable[..., Any], *args: Any) -> None:
+    timer = threading.Timer(delay, fn, args)
+    timer.daemon = True
+    timer.start()
