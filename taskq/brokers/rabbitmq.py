@@ -27,8 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -37,7 +35,7 @@ import pika
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.brokers.rabbitmq_claims import Claim, Claims
-from taskq.brokers.rabbitmq_link import ChannelClosed, Link, Refused, Unroutable
+from taskq.brokers.rabbitmq_link import ChannelClosed, Confirms, Link, Refused, Unroutable
 from taskq.brokers.rabbitmq_wire import (
     DELIVERY_COUNT_HEADER,
     ETA_HEADER,
@@ -60,7 +58,7 @@ from taskq.errors import BrokerError, ConfigurationError, PublishError
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
 Outgoing = tuple[str, pika.BasicProperties, bytes]  # routing key (default exchange), properties, body
-_CHUNK = 1000
+_CHUNK = 5000  # messages per hand-off to the I/O thread; all chunks are in flight together
 
 
 class RabbitMQBroker:
@@ -222,32 +220,32 @@ class RabbitMQBroker:
 
     def _send(self, link: Link, messages: list[Outgoing]) -> list[int]:
         """Send and wait for the confirms; returns the indexes worth sending again."""
-        futures: list[Future[None]] = []
+        batches: list[tuple[int, Confirms]] = []
+        sent = 0
         try:
             for start in range(0, len(messages), _CHUNK):
                 chunk = messages[start : start + _CHUNK]
-                futures += link.publish([("", key, body, props) for key, props, body in chunk])
+                outgoing = [("", key, body, props) for key, props, body in chunk]
+                batches.append((start, link.publish(outgoing, wait=self.confirm)))
+                sent = start + len(chunk)
         except BrokerError as exc:
             log.warning("Connection lost while publishing (%s)", exc)
-        retry = list(range(len(futures), len(messages)))
+        retry = list(range(sent, len(messages)))
         if not self.confirm:
-            for future in futures:
-                future.add_done_callback(_log_unconfirmed)
             return retry
         refused = 0
         end = time.monotonic() + self.timeout
-        for index, future in enumerate(futures):
-            try:
-                future.result(max(0.0, end - time.monotonic()))
-            except FutureTimeout:
-                raise PublishError(f"RabbitMQ did not confirm within {self.timeout}s") from None
-            except Refused:
-                refused += 1
-            except Unroutable:
-                self._forget_queue(messages[index][0])
-                retry.append(index)
-            except BrokerError:
-                retry.append(index)
+        for start, confirms in batches:
+            if not confirms.wait(max(0.0, end - time.monotonic())):
+                raise PublishError(f"RabbitMQ did not confirm within {self.timeout}s")
+            for index, error in confirms.errors.items():
+                if isinstance(error, Refused):
+                    refused += 1
+                elif isinstance(error, Unroutable):
+                    self._forget_queue(messages[start + index][0])
+                    retry.append(start + index)
+                else:
+                    retry.append(start + index)
         if refused:
             raise Refused(
                 f"RabbitMQ refused {refused} of {len(messages)} message(s) (basic.nack: "
@@ -510,9 +508,3 @@ def _dead_letter(queue: str, properties: pika.BasicProperties, body: bytes) -> D
         failed_at=failed_at / 1000 if isinstance(failed_at, int) else time.time(),
         raw=envelope.to_bytes(),
     )
-
-
-def _log_unconfirmed(future: Future[None]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("Unconfirmed publish failed: %s", exc)

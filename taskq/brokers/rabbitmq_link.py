@@ -28,6 +28,8 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from taskq.brokers.rabbitmq_frames import publish_frames
+from taskq.brokers.rabbitmq_wire import amqp_value
 from taskq.errors import BrokerError, PublishError
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
@@ -46,6 +48,7 @@ class _QuietProbes(logging.Filter):
 
 logging.getLogger("pika.channel").addFilter(_QuietProbes())
 T = TypeVar("T")
+Outgoing = tuple[str, str, bytes, pika.BasicProperties]  # exchange, routing key, body, properties
 Deliver = Callable[[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes], None]
 
 
@@ -65,9 +68,31 @@ class Unroutable(PublishError):
     """RabbitMQ returned a mandatory message: no queue was bound to its routing key."""
 
 
-@dataclass
+class Confirms:
+    """The confirms of one publish call: settled by the I/O thread, awaited by the caller."""
+
+    def __init__(self, count: int) -> None:
+        self.remaining = count
+        self.errors: dict[int, BrokerError] = {}  # index -> why that message was not confirmed
+        self._done = threading.Event()
+        if count == 0:
+            self._done.set()
+
+    def settle(self, index: int, error: BrokerError | None) -> None:
+        if error is not None:
+            self.errors[index] = error
+        self.remaining -= 1
+        if self.remaining == 0:
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+
+@dataclass(slots=True)
 class _Pending:
-    future: Future[None]
+    confirms: Confirms
+    index: int
     routing_key: str
     body: bytes
     returned: str | None = None
@@ -207,53 +232,98 @@ class Link:
             log.warning("RabbitMQ closed the %s channel: %s %s", role, code, text)
 
     # -- publishing with confirms -----------------------------------------------------------
-    def publish(self, items: list[tuple[str, str, bytes, pika.BasicProperties]]) -> list[Future[None]]:
-        """Send all items now (from any thread); each future settles on the broker's confirm."""
-        futures: list[Future[None]] = [Future() for _ in items]
-        batch: Future[None] = Future()
+    def publish(self, items: list[Outgoing], wait: bool = True) -> Confirms:
+        """Send all items (from any thread); the confirms settle as RabbitMQ answers.
+
+        The frames are encoded here, in the caller's thread, so a header that cannot be
+        encoded raises at once and nothing is half sent. With ``wait`` False (unconfirmed
+        publishing) this returns without waiting for the I/O thread to take the frames.
+        """
+        channel = self._slots["publisher"].channel
+        number = channel.channel_number if channel is not None and channel.is_open else None
+        data = self._encode(number, items) if number is not None else None
+        confirms = Confirms(len(items))
+        sent: Future[None] = Future()
 
         def send(channel: pika.channel.Channel) -> None:
-            for (exchange, routing_key, body, properties), future in zip(items, futures, strict=True):
-                self._seq += 1
-                self._unconfirmed[self._seq] = _Pending(future, routing_key, body)
-                channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
-            batch.set_result(None)
+            try:
+                self._send_now(channel, items, confirms, data if channel.channel_number == number else None)
+            except Exception as exc:
+                _settle_error(sent, PublishError(f"publish failed: {exc!r}"))
+                if not wait:
+                    log.error("Unconfirmed publish failed: %r", exc)
+            else:
+                _settle(sent, None)
 
         def start() -> None:
             if not self.alive:
-                batch.set_exception(BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}"))
+                sent.set_exception(BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}"))
                 return
             try:
-                self.with_channel("publisher", batch, send)
+                self.with_channel("publisher", sent, send)
             except Exception as exc:
-                _settle_error(batch, PublishError(f"publish failed: {exc!r}"))
+                _settle_error(sent, PublishError(f"publish failed: {exc!r}"))
 
-        self.post(start)
         try:
-            batch.result(self.timeout)
+            self.post(start)
+            if wait:
+                sent.result(self.timeout)
         except FutureTimeout:
             raise PublishError(f"RabbitMQ did not take the messages within {self.timeout}s") from None
         except BrokerError as exc:
             raise PublishError(str(exc)) from None
-        return futures
+        return confirms
+
+    def _encode(self, number: int, items: list[Outgoing]) -> bytes | None:
+        body_max = getattr(self._conn, "_body_max_length", None)
+        if not body_max or not hasattr(self._conn, "_output_marshaled_frames"):
+            return None  # pika changed: its own (slower) path encodes
+        try:
+            return b"".join(publish_frames(number, body_max, *item) for item in items)
+        except (TypeError, ValueError) as exc:
+            raise PublishError(f"message cannot be encoded: {exc}") from None
+
+    def _send_now(
+        self, channel: pika.channel.Channel, items: list[Outgoing], confirms: Confirms, data: bytes | None
+    ) -> None:
+        """On the I/O thread: register every message for its confirm, then write them at once."""
+        if not channel.is_open:
+            raise BrokerError("the publisher channel closed")
+        if data is None:
+            data = self._encode(channel.channel_number, items)
+        if data is None:
+            for index, (exchange, routing_key, body, properties) in enumerate(items):
+                self._seq += 1
+                self._unconfirmed[self._seq] = _Pending(confirms, index, routing_key, body)
+                properties.headers = amqp_value(properties.headers) if properties.headers else properties.headers
+                channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
+            return
+        for index, (_exchange, routing_key, body, _properties) in enumerate(items):
+            self._seq += 1
+            self._unconfirmed[self._seq] = _Pending(confirms, index, routing_key, body)
+        self._conn._output_marshaled_frames([data])
 
     def _on_confirm(self, frame: pika.frame.Method) -> None:
         method = frame.method
-        ok = isinstance(method, pika.spec.Basic.Ack)
+        error = (
+            None if isinstance(method, pika.spec.Basic.Ack) else Refused("RabbitMQ refused the message (basic.nack)")
+        )
         tag = method.delivery_tag
-        if method.multiple:
-            settled = [s for s in self._unconfirmed if s <= tag]
-        else:
-            settled = [tag] if tag in self._unconfirmed else []
-        for seq in settled:
-            pending = self._unconfirmed.pop(seq)
-            if pending.returned is not None:
-                _settle_error(pending.future, Unroutable(pending.returned))
-            elif ok:
-                if not pending.future.done():
-                    pending.future.set_result(None)
-            else:
-                _settle_error(pending.future, Refused("RabbitMQ refused the message (basic.nack)"))
+        if method.multiple:  # every sequence number up to tag; the dict is in sequence order
+            unconfirmed = self._unconfirmed
+            while unconfirmed:
+                seq = next(iter(unconfirmed))
+                if seq > tag:
+                    break
+                self._settle_pending(unconfirmed.pop(seq), error)
+        elif tag in self._unconfirmed:
+            self._settle_pending(self._unconfirmed.pop(tag), error)
+
+    @staticmethod
+    def _settle_pending(pending: _Pending, error: BrokerError | None) -> None:
+        if pending.returned is not None:
+            error = Unroutable(pending.returned)
+        pending.confirms.settle(pending.index, error)
 
     def _on_return(
         self, _ch: pika.channel.Channel, method: pika.spec.Basic.Return, _p: pika.BasicProperties, body: bytes
@@ -267,7 +337,7 @@ class Link:
     def _fail_unconfirmed(self, error: BrokerError) -> None:
         pending, self._unconfirmed = self._unconfirmed, {}
         for item in pending.values():
-            _settle_error(item.future, error)
+            item.confirms.settle(item.index, error)
 
     # -- admin and consumer operations (run on the I/O thread) -------------------------------
     def declare(self, queue: str, passive: bool, arguments: dict[str, Any] | None = None) -> tuple[int, int]:

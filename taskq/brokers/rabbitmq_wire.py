@@ -128,7 +128,8 @@ def delay_level(remaining: float) -> int | None:
 
 # -- envelopes ------------------------------------------------------------------------------
 def to_amqp(envelope: Envelope, extra_headers: dict[str, Any] | None = None) -> pika.BasicProperties:
-    headers = {k: amqp_value(v) for k, v in envelope.headers.items()}
+    headers = dict(envelope.headers)  # floats stay floats: rabbitmq_frames sends them as 'd'
+
     if extra_headers:
         headers.update(extra_headers)
     passed = {k: v for k, v in envelope.properties.items() if k in _PASSED_PROPERTIES and v is not None}
@@ -166,7 +167,10 @@ def from_amqp(properties: pika.BasicProperties, body: bytes) -> tuple[Envelope, 
 
 
 def amqp_value(value: Any) -> Any:
-    """A value pika can encode: pika has no float type, so floats go as int or Decimal."""
+    """A value pika itself can encode (it has no float type): floats go as int or Decimal.
+
+    Only for pika's own publish path; rabbitmq_frames encodes floats as doubles.
+    """
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer() and abs(value) < 2**63:
             return int(value)
