@@ -25,17 +25,18 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pika
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.brokers.rabbitmq_claims import Claim, Claims
-from taskq.brokers.rabbitmq_link import ChannelClosed, Confirms, Link, Refused, Unroutable
+from taskq.brokers.rabbitmq_confirms import Confirms, Refused, Unroutable
+from taskq.brokers.rabbitmq_dead import dead_letter_of, sweep
+from taskq.brokers.rabbitmq_link import Link
+from taskq.brokers.rabbitmq_queues import QueueCatalog
 from taskq.brokers.rabbitmq_wire import (
     DELIVERY_COUNT_HEADER,
     ETA_HEADER,
@@ -47,9 +48,7 @@ from taskq.brokers.rabbitmq_wire import (
     delay_level,
     delay_queue,
     delay_queue_arguments,
-    describe_costs,
     from_amqp,
-    queue_arguments,
     to_amqp,
 )
 from taskq.config import Settings
@@ -78,8 +77,7 @@ class RabbitMQBroker:
         self._pid = os.getpid()
         self._link: Link | None = None
         self._claims: Claims | None = None
-        self._kinds: dict[str, str] = {}  # queue -> priority | classic | quorum | foreign
-        self._declared: set[str] = set()  # our dead-letter and delay queues
+        self._queues = QueueCatalog(self.settings)
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._last_error = ""
@@ -107,68 +105,6 @@ class RabbitMQBroker:
             self._link, self._claims = link, Claims(link, self.settings.recovery_time)
             return link, self._claims
 
-    # -- queues ------------------------------------------------------------------------------
-    def _ensure_queue(self, link: Link, queue: str) -> str:
-        """Declare (or adopt) a work queue once per process; returns its kind."""
-        kind = self._kinds.get(queue)
-        if kind is not None:
-            return kind
-        wanted = queue_arguments(queue, self.settings)
-        if _kind(wanted) == "quorum":
-            self._ensure_declared(link, dead_queue(queue), {})
-        try:
-            link.declare(queue, passive=True)
-            kind = self._probe(link, queue, wanted)
-        except ChannelClosed as exc:
-            if exc.reply_code != 404:
-                raise
-            try:
-                link.declare(queue, passive=False, arguments=wanted)
-                kind = _kind(wanted)
-            except ChannelClosed as race:  # declared by someone else meanwhile
-                if race.reply_code != 406:
-                    raise
-                kind = self._probe(link, queue, wanted)
-        if kind != _kind(wanted):
-            log.warning(
-                "Queue %r exists with other arguments than taskq's %s; using it as it is: %s",
-                queue,
-                wanted,
-                describe_costs(kind),
-            )
-        self._kinds[queue] = kind
-        return kind
-
-    def _probe(self, link: Link, queue: str, wanted: dict[str, Any]) -> str:
-        """What an existing queue is: re-declaring with equal arguments succeeds, others 406."""
-        for arguments in (wanted, {}, {"x-queue-type": "quorum"}):
-            try:
-                link.declare(queue, passive=False, arguments=arguments)
-                return _kind(arguments)
-            except ChannelClosed as exc:
-                if exc.reply_code != 406:
-                    raise
-        return "foreign"
-
-    def _ensure_declared(self, link: Link, name: str, arguments: dict[str, Any]) -> None:
-        if name in self._declared:
-            return
-        try:
-            link.declare(name, passive=False, arguments=arguments)
-        except ChannelClosed as exc:
-            if exc.reply_code != 406:
-                raise
-            link.declare(name, passive=True)  # exists with other arguments: use it
-        self._declared.add(name)
-
-    def _ready_count(self, link: Link, name: str) -> int:
-        try:
-            return link.declare(name, passive=True)[0]
-        except ChannelClosed as exc:
-            if exc.reply_code == 404:
-                return 0
-            raise
-
     # -- publishing ------------------------------------------------------------------------
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
         self.publish_many([Publication(queue, envelope, eta)])
@@ -178,7 +114,7 @@ class RabbitMQBroker:
             self._publish(lambda link: [self._route(link, item) for item in items])
 
     def _route(self, link: Link, item: Publication, check_priority: bool = True) -> Outgoing:
-        kind = self._ensure_queue(link, item.queue)
+        kind = self._queues.ensure_queue(link, item.queue)
         if check_priority and kind == "quorum" and item.envelope.priority > 0:
             raise ConfigurationError(
                 f"queue {item.queue!r} is a quorum queue: RabbitMQ 3.x has no priorities there "
@@ -188,7 +124,7 @@ class RabbitMQBroker:
         if level is None:
             return item.queue, to_amqp(item.envelope), item.envelope.body
         name = delay_queue(item.queue, level)
-        self._ensure_declared(link, name, delay_queue_arguments(item.queue, level))
+        self._queues.ensure_declared(link, name, delay_queue_arguments(item.queue, level))
         assert item.eta is not None
         return name, to_amqp(item.envelope, {ETA_HEADER: int(item.eta * 1000)}), item.envelope.body
 
@@ -242,7 +178,7 @@ class RabbitMQBroker:
                 if isinstance(error, Refused):
                     refused += 1
                 elif isinstance(error, Unroutable):
-                    self._forget_queue(messages[start + index][0])
+                    self._queues.forget(messages[start + index][0])
                     retry.append(start + index)
                 else:
                     retry.append(start + index)
@@ -253,16 +189,12 @@ class RabbitMQBroker:
             )
         return sorted(retry)
 
-    def _forget_queue(self, name: str) -> None:
-        self._declared.discard(name)
-        self._kinds.pop(name, None)
-
     # -- consuming ---------------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
         deadline = time.monotonic() + timeout
         link, claims = self._session()
         for queue in queues:
-            self._ensure_queue(link, queue)
+            self._queues.ensure_queue(link, queue)
         claims.ensure_consumers(queues, max_count, self.prefetch)
         out: list[Delivery] = []
         while len(out) < max_count:
@@ -337,7 +269,7 @@ class RabbitMQBroker:
         dead = dead_queue(delivery.queue)
 
         def build(link: Link) -> list[Outgoing]:
-            self._ensure_declared(link, dead, {})
+            self._queues.ensure_declared(link, dead, {})
             return [(dead, to_amqp(envelope, extra), envelope.body)]
 
         self._publish(build)
@@ -353,15 +285,13 @@ class RabbitMQBroker:
     def queue_length(self, queue: str) -> int:
         link, claims = self._session()
         names = [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]
-        return claims.counts(queue) + sum(self._ready_count(link, name) for name in names)
+        return claims.counts(queue) + sum(self._queues.ready_count(link, name) for name in names)
 
     def queues(self) -> list[str]:
         link, claims = self._session()
-        known = {*self._kinds, self.settings.task_default_queue, *self.settings.queue_arguments}
-        known |= {name[: -len(".dead")] for name in self._declared if name.endswith(".dead")}
-        return sorted(
-            q for q in known if claims.counts(q) or self._ready_count(link, q) or self._ready_count(link, dead_queue(q))
-        )
+        known = {*self._queues.work_queues(), self.settings.task_default_queue, *self.settings.queue_arguments}
+        count = partial(self._queues.ready_count, link)
+        return sorted(q for q in known if claims.counts(q) or count(q) or count(dead_queue(q)))
 
     def purge(self, queue: str) -> int:
         link, claims = self._session()
@@ -369,41 +299,18 @@ class RabbitMQBroker:
         claims.settle(waiting)
         total = len(waiting)
         for name in [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]:
-            if name == queue or self._ready_count(link, name):
-                total += self._purge_if_exists(link, name)
+            if name == queue or self._queues.ready_count(link, name):
+                total += self._queues.purge_if_exists(link, name)
         return total
-
-    def _purge_if_exists(self, link: Link, name: str) -> int:
-        try:
-            return link.purge(name)
-        except ChannelClosed as exc:
-            if exc.reply_code == 404:
-                return 0
-            raise
-
-    def _sweep(self, link: Link, name: str, limit: int | None) -> list[tuple[int, pika.BasicProperties, bytes]]:
-        """basic.get up to ``limit`` messages (unacked) from a queue; [] when it does not exist."""
-        taken: list[tuple[int, pika.BasicProperties, bytes]] = []
-        while limit is None or len(taken) < limit:
-            try:
-                got = link.get(name)
-            except ChannelClosed as exc:
-                if exc.reply_code == 404:
-                    break
-                raise
-            if got is None:
-                break
-            taken.append(got)
-        return taken
 
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         with self._sweep_lock:
             for name in [queue] if queue else self.queues():
                 link, _ = self._session()
-                taken = self._sweep(link, dead_queue(name), limit - len(out))
+                taken = sweep(link, dead_queue(name), limit - len(out))
                 try:
-                    out += [_dead_letter(name, props, body) for _tag, props, body in taken]
+                    out += [dead_letter_of(name, props, body) for _tag, props, body in taken]
                 finally:
                     link.settle_swept([], [tag for tag, _p, _b in taken])
                 if len(out) >= limit:
@@ -416,8 +323,8 @@ class RabbitMQBroker:
         with self._sweep_lock:
             for name in [queue] if queue else self.queues():
                 link, _ = self._session()
-                taken = self._sweep(link, dead_queue(name), None)
-                letters = [(tag, _dead_letter(name, props, body), props, body) for tag, props, body in taken]
+                taken = sweep(link, dead_queue(name), None)
+                letters = [(tag, dead_letter_of(name, props, body), props, body) for tag, props, body in taken]
                 chosen = [item for item in letters if not wanted or item[1].id in wanted]
                 chosen_tags = {item[0] for item in chosen}
                 kept = [item[0] for item in letters if item[0] not in chosen_tags]
@@ -440,11 +347,13 @@ class RabbitMQBroker:
 
     def purge_dead_letters(self, queue: str | None = None) -> int:
         link, _ = self._session()
-        return sum(self._purge_if_exists(link, dead_queue(name)) for name in ([queue] if queue else self.queues()))
+        return sum(
+            self._queues.purge_if_exists(link, dead_queue(name)) for name in ([queue] if queue else self.queues())
+        )
 
     def declared_queues(self) -> list[str]:
         """Every queue this instance declared or adopted (for tools and test cleanup)."""
-        return sorted({*self._kinds, *self._declared})
+        return self._queues.names()
 
     def close(self) -> None:
         with self._lock:
@@ -485,26 +394,3 @@ def connection_parameters(url: str) -> pika.URLParameters:
     path = urlsplit(url).path
     params.virtual_host = unquote(path[1:]) if len(path) > 1 else "/"
     return params
-
-
-def _kind(arguments: dict[str, Any]) -> str:
-    queue_type = arguments.get("x-queue-type", "classic")
-    if queue_type == "quorum":
-        return "quorum"
-    if queue_type != "classic":
-        return "foreign"
-    return "priority" if arguments.get("x-max-priority") else "classic"
-
-
-def _dead_letter(queue: str, properties: pika.BasicProperties, body: bytes) -> DeadLetter:
-    envelope, added = from_amqp(properties, body)
-    headers = properties.headers or {}
-    reason = added.get(REASON_HEADER) or headers.get("x-first-death-reason") or "unknown"
-    failed_at = added.get(FAILED_AT_HEADER)
-    return DeadLetter(
-        id=envelope.id or str(envelope.properties.get("correlation_id") or uuid.uuid4()),
-        queue=str(added.get(ORIGIN_HEADER) or queue),
-        reason=str(reason),
-        failed_at=failed_at / 1000 if isinstance(failed_at, int) else time.time(),
-        raw=envelope.to_bytes(),
-    )

@@ -28,6 +28,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
+from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing
 from taskq.brokers.rabbitmq_frames import publish_frames
 from taskq.brokers.rabbitmq_wire import amqp_value
 from taskq.errors import BrokerError, PublishError
@@ -48,7 +49,6 @@ class _QuietProbes(logging.Filter):
 
 logging.getLogger("pika.channel").addFilter(_QuietProbes())
 T = TypeVar("T")
-Outgoing = tuple[str, str, bytes, pika.BasicProperties]  # exchange, routing key, body, properties
 Deliver = Callable[[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes], None]
 
 
@@ -58,44 +58,6 @@ class ChannelClosed(BrokerError):
     def __init__(self, reply_code: int, reply_text: str) -> None:
         super().__init__(f"RabbitMQ closed the channel: {reply_code} {reply_text}")
         self.reply_code = reply_code
-
-
-class Refused(PublishError):
-    """RabbitMQ nacked a publish (e.g. a full queue with x-overflow reject-publish)."""
-
-
-class Unroutable(PublishError):
-    """RabbitMQ returned a mandatory message: no queue was bound to its routing key."""
-
-
-class Confirms:
-    """The confirms of one publish call: settled by the I/O thread, awaited by the caller."""
-
-    def __init__(self, count: int) -> None:
-        self.remaining = count
-        self.errors: dict[int, BrokerError] = {}  # index -> why that message was not confirmed
-        self._done = threading.Event()
-        if count == 0:
-            self._done.set()
-
-    def settle(self, index: int, error: BrokerError | None) -> None:
-        if error is not None:
-            self.errors[index] = error
-        self.remaining -= 1
-        if self.remaining == 0:
-            self._done.set()
-
-    def wait(self, timeout: float) -> bool:
-        return self._done.wait(timeout)
-
-
-@dataclass(slots=True)
-class _Pending:
-    confirms: Confirms
-    index: int
-    routing_key: str
-    body: bytes
-    returned: str | None = None
 
 
 @dataclass
@@ -114,8 +76,7 @@ class Link:
         self.closed_reason: str | None = None
         self._opened: Future[None] = Future()
         self._slots = {role: _Slot() for role in ("publisher", "admin", "consumer", "sweeper")}
-        self._seq = 0
-        self._unconfirmed: dict[int, _Pending] = {}
+        self._tracker = ConfirmTracker()
         self._get_waiter: Future[Any] | None = None
         self._futures: set[Future[Any]] = set()
         # Set by the consumer side; called on the I/O thread.
@@ -192,9 +153,9 @@ class Link:
     def _on_channel_open(self, role: str, channel: pika.channel.Channel) -> None:
         channel.add_on_close_callback(lambda ch, reason: self._on_channel_closed(role, ch, reason))
         if role == "publisher":
-            self._seq = 0
-            channel.add_on_return_callback(self._on_return)
-            channel.confirm_delivery(self._on_confirm, callback=lambda _f: self._channel_ready(role, channel))
+            self._tracker.reset()
+            channel.add_on_return_callback(self._tracker.on_return)
+            channel.confirm_delivery(self._tracker.on_confirm, callback=lambda _f: self._channel_ready(role, channel))
         elif role == "sweeper":
             channel.add_callback(self._on_get_empty, [pika.spec.Basic.GetEmpty], one_shot=False)
             self._channel_ready(role, channel)
@@ -222,7 +183,7 @@ class Link:
         for future in list(slot.futures):
             _settle_error(future, error)
         if role == "publisher":
-            self._fail_unconfirmed(PublishError(f"publish not confirmed: channel closed ({code} {text})"))
+            self._tracker.fail_all(PublishError(f"publish not confirmed: channel closed ({code} {text})"))
         if role == "sweeper" and self._get_waiter is not None:
             _settle_error(self._get_waiter, error)
             self._get_waiter = None
@@ -292,52 +253,13 @@ class Link:
         if data is None:
             data = self._encode(channel.channel_number, items)
         if data is None:
-            for index, (exchange, routing_key, body, properties) in enumerate(items):
-                self._seq += 1
-                self._unconfirmed[self._seq] = _Pending(confirms, index, routing_key, body)
+            self._tracker.register(confirms, items)
+            for exchange, routing_key, body, properties in items:
                 properties.headers = amqp_value(properties.headers) if properties.headers else properties.headers
                 channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
             return
-        for index, (_exchange, routing_key, body, _properties) in enumerate(items):
-            self._seq += 1
-            self._unconfirmed[self._seq] = _Pending(confirms, index, routing_key, body)
+        self._tracker.register(confirms, items)
         self._conn._output_marshaled_frames([data])
-
-    def _on_confirm(self, frame: pika.frame.Method) -> None:
-        method = frame.method
-        error = (
-            None if isinstance(method, pika.spec.Basic.Ack) else Refused("RabbitMQ refused the message (basic.nack)")
-        )
-        tag = method.delivery_tag
-        if method.multiple:  # every sequence number up to tag; the dict is in sequence order
-            unconfirmed = self._unconfirmed
-            while unconfirmed:
-                seq = next(iter(unconfirmed))
-                if seq > tag:
-                    break
-                self._settle_pending(unconfirmed.pop(seq), error)
-        elif tag in self._unconfirmed:
-            self._settle_pending(self._unconfirmed.pop(tag), error)
-
-    @staticmethod
-    def _settle_pending(pending: _Pending, error: BrokerError | None) -> None:
-        if pending.returned is not None:
-            error = Unroutable(pending.returned)
-        pending.confirms.settle(pending.index, error)
-
-    def _on_return(
-        self, _ch: pika.channel.Channel, method: pika.spec.Basic.Return, _p: pika.BasicProperties, body: bytes
-    ) -> None:
-        # A return comes before the confirm of the same message; match it by content.
-        for pending in self._unconfirmed.values():
-            if pending.returned is None and pending.routing_key == method.routing_key and pending.body == body:
-                pending.returned = f"no queue {method.routing_key!r}: {method.reply_code} {method.reply_text}"
-                return
-
-    def _fail_unconfirmed(self, error: BrokerError) -> None:
-        pending, self._unconfirmed = self._unconfirmed, {}
-        for item in pending.values():
-            item.confirms.settle(item.index, error)
 
     # -- admin and consumer operations (run on the I/O thread) -------------------------------
     def declare(self, queue: str, passive: bool, arguments: dict[str, Any] | None = None) -> tuple[int, int]:
@@ -469,7 +391,7 @@ class Link:
     def _on_connection_closed(self, _conn: Any, reason: Exception) -> None:
         self.closed_reason = str(reason) or type(reason).__name__
         error = BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}")
-        self._fail_unconfirmed(PublishError(f"publish not confirmed: {error}"))
+        self._tracker.fail_all(PublishError(f"publish not confirmed: {error}"))
         for slot in self._slots.values():
             slot.channel, slot.opening, slot.waiting = None, False, []
         for future in list(self._futures):
