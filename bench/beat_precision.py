@@ -8,8 +8,8 @@ side for the same duration on the local Redis: taskq beat with the Redis store a
 taskq beat with the embedded sqlite store and broker, and Celery beat (Redis broker).
 Lateness is measured where each scheduler publishes: taskq logs each send's instant and
 lateness; Celery beat's ``after_task_publish`` signal records each publish time. Celery's
-interval schedule has no anchor, so its ideal grid is counted from its first send: drift is
-the slope of lateness over time (ms per minute), from a least-squares fit.
+interval schedule has no anchor, so its k-th send is compared with its first send plus k
+periods. Drift is the slope of lateness over time (ms per minute), a least-squares fit.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ def celery_lateness(path: Path, period: float) -> tuple[list[float], list[float]
     sent = [float(line) for line in path.read_text().split()]
     if not sent:
         return [], []
+    # The k-th send is the k-th run: lateness against the grid through the first send.
     first = sent[0]
-    lateness = [(t - (first + round((t - first) / period) * period)) * 1000 for t in sent]
+    lateness = [(t - (first + k * period)) * 1000 for k, t in enumerate(sent)]
     return lateness, sent
 
 
