@@ -19,7 +19,7 @@ from taskq.beat.core import DEFAULT_LOCK_TTL, utc_now
 from taskq.beat.entry import Entry
 from taskq.beat.schedules import cron, every
 from taskq.beat.stores import open_store
-from taskq.errors import ConfigurationError, TaskQError
+from taskq.errors import TaskQError
 
 DEFAULT_HEARTBEAT = os.path.join(tempfile.gettempdir(), "taskq-beat.heartbeat")
 
@@ -188,8 +188,8 @@ def add_entry(
             options=options,
             replace_existing=replace,
         )
-    except (TaskQError, KeyError) as exc:
-        raise _fail(exc if isinstance(exc, TaskQError) else ConfigurationError(str(exc))) from None
+    except TaskQError as exc:  # ConflictingIdError included
+        raise _fail(exc) from None
     click.echo(_describe(entry))
 
 

@@ -89,24 +89,30 @@ class SchedulerCore:
     def tick(self) -> float:
         """Do everything due now; return seconds until something is due next."""
         try:
-            self._leadership()
             if self._maybe_changed or self._revision is None:
                 self._maybe_changed = False
                 self._reload_if_changed()
-            if self.is_leader:
-                now = self.clock()
-                for entry in sorted(self.entries.values(), key=lambda e: e.due_time() or now):
-                    due = entry.due_time()
-                    if due is None or due > now:
-                        continue
-                    if not self._run_entry(entry, now):
-                        break
+            was_leader = self.is_leader
+            if was_leader:
+                self._run_due()  # due work first: each claim checks the lock in the store anyway
+            self._leadership()
+            if self.is_leader and not was_leader:
+                self._run_due()
         except (StoreError, TaskQError, OSError) as exc:
             self.emit(ev.ERROR, message=f"{type(exc).__name__}: {exc}")
             self._write_heartbeat()
             return ERROR_BACKOFF
         self._write_heartbeat()
         return self._sleep_time()
+
+    def _run_due(self) -> None:
+        now = self.clock()
+        for entry in sorted(self.entries.values(), key=lambda e: e.due_time() or now):
+            due = entry.due_time()
+            if due is None or due > now:
+                continue
+            if not self._run_entry(entry, now):
+                break
 
     def _sleep_time(self) -> float:
         now = self.clock()
