@@ -93,9 +93,9 @@ def throwaway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
 def test_kill_9_of_a_worker_holding_50_claims_loses_none_and_repeats_none(shared: Setup) -> None:
     marks = shared.workers.marks
     # Given a worker that has claimed all 50 tasks in one batch and is working through them
-    victim = shared.workers.start("-c", "1", "--prefetch-multiplier", "50")
     keys = [f"k{i}" for i in range(50)]
     results = shared.producer.send_many("example_tasks.sleep_then", [((k, 0.1), {}) for k in keys])
+    victim = shared.workers.start("-c", "1", "--prefetch-multiplier", "50")  # its first fetch takes all
     wait_until(lambda: sum(marks.count("done").values()) >= 5, 20, "five tasks done")
     # When it is killed with SIGKILL while holding the rest
     victim.kill_tree()
@@ -151,6 +151,7 @@ def test_redis_restart_mid_run_loses_no_acknowledged_message(throwaway: tuple[Se
 def test_eta_across_worker_and_redis_restarts_runs_once(throwaway: tuple[Setup, ThrowawayRedis]) -> None:
     setup, server = throwaway
     first = setup.workers.start("-c", "1")
+    assert setup.producer.send_task("example_tasks.add", (1, 1)).get(timeout=20) == 2  # fully up
     sent = time.time()
     r = setup.producer.send_task("example_tasks.stamp", ("eta",), countdown=4)
     # The delayed message waits in Redis, not in the worker: stop the worker, crash Redis too.
