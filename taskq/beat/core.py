@@ -334,11 +334,20 @@ class SchedulerCore:
         wait (pub/sub, data_version checks) covers all but the last few milliseconds, which
         a plain timed wait covers precisely."""
         deadline = time.monotonic() + seconds
+        failed = False
         if seconds > PRECISE_TAIL and not self._interrupt.is_set():
-            if self.store.wait_for_change(seconds - PRECISE_TAIL, self._interrupt, self._revision):
-                self._maybe_changed = True
-        if not self._maybe_changed:
+            try:
+                if self.store.wait_for_change(seconds - PRECISE_TAIL, self._interrupt, self._revision):
+                    self._maybe_changed = True
+            except (StoreError, TaskQError, OSError) as exc:
+                # The store is unreachable: sleep on without change notices (tick retries the
+                # store) and reload afterwards, in case a change went unnoticed.
+                self.emit(ev.ERROR, message=f"waiting for schedule changes: {type(exc).__name__}: {exc}")
+                failed = True
+        if failed or not self._maybe_changed:
             self._interrupt.wait(max(0.0, deadline - time.monotonic()))
+        if failed:
+            self._maybe_changed = True
         if self._interrupt.is_set() and not self._stopping:
             self._interrupt.clear()
             self._maybe_changed = True

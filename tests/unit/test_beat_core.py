@@ -3,6 +3,7 @@ max_instances, jitter, runtime changes, at-most-once claims, deposed leaders."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from taskq.beat.core import SchedulerCore
 from taskq.beat.entry import Entry, EntryState, Policy
 from taskq.beat.exceptions import ConflictingIdError, JobLookupError
 from taskq.beat.schedules import crontab, every
-from taskq.beat.stores.base import ClaimResult
+from taskq.beat.stores.base import ClaimResult, StoreError
 from taskq.beat.stores.memory import MemoryScheduleStore
 from taskq.beat.stores.sqlite import SQLiteScheduleStore
 from taskq.beat.submit import INSTANT_HEADER, AppSubmitter
@@ -436,3 +437,30 @@ def test_an_hourly_wildcard_entry_runs_in_both_passes_of_the_repeated_hour() -> 
         clock.advance(60)
     # 01:30 CEST, 02:30 CEST, 02:30 CET: an hour apart in real time, each once
     assert [datetime.fromisoformat(s).astimezone(timezone.utc).hour for s in sent] == [23, 0, 1]
+
+
+class FlakyStore(MemoryScheduleStore):
+    """A store whose change notifications fail (a Redis connection drop), then recover."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def wait_for_change(self, timeout: float, stop: Any, known: int | None = None) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("connection lost")
+        return super().wait_for_change(timeout, stop, known)
+
+
+def test_a_failing_change_wait_neither_stops_nor_spins_the_loop() -> None:
+    app, clock = make_app(), Clock()
+    store = FlakyStore()
+    core, events = make_core(app, clock, config_entry(), store=store)
+    store.failures = 1
+    started = time.monotonic()
+    core.wait(0.3)
+    assert time.monotonic() - started >= 0.28  # slept on, did not spin
+    assert [e.kind for e in events.events] == [ev.ERROR]
+    core.wait(0.05)  # recovered
+    assert events.kinds(ev.ERROR) == events.events[:1]

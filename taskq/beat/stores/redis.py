@@ -182,6 +182,22 @@ class RedisScheduleStore:
             return int(self.client.get(self.key("revision")) or 0)
 
     def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
+        try:
+            return self._wait_for_change(timeout, stop, known)
+        except StoreError:
+            self._drop_pubsub()  # resubscribe on a fresh connection next time
+            raise
+
+    def _drop_pubsub(self) -> None:
+        pubsub = getattr(self._local, "pubsub", None)
+        self._local.pubsub = None
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except redis.RedisError:
+                pass
+
+    def _wait_for_change(self, timeout: float, stop: threading.Event, known: int | None) -> bool:
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._errors():
             pubsub = self._pubsub()  # subscribed before the revision is read: no change slips between
@@ -300,10 +316,7 @@ class RedisScheduleStore:
             return self.client.get(self.claim_key(entry_id, instant)) == UNSENT.encode()
 
     def close(self) -> None:
-        pubsub = getattr(self._local, "pubsub", None)
-        if pubsub is not None:
-            pubsub.close()
-            self._local.pubsub = None
+        self._drop_pubsub()
         self.client.close()
 
 
