@@ -310,7 +310,29 @@ def as_schedule(value: Any, default_tz: str | tzinfo | None = None) -> Schedule:
         return as_schedule(cron(value), default_tz)
     if isinstance(value, datetime):
         return at(value)
+    converted = _from_celery(value)
+    if converted is not None:
+        return as_schedule(converted, default_tz)
     raise ConfigurationError(f"not a schedule: {value!r} (use every(), crontab(), cron(), at() or a timedelta)")
+
+
+def _from_celery(value: Any) -> Schedule | None:
+    """Celery's own ``crontab`` and ``schedule`` objects, so a Celery beat_schedule moves over
+    unchanged (recognised by their attributes: Celery need not be importable)."""
+    if type(value).__module__ != "celery.schedules":
+        return None
+    if hasattr(value, "_orig_minute"):
+        return crontab(
+            minute=value._orig_minute,
+            hour=value._orig_hour,
+            day_of_week=value._orig_day_of_week,
+            day_of_month=value._orig_day_of_month,
+            month_of_year=value._orig_month_of_year,
+        )
+    run_every = getattr(value, "run_every", None)
+    if isinstance(run_every, timedelta) and type(value).__name__ == "schedule":
+        return every(run_every)
+    return None
 
 
 def schedule_from_dict(data: dict[str, Any]) -> Schedule:

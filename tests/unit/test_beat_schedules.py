@@ -302,3 +302,11 @@ def test_crontab_agrees_with_croniter_in_and_mode(seed: int) -> None:
             got = ours.next_fire(moment)
             assert got == expected, (minute, hour, dom, month, dow, moment)
             moment = got
+
+
+def test_celery_schedule_objects_are_taken_as_they_are() -> None:
+    from celery import schedules as celery_schedules
+
+    converted = as_schedule(celery_schedules.crontab(minute="*/15", hour="9-17", day_of_week="mon-fri"), "UTC")
+    assert converted == crontab(minute="*/15", hour="9-17", day_of_week="mon-fri", tz="UTC")
+    assert as_schedule(celery_schedules.schedule(timedelta(seconds=30))) == every(seconds=30)
