@@ -65,6 +65,11 @@ redis.call('HSET', KEYS[5], ARGV[2], ARGV[5])
 return 'claimed'
 """
 
+_READ_FOR_CLAIM = """
+return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2]),
+        redis.call('HGET', KEYS[3], ARGV[1]), redis.call('HEXISTS', KEYS[4], ARGV[1])}
+"""
+
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -290,12 +295,15 @@ class RedisScheduleStore:
         with self._errors(), self.client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(lock, claim_key, self.key("next"), self.key("entries"))  # type: ignore[no-untyped-call]
-                if pipe.get(lock) != owner.encode():
+                # One round trip for the four reads the decision needs (still under WATCH).
+                holder, taken, current, exists = pipe.eval(
+                    _READ_FOR_CLAIM, 4, lock, claim_key, self.key("next"), self.key("entries"), entry_id
+                )
+                if holder != owner.encode():
                     return ClaimResult.NOT_LEADER
-                if pipe.exists(claim_key):
+                if taken:
                     return ClaimResult.TAKEN
-                current = pipe.hget(self.key("next"), entry_id)
-                if not pipe.hexists(self.key("entries"), entry_id) or _text(current or b"") != _next(expected_next):
+                if not exists or _text(current or b"") != _next(expected_next):
                     return ClaimResult.STALE
                 pipe.multi()
                 pipe.set(claim_key, SENT, ex=int(CLAIM_RETENTION))
