@@ -464,3 +464,28 @@ def test_a_failing_change_wait_neither_stops_nor_spins_the_loop() -> None:
     assert [e.kind for e in events.events] == [ev.ERROR]
     core.wait(0.05)  # recovered
     assert events.kinds(ev.ERROR) == events.events[:1]
+
+
+def test_sqlite_claim_inserts_messages_only_with_the_claim(tmp_path: Path) -> None:
+    from taskq.brokers.sqlite import SQLiteBroker
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    app = make_app(broker=url)
+    store = SQLiteScheduleStore(url, broker_url=url)
+    entry = config_entry()
+    entry.state = EntryState(next_run_time=T0)
+    store.add(entry)
+    publication = app.build_publication("t.tick", [], {})
+    advanced = EntryState(next_run_time=T0 + timedelta(seconds=10), last_run_time=T0)
+    broker = SQLiteBroker(url)
+    queue = app.conf.task_default_queue
+    # Not the leader, or a stale plan: nothing inserted
+    assert store.claim("me", "tick", T0, T0, advanced, [publication]) is ClaimResult.NOT_LEADER
+    store.acquire_lock("me", 60)
+    assert store.claim("me", "tick", T0, T0 - timedelta(seconds=1), advanced, [publication]) is ClaimResult.STALE
+    assert broker.queue_length(queue) == 0
+    # Claimed: the message is there, in the same transaction; claimed again: not a second time
+    assert store.claim("me", "tick", T0, T0, advanced, [publication]) is ClaimResult.CLAIMED
+    assert broker.queue_length(queue) == 1
+    assert store.claim("me", "tick", T0, T0 + timedelta(seconds=10), advanced, [publication]) is ClaimResult.TAKEN
+    assert broker.queue_length(queue) == 1
