@@ -141,26 +141,33 @@ class RedisBroker:
         self.publish_many([Publication(queue, envelope, eta)])
 
     def publish_many(self, items: Sequence[Publication]) -> None:
-        now = time.time()
         with self._errors("publish"):
             for start in range(0, len(items), PUBLISH_CHUNK):
-                chunk = items[start : start + PUBLISH_CHUNK]
                 pipe = self.client.pipeline(transaction=False)
-                lanes_used: dict[str, set[int]] = defaultdict(set)
-                for item in chunk:
-                    lane = lane_of(item.envelope.priority)
-                    lanes_used[item.queue].add(lane)
-                    raw = item.envelope.to_bytes()
-                    if item.eta is not None and item.eta > now:
-                        member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
-                        pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
-                    else:
-                        pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
-                pipe.sadd(self.registry_key, *lanes_used)
-                for queue, lanes in lanes_used.items():
-                    if lanes != {0}:  # lane 0 is always read
-                        pipe.sadd(self.lanes_key(queue), *lanes)
+                self.add_to_pipeline(pipe, items[start : start + PUBLISH_CHUNK])
                 pipe.execute()
+
+    def add_to_pipeline(self, pipe: Any, items: Sequence[Publication]) -> None:
+        """Queue the commands that publish ``items`` on a caller's redis-py pipeline to the
+        same server, so they commit with the caller's own writes (beat's claim + enqueue in
+        one MULTI/EXEC)."""
+        if not items:
+            return
+        now = time.time()
+        lanes_used: dict[str, set[int]] = defaultdict(set)
+        for item in items:
+            lane = lane_of(item.envelope.priority)
+            lanes_used[item.queue].add(lane)
+            raw = item.envelope.to_bytes()
+            if item.eta is not None and item.eta > now:
+                member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
+                pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
+            else:
+                pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
+        pipe.sadd(self.registry_key, *lanes_used)
+        for queue, lanes in lanes_used.items():
+            if lanes != {0}:  # lane 0 is always read
+                pipe.sadd(self.lanes_key(queue), *lanes)
 
     # -- consuming --------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:

@@ -330,3 +330,24 @@ def later(delay: float, fn: Callable[..., Any], *args: Any) -> None:
     timer = threading.Timer(delay, fn, args)
     timer.daemon = True
     timer.start()
+
+
+def test_publications_commit_with_a_callers_transaction(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    marker = broker.prefix + "caller-write"
+    client = redis.Redis.from_url(broker.url)
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            pipe.set(marker, "claimed")
+            items = [Publication(q, envelope("now", 4)), Publication(q, envelope("later"), time.time() + 60)]
+            broker.add_to_pipeline(pipe, items)
+            assert broker.queue_length(q) == 0  # nothing is visible before EXEC
+            pipe.execute()
+        assert client.get(marker) == b"claimed" and broker.queue_length(q) == 2
+    finally:
+        client.close()
+    [d] = broker.fetch([q], 5, timeout=2)
+    assert ids([d]) == ["now"] and d.tag[0] == broker.lane_key(q, 4)
+    broker.ack([d])
