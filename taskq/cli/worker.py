@@ -66,17 +66,19 @@ def worker(
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
     check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
-    log.info(
-        "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
-        socket.gethostname(), conf.broker_url, ",".join(queue_list), pool_name, size, ",".join(sorted(app.tasks)),
-    )
+    def ready() -> None:  # logged once the signal handlers are in place
+        log.info(
+            "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
+            socket.gethostname(), conf.broker_url, ",".join(queue_list), pool_name, size, ",".join(sorted(app.tasks)),
+        )
+
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch).run()
+        code = PreforkPool(app, queue_list, size, prefetch).run(ready)
     else:
         from taskq.worker.pools import ThreadPool
 
-        code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run()
+        code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
     log.info("taskq worker stopped")
     raise SystemExit(code)

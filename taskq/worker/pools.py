@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from taskq.app import TaskQ
@@ -54,8 +54,9 @@ class ThreadPool:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGQUIT, lambda s, f: self._cold())
 
-    def run(self) -> int:
+    def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         self.install_signals()
+        on_ready()
         if len(self.consumers) == 1:
             self.consumers[0].run()
             return 0

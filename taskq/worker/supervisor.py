@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from taskq.app import TaskQ
@@ -22,6 +22,7 @@ from taskq.worker.consumer import Consumer
 
 log = logging.getLogger("taskq.worker")
 PR_SET_PDEATHSIG = 1
+SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 
 
 def die_with_parent() -> None:
@@ -47,8 +48,12 @@ class PreforkPool:
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
         parent = os.getpid()
+        # Signals stay blocked across the fork until the child has its own handlers, so a
+        # shutdown signal sent to a just-forked child is delivered late, never lost.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
         pid = os.fork()
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             self.children[pid] = slot
             return
         code = 0
@@ -72,6 +77,7 @@ class PreforkPool:
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
         signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         consumer.run()
 
     # -- supervision ----------------------------------------------------------------------
@@ -102,11 +108,12 @@ class PreforkPool:
             last = self._restarts.get(slot, 0.0)
             self._restarts[slot] = max(time.monotonic(), last) + (1.0 if time.monotonic() - last < 5 else 0.0)
 
-    def run(self) -> int:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+    def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
+        for sig in SHUTDOWN_SIGNALS:
             signal.signal(sig, self._on_signal)
         for slot in range(self.concurrency):
             self._spawn(slot)
+        on_ready()
         grace = self.app.conf.worker_shutdown_timeout
         while True:
             stopping = self._signals > 0

@@ -130,3 +130,11 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_sigterm_right_after_ready_is_a_clean_warm_shutdown(workers: WorkerFactory, pool: str) -> None:
+    for _ in range(3):
+        w = workers.start("-P", pool, "-c", "2")  # returns as soon as 'ready' is logged
+        w.signal(signal.SIGTERM)
+        assert w.proc.wait(30) == 0, w.log
