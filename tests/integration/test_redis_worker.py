@@ -8,6 +8,8 @@ tests that restart Redis run their own throwaway server.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import redis
 from taskq import TaskQ, states
 from taskq.errors import TaskQError
 from tests.contract.redis_factories import ThrowawayRedis, delete_prefixed, unique_prefix
-from tests.integration.workers import WorkerFactory, base_env, wait_until
+from tests.integration.workers import PROJECT, WorkerFactory, base_env, wait_until
 from tests.servers import require_redis
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -183,3 +185,32 @@ def test_worker_runs_higher_priority_first(shared: Setup) -> None:
     high_times = [r.get(timeout=20) for r in high]
     # Then every high-priority task ran before every low-priority one
     assert max(high_times) < min(low_times)
+
+
+def test_cli_queues_and_dead_letters_on_redis(shared: Setup) -> None:
+    env = shared.workers.env
+
+    def taskq(*args: str) -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "taskq", *args, "-A", "example_tasks:app"],
+            cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    # Given a poison message (unknown task) dead-lettered by a worker, and one waiting message
+    worker = shared.workers.start("-c", "1")
+    shared.producer.send_task("example_tasks.missing", task_id="dead-on-redis")
+    wait_until(lambda: shared.producer.broker.dead_letters(), 15, "dead letter")
+    worker.stop()
+    shared.producer.send_task("example_tasks.add", (1, 2), priority=5)
+    # Then the CLI lists queue and dead letter, requeues it, and purges both
+    listing = taskq("queues").splitlines()
+    assert any(line.split() == [shared.queue, "1", "1"] for line in listing), listing
+    dead = taskq("dead-letters", "list")
+    assert "dead-on-redis" in dead and "unknown task 'example_tasks.missing'" in dead
+    assert "requeued 1" in taskq("dead-letters", "requeue", "dead-on-redis")
+    assert shared.producer.broker.queue_length(shared.queue) == 2
+    assert "purged 2" in taskq("purge", "-f")
+    assert "purged 0" in taskq("dead-letters", "purge")
+    assert shared.producer.broker.queues() == []
