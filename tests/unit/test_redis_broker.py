@@ -351,3 +351,18 @@ def test_publications_commit_with_a_callers_transaction(make_broker: MakeBroker)
     [d] = broker.fetch([q], 5, timeout=2)
     assert ids([d]) == ["now"] and d.tag[0] == broker.lane_key(q, 4)
     broker.ack([d])
+
+
+def test_ack_after_redis_lost_the_group_is_harmless(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("lost-with-redis"))
+    [d] = broker.fetch([q], 1, timeout=2)
+    client = redis.Redis.from_url(broker.url)
+    client.delete(broker.lane_key(q, 0))  # Redis restarted without persistence...
+    client.close()
+    broker.publish(q, envelope("new"))  # ...and a producer recreated the stream, without group
+    broker.ack([d])
+    [new] = broker.fetch([q], 1, timeout=2)
+    assert ids([new]) == ["new"]
+    broker.ack([new])
