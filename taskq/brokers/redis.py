@@ -38,7 +38,8 @@ log = logging.getLogger("taskq.brokers.redis")
 
 GROUP = "taskq"
 PUBLISH_CHUNK = 1000
-# Longest single blocking read: a delayed message published while we block is seen by then.
+WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
+# Longest single blocking read: a fetcher looks at the queues afresh at least this often.
 DEFAULT_MAX_BLOCK = 1.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
@@ -99,6 +100,9 @@ class RedisBroker:
     def lanes_key(self, queue: str) -> str:
         return f"{self.prefix}q:{queue}:lanes"
 
+    def wake_key(self, queue: str) -> str:
+        return f"{self.prefix}q:{queue}:wake"
+
     def dead_key(self, queue: str) -> str:
         return f"{self.prefix}q:{queue}:dead"
 
@@ -155,6 +159,7 @@ class RedisBroker:
             return
         now = time.time()
         lanes_used: dict[str, set[int]] = defaultdict(set)
+        delayed_queues: set[str] = set()
         for item in items:
             lane = lane_of(item.envelope.priority)
             lanes_used[item.queue].add(lane)
@@ -162,8 +167,12 @@ class RedisBroker:
             if item.eta is not None and item.eta > now:
                 member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
                 pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
+                delayed_queues.add(item.queue)
             else:
                 pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
+        for queue in delayed_queues:
+            # Wakes one blocked fetcher, which then waits for this eta rather than an older one.
+            pipe.xadd(self.wake_key(queue), {"w": b""}, maxlen=WAKE_STREAM_LENGTH, approximate=True)
         pipe.sadd(self.registry_key, *lanes_used)
         for queue, lanes in lanes_used.items():
             if lanes != {0}:  # lane 0 is always read
@@ -253,35 +262,57 @@ class RedisBroker:
         return [d for _, d in taken], _Found(float(next_due) if next_due else None, lanes)
 
     def _block(self, queues: list[str], max_count: int, deadline: float, found: _Found) -> list[Delivery]:
-        """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due, or it is time
-        to look for abandoned claims again; returns what the blocking read claimed."""
+        """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due (or newly
+        published: its wake entry), or it is time to look for abandoned claims again; returns
+        what the blocking read claimed."""
         wait = min(deadline - time.monotonic(), self.max_block, self.recovery_check)
         if found.next_due is not None:
             wait = min(wait, found.next_due - time.time())
         if wait <= 0.001:
             return []
-        streams = dict.fromkeys(found.lanes, ">")
+        wakes = [self.wake_key(q) for q in queues]
+        streams = dict.fromkeys([*found.lanes, *wakes], ">")
         try:
             reply: Any = self._conn.blocking.xreadgroup(
                 GROUP, self.consumer, streams, count=max_count, block=max(int(wait * 1000), 1)  # type: ignore[arg-type]
             )
         except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):
-                return []  # a stream vanished (FLUSHDB, purge): the next claim recreates it
-            raise
+            if "NOGROUP" not in str(exc):
+                raise
+            self._make_groups([*found.lanes, *wakes])  # new queue, or the streams vanished (FLUSHDB)
+            return []
         where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
         taken: list[tuple[int, Delivery]] = []
+        woken: dict[str, list[str]] = defaultdict(list)
         for stream, entries in reply or []:
-            queue, lane = where[_s(stream)]
+            name = _s(stream)
+            if name not in where:
+                woken[name].extend(_s(eid) for eid, _ in entries)
+                continue
+            queue, lane = where[name]
             for eid, fields in entries:
                 earlier = int(fields.get(b"r", 0))
-                taken.append((lane, decode_delivery(fields.get(b"m", b""), queue, (_s(stream), _s(eid)), earlier)))
+                taken.append((lane, decode_delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
+        if woken:
+            pipe = self._conn.blocking.pipeline(transaction=False)
+            for name, ids in woken.items():
+                pipe.xack(name, GROUP, *ids)
+            try:
+                pipe.execute()
+            except redis.RedisError:
+                pass  # an unacked wake entry costs a few bytes until the stream is trimmed
         taken.sort(key=lambda item: -item[0])
         deliveries = [d for _, d in taken]
         if len(deliveries) > max_count:  # several lanes answered at once: give back the surplus
             self.requeue(deliveries[max_count:])
             deliveries = deliveries[:max_count]
         return deliveries
+
+    def _make_groups(self, streams: Sequence[str]) -> None:
+        pipe = self._conn.blocking.pipeline(transaction=False)
+        for stream in streams:
+            pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        pipe.execute(raise_on_error=False)  # BUSYGROUP: it exists already
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:

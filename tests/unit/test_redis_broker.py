@@ -366,3 +366,20 @@ def test_ack_after_redis_lost_the_group_is_harmless(make_broker: MakeBroker) -> 
     [new] = broker.fetch([q], 1, timeout=2)
     assert ids([new]) == ["new"]
     broker.ack([new])
+
+
+def test_a_new_delayed_message_wakes_a_blocked_fetch_for_its_eta(make_broker: MakeBroker) -> None:
+    consumer = make_broker(recovery_time=100.0, max_block=30.0)
+    producer = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    consumer.fetch([q], 1, timeout=0.05)  # the queue's streams and groups exist now
+    got: list[Delivery] = []
+    thread = threading.Thread(target=lambda: got.extend(consumer.fetch([q], 5, timeout=20)))
+    thread.start()
+    time.sleep(0.3)  # let the consumer enter its blocking read (a 10 s wait, knowing no eta)
+    sent = time.monotonic()
+    producer.publish(q, envelope("soon"), eta=time.time() + 0.5)
+    thread.join(timeout=20)
+    assert ids(got) == ["soon"]
+    assert 0.4 < time.monotonic() - sent < 3.0  # at its eta, not at the end of the 10 s wait
+    consumer.ack(got)
