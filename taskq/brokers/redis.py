@@ -27,16 +27,16 @@ from typing import Any
 
 import redis
 
-from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
+from taskq.brokers.base import Delivery, Publication, decode_delivery
+from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, LANES, PURGE, REQUEUE, REQUEUE_DEAD
+from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, REQUEUE
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
 
 log = logging.getLogger("taskq.brokers.redis")
 
-GROUP = "taskq"
 PUBLISH_CHUNK = 1000
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
@@ -59,7 +59,7 @@ def lane_of(priority: int) -> int:
     return min(max(int(priority), 0), LANES - 1)
 
 
-class RedisBroker:
+class RedisBroker(RedisAdmin):
     counts_redeliveries = True
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
@@ -348,72 +348,5 @@ class RedisBroker:
             keys = [stream, self.dead_key(delivery.queue), self.registry_key]
             self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue])
 
-    # -- inspection and administration ------------------------------------------------
-    def queue_length(self, queue: str) -> int:
-        with self._errors("queue_length"):
-            pipe = self.client.pipeline(transaction=False)
-            for lane in range(LANES):
-                pipe.xlen(self.lane_key(queue, lane))
-            pipe.zcard(self.delayed_key(queue))
-            return sum(int(n) for n in pipe.execute())
-
-    def _known_queues(self) -> list[str]:
-        return sorted(_s(name) for name in self.client.smembers(self.registry_key))
-
-    def queues(self) -> list[str]:
-        with self._errors("queues"):
-            names = self._known_queues()
-            pipe = self.client.pipeline(transaction=False)
-            for queue in names:
-                for lane in range(LANES):
-                    pipe.xlen(self.lane_key(queue, lane))
-                pipe.zcard(self.delayed_key(queue))
-                pipe.xlen(self.dead_key(queue))
-            counts = pipe.execute()
-        per = LANES + 2
-        return [q for i, q in enumerate(names) if sum(counts[i * per : (i + 1) * per])]
-
-    def purge(self, queue: str) -> int:
-        with self._errors("purge"):
-            keys = [*(self.lane_key(queue, lane) for lane in range(LANES)), self.delayed_key(queue)]
-            return int(self._run(PURGE, keys, [GROUP, int(self.claim_timeout * 1000)]))
-
-    def _dead_queues(self, queue: str | None) -> list[str]:
-        return [queue] if queue is not None else self._known_queues()
-
-    def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        with self._errors("dead_letters"):
-            names = self._dead_queues(queue)
-            pipe = self.client.pipeline(transaction=False)
-            for name in names:
-                pipe.xrange(self.dead_key(name), count=limit)
-            found: list[DeadLetter] = []
-            for name, entries in zip(names, pipe.execute(), strict=True):
-                for _, f in entries:
-                    found.append(DeadLetter(_s(f[b"id"]), name, _s(f[b"reason"]), float(f[b"at"]), bytes(f[b"m"])))
-        found.sort(key=lambda d: d.failed_at)
-        return found[:limit]
-
-    def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
-        with self._errors("requeue_dead_letters"):
-            moved = 0
-            for name in self._dead_queues(queue):
-                lanes = (self.lane_key(name, lane) for lane in range(LANES))
-                keys = [self.dead_key(name), *lanes, self.lanes_key(name)]
-                moved += int(self._run(REQUEUE_DEAD, keys, list(ids)))
-            return moved
-
-    def purge_dead_letters(self, queue: str | None = None) -> int:
-        with self._errors("purge_dead_letters"):
-            pipe = self.client.pipeline(transaction=True)
-            for name in self._dead_queues(queue):
-                pipe.xlen(self.dead_key(name))
-                pipe.delete(self.dead_key(name))
-            return sum(int(n) for n in pipe.execute()[0::2])
-
     def close(self) -> None:
         self._conn.close()
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -11,6 +11,7 @@ it was requeued, ``r`` (the redeliveries it already had), so requeueing never lo
 
 from __future__ import annotations
 
+GROUP = "taskq"  # the one consumer group of every stream
 # Keys per queue passed to FETCH, in this order.
 LANES = 10
 FETCH_KEYS_PER_QUEUE = LANES + 4  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use

@@ -130,6 +130,7 @@ def test_idle_fetch_blocks_in_redis_instead_of_polling(
 ) -> None:
     broker = make_broker(recovery_time=30.0)
     q = "q-" + uuid.uuid4().hex[:8]
+    broker.fetch([q], 5, timeout=0.05)  # a new queue: its streams and groups are made
     counter = CommandCounter(broker._conn.blocking, monkeypatch)
     assert broker.fetch([q], 5, timeout=2.0) == []
     # One script call and one XREADGROUP BLOCK per second at most (max_block is 1 s).
