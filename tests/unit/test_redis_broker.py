@@ -384,3 +384,22 @@ def test_a_new_delayed_message_wakes_a_blocked_fetch_for_its_eta(make_broker: Ma
     assert ids(got) == ["soon"]
     assert 0.4 < time.monotonic() - sent < 3.0  # at its eta, not at the end of the 10 s wait
     consumer.ack(got)
+
+
+def test_many_abandoned_claims_are_all_recovered_in_small_batches(make_broker: MakeBroker) -> None:
+    dead, rescuer = make_broker(recovery_time=0.5), make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    sent = [Publication(q, envelope(f"m{i}", priority=i % 3)) for i in range(30)]
+    dead.publish_many(sent)
+    assert len(dead.fetch([q], 30, timeout=2)) == 30  # then its process "dies": no ack, no extend
+    recovered: list[Delivery] = []
+    deadline = time.monotonic() + 10
+    while len(recovered) < 30:
+        assert time.monotonic() < deadline, f"only {len(recovered)} of 30 recovered"
+        batch = rescuer.fetch([q], 4, timeout=0.5)
+        assert len(batch) <= 4
+        recovered += batch
+        rescuer.ack(batch)
+    assert sorted(ids(recovered)) == sorted(p.envelope.id for p in sent)
+    assert {d.redeliveries for d in recovered} == {1}
+    assert rescuer.queue_length(q) == 0
