@@ -324,7 +324,24 @@ class Link:
         self._settle_on("sweeper", acks, nacks)
 
     def settle_consumed(self, acks: list[int], nacks: list[int]) -> None:
-        self._settle_on("consumer", acks, nacks)
+        """Ack or return consumed messages without waiting for the I/O thread to write them.
+
+        Waiting would buy nothing: an ack that never reaches RabbitMQ (the channel closed
+        first) means the message is delivered again, which is what a failed ack means anyway.
+        Frames leave in order, so an ack is written before a later close of the connection.
+        """
+
+        def write() -> None:
+            channel = self._slots["consumer"].channel
+            if channel is None or not channel.is_open:
+                log.warning("Consumer channel closed before %d ack(s); those messages return", len(acks))
+                return
+            for tag in acks:
+                channel.basic_ack(tag)
+            for tag in nacks:
+                channel.basic_nack(tag, requeue=True)
+
+        self.post(write)
 
     def _settle_on(self, role: str, acks: list[int], nacks: list[int]) -> None:
         def op(future: Future[None]) -> None:
