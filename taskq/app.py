@@ -142,6 +142,15 @@ class TaskQ:
             module = self.main
         return f"{module}.{fn.__name__}"
 
+    def periodic(self, schedule: Any, **options: Any) -> Callable[[F], F]:
+        """Run a function periodically through beat: ``@app.periodic(every(seconds=30))``.
+
+        Options as a beat_schedule entry (args, kwargs, options, misfire_grace_time, ...);
+        the function becomes a task unless it is one already."""
+        from taskq.beat.config import periodic
+
+        return periodic(self, schedule, **options)
+
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
             return self.tasks[name]

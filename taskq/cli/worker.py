@@ -35,6 +35,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool implementation (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
+@click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
@@ -44,6 +45,7 @@ def worker(
     pool: str | None,
     loglevel: str,
     prefetch_multiplier: int | None,
+    with_beat: bool,
     check: bool,
     max_age: float,
 ) -> None:
@@ -75,10 +77,19 @@ def worker(
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch).run(ready)
+        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat).run(ready)
     else:
         from taskq.worker.pools import ThreadPool
 
-        code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
+        scheduler = None
+        if with_beat:
+            from taskq.beat.schedulers import start_embedded
+
+            scheduler = start_embedded(app)
+        try:
+            code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
+        finally:
+            if scheduler is not None and scheduler.running:
+                scheduler.shutdown()
     log.info("taskq worker stopped")
     raise SystemExit(code)

@@ -23,6 +23,7 @@ from taskq.worker.consumer import Consumer
 log = logging.getLogger("taskq.worker")
 PR_SET_PDEATHSIG = 1
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
+BEAT_SLOT = -1
 
 
 def die_with_parent() -> None:
@@ -34,11 +35,14 @@ def die_with_parent() -> None:
 
 
 class PreforkPool:
-    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int) -> None:
+    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False) -> None:
         self.app = app
         self.queues = list(queues)
         self.concurrency = max(1, concurrency)
         self.prefetch = prefetch
+        # Slots 0..N-1 run consumers; with --beat one more child runs the scheduler, so the
+        # supervisor itself never has a thread when it forks.
+        self.slots = list(range(self.concurrency)) + ([BEAT_SLOT] if beat else [])
         self.children: dict[int, int] = {}  # pid -> slot
         self._signals = 0
         self._warm_sent_at: float | None = None
@@ -72,6 +76,9 @@ class PreforkPool:
     def _child_main(self, slot: int) -> None:
         import threading
 
+        if slot == BEAT_SLOT:
+            self._beat_main()
+            return
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
         consumer = Consumer(self.app, self.queues, self.prefetch)
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
@@ -79,6 +86,18 @@ class PreforkPool:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         consumer.run()
+
+    def _beat_main(self) -> None:
+        import threading
+
+        from taskq.beat.schedulers import BlockingScheduler
+
+        threading.current_thread().name = "Beat"
+        scheduler = BlockingScheduler(app=self.app)
+        signal.signal(signal.SIGQUIT, lambda s, f: scheduler.core.stop())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
+        scheduler.start()  # its own SIGTERM handler stops the loop
 
     # -- supervision ----------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -104,14 +123,15 @@ class PreforkPool:
             if slot is None or stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
-            log.error("Pool worker %d (pid %d) exited with %s; starting a new one", slot + 1, pid, code)
+            name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
+            log.error("%s (pid %d) exited with %s; starting a new one", name, pid, code)
             last = self._restarts.get(slot, 0.0)
             self._restarts[slot] = max(time.monotonic(), last) + (1.0 if time.monotonic() - last < 5 else 0.0)
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         for sig in SHUTDOWN_SIGNALS:
             signal.signal(sig, self._on_signal)
-        for slot in range(self.concurrency):
+        for slot in self.slots:
             self._spawn(slot)
         on_ready()
         grace = self.app.conf.worker_shutdown_timeout
@@ -120,7 +140,7 @@ class PreforkPool:
             self._reap(stopping)
             now = time.monotonic()
             if not stopping:
-                for slot in set(range(self.concurrency)) - set(self.children.values()):
+                for slot in set(self.slots) - set(self.children.values()):
                     if self._restarts.get(slot, 0.0) <= now:
                         self._spawn(slot)
             elif self._warm_sent_at is None:

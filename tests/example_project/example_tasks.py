@@ -59,3 +59,9 @@ def crash_worker(key: str) -> None:
 def stamp(key: str) -> float:
     mark("done", key)
     return time.time()
+
+
+@app.task(bind=True)
+def record_instant(self: Task[[], None]) -> None:
+    """A periodic task that records the scheduled instant beat stamped on its message."""
+    mark("done", "instant@" + str(self.request.headers.get("taskq_beat_instant")))

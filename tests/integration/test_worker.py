@@ -138,3 +138,20 @@ def test_sigterm_right_after_ready_is_a_clean_warm_shutdown(workers: WorkerFacto
         w = workers.start("-P", pool, "-c", "2")  # returns as soon as 'ready' is logged
         w.signal(signal.SIGTERM)
         assert w.proc.wait(30) == 0, w.log
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+def test_two_workers_with_embedded_beat_enqueue_each_instant_once(workers: WorkerFactory, pool: str) -> None:
+    schedule = '{"tick": {"task": "example_tasks.record_instant", "schedule": 0.5}}'
+    first = workers.start("-P", pool, "-c", "1", "--beat", TASKQ_BEAT_SCHEDULE=schedule)
+    second = workers.start("-P", pool, "-c", "1", "--beat", TASKQ_BEAT_SCHEDULE=schedule)
+
+    def instants() -> dict[str, int]:
+        return {k: n for k, n in workers.marks.count("done").items() if k.startswith("instant@")}
+
+    wait_until(lambda: len(instants()) >= 8, 30, "periodic runs")
+    for w in (first, second):
+        assert w.stop() == 0, w.log
+    runs = instants()
+    assert "instant@None" not in runs
+    assert set(runs.values()) == {1}, f"an instant ran twice: {runs}"

@@ -120,5 +120,7 @@ def base_env(tmp: Path, broker_url: str, backend_url: str | None = None, **extra
     )
     if backend_url:
         env["TASKQ_RESULT_BACKEND"] = backend_url
+    if not broker_url.startswith(("sqlite:", "redis:", "rediss:")):
+        env["TASKQ_BEAT_STORE_URL"] = f"sqlite:///{tmp}/beat.db"  # else a shared file in the project folder
     env.update(extra)
     return env
