@@ -22,7 +22,7 @@ from taskq.brokers.rabbitmq import connection_parameters
 from taskq.brokers.rabbitmq_wire import MAX_DELAY_LEVEL, dead_queue, delay_queue, is_internal
 from taskq.config import Settings
 from tests.contract.conftest import BROKERS
-from tests.servers import require_rabbitmq
+from tests.servers import IN_CI, require_rabbitmq
 
 
 def delete_queues(url: str, queues: Iterable[str]) -> None:
@@ -44,6 +44,8 @@ def delete_queues(url: str, queues: Iterable[str]) -> None:
 def rabbitmqctl(*args: str) -> str:
     """Run rabbitmqctl against the local node (the management API is not available here)."""
     if shutil.which("rabbitmqctl") is None:
+        if IN_CI:
+            pytest.fail("rabbitmqctl is not installed, and CI=true requires the RabbitMQ tests to run")
         pytest.skip("rabbitmqctl is not installed")
     done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
