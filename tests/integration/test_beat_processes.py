@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from taskq.beat.stores import open_store
 from taskq.brokers import create_broker
 from taskq.config import Settings
 from tests.servers import require_redis
@@ -91,6 +92,15 @@ class Setup:
                     return out
                 broker.ack(batch)
                 out.extend(d.envelope.headers for d in batch if d.envelope is not None)
+        finally:
+            broker.close()
+
+    def atomic(self) -> bool:
+        """Whether the beats' store enqueues inside its claim (store and broker on one server)."""
+        store_url = self.env.get("TASKQ_BEAT_STORE_URL", self.settings.broker_url)
+        broker = create_broker(self.settings.broker_url, self.settings)
+        try:
+            return open_store(store_url, broker).enqueues_atomically
         finally:
             broker.close()
 
@@ -194,11 +204,11 @@ def test_two_beats_one_leader_takeover_after_sigkill_each_instant_once(setup: Se
     # And every instant from the first to the last was enqueued exactly once
     instants = instants_of(setup.drain())
     assert len(instants) >= 12, setup.log("a") + setup.log("b")
-    if setup.settings.broker_url.startswith("sqlite"):
+    if setup.atomic():
         assert_every_second_exactly_once(instants)  # claim and enqueue are one transaction
     else:
-        # Redis: the claim is atomic, the enqueue follows it. A leader killed between the
-        # two loses that one instant (at most once, never twice); nothing else may be missing.
+        # The claim is atomic, the enqueue follows it. A leader killed between the two
+        # loses that one instant (at most once, never twice); nothing else may be missing.
         assert len(set(instants)) == len(instants), "an instant was enqueued twice"
         gaps = (instants[-1] - instants[0]).total_seconds() + 1 - len(instants)
         assert gaps <= 1, f"{gaps} instants missing"
@@ -253,3 +263,8 @@ def test_beat_check_reads_the_heartbeat(tmp_path: Path) -> None:
     assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode == 0
     heartbeat.write_text(f"{time.time() - 120!r} leader me\n")
     assert subprocess.run(command, env=env, capture_output=True, timeout=30).returncode == 1
+
+
+def test_the_beats_store_enqueues_in_its_claim_on_both_servers(setup: Setup) -> None:
+    # sqlite: the broker's own file; Redis: the broker's add_to_pipeline on the same server
+    assert setup.atomic()
