@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import sys
@@ -75,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.md").write_text(table)
+        (out / "results.json").write_text(json.dumps(dataclasses.asdict(results), indent=1))
         report.chart(results, out / "results.png")
-        log(f"wrote {out / 'results.md'} and {out / 'results.png'}")
+        log(f"wrote results.md, results.json and results.png in {out}")
     return 0
 
 

@@ -96,6 +96,9 @@ def chart(results: Results, path: Path) -> None:
         highs = [max(results.values(key, lib)) - m for m, lib in zip(mids, libs, strict=True)]
         colors = ["tab:green" if lib == "taskq" else "tab:gray" if lib == "raw" else "tab:blue" for lib in libs]
         ax.bar(libs, mids, yerr=[lows, highs], color=colors, capsize=3)
+        positive = [m for m in mids if m > 0]
+        if positive and max(positive) / min(positive) > 50:
+            ax.set_yscale("log")  # peers differ by orders of magnitude; linear bars hide most
         ax.set_title(f"{spec.label}\n({spec.unit}, {'higher' if spec.higher_is_better else 'lower'} is better)")
         ax.tick_params(axis="x", rotation=45)
     for ax in list(axes.flat)[len(rows) :]:
