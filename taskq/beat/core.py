@@ -271,7 +271,16 @@ class SchedulerCore:
             )
         if publications and not atomic:
             self._settle(entry.id, instant)  # after the send is reported: off the timing path
+        if following is None and entry.source == "api":
+            self._remove_finished(entry)
         return result
+
+    def _remove_finished(self, entry: Entry) -> None:
+        """A job added at runtime whose schedule has no more instants (a past at()) goes, as
+        in APScheduler; configured entries stay (the configuration would bring them back)."""
+        if self.store.remove(entry.id):
+            self.entries.pop(entry.id, None)
+            self.emit(ev.ENTRY_REMOVED, entry.id, reason="schedule finished")
 
     def _settle(self, entry_id: str, instant: datetime) -> None:
         try:

@@ -18,7 +18,7 @@ from taskq.beat.config import entry_from_spec
 from taskq.beat.core import SchedulerCore
 from taskq.beat.entry import Entry, EntryState, Policy
 from taskq.beat.exceptions import ConflictingIdError, JobLookupError
-from taskq.beat.schedules import crontab, every
+from taskq.beat.schedules import at, crontab, every
 from taskq.beat.stores.base import ClaimResult, StoreError
 from taskq.beat.stores.memory import MemoryScheduleStore
 from taskq.beat.stores.sqlite import SQLiteScheduleStore
@@ -489,3 +489,17 @@ def test_sqlite_claim_inserts_messages_only_with_the_claim(tmp_path: Path) -> No
     assert broker.queue_length(queue) == 1
     assert store.claim("me", "tick", T0, T0 + timedelta(seconds=10), advanced, [publication]) is ClaimResult.TAKEN
     assert broker.queue_length(queue) == 1
+
+
+def test_a_one_off_job_runs_once_and_is_then_removed() -> None:
+    app, clock = make_app(), Clock()
+    store = MemoryScheduleStore()
+    core, events = make_core(app, clock, store=store)
+    api = ScheduleAPI(store, clock, on_change=core.wake)
+    api.add_job("t.once", at(T0 + timedelta(seconds=5)), id="once")
+    assert core.tick() == pytest.approx(5.0)
+    clock.advance(5)
+    core.tick()
+    assert instants(app) == [iso(5)]
+    assert store.get("once") is None and "once" not in core.entries
+    assert [e.detail for e in events.kinds(ev.ENTRY_REMOVED)] == [{"reason": "schedule finished"}]
