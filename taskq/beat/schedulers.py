@@ -10,6 +10,7 @@ import asyncio
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -140,8 +141,9 @@ class BackgroundScheduler(BaseScheduler):
 
 
 class AsyncIOScheduler(BaseScheduler):
-    """start() on a running event loop schedules the loop as a task. The store's blocking
-    calls run in the loop's default executor, so the event loop never blocks on them."""
+    """start() on a running event loop schedules the loop as a task. The core's blocking
+    calls (store, broker, the wait) run in a thread of their own, so the event loop never
+    blocks on them."""
 
     _task: asyncio.Task[None] | None = None
 
@@ -153,15 +155,19 @@ class AsyncIOScheduler(BaseScheduler):
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         core = self.core
+        # One thread for all of the core's blocking calls: the store's per-thread connections
+        # (sqlite, the Redis pub/sub subscription) are opened once, not once per pool thread.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-beat")
         core.emit(ev.STARTED, owner=core.owner)
         try:
             while not core.stopping:
-                seconds = await loop.run_in_executor(None, core.tick)
+                seconds = await loop.run_in_executor(executor, core.tick)
                 if core.stopping:
                     break
-                await loop.run_in_executor(None, core.wait, seconds)
+                await loop.run_in_executor(executor, core.wait, seconds)
         finally:
-            await loop.run_in_executor(None, core.shutdown)
+            await loop.run_in_executor(executor, core.shutdown)
+            executor.shutdown(wait=False)
 
     def shutdown(self, wait: bool = True) -> None:
         if not self.running:
