@@ -149,3 +149,29 @@ def test_result_wait_survives_a_redis_restart(tmp_path: Path) -> None:
     finally:
         backend.close()
         server.stop()
+
+
+def test_dropped_connections_are_reopened_without_errors(tmp_path: Path) -> None:
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    settings = Settings()
+    broker = RedisBroker(server.url, settings)
+    admin = redis.Redis.from_url(server.url)
+    try:
+        broker.publish("drop", envelope("before"))
+        [held] = broker.fetch(["drop"], 1, timeout=2)
+        # When Redis drops every client connection (a network blip, a proxy, CLIENT KILL)
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        # Then the next operations reconnect by themselves, claims intact
+        broker.extend([held])
+        broker.ack([held])
+        broker.publish("drop", envelope("after"))
+        assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+        [d] = broker.fetch(["drop"], 1, timeout=5)
+        assert d.envelope is not None and d.envelope.id == "after"
+        broker.ack([d])
+        assert broker.queue_length("drop") == 0
+    finally:
+        broker.close()
+        admin.close()
+        server.stop()
