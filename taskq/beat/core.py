@@ -16,14 +16,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 from taskq.beat import events as ev
-from taskq.beat.entry import Entry, EntryState
+from taskq.beat.entry import DEFAULT_EXECUTOR, Entry, EntryState
 from taskq.beat.plan import Plan, lateness, next_wakeup, plan
 from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.beat.submit import Submitter
+from taskq.brokers.base import Publication
 from taskq.errors import TaskQError
 
 Clock = Callable[[], datetime]
@@ -46,7 +47,7 @@ class SchedulerCore:
     def __init__(
         self,
         store: ScheduleStore,
-        submitter: Submitter,
+        submitter: Submitter | Mapping[str, Submitter],
         *,
         clock: Clock = utc_now,
         sink: ev.EventSink | None = None,
@@ -56,7 +57,10 @@ class SchedulerCore:
         heartbeat_path: str | None = None,
     ) -> None:
         self.store = store
-        self.submitter = submitter
+        # Executors by alias (APScheduler's word); an entry names one, "broker" by default.
+        self.submitters: dict[str, Submitter] = (
+            dict(submitter) if isinstance(submitter, Mapping) else {DEFAULT_EXECUTOR: submitter}
+        )
         self.clock = clock
         self.sink: ev.FanOut = ev.FanOut([sink or ev.log_event])
         self.lock_ttl = lock_ttl
@@ -215,30 +219,36 @@ class SchedulerCore:
             self.emit(ev.MISSED, entry.id, instants=todo.coalesced, count=todo.coalesced_count, reason="coalesced")
 
     def _claim(self, entry: Entry, instant: datetime, following: datetime | None, *, submit: bool) -> ClaimResult:
+        """Claim one instant (with its run, or just consuming it when ``submit`` is False)."""
+        submitter = self.submitters.get(entry.executor)
+        if submit and submitter is None:
+            self.emit(ev.ERROR, entry.id, message=f"entry {entry.id!r}: no executor {entry.executor!r}")
+            submit = False
         pending = list(entry.state.pending)
-        publications = []
+        publications: list[Publication] = []
         limit = entry.policy.max_instances
-        if submit and limit is not None:
-            pending = self.submitter.unfinished(pending)
+        if submit and limit is not None and submitter is not None:
+            pending = submitter.unfinished(pending)
             if len(pending) >= limit:
                 self.emit(ev.MAX_INSTANCES, entry.id, instants=[instant], unfinished=len(pending), max_instances=limit)
                 submit = False
-        # The state if this instant is consumed without a send (skipped, or taken by another beat).
+        # The state if this instant is consumed without a run (skipped, or taken by another beat).
         consumed = EntryState(next_run_time=following, last_run_time=instant, pending=pending)
         state = consumed
-        if submit:
-            publications = self.submitter.publications(entry, instant)
+        run_id = entry.task_id(instant)
+        if submit and submitter is not None:
+            publications = submitter.publications(entry, instant)
             if limit is not None:
-                state = EntryState(following, instant, pending + self.submitter.track(entry, publications))
-        atomic = self.store.enqueues_atomically
+                state = EntryState(following, instant, pending + submitter.track(entry, [run_id]))
+        enqueued = self.store.enqueues_atomically and bool(publications)
         result = self.store.claim(
             self.owner,
             entry.id,
             instant,
             entry.state.next_run_time,
             state,
-            publications if atomic else [],
-            will_publish=bool(publications) and not atomic,
+            publications if enqueued else [],
+            will_publish=submit and not enqueued,
         )
         if result is ClaimResult.NOT_LEADER:
             self._lost_leadership()
@@ -252,28 +262,39 @@ class SchedulerCore:
             self._refresh(entry.id, advance_past=instant, state=consumed)
             return result
         entry.state = state
-        if publications and not atomic:
-            try:
-                self.submitter.publish(publications)
-            except (TaskQError, OSError) as exc:
-                # Claimed but not sent: this instant is lost (never sent twice). Say so.
-                self.emit(ev.MISSED, entry.id, instants=[instant], count=1, reason=f"publish failed: {exc}")
-                self._settle(entry.id, instant)
-                return result
-        if publications:
-            self.emit(
-                ev.SUBMITTED,
-                entry.id,
-                instants=[instant],
-                task_ids=[p.envelope.id for p in publications],
-                task=entry.task,
-                lateness=lateness(entry, instant, self.clock()),
-            )
-        if publications and not atomic:
-            self._settle(entry.id, instant)  # after the send is reported: off the timing path
+        if submit and submitter is not None:
+            self._start(submitter, entry, instant, publications, enqueued, run_id)
         if following is None and entry.source == "api":
             self._remove_finished(entry)
         return result
+
+    def _start(
+        self,
+        submitter: Submitter,
+        entry: Entry,
+        instant: datetime,
+        publications: list[Publication],
+        enqueued: bool,
+        run_id: str,
+    ) -> None:
+        try:
+            submitter.start(entry, instant, publications, enqueued)
+        except (TaskQError, OSError) as exc:
+            # Claimed but not started: this instant is lost (never run twice). Say so.
+            self.emit(ev.MISSED, entry.id, instants=[instant], count=1, reason=f"could not start: {exc}")
+            self._settle(entry.id, instant)
+            return
+        self.emit(
+            ev.SUBMITTED,
+            entry.id,
+            instants=[instant],
+            task_ids=[run_id],
+            task=entry.task,
+            executor=entry.executor,
+            lateness=lateness(entry, instant, self.clock()),
+        )
+        if not enqueued:
+            self._settle(entry.id, instant)  # after the run is reported: off the timing path
 
     def _remove_finished(self, entry: Entry) -> None:
         """A job added at runtime whose schedule has no more instants (a past at()) goes, as

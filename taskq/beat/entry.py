@@ -17,6 +17,7 @@ from taskq.beat.schedules import Schedule, every, schedule_from_dict
 from taskq.errors import ConfigurationError
 
 ENTRY_OPTIONS = frozenset({"queue", "priority", "expires", "headers"})
+DEFAULT_EXECUTOR = "broker"  # enqueue on the app's broker
 INSTANT_NAMESPACE = uuid.UUID("6f0c86c2-5a0e-4d8e-9a52-7d1c2b0b8a11")
 
 
@@ -84,6 +85,7 @@ class Entry:
     paused: bool = False
     source: str = "api"  # "config" for beat_schedule / @app.periodic entries, which beat syncs
     name: str | None = None
+    executor: str = DEFAULT_EXECUTOR  # the alias of the executor that starts its runs
     state: EntryState = field(default_factory=EntryState)
 
     def __post_init__(self) -> None:
@@ -151,6 +153,7 @@ class Entry:
             "paused": self.paused,
             "source": self.source,
             "name": self.name,
+            "executor": self.executor,
         }
 
     @classmethod
@@ -167,6 +170,7 @@ class Entry:
             paused=bool(definition.get("paused")),
             source=str(definition.get("source", "api")),
             name=definition.get("name"),
+            executor=str(definition.get("executor", DEFAULT_EXECUTOR)),
             state=EntryState.from_dict(state or {}),
         )
 

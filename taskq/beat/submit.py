@@ -21,15 +21,22 @@ INSTANT_HEADER = "taskq_beat_instant"  # the un-jittered scheduled instant, ISO-
 
 
 class Submitter(Protocol):
+    """Where a due run goes (an *executor* in APScheduler's words), in two phases around the
+    claim: ``publications`` are the messages the store may enqueue inside its claim; after a
+    successful claim ``start`` makes the run happen (publishes them if the store did not, or,
+    for an in-process executor, runs the job). Runs are identified by ``entry.task_id(instant)``
+    so that every beat names a run alike."""
+
     def publications(self, entry: Entry, instant: datetime) -> list[Publication]: ...
 
-    def publish(self, publications: Sequence[Publication]) -> None: ...
+    def start(self, entry: Entry, instant: datetime, publications: Sequence[Publication], enqueued: bool) -> None:
+        """Make the claimed run happen; ``enqueued``: the store already enqueued ``publications``."""
 
     def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
-        """The subset of (task id, forget-after) runs whose result is not ready yet."""
+        """The subset of (run id, forget-after) runs that have not finished yet."""
 
-    def track(self, entry: Entry, publications: Sequence[Publication]) -> list[tuple[str, float | None]]:
-        """(task id, forget-after) for runs just sent, to count them for max_instances."""
+    def track(self, entry: Entry, run_ids: Sequence[str]) -> list[tuple[str, float | None]]:
+        """(run id, forget-after) for runs about to start, to count them for max_instances."""
 
 
 class AppSubmitter:
@@ -52,10 +59,11 @@ class AppSubmitter:
             )
         ]
 
-    def publish(self, publications: Sequence[Publication]) -> None:
-        self.app.broker.publish_many(publications)
+    def start(self, entry: Entry, instant: datetime, publications: Sequence[Publication], enqueued: bool) -> None:
+        if not enqueued:
+            self.app.broker.publish_many(publications)
 
-    def track(self, entry: Entry, publications: Sequence[Publication]) -> list[tuple[str, float | None]]:
+    def track(self, entry: Entry, run_ids: Sequence[str]) -> list[tuple[str, float | None]]:
         # A run stops counting when it expires (the worker will not run it) or when the
         # backend forgets results (an unknown id reads PENDING: it would block for ever).
         now = time.time()
@@ -65,7 +73,7 @@ class AppSubmitter:
             forget = min(forget, now + float(expires))
         elif isinstance(expires, datetime):
             forget = min(forget, expires.timestamp())
-        return [(p.envelope.id, forget) for p in publications]
+        return [(run_id, forget) for run_id in run_ids]
 
     def unfinished(self, pending: Sequence[tuple[str, float | None]]) -> list[tuple[str, float | None]]:
         backend = self.app.backend

@@ -503,3 +503,47 @@ def test_a_one_off_job_runs_once_and_is_then_removed() -> None:
     assert instants(app) == [iso(5)]
     assert store.get("once") is None and "once" not in core.entries
     assert [e.detail for e in events.kinds(ev.ENTRY_REMOVED)] == [{"reason": "schedule finished"}]
+
+
+class InlineExecutor:
+    """An in-process executor: no messages, the run starts after the claim."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, datetime]] = []
+
+    def publications(self, entry: Entry, instant: datetime) -> list[Any]:
+        return []
+
+    def start(self, entry: Entry, instant: datetime, publications: Any, enqueued: bool) -> None:
+        assert publications == [] and not enqueued
+        self.started.append((entry.id, instant))
+
+    def unfinished(self, pending: Any) -> list[tuple[str, float | None]]:
+        return list(pending)
+
+    def track(self, entry: Entry, run_ids: Any) -> list[tuple[str, float | None]]:
+        return [(run_id, None) for run_id in run_ids]
+
+
+def test_entries_go_to_the_executor_they_name() -> None:
+    # Given a core with the broker executor and an in-process one
+    app, clock, recorder = make_app(), Clock(), Recorder()
+    inline = InlineExecutor()
+    store = MemoryScheduleStore()
+    core = SchedulerCore(
+        store, {"broker": AppSubmitter(app), "inline": inline}, clock=clock, sink=recorder, lock_ttl=600.0,
+        config_entries=[config_entry("queued"), config_entry("local").copy(executor="inline"),
+                        config_entry("lost").copy(executor="nowhere")],
+    )
+    core.tick()
+    clock.advance(10)
+    core.tick()
+    # Then each went its way, and the one naming no known executor is reported, not sent
+    assert instants(app) == [iso(10)]
+    assert inline.started == [("local", T0 + timedelta(seconds=10))]
+    assert not store.unsent_claim("local", T0 + timedelta(seconds=10))
+    errors = recorder.kinds(ev.ERROR)
+    assert [e.entry_id for e in errors] == ["lost"] and "no executor 'nowhere'" in errors[0].detail["message"]
+    assert core.entries["lost"].state.next_run_time == T0 + timedelta(seconds=20)
+    submitted = {e.entry_id: e.detail["executor"] for e in recorder.kinds(ev.SUBMITTED)}
+    assert submitted == {"queued": "broker", "local": "inline"}
