@@ -34,7 +34,7 @@ import pika
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.brokers.rabbitmq_claims import Claim, Claims
-from taskq.brokers.rabbitmq_confirms import Confirms, Refused, Unroutable
+from taskq.brokers.rabbitmq_confirms import Confirms, Refused, Unencodable, Unroutable
 from taskq.brokers.rabbitmq_dead import dead_letter_of, sweep
 from taskq.brokers.rabbitmq_link import ChannelClosed, Link
 from taskq.brokers.rabbitmq_queues import QueueCatalog
@@ -146,7 +146,7 @@ class RabbitMQBroker:
                 if not pending:
                     return
                 reason = f"{len(pending)} message(s) unconfirmed: {link.closed_reason or 'queue vanished'}"
-            except (Refused, ConfigurationError):
+            except (Refused, Unencodable, ConfigurationError):
                 raise
             except BrokerError as exc:
                 reason = str(exc)
@@ -166,6 +166,8 @@ class RabbitMQBroker:
                 outgoing = [("", key, body, props) for key, props, body in chunk]
                 batches.append((start, link.publish(outgoing, wait=self.confirm)))
                 sent = start + len(chunk)
+        except Unencodable:
+            raise
         except BrokerError as exc:
             log.warning("Connection lost while publishing (%s)", exc)
         retry = list(range(sent, len(messages)))

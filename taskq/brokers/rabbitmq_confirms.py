@@ -25,6 +25,10 @@ class Refused(PublishError):
     """RabbitMQ nacked a publish (e.g. a full queue with x-overflow reject-publish)."""
 
 
+class Unencodable(PublishError):
+    """A message whose headers AMQP cannot carry: sending it again would not help."""
+
+
 class Unroutable(PublishError):
     """RabbitMQ returned a mandatory message: no queue was bound to its routing key."""
 

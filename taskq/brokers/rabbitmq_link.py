@@ -28,7 +28,7 @@ import pika.exceptions
 import pika.frame
 import pika.spec
 
-from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing
+from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
 from taskq.brokers.rabbitmq_frames import publish_frames
 from taskq.brokers.rabbitmq_wire import amqp_value
 from taskq.errors import BrokerError, PublishError
@@ -210,7 +210,7 @@ class Link:
             try:
                 self._send_now(channel, items, confirms, data if channel.channel_number == number else None)
             except Exception as exc:
-                _settle_error(sent, PublishError(f"publish failed: {exc!r}"))
+                _settle_error(sent, exc if isinstance(exc, PublishError) else PublishError(f"publish failed: {exc!r}"))
                 if not wait:
                     log.error("Unconfirmed publish failed: %r", exc)
             else:
@@ -231,6 +231,8 @@ class Link:
                 sent.result(self.timeout)
         except FutureTimeout:
             raise PublishError(f"RabbitMQ did not take the messages within {self.timeout}s") from None
+        except PublishError:
+            raise
         except BrokerError as exc:
             raise PublishError(str(exc)) from None
         return confirms
@@ -242,7 +244,7 @@ class Link:
         try:
             return b"".join(publish_frames(number, body_max, *item) for item in items)
         except (TypeError, ValueError) as exc:
-            raise PublishError(f"message cannot be encoded: {exc}") from None
+            raise Unencodable(f"message cannot be encoded: {exc}") from None
 
     def _send_now(
         self, channel: pika.channel.Channel, items: list[Outgoing], confirms: Confirms, data: bytes | None

@@ -57,6 +57,19 @@ def test_a_publish_the_broker_refuses_raises(queue: str) -> None:
         broker.close()
 
 
+def test_a_header_amqp_cannot_carry_raises_at_once(queue: str) -> None:
+    broker = make_broker()
+    try:
+        started = time.monotonic()
+        with pytest.raises(PublishError, match="cannot be encoded"):
+            broker.publish(queue, Envelope({"id": "x", "bad": object()}, b""))
+        assert time.monotonic() - started < 2  # not retried like a lost connection
+        broker.publish(queue, envelope("fine"))  # the connection is still good
+        assert broker.queue_length(queue) == 1
+    finally:
+        broker.close()
+
+
 def test_unreachable_server_raises_publish_error_after_retrying() -> None:
     broker = make_broker("amqp://guest:guest@127.0.0.1:1//", broker_transport_options={"publish_retry_timeout": 0.5})
     started = time.monotonic()
