@@ -104,6 +104,16 @@ def count_round_trips(action: Callable[[], object]) -> int:
 
 def tree_rss(pids: Iterable[int]) -> int:
     """Resident set size in bytes, summed over each process and all its descendants."""
+    return _tree_sum(pids, lambda proc: int(proc.memory_info().rss))
+
+
+def tree_pss(pids: Iterable[int]) -> int:
+    """Proportional set size in bytes (pages shared by forked processes split between them),
+    summed over the trees: what the workers really cost; 0 where the OS does not report it."""
+    return _tree_sum(pids, lambda proc: int(getattr(proc.memory_full_info(), "pss", 0)))
+
+
+def _tree_sum(pids: Iterable[int], size: Callable[[Any], int]) -> int:
     total = 0
     for pid in pids:
         try:
@@ -113,8 +123,8 @@ def tree_rss(pids: Iterable[int]) -> int:
             continue
         for proc in members:
             try:
-                total += proc.memory_info().rss
-            except psutil.NoSuchProcess:
+                total += size(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
     return total
 

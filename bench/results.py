@@ -24,6 +24,7 @@ ROWS = [
     Row("latency_p95", "latency p95", "ms", False, headline=True),
     Row("latency_p99", "latency p99", "ms", False, headline=True),
     Row("rss", "idle worker RSS, process tree, 2 processes", "MB", False, headline=True),
+    Row("pss", "idle worker PSS (shared pages split), process tree", "MB", False, headline=True),
     Row("scale_p1", "scaling: drain, 1 process", "tasks/s", True),
     Row("scale_p2", "scaling: drain, 2 processes", "tasks/s", True),
     Row("scale_p4", "scaling: drain, 4 processes", "tasks/s", True),

@@ -18,7 +18,7 @@ PHASE_ROWS = {
     "enqueue": ["enqueue_one", "round_trips", "enqueue_bulk"],
     "drain_plain": ["drain"],
     "drain_with_results": ["drain_results"],
-    "idle": ["rss", "latency_p50", "latency_p95", "latency_p99"],
+    "idle": ["rss", "pss", "latency_p50", "latency_p95", "latency_p99"],
     "scaling": ["scale_p1", "scale_p2", "scale_p4", "scale_q4", "scale_q16"],
     "memory": ["memory_info", "memory_keys"],
 }
@@ -103,6 +103,7 @@ class Runner:
         time.sleep(SETTLE)
         adapter.workers.check_alive()
         self._record("rss", name, measure.tree_rss(adapter.workers.pids) / 1e6)
+        self._record("pss", name, measure.tree_pss(adapter.workers.pids) / 1e6)
         adapter.redis.delete(LATENCY_KEY)
         n = self.plan.latency
         next_send = time.perf_counter()
