@@ -95,31 +95,36 @@ for qi = 1, nq do
   if want > 0 and redis.call('SET', KEYS[base + 12], '1', 'NX', 'PX', gate_ms) then
     local unfinished = false
     for lane = 9, 0, -1 do
-      local key = KEYS[base + 1 + lane]
-      local cursor = '0-0'
-      if present[base + 1 + lane] then cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0' end
-      for _ = 1, 4 do
-        if want <= 0 or not present[base + 1 + lane] then break end
-        local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
-        if type(res) ~= 'table' or res.err then cursor = '0-0' break end
-        for _, entry in ipairs(res[2]) do
-          local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
-          take(qi, lane, entry, p[1] and p[1][4] or 2)
+      local index = base + 1 + lane
+      if present[index] and want <= 0 then
+        unfinished = true  -- the batch is full: the next fetch scans this lane
+      elseif present[index] then
+        local key = KEYS[index]
+        local cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0'
+        -- XAUTOCLAIM scans up to 10 x COUNT pending entries per call: about 1000 per lane
+        -- per pass here, so a long list of live claims is crossed in a few fetches.
+        for _ = 1, math.min(50, math.max(4, math.ceil(100 / want))) do
+          local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
+          if type(res) ~= 'table' or res.err then cursor = '0-0' break end
+          for _, entry in ipairs(res[2]) do
+            local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
+            take(qi, lane, entry, p[1] and p[1][4] or 2)
+          end
+          cursor = res[1]
+          if cursor == '0-0' or want <= 0 then break end
         end
-        cursor = res[1]
-        if cursor == '0-0' then break end
-      end
-      if present[base + 1 + lane] then redis.call('HSET', KEYS[base + 13], lane, cursor) end
-      if cursor ~= '0-0' then
-        unfinished = true
-      elseif present[base + 1 + lane] and redis.call('EXISTS', key) == 1 then
-        -- A full pass: forget consumers of dead processes that hold nothing.
-        local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
-        if ok then
-          for _, c in ipairs(consumers) do
-            local name = field(c, 'name')
-            if name ~= consumer and field(c, 'pending') == 0 and field(c, 'idle') > forget_idle then
-              redis.call('XGROUP', 'DELCONSUMER', key, group, name)
+        redis.call('HSET', KEYS[base + 13], lane, cursor)
+        if cursor ~= '0-0' then
+          unfinished = true
+        else
+          -- A full pass: forget consumers of dead processes that hold nothing.
+          local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
+          if ok then
+            for _, c in ipairs(consumers) do
+              local name = field(c, 'name')
+              if name ~= consumer and field(c, 'pending') == 0 and field(c, 'idle') > forget_idle then
+                redis.call('XGROUP', 'DELCONSUMER', key, group, name)
+              end
             end
           end
         end

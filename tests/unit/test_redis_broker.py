@@ -403,3 +403,24 @@ def test_many_abandoned_claims_are_all_recovered_in_small_batches(make_broker: M
     assert sorted(ids(recovered)) == sorted(p.envelope.id for p in sent)
     assert {d.redeliveries for d in recovered} == {1}
     assert rescuer.queue_length(q) == 0
+
+
+def test_an_abandoned_claim_behind_many_live_ones_is_found_within_the_recovery_time(
+    make_broker: MakeBroker,
+) -> None:
+    live, dead, rescuer = (make_broker(recovery_time=1.0) for _ in range(3))
+    q = "q-" + uuid.uuid4().hex[:8]
+    live.publish_many([Publication(q, envelope(f"live{i}")) for i in range(800)])
+    held = live.fetch([q], 800, timeout=2)  # 800 live claims first in the pending list
+    dead.publish(q, envelope("abandoned"))
+    assert ids(dead.fetch([q], 1, timeout=2)) == ["abandoned"]  # then its process "dies"
+    start = time.monotonic()
+    found: list[Delivery] = []
+    while not found:
+        live.extend(held)
+        assert time.monotonic() - start < 3.0, "the abandoned claim was not found"
+        found = rescuer.fetch([q], 1, timeout=0.2)  # prefetch 1: the smallest scan per call
+    assert ids(found) == ["abandoned"] and found[0].redeliveries == 1
+    assert time.monotonic() - start < 1.5  # claim timeout 0.9 s + a check every 0.1 s
+    rescuer.ack(found)
+    live.ack(held)
