@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from typing import Any
 
 import click
@@ -17,21 +16,12 @@ import click
 from taskq.beat.api import ScheduleAPI
 from taskq.beat.core import DEFAULT_LOCK_TTL, utc_now
 from taskq.beat.entry import Entry
+from taskq.beat.heartbeat import heartbeat_age
 from taskq.beat.schedules import cron, every
 from taskq.beat.stores import open_store
 from taskq.errors import TaskQError
 
 DEFAULT_HEARTBEAT = os.path.join(tempfile.gettempdir(), "taskq-beat.heartbeat")
-
-
-def heartbeat_age(path: str) -> float | None:
-    """Seconds since the beat process last wrote its heartbeat file, or None if none."""
-    try:
-        with open(path) as fh:
-            stamp = float(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return time.time() - stamp
 
 
 def _fail(exc: Exception) -> click.ClickException:

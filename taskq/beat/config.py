@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskq.beat.entry import CELERY_DEFAULTS, Entry, Policy
+from taskq.beat.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
 from taskq.beat.schedules import as_schedule
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.beat.stores.base import ScheduleStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 POLICY_KEYS = ("misfire_grace_time", "coalesce", "max_instances", "jitter")
@@ -85,3 +87,29 @@ def entries_from_app(app: TaskQ) -> list[Entry]:
 
 def _policy_dict(policy: Policy) -> dict[str, Any]:
     return {k: getattr(policy, k) for k in POLICY_KEYS}
+
+
+def sync_config_entries(store: ScheduleStore, config_entries: Sequence[Entry], now: datetime) -> None:
+    """Make the store hold beat_schedule / @app.periodic entries: new ones get their anchor
+    and first run; changed ones their new definition; ones gone from the config go."""
+    stored = {e.id: e for e in store.entries()}
+    wanted = {e.id for e in config_entries}
+    for entry in config_entries:
+        current = stored.get(entry.id)
+        if current is None:
+            fresh = entry.copy(start_date=now, state=EntryState())
+            fresh.state.next_run_time = fresh.first_run_time(now)
+            store.add(fresh)  # False if another beat added it first: its anchor stands
+            continue
+        candidate = entry.copy(start_date=current.start_date, paused=current.paused, state=current.state)
+        if current.same_definition(candidate):
+            continue
+        if current.schedule != entry.schedule:
+            candidate = candidate.copy(start_date=now)
+            store.set_definition(candidate)
+            store.set_state(entry.id, EntryState(next_run_time=candidate.first_run_time(now)))
+        else:
+            store.set_definition(candidate)
+    for entry_id, current in stored.items():
+        if current.source == "config" and entry_id not in wanted:
+            store.remove(entry_id)

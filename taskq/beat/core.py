@@ -20,7 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
 from taskq.beat import events as ev
+from taskq.beat.config import sync_config_entries
 from taskq.beat.entry import DEFAULT_EXECUTOR, Entry, EntryState
+from taskq.beat.heartbeat import HeartbeatFile
 from taskq.beat.plan import Plan, lateness, next_wakeup, plan
 from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.beat.submit import Submitter
@@ -30,7 +32,6 @@ from taskq.errors import TaskQError
 Clock = Callable[[], datetime]
 DEFAULT_LOCK_TTL = 30.0
 ERROR_BACKOFF = 1.0  # after a store or broker failure, try again this soon
-HEARTBEAT_EVERY = 1.0
 LOCK_EXPIRY_SLACK = 0.005
 PRECISE_TAIL = 0.02  # the end of each sleep is a plain timed wait, for precision
 
@@ -66,14 +67,12 @@ class SchedulerCore:
         self.lock_ttl = lock_ttl
         self.owner = owner or new_owner_id()
         self.config_entries = list(config_entries)
-        self.heartbeat_path = heartbeat_path
+        self.heartbeat = HeartbeatFile(heartbeat_path) if heartbeat_path else None
         self.entries: dict[str, Entry] = {}
         self.is_leader = False
         self._revision: int | None = None
         self._maybe_changed = True  # the store reported a change since the last reload
         self._lock_due: datetime | None = None  # when to renew (leader) or try again (follower)
-        self._last_heartbeat = 0.0
-        self._heartbeat_role = ""
         self._interrupt = threading.Event()
         self._stopping = False
 
@@ -141,7 +140,7 @@ class SchedulerCore:
         if held and not self.is_leader:
             self.is_leader = True
             self.emit(ev.LEADER_ELECTED, owner=self.owner)
-            self._sync_config_entries(now)
+            sync_config_entries(self.store, self.config_entries, now)
             self._revision = None  # load everything afresh as leader
             self._reload_if_changed()
             self._report_lost_instants()
@@ -167,31 +166,6 @@ class SchedulerCore:
             elif not old.same_definition(entry):
                 self.emit(ev.ENTRY_MODIFIED, entry_id, task=entry.task)
         self.entries = fresh
-
-    def _sync_config_entries(self, now: datetime) -> None:
-        """Make the store hold beat_schedule / @app.periodic entries: new ones get their anchor
-        and first run; changed ones their new definition; ones gone from the config go."""
-        stored = {e.id: e for e in self.store.entries()}
-        wanted = {e.id for e in self.config_entries}
-        for entry in self.config_entries:
-            current = stored.get(entry.id)
-            if current is None:
-                fresh = entry.copy(start_date=now, state=EntryState())
-                fresh.state.next_run_time = fresh.first_run_time(now)
-                self.store.add(fresh)  # False if another beat added it first: its anchor stands
-                continue
-            candidate = entry.copy(start_date=current.start_date, paused=current.paused, state=current.state)
-            if current.same_definition(candidate):
-                continue
-            if current.schedule != entry.schedule:
-                candidate = candidate.copy(start_date=now)
-                self.store.set_definition(candidate)
-                self.store.set_state(entry.id, EntryState(next_run_time=candidate.first_run_time(now)))
-            else:
-                self.store.set_definition(candidate)
-        for entry_id, current in stored.items():
-            if current.source == "config" and entry_id not in wanted:
-                self.store.remove(entry_id)
 
     def _run_entry(self, entry: Entry, now: datetime) -> bool:
         """Follow the entry's plan. False when leadership was lost (stop this pass)."""
@@ -333,17 +307,8 @@ class SchedulerCore:
         self.entries[entry_id] = fresh
 
     def _write_heartbeat(self) -> None:
-        if not self.heartbeat_path:
-            return
-        now = time.time()
-        role = "leader" if self.is_leader else "follower"
-        if now - self._last_heartbeat < HEARTBEAT_EVERY and role == self._heartbeat_role:
-            return
-        self._last_heartbeat, self._heartbeat_role = now, role
-        tmp = f"{self.heartbeat_path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(f"{now!r} {role} {self.owner}\n")
-        os.replace(tmp, self.heartbeat_path)
+        if self.heartbeat is not None:
+            self.heartbeat.beat("leader" if self.is_leader else "follower", self.owner)
 
     # -- the loop the run modes share ---------------------------------------------------------
     def wake(self) -> None:
