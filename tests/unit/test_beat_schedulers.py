@@ -147,3 +147,29 @@ def test_a_job_added_to_a_running_scheduler_runs_without_delay() -> None:
         assert sorted(job.id for job in scheduler.get_jobs()) == ["added", "slow"]
     finally:
         scheduler.shutdown()
+
+
+def test_several_embedded_beats_one_leads_and_nothing_is_sent_twice(tmp_path: Path) -> None:
+    # Given three worker-embedded beats on one sqlite broker file (the store shares it)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    queue = "q-" + uuid.uuid4().hex
+    apps = [TaskQ("modes", broker=url, backend="none", task_default_queue=queue) for _ in range(3)]
+    sent_by: list[list[str]] = [[], [], []]
+    for app in apps:
+        app.conf.beat_schedule = {"fast": {"task": "modes.fast", "schedule": every(seconds=0.1), "coalesce": False}}
+    beats = [BackgroundScheduler(app=app, lock_ttl=1.0) for app in apps]  # what start_embedded builds
+    for index, beat in enumerate(beats):
+        beat.add_listener(lambda e, sent=sent_by[index]: sent.extend(e.task_ids) if e.kind == ev.SUBMITTED else None)
+        beat.start()
+    try:
+        # When they run side by side for a while
+        got: list[dict[str, Any]] = []
+        wait_for(lambda: got.extend(drain(apps[0])) or len(got) >= 15)
+    finally:
+        for beat in beats:
+            beat.shutdown()
+    got.extend(drain(apps[0]))
+    # Then one of them sent everything, and each instant once
+    assert sorted(len(sent) > 0 for sent in sent_by) == [False, False, True]
+    instants = [h["taskq_beat_instant"] for h in got]
+    assert len(set(instants)) == len(instants) >= 15
