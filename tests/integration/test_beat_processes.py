@@ -198,7 +198,8 @@ def test_two_beats_one_leader_takeover_after_sigkill_each_instant_once(setup: Se
     # Then B takes over within the lock TTL (B retries right when A's lock runs out)
     wait_until(lambda: role(b_heartbeat) == "leader", 10, "beat B to take over")
     takeover = time.monotonic() - killed_at
-    assert takeover < LOCK_TTL + 0.3, f"takeover took {takeover:.2f}s"
+    print(f"takeover after SIGKILL: {takeover:.3f}s (lock TTL {LOCK_TTL}s)")
+    assert takeover < LOCK_TTL + 0.5, f"takeover took {takeover:.2f}s"
     time.sleep(7)
     setup.stop_all()
     # And every instant from the first to the last was enqueued exactly once
