@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 
 from taskq.app import TaskQ
+from taskq.beat import every
 from taskq.task import Task
 
 app = TaskQ("taskq.demo")  # broker from TASKQ_BROKER_URL, set by the demo command
@@ -32,3 +35,12 @@ def divide(a: float, b: float) -> float:
 async def slow_square(x: int) -> int:
     await asyncio.sleep(0.1)
     return x * x
+
+
+@app.periodic(every(seconds=1))
+def heartbeat() -> None:
+    """Runs every second through the worker's embedded beat; appends a line the demo counts."""
+    path = os.environ.get("TASKQ_DEMO_HEARTBEATS")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{time.time()}\n")

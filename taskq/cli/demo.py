@@ -22,12 +22,13 @@ def demo(db: str | None) -> None:
     url = f"sqlite:///{db or os.path.join(folder, 'demo.db')}"
     os.environ["TASKQ_BROKER_URL"] = url
     click.echo(f"broker and result backend: {url}")
-    env = {**os.environ, "TASKQ_BROKER_URL": url}
+    beats = os.path.join(folder, "heartbeats.log")
+    env = {**os.environ, "TASKQ_BROKER_URL": url, "TASKQ_DEMO_HEARTBEATS": beats}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "taskq", "worker", "-A", "taskq.demo:app", "-c", "2", "-l", "warning"], env=env
+        [sys.executable, "-m", "taskq", "worker", "-A", "taskq.demo:app", "-c", "2", "-l", "warning", "--beat"], env=env
     )
     try:
-        ok = run_demo()
+        ok = run_demo() and wait_heartbeats(beats)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -60,3 +61,16 @@ def run_demo() -> bool:
     except TaskQError as exc:
         click.echo(f"taskq: error: {exc}", err=True)
         return False
+
+
+def wait_heartbeats(path: str, wanted: int = 3, timeout: float = 30.0) -> bool:
+    """The periodic task (every second, through the worker's embedded beat) ran a few times."""
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = len(open(path).read().splitlines()) if os.path.exists(path) else 0
+        if count >= wanted:
+            break
+        time.sleep(0.1)
+    click.echo(f"periodic heartbeat() every 1s -> ran {count} times so far")
+    return count >= wanted
