@@ -46,8 +46,21 @@ def shortstr(value: str) -> bytes:
     return bytes((len(raw),)) + raw
 
 
+_KEYS: dict[str, bytes] = {}  # header names repeat in every message: encode each once
+
+
 def table(values: dict[str, Any]) -> bytes:
-    body = b"".join(shortstr(str(key)) + field(value) for key, value in values.items())
+    keys = _KEYS
+    parts = []
+    for key, value in values.items():
+        encoded = keys.get(key)
+        if encoded is None:
+            encoded = shortstr(str(key))
+            if len(keys) < 4096:
+                keys[key] = encoded
+        parts.append(encoded)
+        parts.append(field(value))
+    body = b"".join(parts)
     return struct.pack(">I", len(body)) + body
 
 

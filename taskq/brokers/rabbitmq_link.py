@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -79,6 +80,9 @@ class Link:
         self._tracker = ConfirmTracker()
         self._get_waiter: Future[Any] | None = None
         self._futures: set[Future[Any]] = set()
+        self._work: deque[Callable[[], None]] = deque()  # for the I/O thread, in order
+        self._wake_lock = threading.Lock()
+        self._woken = False
         # Set by the consumer side; called on the I/O thread.
         self.on_consumer_lost: Callable[[str], None] = lambda reason: None
         self.on_consumer_cancelled: Callable[[str], None] = lambda consumer_tag: None
@@ -114,12 +118,28 @@ class Link:
             raise BrokerError(f"RabbitMQ did not answer within {self.timeout}s") from None
 
     def post(self, fn: Callable[[], None]) -> None:
+        """Queue ``fn`` for the I/O thread, waking it only if it is not already due to run.
+
+        Waking the I/O thread costs a socket write; a burst of publishes or acks shares one.
+        """
         if not self.alive:
             raise BrokerError(f"connection to RabbitMQ lost: {self.closed_reason}")
+        self._work.append(fn)
+        with self._wake_lock:
+            if self._woken:
+                return
+            self._woken = True
         try:
-            self._conn.ioloop.add_callback_threadsafe(fn)
+            self._conn.ioloop.add_callback_threadsafe(self._run_work)
         except Exception as exc:  # the ioloop is closed: the connection just died
             raise BrokerError(f"connection to RabbitMQ lost: {exc}") from None
+
+    def _run_work(self) -> None:
+        with self._wake_lock:
+            self._woken = False  # before draining: work queued from now on wakes us again
+        work = self._work
+        while work:
+            work.popleft()()
 
     def _start(self, op: Callable[[Future[T]], None], future: Future[T]) -> None:
         if not self.alive:
@@ -418,6 +438,7 @@ class Link:
         if self._get_waiter is not None:
             _settle_error(self._get_waiter, error)
         self.on_consumer_lost(self.closed_reason)
+        self._run_work()  # queued work sees the link dead and fails its waiters now
         self._conn.ioloop.stop()
 
     def close(self) -> None:
