@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit, urlunsplit
 
 from taskq.beat import events as ev
 from taskq.beat.config import sync_config_entries
@@ -38,6 +39,15 @@ PRECISE_TAIL = 0.02  # the end of each sleep is a plain timed wait, for precisio
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def redact(url: str) -> str:
+    """A URL fit for logs: any password replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def new_owner_id() -> str:
@@ -349,7 +359,7 @@ class SchedulerCore:
 
     def run(self) -> None:
         """Blocking loop: tick, sleep, until stop()."""
-        self.emit(ev.STARTED, owner=self.owner)
+        self.emit(ev.STARTED, owner=self.owner, store=redact(self.store.url))
         try:
             while not self._stopping:
                 self.wait(self.tick())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from taskq.beat import events as ev
 from taskq.beat.api import ScheduleAPI
 from taskq.beat.config import entries_from_app
-from taskq.beat.core import DEFAULT_LOCK_TTL, SchedulerCore, utc_now
+from taskq.beat.core import DEFAULT_LOCK_TTL, SchedulerCore, redact, utc_now
 from taskq.beat.exceptions import SchedulerAlreadyRunningError, SchedulerNotRunningError
 from taskq.beat.stores import ScheduleStore, open_store
 from taskq.beat.submit import AppSubmitter
@@ -158,7 +158,7 @@ class AsyncIOScheduler(BaseScheduler):
         # One thread for all of the core's blocking calls: the store's per-thread connections
         # (sqlite, the Redis pub/sub subscription) are opened once, not once per pool thread.
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-beat")
-        core.emit(ev.STARTED, owner=core.owner)
+        core.emit(ev.STARTED, owner=core.owner, store=redact(core.store.url))
         try:
             while not core.stopping:
                 seconds = await loop.run_in_executor(executor, core.tick)

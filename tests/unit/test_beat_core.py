@@ -547,3 +547,11 @@ def test_entries_go_to_the_executor_they_name() -> None:
     assert core.entries["lost"].state.next_run_time == T0 + timedelta(seconds=20)
     submitted = {e.entry_id: e.detail["executor"] for e in recorder.kinds(ev.SUBMITTED)}
     assert submitted == {"queued": "broker", "local": "inline"}
+
+
+def test_store_urls_are_logged_without_passwords() -> None:
+    from taskq.beat.core import redact
+
+    assert redact("redis://:s3cret@host:6379/0?prefix=p") == "redis://:***@host:6379/0?prefix=p"
+    assert redact("redis://user:pw@host/0") == "redis://user:***@host/0"
+    assert redact("sqlite:///beat.db") == "sqlite:///beat.db"
