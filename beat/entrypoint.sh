@@ -6,5 +6,5 @@ set -eu
 
 : "${TASKQ_APP:?set TASKQ_APP to module:app of your project}"
 
-# `python -m taskq.beat.cli beat` is the same command as `taskq beat`.
-exec python -m taskq.beat.cli beat -A "$TASKQ_APP" -l "${TASKQ_LOGLEVEL:-info}" "$@"
+# exec: beat replaces the shell and receives SIGTERM directly (it then releases its lock).
+exec taskq beat -A "$TASKQ_APP" -l "${TASKQ_LOGLEVEL:-info}" "$@"

@@ -1,7 +1,7 @@
 """``taskq beat`` and ``taskq schedule list|add|remove|pause|resume``.
 
-The lead attaches ``beat`` and ``schedule`` to the ``taskq`` group; until then (and in the
-tests) ``python -m taskq.beat.cli beat -A module:app`` runs the same commands.
+Both are attached to the ``taskq`` group (taskq/cli); ``python -m taskq.beat.cli`` runs the
+same commands without the rest of the CLI.
 """
 
 from __future__ import annotations
