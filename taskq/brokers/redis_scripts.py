@@ -88,69 +88,73 @@ for qi = 1, nq do
 end
 
 -- 2. Claims idle longer than the recovery time (their worker died) are taken over; this
---    bumps the stream's delivery counter, which is the redelivery count.  Paced by a gate
---    key so that busy fetchers do not scan the pending lists on every call.
+--    bumps the stream's delivery counter, which is the redelivery count.  Paced per queue by
+--    a gate key, so that busy fetchers do not scan the pending lists on every call.
+local recovering, unfinished = {}, {}
 for qi = 1, nq do
+  recovering[qi] = want > 0 and redis.call('SET', KEYS[(qi - 1) * per + 12], '1', 'NX', 'PX', gate_ms)
+end
+
+local function recover(qi, lane, key)
   local base = (qi - 1) * per
-  if want > 0 and redis.call('SET', KEYS[base + 12], '1', 'NX', 'PX', gate_ms) then
-    local unfinished = false
-    for lane = 9, 0, -1 do
-      local index = base + 1 + lane
-      if present[index] and want <= 0 then
-        unfinished = true  -- the batch is full: the next fetch scans this lane
-      elseif present[index] then
-        local key = KEYS[index]
-        local cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0'
-        -- XAUTOCLAIM scans up to 10 x COUNT pending entries per call: about 1000 per lane
-        -- per pass here, so a long list of live claims is crossed in a few fetches.
-        for _ = 1, math.min(50, math.max(4, math.ceil(100 / want))) do
-          local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
-          if type(res) ~= 'table' or res.err then cursor = '0-0' break end
-          for _, entry in ipairs(res[2]) do
-            local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
-            take(qi, lane, entry, p[1] and p[1][4] or 2)
-          end
-          cursor = res[1]
-          if cursor == '0-0' or want <= 0 then break end
-        end
-        redis.call('HSET', KEYS[base + 13], lane, cursor)
-        if cursor ~= '0-0' then
-          unfinished = true
-        else
-          -- A full pass: forget consumers of dead processes that hold nothing.
-          local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
-          if ok then
-            for _, c in ipairs(consumers) do
-              local name = field(c, 'name')
-              if name ~= consumer and field(c, 'pending') == 0 and field(c, 'idle') > forget_idle then
-                redis.call('XGROUP', 'DELCONSUMER', key, group, name)
-              end
-            end
-          end
-        end
+  local cursor = redis.call('HGET', KEYS[base + 13], lane) or '0-0'
+  -- XAUTOCLAIM scans up to 10 x COUNT pending entries per call: about 1000 per lane per
+  -- pass here, so a long list of live claims is crossed in a few fetches.
+  for _ = 1, math.min(50, math.max(4, math.ceil(100 / want))) do
+    local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
+    if type(res) ~= 'table' or res.err then cursor = '0-0' break end
+    for _, entry in ipairs(res[2]) do
+      local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
+      take(qi, lane, entry, p[1] and p[1][4] or 2)
+    end
+    cursor = res[1]
+    if cursor == '0-0' or want <= 0 then break end
+  end
+  redis.call('HSET', KEYS[base + 13], lane, cursor)
+  if cursor ~= '0-0' then
+    unfinished[qi] = true
+    return
+  end
+  -- A full pass: forget consumers of dead processes that hold nothing.
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', key, group)
+  if ok then
+    for _, c in ipairs(consumers) do
+      local name = field(c, 'name')
+      if name ~= consumer and field(c, 'pending') == 0 and field(c, 'idle') > forget_idle then
+        redis.call('XGROUP', 'DELCONSUMER', key, group, name)
       end
     end
-    if unfinished then redis.call('DEL', KEYS[base + 12]) end
   end
 end
 
--- 3. New messages, highest lane first across the queues, up to the count.
+local function read_new(qi, lane, key)
+  local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+  if type(res) == 'table' and res.err then
+    make_group(key)
+    res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+  end
+  if res then
+    for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
+  end
+end
+
+-- 3. Highest lane first across the queues (queue order breaks ties); within a lane, taken
+--    over claims (older) before new entries; up to the count.
 for lane = 9, 0, -1 do
   for qi = 1, nq do
-    if want <= 0 then break end
     local index = (qi - 1) * per + 1 + lane
     if present[index] then
-      local key = KEYS[index]
-      local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
-      if type(res) == 'table' and res.err then
-        make_group(key)
-        res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+      if recovering[qi] and want <= 0 then
+        unfinished[qi] = true  -- the batch is full: the next fetch scans this lane
+      elseif recovering[qi] then
+        recover(qi, lane, KEYS[index])
       end
-      if res then
-        for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
-      end
+      if want > 0 then read_new(qi, lane, KEYS[index]) end
     end
   end
+end
+for qi = 1, nq do
+  if unfinished[qi] then redis.call('DEL', KEYS[(qi - 1) * per + 12]) end
 end
 return {out, next_due, masks}
 """

@@ -424,3 +424,19 @@ def test_an_abandoned_claim_behind_many_live_ones_is_found_within_the_recovery_t
     assert time.monotonic() - start < 1.5  # claim timeout 0.9 s + a check every 0.1 s
     rescuer.ack(found)
     live.ack(held)
+
+
+def test_priority_holds_while_abandoned_claims_are_taken_over(make_broker: MakeBroker) -> None:
+    dead, rescuer = make_broker(recovery_time=0.5), make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    dead.publish(q, envelope("abandoned-low", 0))
+    dead.fetch([q], 1, timeout=2)  # its process "dies" holding a low-priority message
+    deadline = time.time() + 0.6
+    while time.time() < deadline:  # let the claim become abandoned without fetching
+        time.sleep(0.05)
+    rescuer.publish(q, envelope("new-urgent", 9))
+    first = rescuer.fetch([q], 1, timeout=2)
+    second = rescuer.fetch([q], 1, timeout=2)
+    assert ids(first) == ["new-urgent"] and ids(second) == ["abandoned-low"]
+    assert second[0].redeliveries == 1
+    rescuer.ack(first + second)
