@@ -52,11 +52,19 @@ def celery_app(url: str) -> Iterator[Any]:
     app.close()
 
 
-def later(delay: float, fn: Any, *args: Any) -> threading.Thread:
-    """Run fn after a delay in a thread (the waiter must already be waiting)."""
+def when_waited_on(url: str, task_id: str, fn: Any, *args: Any, then_after: float = 0.0) -> threading.Thread:
+    """In a thread: once a waiter subscribes to the task's channel (and ``then_after`` more
+    seconds, the time the task takes in the scenario), run fn."""
 
     def run() -> None:
-        time.sleep(delay)
+        client = redis.Redis.from_url(url)
+        try:
+            deadline = time.monotonic() + 10
+            while client.pubsub_numsub(f"celery-task-meta-{task_id}")[0][1] < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            client.close()
+        time.sleep(then_after)
         fn(*args)
 
     thread = threading.Thread(target=run)
@@ -80,7 +88,7 @@ def test_celery_rebuilds_a_failure_taskq_wrote(backend: RedisBackend, celery_app
 
 def test_celery_waiter_wakes_on_taskq_publish(backend: RedisBackend, celery_app: Any, task_id: str) -> None:
     backend.store(task_id, states.STARTED)
-    writer = later(0.5, backend.store, task_id, states.SUCCESS, 7)
+    writer = when_waited_on(backend.url, task_id, backend.store, task_id, states.SUCCESS, 7)
     assert celery_app.AsyncResult(task_id).get(timeout=10) == 7
     writer.join()
 
@@ -88,7 +96,7 @@ def test_celery_waiter_wakes_on_taskq_publish(backend: RedisBackend, celery_app:
 def test_taskq_reads_and_waits_on_a_result_celery_wrote(
     backend: RedisBackend, celery_app: Any, task_id: str
 ) -> None:
-    writer = later(0.5, celery_app.backend.store_result, task_id, {"a": 1}, states.SUCCESS)
+    writer = when_waited_on(backend.url, task_id, celery_app.backend.store_result, task_id, {"a": 1}, states.SUCCESS)
     start = time.monotonic()
     meta = backend.wait_for(task_id, timeout=10)
     assert meta["result"] == {"a": 1} and meta["status"] == states.SUCCESS and meta["task_id"] == task_id
@@ -108,7 +116,7 @@ def test_wait_blocks_on_the_subscription_not_a_polling_loop(
         return original(key)
 
     monkeypatch.setattr(backend, "_get", counted)
-    writer = later(1.5, backend.store, task_id, states.SUCCESS, "done")
+    writer = when_waited_on(backend.url, task_id, backend.store, task_id, states.SUCCESS, "done", then_after=1.5)
     assert backend.wait_for(task_id, timeout=10)["result"] == "done"
     writer.join()
     # One read before waiting and one after the wake-up; a poller would have read ~30 times.

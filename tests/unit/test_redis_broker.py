@@ -137,19 +137,36 @@ def test_idle_fetch_blocks_in_redis_instead_of_polling(
     assert len(counter.calls) <= 6, counter.calls
 
 
-def test_blocked_fetch_wakes_when_a_message_arrives(make_broker: MakeBroker) -> None:
-    consumer = make_broker(recovery_time=100.0, max_block=30.0)
+def fetch_in_thread(
+    broker: RedisBroker, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Thread, list[Delivery]]:
+    """Start a long fetch in a thread; return once it is about to wait in its blocking read."""
+    got: list[Delivery] = []
+    blocking = threading.Event()
+    original = broker._block
+
+    def block(*args: Any) -> list[Delivery]:
+        blocking.set()
+        return original(*args)
+
+    monkeypatch.setattr(broker, "_block", block)
+    thread = threading.Thread(target=lambda: got.extend(broker.fetch([queue], 5, timeout=20)))
+    thread.start()
+    assert blocking.wait(10), "the fetch never reached its blocking read"
+    return thread, got
+
+
+def test_blocked_fetch_wakes_when_a_message_arrives(make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+    consumer = make_broker(recovery_time=100.0, max_block=30.0)  # a 5 s wait without a wake-up
     producer = make_broker()
     q = "q-" + uuid.uuid4().hex[:8]
-    got: list[Delivery] = []
-    thread = threading.Thread(target=lambda: got.extend(consumer.fetch([q], 5, timeout=20)))
-    thread.start()
-    time.sleep(0.3)  # let the consumer enter its blocking read (a 10 s wait without a wake-up)
+    consumer.fetch([q], 1, timeout=0.05)  # the queue's streams and groups exist now
+    thread, got = fetch_in_thread(consumer, q, monkeypatch)
     sent = time.monotonic()
     producer.publish(q, envelope("wake"))
     thread.join(timeout=20)
     assert ids(got) == ["wake"]
-    assert time.monotonic() - sent < 3.0  # woken by Redis, not by the end of its 10 s wait
+    assert time.monotonic() - sent < 3.0  # woken by Redis, not by the end of its 5 s wait
     consumer.ack(got)
 
 
@@ -319,18 +336,13 @@ def test_rediss_broker_and_backend_work_over_tls(tmp_path: Any) -> None:
         [d] = broker.fetch(["tls"], 1, timeout=2)
         assert ids([d]) == ["secure"]
         broker.ack([d])
-        later(0.3, backend.store, "tls-1", states.SUCCESS, "ok")
+        timer = threading.Timer(0.3, backend.store, ("tls-1", states.SUCCESS, "ok"))
+        timer.start()  # whether before or during the wait, the waiter gets it
         assert backend.wait_for("tls-1", timeout=5)["result"] == "ok"
     finally:
         broker.close()
         backend.close()
         server.stop()
-
-
-def later(delay: float, fn: Callable[..., Any], *args: Any) -> None:
-    timer = threading.Timer(delay, fn, args)
-    timer.daemon = True
-    timer.start()
 
 
 def test_publications_commit_with_a_callers_transaction(make_broker: MakeBroker) -> None:
@@ -369,20 +381,19 @@ def test_ack_after_redis_lost_the_group_is_harmless(make_broker: MakeBroker) -> 
     broker.ack([new])
 
 
-def test_a_new_delayed_message_wakes_a_blocked_fetch_for_its_eta(make_broker: MakeBroker) -> None:
-    consumer = make_broker(recovery_time=100.0, max_block=30.0)
+def test_a_new_delayed_message_wakes_a_blocked_fetch_for_its_eta(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = make_broker(recovery_time=100.0, max_block=30.0)  # a 5 s wait, knowing no eta
     producer = make_broker()
     q = "q-" + uuid.uuid4().hex[:8]
     consumer.fetch([q], 1, timeout=0.05)  # the queue's streams and groups exist now
-    got: list[Delivery] = []
-    thread = threading.Thread(target=lambda: got.extend(consumer.fetch([q], 5, timeout=20)))
-    thread.start()
-    time.sleep(0.3)  # let the consumer enter its blocking read (a 10 s wait, knowing no eta)
+    thread, got = fetch_in_thread(consumer, q, monkeypatch)
     sent = time.monotonic()
     producer.publish(q, envelope("soon"), eta=time.time() + 0.5)
     thread.join(timeout=20)
     assert ids(got) == ["soon"]
-    assert 0.4 < time.monotonic() - sent < 3.0  # at its eta, not at the end of the 10 s wait
+    assert 0.4 < time.monotonic() - sent < 3.0  # at its eta, not at the end of the 5 s wait
     consumer.ack(got)
 
 
