@@ -104,8 +104,10 @@ local function recover(qi, lane, key)
     local res = redis.pcall('XAUTOCLAIM', key, group, consumer, min_idle, cursor, 'COUNT', want)
     if type(res) ~= 'table' or res.err then cursor = '0-0' break end
     for _, entry in ipairs(res[2]) do
-      local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
-      take(qi, lane, entry, p[1] and p[1][4] or 2)
+      if type(entry) == 'table' and entry[2] then  -- Redis 6.2 lists deleted entries as nil
+        local p = redis.call('XPENDING', key, group, entry[1], entry[1], 1)
+        take(qi, lane, entry, p[1] and p[1][4] or 2)
+      end
     end
     cursor = res[1]
     if cursor == '0-0' or want <= 0 then break end
