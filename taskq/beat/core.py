@@ -18,14 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit, urlunsplit
 
 from taskq.beat import events as ev
 from taskq.beat.config import sync_config_entries
 from taskq.beat.entry import DEFAULT_EXECUTOR, Entry, EntryState
 from taskq.beat.heartbeat import HeartbeatFile
 from taskq.beat.plan import Plan, lateness, next_wakeup, plan
-from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
+from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError, redact
 from taskq.beat.submit import Submitter
 from taskq.brokers.base import Publication
 from taskq.errors import TaskQError
@@ -39,15 +38,6 @@ PRECISE_TAIL = 0.02  # the end of each sleep is a plain timed wait, for precisio
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def redact(url: str) -> str:
-    """A URL fit for logs: any password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def new_owner_id() -> str:

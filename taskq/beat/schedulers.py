@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 from taskq.beat import events as ev
 from taskq.beat.api import ScheduleAPI
 from taskq.beat.config import entries_from_app
-from taskq.beat.core import DEFAULT_LOCK_TTL, SchedulerCore, redact, utc_now
+from taskq.beat.core import DEFAULT_LOCK_TTL, SchedulerCore, utc_now
 from taskq.beat.exceptions import SchedulerAlreadyRunningError, SchedulerNotRunningError
 from taskq.beat.stores import ScheduleStore, open_store
+from taskq.beat.stores.base import redact
 from taskq.beat.submit import AppSubmitter
 from taskq.errors import NotSupportedYet
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 
 from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
+from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError, redact
 
 DEFAULT_PREFIX = "taskq:beat:"
 SENT, UNSENT = "sent", "unsent"  # claim key values
@@ -129,7 +129,7 @@ class RedisScheduleStore:
         try:
             yield
         except redis.RedisError as exc:
-            raise StoreError(f"redis schedule store {self.url}: {type(exc).__name__}: {exc}") from None
+            raise StoreError(f"redis schedule store {redact(self.url)}: {type(exc).__name__}: {exc}") from None
 
     def _run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if source not in self._scripts:
