@@ -57,9 +57,7 @@ class RedisConnector:
         self._pid = -1
         self._clients: tuple[redis.Redis, redis.Redis] | None = None  # (command, blocking)
         self.reached = False  # Redis answered once: from then on, commands retry
-        # A lock held by another thread at fork time stays held in the child: replace it there.
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _reset_lock(ref))
+        _CONNECTORS.add(self)
 
     def _pool(self, retries: int) -> redis.ConnectionPool:
         options: dict[str, Any] = {
@@ -112,10 +110,16 @@ class RedisConnector:
                 client.connection_pool.disconnect()
 
 
-def _reset_lock(ref: weakref.ReferenceType[RedisConnector]) -> None:
-    connector = ref()
-    if connector is not None:
+# A lock held by another thread at fork time stays held in the child: replace them there.
+_CONNECTORS: weakref.WeakSet[RedisConnector] = weakref.WeakSet()
+
+
+def _reset_locks() -> None:
+    for connector in list(_CONNECTORS):
         connector._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks)
 
 
 @contextmanager

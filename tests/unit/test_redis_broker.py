@@ -451,3 +451,22 @@ def test_priority_holds_while_abandoned_claims_are_taken_over(make_broker: MakeB
     assert ids(first) == ["new-urgent"] and ids(second) == ["abandoned-low"]
     assert second[0].redeliveries == 1
     rescuer.ack(first + second)
+
+
+def _child_publish(broker: RedisBroker, queue: str) -> None:
+    broker.publish(queue, envelope("from-child"))
+
+
+def test_a_fork_while_another_thread_holds_the_connection_lock_does_not_deadlock(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.queue_length(q)
+    ctx = multiprocessing.get_context("fork")
+    with broker._conn._lock:  # as if another thread were inside the connector at fork time
+        child = ctx.Process(target=_child_publish, args=(broker, q))
+        child.start()
+    child.join(timeout=10)
+    if child.exitcode is None:
+        child.kill()
+    assert child.exitcode == 0
+    assert ids(broker.fetch([q], 1, timeout=2)) == ["from-child"]
