@@ -31,7 +31,7 @@ from redis.retry import Retry
 
 from taskq.errors import TaskQError
 
-# Enough attempts to span a Redis restart of a few seconds (about 12 s in total).
+# Enough attempts to span a Redis restart of several seconds (backoff 0.1 s doubling to 1 s: ~13 s).
 DEFAULT_RETRIES = 16
 DEFAULT_SOCKET_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
