@@ -158,7 +158,7 @@ class RabbitMQBroker:
 
     def _send(self, link: Link, messages: list[Outgoing]) -> list[int]:
         """Send and wait for the confirms; returns the indexes worth sending again."""
-        batches: list[tuple[int, Confirms]] = []
+        batches: list[tuple[int, Confirms | None]] = []
         sent = 0
         try:
             for start in range(0, len(messages), _CHUNK):
@@ -176,6 +176,8 @@ class RabbitMQBroker:
         refused = 0
         end = time.monotonic() + self.timeout
         for start, confirms in batches:
+            if confirms is None:
+                continue
             if not confirms.wait(max(0.0, end - time.monotonic())):
                 raise PublishError(f"RabbitMQ did not confirm within {self.timeout}s")
             for index, error in confirms.errors.items():

@@ -72,8 +72,15 @@ class ConfirmTracker:
         """A new confirm-mode channel numbers from 1 again."""
         self._seq = 0
 
-    def register(self, confirms: Confirms, items: list[Outgoing]) -> None:
-        """Number the messages about to be written, in the order they will be written."""
+    def register(self, confirms: Confirms | None, items: list[Outgoing]) -> None:
+        """Number the messages about to be written, in the order they will be written.
+
+        Unconfirmed publishes (``confirms`` None) only take their numbers: the channel is in
+        confirm mode, so RabbitMQ acks them too, and those acks find nothing to settle.
+        """
+        if confirms is None:
+            self._seq += len(items)
+            return
         for index, (_exchange, routing_key, body, _properties) in enumerate(items):
             self._seq += 1
             self._unconfirmed[self._seq] = _Pending(confirms, index, routing_key, body)

@@ -233,17 +233,18 @@ class Link:
             log.warning("RabbitMQ closed the %s channel: %s %s", role, code, text)
 
     # -- publishing with confirms -----------------------------------------------------------
-    def publish(self, items: list[Outgoing], wait: bool = True) -> Confirms:
+    def publish(self, items: list[Outgoing], wait: bool = True) -> Confirms | None:
         """Send all items (from any thread); the confirms settle as RabbitMQ answers.
 
         The frames are encoded here, in the caller's thread, so a header that cannot be
         encoded raises at once and nothing is half sent. With ``wait`` False (unconfirmed
-        publishing) this returns without waiting for the I/O thread to take the frames.
+        publishing) this returns without waiting for the I/O thread to take the frames, and
+        nothing tracks the confirms (None).
         """
         channel = self._slots["publisher"].channel
         number = channel.channel_number if channel is not None and channel.is_open else None
         data = self._encode(number, items) if number is not None else None
-        confirms = Confirms(len(items))
+        confirms = Confirms(len(items)) if wait else None
         sent: Future[None] = Future()
 
         def send(channel: pika.channel.Channel) -> None:
@@ -287,7 +288,7 @@ class Link:
             raise Unencodable(f"message cannot be encoded: {exc}") from None
 
     def _send_now(
-        self, channel: pika.channel.Channel, items: list[Outgoing], confirms: Confirms, data: bytes | None
+        self, channel: pika.channel.Channel, items: list[Outgoing], confirms: Confirms | None, data: bytes | None
     ) -> None:
         """On the I/O thread: register every message for its confirm, then write them at once."""
         if not channel.is_open:
