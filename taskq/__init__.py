@@ -2,6 +2,7 @@
 
 from taskq import states
 from taskq.app import TaskQ
+from taskq.beat.schedules import at, cron, crontab, every
 from taskq.errors import (
     BackendError,
     BrokerError,
@@ -35,5 +36,9 @@ __all__ = [
     "TaskRevokedError",
     "TimeoutError",
     "__version__",
+    "at",
+    "cron",
+    "crontab",
+    "every",
     "states",
 ]

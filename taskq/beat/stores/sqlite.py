@@ -16,8 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 from taskq.beat.entry import Entry, EntryState
@@ -62,26 +61,9 @@ class SQLiteScheduleStore:
         path = sqlite_path(url)
         self.enqueues_atomically = bool(broker_url and _same_file(broker_url, path))
         # With the broker in the same file, make sure its tables exist for the atomic enqueue.
-        self._db = SQLiteConnections(url, SCHEMA + (BROKER_SCHEMA if self.enqueues_atomically else ""))
+        schema = SCHEMA + (BROKER_SCHEMA if self.enqueues_atomically else "")
+        self._db = SQLiteConnections(url, schema, StoreError, "sqlite schedule store")
         self._seen = threading.local()
-
-    @contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        try:
-            yield self._db.get()
-        except sqlite3.Error as exc:
-            raise StoreError(f"sqlite schedule store {self._db.path}: {exc}") from None
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._conn() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     @staticmethod
     def _bump(conn: sqlite3.Connection) -> None:
@@ -93,7 +75,7 @@ class SQLiteScheduleStore:
     # -- entries ---------------------------------------------------------------------------
     def add(self, entry: Entry, replace: bool = False) -> bool:
         verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 f"{verb} INTO taskq_beat_entries (id, definition, state, next_run) VALUES (?, ?, ?, ?)",
                 (entry.id, _dump(entry.definition_dict()), _dump(entry.state.to_dict()), _ts(entry.next_run_time)),
@@ -103,7 +85,7 @@ class SQLiteScheduleStore:
             return cursor.rowcount > 0
 
     def set_definition(self, entry: Entry) -> bool:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE taskq_beat_entries SET definition = ? WHERE id = ?", (_dump(entry.definition_dict()), entry.id)
             )
@@ -112,7 +94,7 @@ class SQLiteScheduleStore:
             return cursor.rowcount > 0
 
     def set_state(self, entry_id: str, state: EntryState) -> bool:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute(
                 "UPDATE taskq_beat_entries SET state = ?, next_run = ? WHERE id = ?",
                 (_dump(state.to_dict()), _ts(state.next_run_time), entry_id),
@@ -122,29 +104,29 @@ class SQLiteScheduleStore:
             return cursor.rowcount > 0
 
     def remove(self, entry_id: str) -> bool:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             cursor = conn.execute("DELETE FROM taskq_beat_entries WHERE id = ?", (entry_id,))
             if cursor.rowcount:
                 self._bump(conn)
             return cursor.rowcount > 0
 
     def get(self, entry_id: str) -> Entry | None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT definition, state FROM taskq_beat_entries WHERE id = ?", (entry_id,)).fetchone()
         return Entry.from_dicts(json.loads(row[0]), json.loads(row[1])) if row else None
 
     def entries(self) -> list[Entry]:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             rows = conn.execute("SELECT definition, state FROM taskq_beat_entries ORDER BY id").fetchall()
         return [Entry.from_dicts(json.loads(d), json.loads(s)) for d, s in rows]
 
     def revision(self) -> int:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT value FROM taskq_beat_meta WHERE key = 'revision'").fetchone()
         return int(row[0]) if row else 0
 
     def _data_version(self) -> int:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
     def wait_for_change(self, timeout: float, stop: threading.Event, known: int | None = None) -> bool:
@@ -167,7 +149,7 @@ class SQLiteScheduleStore:
     # -- leadership ------------------------------------------------------------------------
     def acquire_lock(self, owner: str, ttl: float) -> bool:
         now = time.time()
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute("SELECT owner, expires FROM taskq_beat_lock WHERE name = ?", (LOCK_NAME,)).fetchone()
             if row is not None and row[0] != owner and row[1] > now:
                 return False
@@ -178,18 +160,18 @@ class SQLiteScheduleStore:
             return True
 
     def release_lock(self, owner: str) -> None:
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute("DELETE FROM taskq_beat_lock WHERE name = ? AND owner = ?", (LOCK_NAME, owner))
 
     def lock_owner(self) -> str | None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 "SELECT owner FROM taskq_beat_lock WHERE name = ? AND expires > ?", (LOCK_NAME, time.time())
             ).fetchone()
         return str(row[0]) if row else None
 
     def lock_remaining(self) -> float | None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute("SELECT expires FROM taskq_beat_lock WHERE name = ?", (LOCK_NAME,)).fetchone()
         remaining = float(row[0]) - time.time() if row else 0.0
         return remaining if remaining > 0 else None
@@ -221,7 +203,7 @@ class SQLiteScheduleStore:
         will_publish: bool,
     ) -> ClaimResult:
         now = time.time()
-        with self._transaction() as conn:
+        with self._db.transaction() as conn:
             row = conn.execute("SELECT owner, expires FROM taskq_beat_lock WHERE name = ?", (LOCK_NAME,)).fetchone()
             if row is None or row[0] != owner or row[1] <= now:
                 return ClaimResult.NOT_LEADER
@@ -248,14 +230,14 @@ class SQLiteScheduleStore:
             return ClaimResult.CLAIMED
 
     def mark_sent(self, entry_id: str, instant: datetime) -> None:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             conn.execute(
                 "UPDATE taskq_beat_claims SET sent = 1 WHERE entry_id = ? AND instant = ?",
                 (entry_id, instant.timestamp()),
             )
 
     def unsent_claim(self, entry_id: str, instant: datetime) -> bool:
-        with self._conn() as conn:
+        with self._db.connection() as conn:
             row = conn.execute(
                 "SELECT sent FROM taskq_beat_claims WHERE entry_id = ? AND instant = ?", (entry_id, instant.timestamp())
             ).fetchone()
