@@ -429,10 +429,12 @@ def test_an_abandoned_claim_behind_many_live_ones_is_found_within_the_recovery_t
     found: list[Delivery] = []
     while not found:
         live.extend(held)
-        assert time.monotonic() - start < 3.0, "the abandoned claim was not found"
+        assert time.monotonic() - start < 4.0, "the abandoned claim was not found"
         found = rescuer.fetch([q], 1, timeout=0.2)  # prefetch 1: the smallest scan per call
     assert ids(found) == ["abandoned"] and found[0].redeliveries == 1
-    assert time.monotonic() - start < 1.5  # claim timeout 0.9 s + a check every 0.1 s
+    # Claim timeout 0.9 s + a check every 0.1 s (+ slack for a loaded machine); a scan that
+    # crossed the 800 live claims 40 at a time took over 3 s.
+    assert time.monotonic() - start < 2.0
     rescuer.ack(found)
     live.ack(held)
 
