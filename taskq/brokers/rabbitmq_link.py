@@ -68,7 +68,7 @@ class _Slot:
 
     channel: pika.channel.Channel | None = None
     opening: bool = False
-    waiting: list[Callable[[pika.channel.Channel], None]] = field(default_factory=list)
+    waiting: list[tuple[Future[Any], Callable[[pika.channel.Channel], None]]] = field(default_factory=list)
     futures: set[Future[Any]] = field(default_factory=set)
 
 
@@ -83,6 +83,7 @@ class Link:
         self._futures: set[Future[Any]] = set()
         self._work: deque[Callable[[], None]] = deque()  # for the I/O thread, in order
         self._wake_lock = threading.Lock()
+        self._admin_lock = threading.Lock()
         self._woken = False
         self._polling = False  # the I/O thread looks for work every _POLL_INTERVAL by itself
         # Set by the consumer side; called on the I/O thread.
@@ -185,7 +186,7 @@ class Link:
         if slot.channel is not None and slot.channel.is_open:
             then(slot.channel)
             return
-        slot.waiting.append(then)
+        slot.waiting.append((future, then))
         if not slot.opening:
             slot.opening = True
             self._conn.channel(on_open_callback=lambda ch: self._on_channel_open(role, ch))
@@ -209,8 +210,11 @@ class Link:
         slot = self._slots[role]
         slot.channel, slot.opening = channel, False
         waiting, slot.waiting = slot.waiting, []
-        for then in waiting:
-            then(channel)
+        for future, then in waiting:
+            try:
+                then(channel)
+            except Exception as exc:  # settle the caller's future, not pika's callback
+                _settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
 
     def _on_channel_closed(self, role: str, channel: pika.channel.Channel, reason: Exception) -> None:
         slot = self._slots[role]
@@ -320,7 +324,8 @@ class Link:
 
             self.with_channel("admin", future, go)
 
-        return self.run(op)
+        with self._admin_lock:  # a 404 closes the channel: it must fail this call only
+            return self.run(op)
 
     def purge(self, queue: str) -> int:
         def op(future: Future[int]) -> None:
@@ -330,7 +335,8 @@ class Link:
                 lambda ch: ch.queue_purge(queue, callback=lambda f: _settle(future, f.method.message_count)),
             )
 
-        return self.run(op)
+        with self._admin_lock:
+            return self.run(op)
 
     def delete(self, queue: str) -> None:
         def op(future: Future[None]) -> None:
@@ -338,7 +344,8 @@ class Link:
                 "admin", future, lambda ch: ch.queue_delete(queue, callback=lambda f: _settle(future, None))
             )
 
-        self.run(op)
+        with self._admin_lock:
+            self.run(op)
 
     def get(self, queue: str) -> tuple[int, pika.BasicProperties, bytes] | None:
         """basic.get on the sweeper channel (one caller at a time), manual ack: (tag, properties, body)."""
