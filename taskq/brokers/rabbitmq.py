@@ -383,7 +383,15 @@ class RabbitMQBroker:
             link.close()
 
     def _give_back_waiting(self, link: Link, claims: Claims) -> None:
-        """Deliveries never handed out go back unmarked (a copy, then an ack), not redelivered."""
+        """Deliveries never handed out go back unmarked (a copy, then an ack), not redelivered.
+
+        The consumers stop first: otherwise RabbitMQ would push the copies straight back here.
+        """
+        try:
+            claims.stop_consuming()
+        except BrokerError as exc:
+            log.debug("Could not cancel the consumers: %s", exc)
+            return
         waiting = claims.waiting()
         if not waiting:
             return

@@ -92,6 +92,14 @@ class Claims:
             for queue in [q for q in self._consumers if q not in queues]:
                 self.link.cancel(self._consumers.pop(queue).tag)
 
+    def stop_consuming(self) -> None:
+        """Cancel every consumer; once this returns, RabbitMQ sends this process nothing more."""
+        with self._manage:
+            with self._cond:
+                consumers, self._consumers = list(self._consumers.values()), {}
+            for consumer in consumers:
+                self.link.cancel(consumer.tag)
+
     def _deliver(self, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> None:
         with self._cond:
             consumer = self._by_tag.get(method.consumer_tag)

@@ -17,6 +17,7 @@ from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import ConfigurationError, PublishError
 from tests.contract.rabbitmq_factories import delete_queues, list_queues
+from tests.integration.workers import wait_until
 from tests.servers import require_rabbitmq
 
 pytestmark = pytest.mark.rabbitmq
@@ -184,3 +185,29 @@ def _queue_arguments(vhost: str) -> list[str]:
     from tests.contract.rabbitmq_factories import rabbitmqctl
 
     return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "arguments").splitlines()
+
+
+def test_close_hands_back_prefetched_messages_unmarked(queue: str) -> None:
+    # Given a broker that fetched one message while RabbitMQ pushed it the others (its prefetch)
+    first = make_broker()
+    first.publish_many([Publication(queue, envelope(f"m{i}")) for i in range(3)])
+    [taken] = first.fetch([queue], 1, timeout=5)
+    first.requeue([taken])  # the worker's warm-shutdown return of what it took
+    # (wait until RabbitMQ pushed everything here: a message still on the wire while the
+    # consumer is cancelled is rejected by pika, and so comes back marked redelivered)
+    wait_until(lambda: list_queues("/")[queue]["ready"] == 0, 10, "all three pushed to the consumer")
+    # When it closes
+    first.close()
+    # Then everything is back, none of it marked as a redelivery (so none counts toward max_deliveries)
+    second = make_broker()
+    try:
+        got: list[Delivery] = []
+        while len(got) < 3:
+            batch = second.fetch([queue], 3, timeout=5)
+            assert batch, f"only {len(got)} came back"
+            got += batch
+        assert sorted(d.envelope.id for d in got if d.envelope) == [f"m{i}" for i in range(3)]
+        assert [d.redeliveries for d in got] == [0] * 3
+        second.ack(got)
+    finally:
+        second.close()
