@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# APScheduler 3.11's event codes and classes, re-exported: listeners import them from here.
+from taskq.beat.jobevents import *  # noqa: F403
+
 log = logging.getLogger("taskq.beat")
 
 # Event kinds.

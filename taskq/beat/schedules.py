@@ -358,4 +358,8 @@ def schedule_from_dict(data: dict[str, Any]) -> Schedule:
         return cron(data["expr"], tz=data.get("tz"))
     if kind == "at":
         return at(datetime.fromisoformat(data["when"]))
+    if kind == "trigger":  # an APScheduler-style trigger (the scheduler API's job stores)
+        from taskq.beat.triggers.base import trigger_from_dict
+
+        return trigger_from_dict(data)
     raise ConfigurationError(f"unknown stored schedule type {kind!r}")
