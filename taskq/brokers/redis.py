@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from taskq.errors import BrokerError
 log = logging.getLogger("taskq.brokers.redis")
 
 PUBLISH_CHUNK = 1000
+REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry (listings only)
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
 DEFAULT_MAX_BLOCK = 1.0
@@ -87,6 +88,7 @@ class RedisBroker(RedisAdmin):
             connect_timeout=float(options.get("socket_connect_timeout", 5.0)),
         )
         self._token = uuid.uuid4().hex[:8]
+        self._registered: dict[str, float] = {}  # queue -> when this process last registered it
         self._disconnected = False
         self._scripts: dict[str, Any] = {}
 
@@ -142,19 +144,38 @@ class RedisBroker(RedisAdmin):
 
     # -- producing --------------------------------------------------------------------
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
+        if (eta is None or eta <= time.time()) and lane_of(envelope.priority) == 0 and not self._stale([queue]):
+            # The common case is one command: no pipeline, nothing else to write.
+            with self._errors("publish"):
+                self.client.xadd(self.lane_key(queue, 0), {"m": envelope.to_bytes()})
+            return
         self.publish_many([Publication(queue, envelope, eta)])
 
     def publish_many(self, items: Sequence[Publication]) -> None:
         with self._errors("publish"):
             for start in range(0, len(items), PUBLISH_CHUNK):
+                chunk = items[start : start + PUBLISH_CHUNK]
+                stale = self._stale({item.queue for item in chunk})
                 pipe = self.client.pipeline(transaction=False)
-                self.add_to_pipeline(pipe, items[start : start + PUBLISH_CHUNK])
+                self._queue_publications(pipe, chunk, stale)
                 pipe.execute()
+                now = time.monotonic()
+                self._registered.update(dict.fromkeys(stale, now))
 
     def add_to_pipeline(self, pipe: Any, items: Sequence[Publication]) -> None:
         """Queue the commands that publish ``items`` on a caller's redis-py pipeline to the
         same server, so they commit with the caller's own writes (beat's claim + enqueue in
         one MULTI/EXEC)."""
+        self._queue_publications(pipe, items, {item.queue for item in items})
+
+    def _stale(self, queues: Iterable[str]) -> list[str]:
+        """Queues this process has not added to the registry lately. The registry only serves
+        listings (``taskq queues``), so re-adding once a minute bounds how long a queue can
+        be missing there after its key was lost (FLUSHDB), at no cost per message."""
+        horizon = time.monotonic() - REGISTER_EVERY
+        return [q for q in queues if self._registered.get(q, horizon - 1) < horizon]
+
+    def _queue_publications(self, pipe: Any, items: Sequence[Publication], register: Iterable[str]) -> None:
         if not items:
             return
         now = time.time()
@@ -173,9 +194,11 @@ class RedisBroker(RedisAdmin):
         for queue in delayed_queues:
             # Wakes one blocked fetcher, which then waits for this eta rather than an older one.
             pipe.xadd(self.wake_key(queue), {"w": b""}, maxlen=WAKE_STREAM_LENGTH, approximate=True)
-        pipe.sadd(self.registry_key, *lanes_used)
+        names = list(register)
+        if names:
+            pipe.sadd(self.registry_key, *names)
         for queue, lanes in lanes_used.items():
-            if lanes != {0}:  # lane 0 is always read
+            if lanes != {0}:  # lane 0 is always read; the others must be known on every publish
                 pipe.sadd(self.lanes_key(queue), *lanes)
 
     # -- consuming --------------------------------------------------------------------
@@ -317,15 +340,20 @@ class RedisBroker(RedisAdmin):
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
+        with self._errors("ack"):
+            pipe = self.client.pipeline(transaction=True)
+            self.add_acks_to_pipeline(pipe, deliveries)
+            pipe.execute()
+
+    def add_acks_to_pipeline(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
+        """Queue the acks of ``deliveries`` on a caller's pipeline to the same server (a worker
+        can then write a batch's results and ack its messages in one round trip)."""
         by_stream: dict[str, list[str]] = defaultdict(list)
         for d in deliveries:
             by_stream[d.tag[0]].append(d.tag[1])
-        with self._errors("ack"):
-            pipe = self.client.pipeline(transaction=True)
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, GROUP, *ids)
-                pipe.xdel(stream, *ids)
-            pipe.execute()
+        for stream, ids in by_stream.items():
+            pipe.xack(stream, GROUP, *ids)
+            pipe.xdel(stream, *ids)
 
     def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:
         if not deliveries:

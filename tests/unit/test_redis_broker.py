@@ -472,3 +472,39 @@ def test_a_fork_while_another_thread_holds_the_connection_lock_does_not_deadlock
         child.kill()
     assert child.exitcode == 0
     assert ids(broker.fetch([q], 1, timeout=2)) == ["from-child"]
+
+
+def test_a_single_publish_is_one_command_and_the_queue_is_listed(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("first"))  # registers the queue (a pipeline, once a minute)
+    pipelines: list[int] = []
+    original = redis.client.Pipeline.execute
+
+    def counted(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        pipelines.append(len(self.command_stack))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    commands = CommandCounter(broker.client, monkeypatch)
+    broker.publish(q, envelope("second"))
+    assert commands.calls == ["XADD"] and pipelines == []
+    assert q in broker.queues() and broker.queue_length(q) == 2
+
+
+def test_acks_can_join_a_callers_transaction(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(3)])
+    got = broker.fetch([q], 3, timeout=2)
+    client = redis.Redis.from_url(broker.url)
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(broker.prefix + "results-of-the-batch", "stored")  # e.g. the batch's results
+            broker.add_acks_to_pipeline(pipe, got)
+            pipe.execute()
+    finally:
+        client.close()
+    assert broker.queue_length(q) == 0
