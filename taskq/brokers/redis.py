@@ -89,6 +89,7 @@ class RedisBroker(RedisAdmin):
         )
         self._token = uuid.uuid4().hex[:8]
         self._registered: dict[str, float] = {}  # queue -> when this process last registered it
+        self._recovery_turn: dict[str, float] = {}  # queue -> when to try the recovery gate again
         self._disconnected = False
         self._scripts: dict[str, Any] = {}
 
@@ -266,10 +267,17 @@ class RedisBroker(RedisAdmin):
             int(self.recovery_check * 1000),
             int(self.forget_consumer_after * 1000),
         ]
+        now = time.monotonic()
+        args += ["1" if self._recovery_turn.get(q, 0.0) <= now else "0" for q in queues]
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
-        entries, next_due, masks = script(keys=keys, args=args, client=self._conn.blocking)
+        entries, next_due, masks, unfinished = script(keys=keys, args=args, client=self._conn.blocking)
+        for queue, tried, more in zip(queues, args[7:], unfinished, strict=True):
+            if more:  # a pass stopped half-way: continue on the next call
+                self._recovery_turn[queue] = now
+            elif tried == "1":
+                self._recovery_turn[queue] = now + self.recovery_check
         taken: list[tuple[int, Delivery]] = []
         for qi, lane, eid, raw, redeliveries in entries:
             queue = queues[int(qi) - 1]

@@ -27,8 +27,9 @@ end
 
 # KEYS: for each queue FETCH_KEYS_PER_QUEUE keys.  ARGV: group, consumer, max_count, now (unix
 # seconds), min idle ms of an abandoned claim, gate ms, idle ms after which a consumer that
-# holds nothing is forgotten.  Returns {{queue index, lane, entry id, payload, redeliveries}...,
-# next eta as a string or false, {per queue: bitmask of the lanes in use}}.  Lane 0 is always in
+# holds nothing is forgotten, then per queue '1' or '0': try the recovery gate.  Returns
+# {{queue index, lane, entry id, payload, redeliveries}..., next eta as a string or false,
+# {per queue: bitmask of the lanes in use}, {per queue: 1 if a recovery pass is unfinished}}.  Lane 0 is always in
 # use (a blocking read needs a stream to wait on); another lane once something was sent to it.
 FETCH = (
     _FIELD
@@ -92,7 +93,10 @@ end
 --    a gate key, so that busy fetchers do not scan the pending lists on every call.
 local recovering, unfinished = {}, {}
 for qi = 1, nq do
-  recovering[qi] = want > 0 and redis.call('SET', KEYS[(qi - 1) * per + 12], '1', 'NX', 'PX', gate_ms)
+  -- ARGV[7 + qi] = '1' when this client's turn to try the gate has come (it skips the try
+  -- for a gate interval after each one: someone is recovering meanwhile).
+  recovering[qi] = want > 0 and ARGV[7 + qi] == '1'
+    and redis.call('SET', KEYS[(qi - 1) * per + 12], '1', 'NX', 'PX', gate_ms)
 end
 
 local function recover(qi, lane, key)
@@ -155,10 +159,12 @@ for lane = 9, 0, -1 do
     end
   end
 end
+local unfinished_list = {}
 for qi = 1, nq do
   if unfinished[qi] then redis.call('DEL', KEYS[(qi - 1) * per + 12]) end
+  unfinished_list[qi] = unfinished[qi] and 1 or 0
 end
-return {out, next_due, masks}
+return {out, next_due, masks, unfinished_list}
 """
 )
 
