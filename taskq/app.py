@@ -27,7 +27,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 SEND_OPTIONS = frozenset(
     {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id"}
 )
-_CHUNK = 500
 
 
 class TaskQ:
@@ -210,12 +209,11 @@ class TaskQ:
     def send_many(
         self, name: str, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]], **options: Any
     ) -> list[AsyncResult[Any]]:
-        """Send many calls of one task; one publish_many per chunk."""
+        """Send many calls of one task in few round trips (the broker chunks them)."""
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         pubs = [self.build_publication(name, a, k, **options) for a, k in calls]
-        for start in range(0, len(pubs), _CHUNK):
-            self.broker.publish_many(pubs[start : start + _CHUNK])
+        self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
         return [AsyncResult(p.envelope.id, self) for p in pubs]
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:

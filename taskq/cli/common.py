@@ -62,6 +62,8 @@ def app_option(fn: F) -> F:
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    # pika narrates every connection step at INFO; keep its warnings and errors only.
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def split_queues(value: str | None, app: TaskQ) -> list[str]:

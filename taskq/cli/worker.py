@@ -91,5 +91,6 @@ def worker(
         finally:
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()
+            app.close()
     log.info("taskq worker stopped")
     raise SystemExit(code)

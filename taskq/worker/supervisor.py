@@ -70,6 +70,10 @@ class PreforkPool:
             log.exception("Pool worker %d crashed", slot)
             code = 1
         finally:
+            try:
+                self.app.close()  # e.g. RabbitMQ hands channel-prefetched messages back unmarked
+            except Exception:
+                log.debug("closing the broker at exit failed", exc_info=True)
             logging.shutdown()
             os._exit(code)
 
