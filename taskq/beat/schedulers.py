@@ -1,7 +1,8 @@
 """Run modes over the one core: BlockingScheduler (``taskq beat``), BackgroundScheduler (a
 thread of an application; start() returns at once), AsyncIOScheduler (a task on a running
-event loop), and the worker-embedded beat. Each is a thin adapter: build the core, then run
-its tick/wait loop in the calling thread, a thread, or on the loop.
+event loop), and the worker-embedded beat; the Gevent/Twisted/Tornado/Qt flavours live in
+``taskq.beat.flavours``. Each is a thin adapter: APScheduler's API (``SchedulerAPI``) over
+the core, plus where its tick/wait loop runs: the calling thread, a thread, or the loop.
 """
 
 from __future__ import annotations
@@ -16,23 +17,32 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from taskq.beat import events as ev
-from taskq.beat.api import ScheduleAPI
-from taskq.beat.config import entries_from_app
-from taskq.beat.core import DEFAULT_LOCK_TTL, SchedulerCore, utc_now
-from taskq.beat.exceptions import SchedulerAlreadyRunningError, SchedulerNotRunningError
-from taskq.beat.stores import ScheduleStore, open_store
+from taskq.beat.core import DEFAULT_LOCK_TTL, utc_now
+from taskq.beat.executors.base import BaseExecutor
+from taskq.beat.scheduling import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, SchedulerAPI
+from taskq.beat.stores import ScheduleStore
 from taskq.beat.stores.base import redact
-from taskq.beat.submit import AppSubmitter
-from taskq.errors import NotSupportedYet
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
 
-STATE_STOPPED, STATE_RUNNING = 0, 1  # APScheduler's values
+__all__ = [
+    "STATE_PAUSED",
+    "STATE_RUNNING",
+    "STATE_STOPPED",
+    "AsyncIOScheduler",
+    "BackgroundScheduler",
+    "BaseScheduler",
+    "BlockingScheduler",
+    "start_embedded",
+]
 
 
-class BaseScheduler(ScheduleAPI):
-    """Common to every run mode: the store, the core, the API, start/shutdown."""
+class BaseScheduler(SchedulerAPI):
+    """APScheduler's constructor (``gconfig={}, **options``: timezone, job_defaults,
+    executors, jobstores) plus keyword-only ``app``: without one, plain callables run in
+    this process from a memory job store; with one, the default job store is the app's
+    schedule store and an executor aliased ``broker`` enqueues @app.task functions."""
 
     def __init__(
         self,
@@ -45,84 +55,35 @@ class BaseScheduler(ScheduleAPI):
         clock: Callable[[], datetime] = utc_now,
         **options: Any,
     ) -> None:
-        if app is None:
-            raise NotSupportedYet("a scheduler without an app (plain callables run in-process)")
-        unsupported = set(gconfig or {}) | set(options)
-        if unsupported:
-            raise NotSupportedYet(f"scheduler option(s) {', '.join(sorted(unsupported))}")
-        self.app = app
-        conf = app.finalize()
-        if store is None or isinstance(store, str):
-            store = open_store(store or conf.beat_store, app.broker)
-        self.core = SchedulerCore(
-            store,
-            AppSubmitter(app),
-            clock=clock,
-            lock_ttl=lock_ttl,
-            config_entries=entries_from_app(app),
-            heartbeat_path=heartbeat_path,
+        self._setup(
+            gconfig, options, app=app, store=store, lock_ttl=lock_ttl, heartbeat_path=heartbeat_path, clock=clock
         )
-        super().__init__(
-            store,
-            clock,
-            timezone=conf.timezone,
-            has_backend=conf.result_backend_url is not None,
-            on_change=self.core.wake,
-        )
-        self.state = STATE_STOPPED
 
-    @property
-    def running(self) -> bool:
-        return self.state == STATE_RUNNING
-
-    def add_listener(self, sink: ev.EventSink) -> None:
-        """Receive every BeatEvent (the internal hook; APScheduler's masks come later)."""
+    def add_beat_listener(self, sink: ev.EventSink) -> None:
+        """Receive the core's own BeatEvents (the internal hook logging uses)."""
         self.core.sink.add(sink)
-
-    def remove_listener(self, sink: ev.EventSink) -> None:
-        self.core.sink.remove(sink)
-
-    def _begin(self) -> None:
-        if self.running:
-            raise SchedulerAlreadyRunningError()
-        self.state = STATE_RUNNING
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def shutdown(self, wait: bool = True) -> None:
-        if not self.running:
-            raise SchedulerNotRunningError()
-        self.core.stop()
-        self._join(wait)
-        self.state = STATE_STOPPED
-
-    def _join(self, wait: bool) -> None:
-        """Wait for the loop to end (run modes with a thread or task override this)."""
 
 
 class BlockingScheduler(BaseScheduler):
     """start() runs the loop in the calling thread until shutdown() or SIGTERM/SIGINT."""
 
-    def start(self) -> None:
-        self._begin()
+    def _start_loop(self) -> None:
         previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 previous[signum] = signal.signal(signum, self._on_signal)
         try:
-            self.core.run()
+            self.run_loop()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.state = STATE_STOPPED
+            if self.running:  # stopped by a signal, not by shutdown()
+                self.state = STATE_STOPPED
+                for executor in list(self._executors.values()):
+                    executor.shutdown(True)
+                self._dispatch(ev.SchedulerEvent(ev.EVENT_SCHEDULER_SHUTDOWN))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self.core.stop()
-
-    def shutdown(self, wait: bool = True) -> None:
-        if not self.running:
-            raise SchedulerNotRunningError()
         self.core.stop()
 
 
@@ -131,27 +92,35 @@ class BackgroundScheduler(BaseScheduler):
 
     _thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._begin()
-        self._thread = threading.Thread(target=self.core.run, name="taskq-beat", daemon=True)
+    def _start_loop(self) -> None:
+        self._thread = threading.Thread(target=self.run_loop, name="taskq-beat", daemon=True)
         self._thread.start()
 
-    def _join(self, wait: bool) -> None:
-        if wait and self._thread is not None:
+    def _stop_loop(self, wait: bool) -> None:
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
 
 class AsyncIOScheduler(BaseScheduler):
     """start() on a running event loop schedules the loop as a task. The core's blocking
     calls (store, broker, the wait) run in a thread of their own, so the event loop never
-    blocks on them."""
+    blocks on them; the default executor runs jobs on the event loop (coroutine functions)
+    or its thread pool (plain functions)."""
 
     _task: asyncio.Task[None] | None = None
+    _eventloop: asyncio.AbstractEventLoop | None = None
 
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()  # RuntimeError outside a running loop, as APScheduler
-        self._begin()
-        self._task = loop.create_task(self._run(), name="taskq-beat")
+    def _prepare_start(self) -> None:
+        self._eventloop = asyncio.get_running_loop()  # RuntimeError outside a running loop, as APScheduler
+
+    def _create_default_executor(self) -> BaseExecutor:
+        from taskq.beat.executors.asyncio import AsyncIOExecutor
+
+        return AsyncIOExecutor()
+
+    def _start_loop(self) -> None:
+        assert self._eventloop is not None
+        self._task = self._eventloop.create_task(self._run(), name="taskq-beat")
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -162,19 +131,14 @@ class AsyncIOScheduler(BaseScheduler):
         core.emit(ev.STARTED, owner=core.owner, store=redact(core.store.url))
         try:
             while not core.stopping:
-                seconds = await loop.run_in_executor(executor, core.tick)
+                paused = self.state == STATE_PAUSED
+                seconds = core.lock_ttl / 3 if paused else await loop.run_in_executor(executor, core.tick)
                 if core.stopping:
                     break
                 await loop.run_in_executor(executor, core.wait, seconds)
         finally:
             await loop.run_in_executor(executor, core.shutdown)
             executor.shutdown(wait=False)
-
-    def shutdown(self, wait: bool = True) -> None:
-        if not self.running:
-            raise SchedulerNotRunningError()
-        self.core.stop()
-        self.state = STATE_STOPPED
 
     async def wait_closed(self) -> None:
         """Await the end of the loop after shutdown()."""

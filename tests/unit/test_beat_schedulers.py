@@ -19,7 +19,7 @@ from taskq.beat.exceptions import SchedulerAlreadyRunningError, SchedulerNotRunn
 from taskq.beat.schedulers import AsyncIOScheduler, BackgroundScheduler, BlockingScheduler, start_embedded
 from taskq.beat.schedules import every
 from taskq.beat.submit import ENTRY_HEADER
-from taskq.errors import ConfigurationError, NotSupportedYet
+from taskq.errors import ConfigurationError
 
 
 def make_app() -> TaskQ:
@@ -49,7 +49,7 @@ def test_background_scheduler_start_returns_at_once_and_fires() -> None:
     app = make_app()
     scheduler = BackgroundScheduler(app=app, store="memory://")
     events: list[str] = []
-    scheduler.add_listener(lambda e: events.append(e.kind))
+    scheduler.add_beat_listener(lambda e: events.append(e.kind))
     started = time.monotonic()
     scheduler.start()
     assert time.monotonic() - started < 0.5 and scheduler.running
@@ -124,9 +124,10 @@ def test_periodic_decorator_registers_task_and_entry() -> None:
         periodic(app, "61 * * * *")
 
 
-def test_scheduler_without_app_is_not_supported_yet() -> None:
-    with pytest.raises(NotSupportedYet):
-        BackgroundScheduler()
+def test_scheduler_without_app_uses_a_memory_job_store() -> None:
+    # As APScheduler: no app, plain callables in-process (tests/unit/test_apscheduler_*.py cover the API)
+    scheduler = BackgroundScheduler()
+    assert scheduler.app is None and "default" not in scheduler._jobstores  # created at start()
 
 
 def test_a_job_added_to_a_running_scheduler_runs_without_delay() -> None:
@@ -159,7 +160,9 @@ def test_several_embedded_beats_one_leads_and_nothing_is_sent_twice(tmp_path: Pa
         app.conf.beat_schedule = {"fast": {"task": "modes.fast", "schedule": every(seconds=0.1), "coalesce": False}}
     beats = [BackgroundScheduler(app=app, lock_ttl=1.0) for app in apps]  # what start_embedded builds
     for index, beat in enumerate(beats):
-        beat.add_listener(lambda e, sent=sent_by[index]: sent.extend(e.task_ids) if e.kind == ev.SUBMITTED else None)
+        beat.add_beat_listener(
+            lambda e, sent=sent_by[index]: sent.extend(e.task_ids) if e.kind == ev.SUBMITTED else None
+        )
         beat.start()
     try:
         # When they run side by side for a while

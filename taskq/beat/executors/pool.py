@@ -1,0 +1,42 @@
+"""Thread and process pool executors (APScheduler's ``threadpool`` and ``processpool``)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from typing import Any
+
+from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
+
+
+class BasePoolExecutor(BaseExecutor):
+    def __init__(self, pool: cf.Executor) -> None:
+        self._pool = pool
+
+    def _do_submit(self, run: Run) -> None:
+        future = self._pool.submit(call, run.func, run.args, run.kwargs)
+        future.add_done_callback(lambda done: self._finished(run, _outcome(done)))
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._pool.shutdown(wait)
+
+
+class ThreadPoolExecutor(BasePoolExecutor):
+    """Runs jobs in a pool of threads (the default executor, as in APScheduler)."""
+
+    def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(cf.ThreadPoolExecutor(max_workers, **(pool_kwargs or {})))
+
+
+class ProcessPoolExecutor(BasePoolExecutor):
+    """Runs jobs in a pool of processes: the function and its arguments must pickle (a
+    module-level function does; a lambda does not, and its run is reported as an error)."""
+
+    def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__(cf.ProcessPoolExecutor(max_workers, **(pool_kwargs or {})))
+
+
+def _outcome(future: cf.Future[Outcome]) -> Outcome:
+    error = future.exception()
+    if error is not None:  # the pool could not run it (pickling, a dead process)
+        return Outcome(exception=error, traceback=f"{type(error).__name__}: {error}")
+    return future.result()

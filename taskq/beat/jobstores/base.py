@@ -1,0 +1,22 @@
+"""Job stores: where jobs live, named by alias as in APScheduler. Every job store is a taskq
+schedule store (``taskq.beat.stores.base.ScheduleStore``: entries, state, the leader lock
+and the per-instant claim), so the one scheduling core runs jobs from any of them.
+
+``persistent`` stores keep a plain callable by its import reference ("module:function")
+and refuse one that has none (a lambda, a nested function); the memory store takes any
+callable.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from taskq.beat.stores.base import ScheduleStore
+
+
+@runtime_checkable
+class BaseJobStore(ScheduleStore, Protocol):
+    persistent: bool
+
+
+__all__ = ["BaseJobStore"]
