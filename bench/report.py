@@ -9,7 +9,7 @@ from bench.measure import median
 from bench.results import ROW_BY_KEY, ROWS, Results
 
 PEER_EXCLUDED = ("taskq", "raw")  # taskq is compared with the peers; raw is the floor
-CHART_ROWS = ["enqueue_one", "enqueue_bulk", "drain", "drain_results", "latency_p99", "rss", "memory_keys"]
+CHART_ROWS = ["enqueue_one", "enqueue_bulk", "drain", "drain_results", "latency_p99", "rss", "pss", "memory_keys"]
 
 
 def fmt(value: float, unit: str) -> str:
