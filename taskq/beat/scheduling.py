@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskq.beat")
 STATE_STOPPED, STATE_RUNNING, STATE_PAUSED = 0, 1, 2  # APScheduler's values
 BROKER_ALIAS = "broker"
-Listener = Callable[[ev.SchedulerEvent], Any]
+Listener = Callable[[Any], Any]  # receives a SchedulerEvent or one of its subclasses
 
 
 class ExecutorSubmitter:
@@ -140,6 +140,7 @@ class SchedulerAPI(JobAdmin):
     def wakeup(self) -> None:
         """Recompute the next due time now."""
         self.core.wake()
+        self._router.wake()
 
     def start(self, paused: bool = False) -> None:
         from taskq.beat.exceptions import SchedulerAlreadyRunningError
@@ -172,6 +173,7 @@ class SchedulerAPI(JobAdmin):
             raise SchedulerNotRunningError()
         self.state = STATE_STOPPED
         self.core.stop()
+        self._router.wake()
         self._stop_loop(wait)
         for executor in list(self._executors.values()):
             executor.shutdown(wait)

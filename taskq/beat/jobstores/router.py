@@ -94,6 +94,13 @@ class JobStoreRouter:
             stop.wait(min(SLICE, remaining))
         return True
 
+    def wake(self) -> None:
+        """Wake a scheduler waiting on a store's change notice (stop, resume, wakeup)."""
+        for store in list(self.stores.values()):
+            wake = getattr(store, "wake", None)
+            if wake is not None:
+                wake()
+
     # -- leadership ---------------------------------------------------------------------------
     def acquire_lock(self, owner: str, ttl: float) -> bool:
         return all([store.acquire_lock(owner, ttl) for store in list(self.stores.values())])
