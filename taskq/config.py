@@ -42,7 +42,9 @@ class Settings:
     task_max_retries: int = 3
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_pool: str = "prefork"
-    worker_prefetch_multiplier: int = 4
+    worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
+    worker_prefetch_max: int = 64  # the claim grows to this while tasks stay fast (< 10 ms)
+    worker_hold_limit: float = 1.0  # unstarted messages go back once a running task passes this
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again

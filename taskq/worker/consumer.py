@@ -1,11 +1,16 @@
 """The consumer: one fetch-and-run loop, plus a keeper thread that holds its claims.
 
-The loop fetches a batch (up to ``prefetch``) only when it has nothing left to run, so
-messages are claimed per free slot and a long task never starves others behind a big
-prefetch. The keeper extends the claims of everything held (prefetched and running) every
-third of the recovery time, so a long task is never delivered twice while its worker
-lives; on a warm shutdown it hands unstarted messages back at once; on a cold one it hands
-back everything, the running task included, and ends the process.
+The loop fetches a batch only when it has nothing left to run. The batch starts at
+``prefetch`` and doubles (up to ``worker_prefetch_max``) while every task of the last batch
+finished within FAST_TASK: fast tasks then cost a fraction of a round trip each. A long
+task never strands the messages claimed behind it: once the running task has taken
+``worker_hold_limit`` seconds, the keeper hands the unstarted ones back to the queue for
+other workers, and the batch falls back to ``prefetch``.
+
+The keeper also extends the claims of everything held (prefetched and running) every third
+of the recovery time, so a long task is never delivered twice while its worker lives; on a
+warm shutdown it hands unstarted messages back at once; on a cold one it hands back
+everything, the running task included, and ends the process.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from taskq.worker.runner import FLUSH_AFTER, TaskRunner
 
 log = logging.getLogger("taskq.worker")
 FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
+FAST_TASK = 0.01  # seconds; a batch of tasks this fast lets the next batch double
 
 
 class Consumer:
@@ -32,6 +38,11 @@ class Consumer:
         self.app = app
         self.queues = list(queues)
         self.prefetch = max(1, prefetch)
+        self.batch = self.prefetch
+        self.batch_max = max(self.prefetch, app.conf.worker_prefetch_max)
+        self.hold_limit = app.conf.worker_hold_limit
+        self._started_at = 0.0  # when the running task started (monotonic)
+        self._all_fast = True  # every task since the last fetch finished within FAST_TASK
         self.broker = app.broker
         self.runner = TaskRunner(app, self.broker)
         self._lock = threading.Lock()
@@ -64,10 +75,13 @@ class Consumer:
                 with self._lock:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
+                    self._started_at = time.monotonic()
                 if delivery is None:
                     self._flush()
+                    self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
+                    self._all_fast = True
                     try:
-                        batch = self.broker.fetch(self.queues, self.prefetch, FETCH_TIMEOUT)
+                        batch = self.broker.fetch(self.queues, self.batch, FETCH_TIMEOUT)
                     except BrokerError as exc:
                         log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
                         self.stop_requested.wait(backoff)
@@ -89,6 +103,8 @@ class Consumer:
                 self.processed += 1
                 with self._lock:
                     self._running = None
+                    if time.monotonic() - self._started_at > FAST_TASK:
+                        self._all_fast = False
         finally:
             self._flush()
             self._give_back(running_too=False)
@@ -122,8 +138,13 @@ class Consumer:
         next_extend = time.monotonic() + interval
         returned = False
         while not self._done.is_set():
-            wait = FLUSH_AFTER if self.runner.has_deferred else max(next_extend - time.monotonic(), 0.0)
-            self._wake.wait(wait)
+            deadlines = [next_extend]
+            if self.runner.has_deferred:
+                deadlines.append(time.monotonic() + FLUSH_AFTER)
+            with self._lock:
+                if self._pending and self._running is not None:
+                    deadlines.append(self._started_at + self.hold_limit)
+            self._wake.wait(max(min(deadlines) - time.monotonic(), 0.001))
             self._wake.clear()
             if self.cold:
                 self._give_back(running_too=True)
@@ -134,9 +155,25 @@ class Consumer:
                 returned = True
             if self.runner.flush_due:
                 self._flush()
+            self._release_if_held_too_long()
             if time.monotonic() >= next_extend:
                 next_extend = time.monotonic() + interval
                 self._extend_held()
+
+    def _release_if_held_too_long(self) -> None:
+        """A long task must not strand the messages claimed behind it: give them back."""
+        with self._lock:
+            long_running = self._running is not None and time.monotonic() - self._started_at >= self.hold_limit
+            if not (long_running and self._pending):
+                return
+            items = list(self._pending)
+            self._pending.clear()
+            self._all_fast = False
+        try:
+            self.broker.requeue(items)
+            log.debug("Returned %d message(s) held behind a long task", len(items))
+        except BrokerError as exc:
+            log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
 
     def _extend_held(self) -> None:
         with self._lock:

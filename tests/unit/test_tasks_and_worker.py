@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -326,3 +327,41 @@ def test_fast_tasks_results_are_written_in_batches(app: TaskQ) -> None:
         for r in results:
             r.get(timeout=10)
     assert sum(batches) == 200 and len(batches) < 50  # batched, not one write per task
+
+
+def test_a_long_task_does_not_strand_messages_claimed_behind_it(app: TaskQ) -> None:
+    app.conf.worker_hold_limit = 0.3
+    release = threading.Event()
+    ran_by: dict[str, str] = {}
+
+    @app.task
+    def slow() -> None:
+        ran_by["slow"] = threading.current_thread().name
+        release.wait(10)
+
+    @app.task
+    def fast(i: int) -> int:
+        ran_by[f"fast{i}"] = threading.current_thread().name
+        return i
+
+    slow.delay()
+    results = [fast.delay(i) for i in range(3)]
+    # Given worker A claims all four in one batch and is stuck in the slow task
+    with inline_worker(app, prefetch=4):
+        wait_for(lambda: "slow" in ran_by)
+        # When worker B starts, Then the fast tasks run there, long before the slow one ends
+        with inline_worker(app, prefetch=4):
+            assert [r.get(timeout=3) for r in results] == [0, 1, 2]
+            release.set()
+    assert {ran_by[f"fast{i}"] for i in range(3)} != {ran_by["slow"]}
+
+
+def test_the_fetch_batch_grows_while_tasks_are_fast(app: TaskQ) -> None:
+    @app.task
+    def noop() -> None: ...
+
+    results = noop.delay_many([()] * 400)
+    with inline_worker(app, prefetch=4) as consumer:
+        for r in results:
+            r.get(timeout=10)
+        assert consumer.batch == consumer.batch_max == 64
