@@ -372,7 +372,7 @@ class SchedulerAPI(JobAdmin):
             self._forget(job_id)
             self._dispatch(ev.JobEvent(ev.EVENT_JOB_REMOVED, job_id, alias))
         elif event.kind in (ev.ENTRY_ADDED, ev.ENTRY_MODIFIED):
-            entry = self.core.entries.get(job_id)
+            entry = self._router.get(job_id)  # the core reports before it keeps the entry
             if entry is not None and entry.source == "config":  # beat_schedule entries fire the same events
                 code = ev.EVENT_JOB_ADDED if event.kind == ev.ENTRY_ADDED else ev.EVENT_JOB_MODIFIED
                 self._dispatch(ev.JobEvent(code, job_id, alias))

@@ -249,3 +249,20 @@ def test_broker_executor_refuses_plain_callables_and_default_runs_tasks_in_proce
         wait_for(lambda: "hi" in results)
     finally:
         scheduler.shutdown()
+
+
+def test_beat_schedule_entries_fire_the_same_events() -> None:
+    # Given an app whose configuration schedules a task
+    app = broker_app()
+    app.conf.beat_schedule = {"configured": {"task": "aps.configured", "schedule": every(seconds=0.1)}}
+    scheduler = tq.BackgroundScheduler(app=app, store="memory://", timezone="UTC")
+    seen: list[tuple[str, Any]] = []
+    scheduler.add_listener(lambda e: seen.append((EVENT_NAMES[e.code], getattr(e, "job_id", None) or e.alias)))
+    # When the scheduler runs
+    scheduler.start()
+    try:
+        wait_for(lambda: ("EVENT_JOB_SUBMITTED", "configured") in seen)
+    finally:
+        scheduler.shutdown()
+    # Then the entry was ADDED and SUBMITTED through the broker executor, like an API job
+    assert ("EVENT_JOB_ADDED", "configured") in seen and ("EVENT_EXECUTOR_ADDED", "broker") in seen

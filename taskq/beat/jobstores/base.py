@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from taskq.beat.exceptions import ConflictingIdError, JobLookupError  # where APScheduler keeps them
 from taskq.beat.stores.base import ScheduleStore
 
 
@@ -19,4 +20,4 @@ class BaseJobStore(ScheduleStore, Protocol):
     persistent: bool
 
 
-__all__ = ["BaseJobStore"]
+__all__ = ["BaseJobStore", "ConflictingIdError", "JobLookupError"]
