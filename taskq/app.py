@@ -161,8 +161,8 @@ class TaskQ:
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Publication:
         """The message for a call, not yet sent (beat enqueues it inside its own transaction)."""
-        unknown = set(options) - SEND_OPTIONS
-        if unknown:
+        if options and not SEND_OPTIONS.issuperset(options):
+            unknown = set(options) - SEND_OPTIONS
             raise ConfigurationError(f"unknown send option(s): {', '.join(sorted(unknown))}")
         if args is not None and not isinstance(args, (list, tuple)):
             raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
@@ -171,14 +171,16 @@ class TaskQ:
         priority = options.get("priority") or 0
         if not isinstance(priority, int) or not 0 <= priority <= 9:
             raise ConfigurationError(f"priority must be an integer 0-9, not {priority!r}")
-        now = datetime.now(timezone.utc)
-        eta = _when(options.get("eta"), "eta")
-        if options.get("countdown") is not None:
-            eta = now + timedelta(seconds=float(options["countdown"]))
-        expires = options.get("expires")
-        expires_at = now + timedelta(seconds=float(expires)) if isinstance(expires, (int, float)) else _when(
-            expires, "expires"
-        )
+        eta = expires_at = None
+        if options:  # the clock is read only when a time option needs it
+            now = datetime.now(timezone.utc)
+            eta = _when(options.get("eta"), "eta")
+            if options.get("countdown") is not None:
+                eta = now + timedelta(seconds=float(options["countdown"]))
+            expires = options.get("expires")
+            expires_at = now + timedelta(seconds=float(expires)) if isinstance(expires, (int, float)) else _when(
+                expires, "expires"
+            )
         task_id = options.get("task_id") or str(uuid.uuid4())
         envelope = message.build(
             name,

@@ -15,6 +15,8 @@ from typing import Any
 from taskq.errors import InvalidMessage
 
 JSON = "application/json"
+# One C encoder, reused: envelopes hold only JSON-native values and are never circular.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 @dataclass(slots=True)
@@ -42,7 +44,7 @@ class Envelope:
                 body, body_encoding = base64.b64encode(self.body).decode(), "base64"
         else:
             body, body_encoding = base64.b64encode(self.body).decode(), "base64"
-        return json.dumps(
+        return _ENCODE(
             {
                 "headers": self.headers,
                 "properties": self.properties,
@@ -51,7 +53,6 @@ class Envelope:
                 "body_encoding": body_encoding,
                 "body": body,
             },
-            separators=(",", ":"),
         ).encode()
 
     @classmethod

@@ -75,8 +75,8 @@ def build(
         "timelimit": list(timelimit),
         "root_id": root_id or task_id,
         "parent_id": parent_id,
-        "argsrepr": _repr.repr(tuple(args)),
-        "kwargsrepr": _repr.repr(kwargs),
+        "argsrepr": _repr.repr(tuple(args)) if args else "()",
+        "kwargsrepr": _repr.repr(kwargs) if kwargs else "{}",
         "origin": ORIGIN,
         "ignore_result": False,
     }

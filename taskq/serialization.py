@@ -26,8 +26,11 @@ class Serializer:
     loads: Callable[[bytes], Any]
 
 
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # reused: no per-call setup
+
+
 def _json_dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _JSON_ENCODE(value).encode()
 
 
 def _msgpack_dumps(value: Any) -> bytes:
