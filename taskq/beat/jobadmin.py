@@ -157,7 +157,7 @@ class JobAdmin:
         if trigger_args:
             raise ConfigurationError(f"unexpected add_job keyword(s): {', '.join(sorted(trigger_args))}")
         if isinstance(trigger, BaseTrigger):
-            return trigger
+            return trigger.with_default_tz(self.timezone_info)
         return as_schedule(trigger, default_tz=self.timezone_info)  # taskq's every()/crontab()/cron()/at()
 
     def _first_run(self, schedule: Schedule) -> datetime | None:

@@ -266,3 +266,24 @@ def test_beat_schedule_entries_fire_the_same_events() -> None:
         scheduler.shutdown()
     # Then the entry was ADDED and SUBMITTED through the broker executor, like an API job
     assert ("EVENT_JOB_ADDED", "configured") in seen and ("EVENT_EXECUTOR_ADDED", "broker") in seen
+
+
+def test_a_trigger_without_a_timezone_takes_the_schedulers() -> None:
+    scheduler = tq.BackgroundScheduler(timezone="Europe/Berlin")
+    job = scheduler.add_job(noop, CronTrigger.from_crontab("0 9 * * 0-4"))
+    explicit = scheduler.add_job(noop, CronTrigger(hour=9, timezone="UTC"))
+    naive = scheduler.add_job(noop, DateTrigger(datetime(2099, 1, 1, 9, 0)))
+    assert job.next_run_time is not None and job.next_run_time.weekday() < 5  # 0-4: Monday to Friday
+    assert job.next_run_time.hour == 9 and str(job.next_run_time.tzinfo) == "Europe/Berlin"
+    assert explicit.next_run_time is not None and explicit.next_run_time.astimezone(timezone.utc).hour == 9
+    assert str(naive.next_run_time) == "2099-01-01 09:00:00+01:00"
+
+
+def test_a_listener_may_shut_the_scheduler_down() -> None:
+    # As in APScheduler's examples: a listener (in the job's thread) stops the scheduler
+    scheduler = tq.BlockingScheduler(timezone="UTC")
+    scheduler.add_job(noop, "interval", seconds=0.1)
+    scheduler.add_listener(lambda event: scheduler.shutdown(), EVENT_JOB_EXECUTED)
+    started = time.monotonic()
+    scheduler.start()
+    assert not scheduler.running and time.monotonic() - started < 5

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import threading
 from typing import Any
 
 from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
+
+JOB_THREAD_PREFIX = "taskq-job"
 
 
 class BasePoolExecutor(BaseExecutor):
@@ -17,14 +20,17 @@ class BasePoolExecutor(BaseExecutor):
         future.add_done_callback(lambda done: self._finished(run, _outcome(done)))
 
     def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait)
+        # A job (or a listener in the job's thread) may shut the scheduler down: its own
+        # thread cannot wait for itself.
+        self._pool.shutdown(wait and not threading.current_thread().name.startswith(JOB_THREAD_PREFIX))
 
 
 class ThreadPoolExecutor(BasePoolExecutor):
     """Runs jobs in a pool of threads (the default executor, as in APScheduler)."""
 
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
-        super().__init__(cf.ThreadPoolExecutor(max_workers, **(pool_kwargs or {})))
+        options = {"thread_name_prefix": JOB_THREAD_PREFIX, **(pool_kwargs or {})}
+        super().__init__(cf.ThreadPoolExecutor(max_workers, **options))
 
 
 class ProcessPoolExecutor(BasePoolExecutor):

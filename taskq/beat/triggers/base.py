@@ -33,6 +33,17 @@ KINDS = {
 class BaseTrigger(ABC):
     kind: str = ""
     jitter: float | None = None
+    explicit_tz: bool = True  # False: made without a timezone, so the scheduler's applies
+
+    def with_default_tz(self, zone: tzinfo) -> BaseTrigger:
+        """This trigger in the scheduler's timezone unless it was given one of its own
+        (APScheduler falls back to the host's zone, which is its scheduler's default too)."""
+        if self.explicit_tz:
+            return self
+        state = self._state()
+        state["timezone"] = zone_text(zone)
+        rebuilt: BaseTrigger = type(self)._restore(state)  # type: ignore[attr-defined]
+        return rebuilt
 
     @abstractmethod
     def next_fire(self, after: datetime) -> datetime | None:

@@ -41,6 +41,7 @@ class CalendarIntervalTrigger(BaseTrigger):
         self.years, self.months, self.weeks, self.days = years, months, weeks, days
         self.time = time(hour, minute, second)
         self.timezone = as_zone(timezone)
+        self.explicit_tz = timezone is not None
         self.start_date = _as_date(start_date) or datetime.now(self.timezone).date()
         self.end_date = _as_date(end_date)
         if self.end_date is not None and self.end_date < self.start_date:

@@ -4,7 +4,7 @@ APScheduler."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from taskq.beat.triggers.base import BaseTrigger, check_jitter, trigger_from_dict
@@ -16,6 +16,9 @@ class _Combining(BaseTrigger):
     def __init__(self, triggers: Sequence[BaseTrigger], jitter: float | None = None) -> None:
         self.triggers = list(triggers)
         self.jitter = check_jitter(jitter)
+
+    def with_default_tz(self, zone: tzinfo) -> BaseTrigger:
+        return type(self)([t.with_default_tz(zone) for t in self.triggers], self.jitter)
 
     def _state(self) -> dict[str, Any]:
         return {"triggers": [t.to_dict() for t in self.triggers], "jitter": self.jitter}

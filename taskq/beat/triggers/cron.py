@@ -68,6 +68,7 @@ class CronTrigger(BaseTrigger):
             else:
                 self.fields[name] = DEFAULTS[name] if use_minimum else "*"
         self.timezone = as_zone(timezone)
+        self.explicit_tz = timezone is not None
         self.start_date = as_datetime(start_date, self.timezone, "CronTrigger start_date")
         self.end_date = as_datetime(end_date, self.timezone, "CronTrigger end_date")
         self.jitter = check_jitter(jitter)

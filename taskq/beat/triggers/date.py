@@ -13,8 +13,14 @@ class DateTrigger(BaseTrigger):
 
     def __init__(self, run_date: datetime | str | None = None, timezone: str | tzinfo | None = None) -> None:
         zone = as_zone(timezone)
+        self._as_given = run_date
         moment = as_datetime(run_date, zone, "DateTrigger run_date")
         self.run_date: datetime = moment if moment is not None else datetime.now(zone)
+        # A naive run date without a timezone is read in the scheduler's timezone.
+        self.explicit_tz = timezone is not None or (moment is not None and _is_aware(run_date))
+
+    def with_default_tz(self, zone: tzinfo) -> BaseTrigger:
+        return self if self.explicit_tz else DateTrigger(self._as_given, timezone=zone)
 
     def next_fire(self, after: datetime) -> datetime | None:
         return self.run_date if _utc(self.run_date) > _utc(after) else None
@@ -36,6 +42,12 @@ class DateTrigger(BaseTrigger):
 
     def __repr__(self) -> str:
         return f"<DateTrigger (run_date={self.run_date.isoformat(sep=' ')!r})>"
+
+
+def _is_aware(value: datetime | str | None) -> bool:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return isinstance(value, datetime) and value.tzinfo is not None
 
 
 def _utc(moment: datetime) -> datetime:

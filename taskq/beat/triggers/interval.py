@@ -35,6 +35,7 @@ class IntervalTrigger(BaseTrigger):
                 raise ConfigurationError(f"IntervalTrigger: the interval must be positive, got {self.interval}")
             self.interval = timedelta(seconds=1)
         self.timezone = as_zone(timezone)
+        self.explicit_tz = timezone is not None
         start = as_datetime(start_date, self.timezone, "IntervalTrigger start_date")
         self.start_date: datetime = start if start is not None else datetime.now(self.timezone) + self.interval
         self.end_date = as_datetime(end_date, self.timezone, "IntervalTrigger end_date")
