@@ -155,3 +155,28 @@ def test_a_change_wakes_a_waiting_reader(store: Any) -> None:
     scheduler.add_job(double, "date", args=[1], run_date=datetime.now(timezone.utc) + timedelta(hours=1))
     waiter.join(timeout=10)
     assert woke == [True] and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("kind", ["sqlalchemy-sqlite", "sqlalchemy-postgresql", "sqlalchemy-mariadb"])
+def test_two_schedulers_on_one_sql_store_run_each_instant_once(kind: str, tmp_path: Path) -> None:
+    # Given two schedulers (two owners) sharing one SQL job store with a fast interval job
+    first = make_store(kind, tmp_path)
+    second = type(first)(engine=first.engine, tablename=first.jobs.name, poll_interval=0.2)  # same tables
+    runs: list[datetime] = []
+    schedulers = [tq.BackgroundScheduler(timezone="UTC", lock_ttl=1.0) for _ in range(2)]
+    for scheduler, store in zip(schedulers, (first, second), strict=True):
+        scheduler.add_jobstore(store, "default")
+        scheduler.add_listener(lambda e: runs.append(e.scheduled_run_time), EVENT_JOB_EXECUTED)
+    schedulers[0].add_job(double, "interval", args=[1], seconds=0.1, id="shared", max_instances=5)
+    # When both run for a while
+    for scheduler in schedulers:
+        scheduler.start()
+    try:
+        wait_for(lambda: len(runs) >= 15)
+    finally:
+        for scheduler in schedulers:
+            scheduler.shutdown()
+        first.remove("shared")
+        first.drop_tables()
+    # Then every scheduled instant ran once, whichever scheduler led
+    assert len(runs) == len(set(runs)) >= 15
