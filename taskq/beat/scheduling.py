@@ -30,7 +30,7 @@ from taskq.beat.schedules import get_zone
 from taskq.beat.stores import ScheduleStore, open_store
 from taskq.beat.stores.base import redact
 from taskq.brokers.base import Publication
-from taskq.errors import ConfigurationError
+from taskq.errors import ConfigurationError, TaskQError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -321,10 +321,16 @@ class SchedulerAPI(JobAdmin):
         self._dispatch(submitted)
         try:
             executor.launch(run, entry, publications, enqueued)
-        except BaseException:
+        except Exception as exc:
             with self._runs_lock:
                 self._running_runs.discard(run.run_id)
-            raise
+            if isinstance(exc, (TaskQError, OSError)):
+                raise
+            # The core reports a run that could not start as missed, and carries on.
+            raise TaskQError(f"executor {self._executor_alias(executor)!r} refused the run: {exc}") from exc
+
+    def _executor_alias(self, executor: BaseExecutor) -> str | None:
+        return next((alias for alias, known in self._executors.items() if known is executor), None)
 
     def _run_finished(self, run: Run, outcome: Outcome) -> None:
         with self._runs_lock:

@@ -287,3 +287,31 @@ def test_a_listener_may_shut_the_scheduler_down() -> None:
     started = time.monotonic()
     scheduler.start()
     assert not scheduler.running and time.monotonic() - started < 5
+
+
+def test_a_scheduler_starts_again_after_shutdown_and_survives_a_refusing_executor() -> None:
+    scheduler = tq.BackgroundScheduler(timezone="UTC")
+    executed: list[Any] = []
+    missed: list[Any] = []
+    scheduler.add_listener(lambda e: executed.append(e.job_id), EVENT_JOB_EXECUTED)
+    scheduler.add_listener(lambda e: missed.append(e.job_id), 1 << 14)  # EVENT_JOB_MISSED
+    scheduler.add_job(noop, "interval", seconds=0.1, id="again")
+    for _ in range(2):
+        before = len(executed)
+        scheduler.start()
+        try:
+            wait_for(lambda before=before: len(executed) > before)  # type: ignore[misc]
+        finally:
+            scheduler.shutdown()
+
+    class Refusing(DebugExecutor):
+        def _do_submit(self, run: Any) -> None:
+            raise RuntimeError("full")
+
+    scheduler.add_executor(Refusing(), "refusing")
+    scheduler.add_job(noop, "interval", seconds=0.1, id="refused", executor="refusing")
+    scheduler.start()
+    try:
+        wait_for(lambda: "refused" in missed and executed.count("again") >= 4)
+    finally:
+        scheduler.shutdown()

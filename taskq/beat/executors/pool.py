@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
+
+if TYPE_CHECKING:
+    from taskq.beat.scheduling import SchedulerAPI
 
 JOB_THREAD_PREFIX = "taskq-job"
 
 
 class BasePoolExecutor(BaseExecutor):
-    def __init__(self, pool: cf.Executor) -> None:
-        self._pool = pool
+    def __init__(self, make_pool: Callable[[], cf.Executor]) -> None:
+        self._make_pool = make_pool
+        self._pool = make_pool()
+        self._closed = False
+
+    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+        super().start(scheduler, alias)
+        if self._closed:  # the scheduler is started again after a shutdown
+            self._pool, self._closed = self._make_pool(), False
 
     def _do_submit(self, run: Run) -> None:
         future = self._pool.submit(call, run.func, run.args, run.kwargs)
@@ -22,6 +33,7 @@ class BasePoolExecutor(BaseExecutor):
     def shutdown(self, wait: bool = True) -> None:
         # A job (or a listener in the job's thread) may shut the scheduler down: its own
         # thread cannot wait for itself.
+        self._closed = True
         self._pool.shutdown(wait and not threading.current_thread().name.startswith(JOB_THREAD_PREFIX))
 
 
@@ -30,7 +42,7 @@ class ThreadPoolExecutor(BasePoolExecutor):
 
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
         options = {"thread_name_prefix": JOB_THREAD_PREFIX, **(pool_kwargs or {})}
-        super().__init__(cf.ThreadPoolExecutor(max_workers, **options))
+        super().__init__(lambda: cf.ThreadPoolExecutor(max_workers, **options))
 
 
 class ProcessPoolExecutor(BasePoolExecutor):
@@ -38,7 +50,7 @@ class ProcessPoolExecutor(BasePoolExecutor):
     module-level function does; a lambda does not, and its run is reported as an error)."""
 
     def __init__(self, max_workers: int = 10, pool_kwargs: dict[str, Any] | None = None) -> None:
-        super().__init__(cf.ProcessPoolExecutor(max_workers, **(pool_kwargs or {})))
+        super().__init__(lambda: cf.ProcessPoolExecutor(max_workers, **(pool_kwargs or {})))
 
 
 def _outcome(future: cf.Future[Outcome]) -> Outcome:
