@@ -1,6 +1,6 @@
 """Beat as users run it: ``taskq beat`` subprocesses on sqlite and on Redis.
 
-* two beats with a 1-second entry for ~15 s (60 s in the issue; shortened to keep CI fast):
+* two beats with a 1-second entry for 60 s (30 s each side of a SIGKILL of the leader):
   one leads, the leader is SIGKILLed mid-way, the other takes over within the lock TTL
   (1 s here), and every instant is enqueued exactly once (the entry does not coalesce, so
   the new leader also sends the instants that fell in the takeover gap);
@@ -185,6 +185,9 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
         cleanup()
 
 
+PHASE = 30.0  # seconds each side of the leader's SIGKILL: 60 s in all, as the beat issue asks
+
+
 def instants_of(messages: list[dict[str, Any]]) -> list[datetime]:
     return sorted(datetime.fromisoformat(h["taskq_beat_instant"]) for h in messages)
 
@@ -206,7 +209,7 @@ def test_two_beats_one_leader_takeover_after_sigkill_each_instant_once(setup: Se
     _, b_heartbeat = setup.start_beat("b")
     wait_until(lambda: role(b_heartbeat) == "follower", 20, "beat B to follow")
     # When A runs for a while and is then killed without warning
-    time.sleep(7)  # the scenario's duration, not a wait for a condition
+    time.sleep(PHASE)  # the scenario's duration, not a wait for a condition
     a.send_signal(signal.SIGKILL)
     a.wait(timeout=10)
     killed_at = time.monotonic()
@@ -215,11 +218,11 @@ def test_two_beats_one_leader_takeover_after_sigkill_each_instant_once(setup: Se
     takeover = time.monotonic() - killed_at
     print(f"takeover after SIGKILL: {takeover:.3f}s (lock TTL {LOCK_TTL}s)")
     assert takeover < LOCK_TTL + 0.5, f"takeover took {takeover:.2f}s"
-    time.sleep(7)
+    time.sleep(PHASE)
     setup.stop_all()
     # And every instant from the first to the last was enqueued exactly once
     instants = instants_of(setup.drain())
-    assert len(instants) >= 12, setup.log("a") + setup.log("b")
+    assert len(instants) >= 2 * PHASE - 5, setup.log("a") + setup.log("b")
     if setup.atomic():
         assert_every_second_exactly_once(instants)  # claim and enqueue are one transaction
     else:
