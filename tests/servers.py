@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -33,8 +38,29 @@ def require(url: str, default_port: int, what: str) -> str:
     pytest.skip(reason)
 
 
+_session_redis: str | None = None
+
+
 def require_redis() -> str:
-    return require(REDIS_URL, 6379, "Redis")
+    """REDIS_URL if set, else 127.0.0.1:6379, else a redis-server this test process starts
+    on a free port from the installed binary (stopped when the process exits)."""
+    global _session_redis
+    if reachable(REDIS_URL, 6379) or "REDIS_URL" in os.environ:
+        return require(REDIS_URL, 6379, "Redis")
+    binary = shutil.which("redis-server")
+    if _session_redis is None and binary:
+        port = free_port()
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", tempfile.mkdtemp(prefix="taskq-redis-")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        atexit.register(proc.terminate)
+        url, deadline = f"redis://127.0.0.1:{port}/0", time.monotonic() + 10
+        while not reachable(url, port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _session_redis = url if reachable(url, port) else None
+    return _session_redis or require(REDIS_URL, 6379, "Redis")
 
 
 def require_rabbitmq() -> str:
