@@ -42,7 +42,7 @@ class Consumer:
         self.batch_max = max(self.prefetch, app.conf.worker_prefetch_max)
         self.hold_limit = app.conf.worker_hold_limit
         self._started_at = 0.0  # when the running task started (monotonic)
-        self._all_fast = True  # every task since the last fetch finished within FAST_TASK
+        self._all_fast = False  # the last fetch brought tasks, and all finished within FAST_TASK
         self.broker = app.broker
         self.runner = TaskRunner(app, self.broker)
         self._lock = threading.Lock()
@@ -79,7 +79,6 @@ class Consumer:
                 if delivery is None:
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
-                    self._all_fast = True
                     try:
                         batch = self.broker.fetch(self.queues, self.batch, FETCH_TIMEOUT)
                     except BrokerError as exc:
@@ -89,6 +88,7 @@ class Consumer:
                         continue
                     backoff = 0.5
                     self._heartbeat.beat()
+                    self._all_fast = bool(batch)  # an idle worker's batch does not grow
                     with self._lock:
                         self._pending.extend(batch)
                         if self.stop_requested.is_set():

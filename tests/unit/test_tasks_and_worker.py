@@ -365,3 +365,9 @@ def test_the_fetch_batch_grows_while_tasks_are_fast(app: TaskQ) -> None:
         for r in results:
             r.get(timeout=10)
         assert consumer.batch == consumer.batch_max == 64
+
+
+def test_an_idle_worker_keeps_its_fetch_batch_small(app: TaskQ) -> None:
+    with inline_worker(app, prefetch=4) as consumer:
+        time.sleep(2.5)  # the scenario: two idle fetches (FETCH_TIMEOUT 1 s), nothing to wait for
+        assert consumer.batch == 4
