@@ -124,12 +124,17 @@ class Consumer:
             self._pending.clear()
             if running_too and self._running is not None:
                 items.append(self._running)
-        if items:
-            try:
-                self.broker.requeue(items)
-                log.info("Returned %d unstarted message(s) to the queue", len(items))
-            except BrokerError as exc:
-                log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
+        self._return(items, "unstarted")
+
+    def _return(self, items: list[Delivery], why: str) -> None:
+        """Hand claimed messages back to the queue at once (not counted as redeliveries)."""
+        if not items:
+            return
+        try:
+            self.broker.requeue(items)
+            log.info("Returned %d %s message(s) to the queue", len(items), why)
+        except BrokerError as exc:
+            log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
 
     def _keep_claims(self) -> None:
         """Extend claims every third of the recovery time; flush deferred outcomes within
@@ -169,11 +174,7 @@ class Consumer:
             items = list(self._pending)
             self._pending.clear()
             self._all_fast = False
-        try:
-            self.broker.requeue(items)
-            log.debug("Returned %d message(s) held behind a long task", len(items))
-        except BrokerError as exc:
-            log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
+        self._return(items, "unstarted (held behind a long task)")
 
     def _extend_held(self) -> None:
         with self._lock:
