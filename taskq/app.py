@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar, overload
 
@@ -18,7 +18,7 @@ from taskq.brokers.base import Broker, Publication
 from taskq.config import Settings, check_url
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.result import AsyncResult
-from taskq.serialization import accepted_content_types, get_serializer
+from taskq.serialization import Serializer, accepted_content_types, get_serializer
 from taskq.task import P, R, Task, make_options
 
 log = logging.getLogger("taskq")
@@ -161,13 +161,13 @@ class TaskQ:
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Publication:
         """The message for a call, not yet sent (beat enqueues it inside its own transaction)."""
+        return self._publication(name, args, kwargs, self._send_plan(options), options.get("task_id"))
+
+    def _send_plan(self, options: dict[str, Any]) -> _SendPlan:
+        """Check and resolve send options once, however many calls share them."""
         if options and not SEND_OPTIONS.issuperset(options):
             unknown = set(options) - SEND_OPTIONS
             raise ConfigurationError(f"unknown send option(s): {', '.join(sorted(unknown))}")
-        if args is not None and not isinstance(args, (list, tuple)):
-            raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
         priority = options.get("priority") or 0
         if not isinstance(priority, int) or not 0 <= priority <= 9:
             raise ConfigurationError(f"priority must be an integer 0-9, not {priority!r}")
@@ -178,27 +178,52 @@ class TaskQ:
             if options.get("countdown") is not None:
                 eta = now + timedelta(seconds=float(options["countdown"]))
             expires = options.get("expires")
-            expires_at = now + timedelta(seconds=float(expires)) if isinstance(expires, (int, float)) else _when(
-                expires, "expires"
+            expires_at = (
+                now + timedelta(seconds=float(expires))
+                if isinstance(expires, (int, float))
+                else _when(expires, "expires")
             )
-        task_id = options.get("task_id") or str(uuid.uuid4())
+        return _SendPlan(
+            queue=options.get("queue") or self.conf.task_default_queue,
+            priority=priority,
+            eta=eta,
+            expires=expires_at,
+            retries=int(options.get("retries") or 0),
+            root_id=options.get("root_id"),
+            parent_id=options.get("parent_id"),
+            headers=options.get("headers"),
+            serializer=get_serializer(self.conf.task_serializer),
+            signing_key=self.conf.signing_key,
+        )
+
+    def _publication(
+        self,
+        name: str,
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        plan: _SendPlan,
+        task_id: str | None,
+    ) -> Publication:
+        if args is not None and not isinstance(args, (list, tuple)):
+            raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
         envelope = message.build(
             name,
             tuple(args or ()),
             dict(kwargs or {}),
-            task_id=task_id,
-            serializer=get_serializer(self.conf.task_serializer),
-            retries=int(options.get("retries") or 0),
-            eta=eta,
-            expires=expires_at,
-            priority=priority,
-            root_id=options.get("root_id"),
-            parent_id=options.get("parent_id"),
-            headers=options.get("headers"),
-            signing_key=self.conf.signing_key,
+            task_id=task_id or message.new_task_id(),
+            serializer=plan.serializer,
+            retries=plan.retries,
+            eta=plan.eta,
+            expires=plan.expires,
+            priority=plan.priority,
+            root_id=plan.root_id,
+            parent_id=plan.parent_id,
+            headers=plan.headers,
+            signing_key=plan.signing_key,
         )
-        queue = options.get("queue") or self.conf.task_default_queue
-        return Publication(queue, envelope, eta.timestamp() if eta else None)
+        return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
 
     def send_task(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
@@ -214,12 +239,29 @@ class TaskQ:
         """Send many calls of one task in few round trips (the broker chunks them)."""
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
-        pubs = [self.build_publication(name, a, k, **options) for a, k in calls]
+        plan = self._send_plan(options)
+        pubs = [self._publication(name, a, k, plan, None) for a, k in calls]
         self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
         return [AsyncResult(p.envelope.id, self) for p in pubs]
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)
+
+
+@dataclass(frozen=True, slots=True)
+class _SendPlan:
+    """Send options checked and resolved, shared by every call of one send."""
+
+    queue: str
+    priority: int
+    eta: datetime | None
+    expires: datetime | None
+    retries: int
+    root_id: str | None
+    parent_id: str | None
+    headers: dict[str, Any] | None
+    serializer: Serializer
+    signing_key: str | None
 
 
 def _when(value: Any, name: str) -> datetime | None:

@@ -26,6 +26,9 @@ class Envelope:
     content_type: str = JSON
     content_encoding: str = "utf-8"
     properties: dict[str, Any] = field(default_factory=dict)
+    # to_bytes() output made at build time from a template (message.build); an envelope is
+    # never changed after it is built, so it stays true.
+    encoded: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -37,6 +40,8 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """One JSON document; a UTF-8 body is kept as text (cheap), any other as base64."""
+        if self.encoded is not None:
+            return self.encoded
         if self.content_encoding == "utf-8":
             try:
                 body, body_encoding = self.body.decode("utf-8"), "utf-8"

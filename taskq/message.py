@@ -9,11 +9,14 @@ reverse; REFERENCE.md section 1).
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import reprlib
 import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
 from taskq.envelope import Envelope
@@ -44,6 +47,15 @@ class TaskMessage:
     headers: dict[str, Any] = field(default_factory=dict)
 
 
+def new_task_id() -> str:
+    """A random UUID4 string, as ``str(uuid.uuid4())`` but in 40% of its time."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
+
+
 def build(
     task: str,
     args: tuple[Any, ...] | list[Any],
@@ -62,7 +74,34 @@ def build(
     signing_key: str | None = None,
 ) -> Envelope:
     body = serializer.dumps([list(args), kwargs, EMPTY_EMBED])
-    all_headers: dict[str, Any] = {
+    argsrepr = _repr.repr(tuple(args)) if args else "()"
+    kwargsrepr = _repr.repr(kwargs) if kwargs else "{}"
+    all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
+    if headers:
+        all_headers.update(headers)
+    if signing_key:
+        all_headers[SIGNATURE_HEADER] = sign(signing_key, all_headers, body)
+    envelope = _envelope(all_headers, body, serializer, task_id, priority)
+    plain = not (headers or signing_key or retries or eta or expires or parent_id or any(timelimit))
+    if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
+        # The common call: encode from the task's template instead of the whole document.
+        envelope.encoded = _encode_plain(task, priority, serializer, task_id, argsrepr, kwargsrepr, body)
+    return envelope
+
+
+def _headers(
+    task: str,
+    task_id: str,
+    argsrepr: str,
+    kwargsrepr: str,
+    retries: int,
+    eta: datetime | None,
+    expires: datetime | None,
+    root_id: str | None,
+    parent_id: str | None,
+    timelimit: tuple[float | None, float | None],
+) -> dict[str, Any]:
+    return {
         "lang": "py",
         "task": task,
         "id": task_id,
@@ -75,22 +114,57 @@ def build(
         "timelimit": list(timelimit),
         "root_id": root_id or task_id,
         "parent_id": parent_id,
-        "argsrepr": _repr.repr(tuple(args)) if args else "()",
-        "kwargsrepr": _repr.repr(kwargs) if kwargs else "{}",
+        "argsrepr": argsrepr,
+        "kwargsrepr": kwargsrepr,
         "origin": ORIGIN,
         "ignore_result": False,
     }
-    if headers:
-        all_headers.update(headers)
-    if signing_key:
-        all_headers[SIGNATURE_HEADER] = sign(signing_key, all_headers, body)
+
+
+def _envelope(headers: dict[str, Any], body: bytes, serializer: Serializer, task_id: str, priority: int) -> Envelope:
     return Envelope(
-        headers=all_headers,
+        headers=headers,
         body=body,
         content_type=serializer.content_type,
         content_encoding=serializer.content_encoding,
         properties={"correlation_id": task_id, "reply_to": "", "priority": priority, "delivery_mode": 2},
     )
+
+
+# Marks that JSON encoding leaves as they are, standing where each call's values go, in the
+# order the encoder writes them (headers id, root_id, argsrepr, kwargsrepr; correlation_id; body).
+_MARKS = {"id": "taskq-mark-id", "argsrepr": "taskq-mark-argsrepr", "kwargsrepr": "taskq-mark-kwargsrepr"}
+_BODY_MARK = "taskq-mark-body"
+_ORDER = ["id", "id", "argsrepr", "kwargsrepr", "id", "body"]
+_MARK_PATTERN = re.compile("taskq-mark-(id|argsrepr|kwargsrepr|body)")
+
+
+@functools.lru_cache(maxsize=512)
+def _template(task: str, priority: int, serializer: Serializer) -> tuple[str, ...] | None:
+    """The encoded envelope of a plain call of ``task``, cut where the per-call values go.
+
+    It is made by the generic encoder (``Envelope.to_bytes``) from an envelope holding marks
+    in place of the per-call values, so the fast path cannot drift from the generic one;
+    filling it is one str.join (a tenth of what str.format costs on 600 characters). None
+    when the marks do not line up (a task name that contains one): the generic path then."""
+    ids, args, kwargs = _MARKS["id"], _MARKS["argsrepr"], _MARKS["kwargsrepr"]
+    headers = _headers(task, ids, args, kwargs, 0, None, None, None, None, (None, None))
+    text = _envelope(headers, _BODY_MARK.encode(), serializer, ids, priority).to_bytes().decode("ascii")
+    pieces = _MARK_PATTERN.split(text)
+    return tuple(pieces[0::2]) if pieces[1::2] == _ORDER else None
+
+
+def _encode_plain(
+    task: str, priority: int, serializer: Serializer, task_id: str, argsrepr: str, kwargsrepr: str, body: bytes
+) -> bytes | None:
+    template = _template(task, priority, serializer)
+    if template is None:
+        return None
+    p0, p1, p2, p3, p4, p5, p6 = template
+    tid = _escape(task_id)[1:-1]
+    args, kwargs = _escape(argsrepr)[1:-1], _escape(kwargsrepr)[1:-1]
+    text = _escape(body.decode("utf-8"))[1:-1]
+    return "".join((p0, tid, p1, tid, p2, args, p3, kwargs, p4, tid, p5, text, p6)).encode()
 
 
 def parse_time(value: Any, name: str) -> datetime | None:

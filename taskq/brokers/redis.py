@@ -1,7 +1,8 @@
 """The Redis broker: Redis Streams with one consumer group per (queue, priority lane).
 
-* publish: XADD to the lane of the message's priority (one pipeline per chunk of many);
-  a message with a future eta waits in the queue's sorted set instead.
+* publish: XADD to the lane of the message's priority, on the calling thread's own
+  connection; many messages for one lane are one script call per chunk of 1,000 (any other
+  mix, one pipeline per chunk); a message with a future eta waits in the queue's sorted set.
 * fetch: one Lua script moves due delayed messages, takes over claims idle longer than
   the recovery time (a dead worker's) and reads new entries, highest lane first, up to the
   count: one round trip for a batch. With nothing ready it blocks in XREADGROUP BLOCK.
@@ -30,7 +31,7 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, REQUEUE
+from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH_MANY, REQUEUE
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -145,10 +146,10 @@ class RedisBroker(RedisAdmin):
 
     # -- producing --------------------------------------------------------------------
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
-        if (eta is None or eta <= time.time()) and lane_of(envelope.priority) == 0 and not self._stale([queue]):
+        if (eta is None or eta <= time.time()) and lane_of(envelope.priority) == 0 and not self._stale((queue,)):
             # The common case is one command: no pipeline, nothing else to write.
-            with self._errors("publish"):
-                self.client.xadd(self.lane_key(queue, 0), {"m": envelope.to_bytes()})
+            key, raw = self.lane_key(queue, 0), envelope.to_bytes()
+            self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", raw)
             return
         self.publish_many([Publication(queue, envelope, eta)])
 
@@ -157,11 +158,25 @@ class RedisBroker(RedisAdmin):
             for start in range(0, len(items), PUBLISH_CHUNK):
                 chunk = items[start : start + PUBLISH_CHUNK]
                 stale = self._stale({item.queue for item in chunk})
-                pipe = self.client.pipeline(transaction=False)
-                self._queue_publications(pipe, chunk, stale)
-                pipe.execute()
+                if not self._publish_one_lane(chunk, stale):
+                    pipe = self.client.pipeline(transaction=False)
+                    self._queue_publications(pipe, chunk, stale)
+                    pipe.execute()
                 now = time.monotonic()
                 self._registered.update(dict.fromkeys(stale, now))
+
+    def _publish_one_lane(self, chunk: Sequence[Publication], stale: list[str]) -> bool:
+        """Publish a chunk bound for one lane of one queue, none of it delayed, in one script
+        call (the shape of every ``delay_many``); False leaves any other chunk to the caller."""
+        queue, lane, now = chunk[0].queue, lane_of(chunk[0].envelope.priority), time.time()
+        raws = []
+        for item in chunk:
+            if item.queue != queue or lane_of(item.envelope.priority) != lane or (item.eta or 0) > now:
+                return False
+            raws.append(item.envelope.to_bytes())
+        keys = [self.lane_key(queue, lane), self.registry_key, self.lanes_key(queue)]
+        self._run(PUBLISH_MANY, keys, [queue if stale else "", lane or "", *raws])
+        return True
 
     def add_to_pipeline(self, pipe: Any, items: Sequence[Publication]) -> None:
         """Queue the commands that publish ``items`` on a caller's redis-py pipeline to the

@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.connection import Connection
 from redis.retry import Retry
 
 from taskq.errors import TaskQError
@@ -57,6 +58,8 @@ class RedisConnector:
         self._pid = -1
         self._clients: tuple[redis.Redis, redis.Redis] | None = None  # (command, blocking)
         self.reached = False  # Redis answered once: from then on, commands retry
+        self._local = threading.local()  # this thread's own connection for direct()
+        self._direct_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         _CONNECTORS.add(self)
 
     def _pool(self, retries: int) -> redis.ConnectionPool:
@@ -94,6 +97,38 @@ class RedisConnector:
         """Blocking reads and pub/sub; a connection error reaches the caller at once."""
         return self._ensure()[1]
 
+    def direct(self, error: type[TaskQError], what: str, *args: Any) -> Any:
+        """One command on this thread's own connection, outside the pool; errors translated.
+
+        Taking a connection from redis-py's pool and giving it back costs more than the
+        round trip itself on loopback (about 55 us of 100 us for an XADD, measured), so the
+        hottest single command (publish) is written on a connection that belongs to the
+        calling thread. Any connection error drops that connection and sends the command
+        once more through the pooled client, whose retry rides out an outage."""
+        local = self._local
+        conn: Connection | None = getattr(local, "conn", None)
+        try:
+            if conn is None or local.pid != os.getpid():
+                conn = self._direct_connection()
+            try:
+                conn.send_command(*args)  # type: ignore[no-untyped-call]
+                reply = conn.read_response()
+            except CONNECTION_ERRORS:
+                conn.disconnect()  # type: ignore[no-untyped-call]
+                reply = self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        except (redis.RedisError, OSError) as exc:
+            raise translated(error, what, exc) from None
+        self.reached = True
+        return reply
+
+    def _direct_connection(self) -> Connection:
+        pool = self.client.connection_pool
+        conn: Connection = pool.connection_class(**pool.connection_kwargs)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._direct_connections.add(conn)
+        return conn
+
     @contextmanager
     def errors(self, error: type[TaskQError], what: str) -> Iterator[None]:
         """Translate errors at the boundary; a block that completes shows Redis is reachable."""
@@ -105,9 +140,15 @@ class RedisConnector:
         with self._lock:
             clients, self._clients = self._clients, None
             same_process = self._pid == os.getpid()
-        if same_process and clients is not None:
+        if not same_process:
+            return
+        if clients is not None:
             for client in clients:
                 client.connection_pool.disconnect()
+        with self._lock:
+            direct = list(self._direct_connections)
+        for conn in direct:
+            conn.disconnect()  # type: ignore[no-untyped-call]  # reconnects on its next command
 
 
 # A lock held by another thread at fork time stays held in the child: replace them there.
@@ -127,7 +168,9 @@ def translate_errors(error: type[TaskQError], what: str) -> Iterator[None]:
     """Turn redis-py's errors into taskq's tree, once, at the boundary."""
     try:
         yield
-    except redis.RedisError as exc:
-        raise error(f"{what}: {type(exc).__name__}: {exc}") from None
-    except OSError as exc:  # a socket error redis-py did not wrap
-        raise error(f"{what}: {type(exc).__name__}: {exc}") from None
+    except (redis.RedisError, OSError) as exc:  # OSError: a socket error redis-py did not wrap
+        raise translated(error, what, exc) from None
+
+
+def translated(error: type[TaskQError], what: str, exc: BaseException) -> TaskQError:
+    return error(f"{what}: {type(exc).__name__}: {exc}")

@@ -16,6 +16,18 @@ GROUP = "taskq"  # the one consumer group of every stream
 LANES = 10
 FETCH_KEYS_PER_QUEUE = LANES + 4  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use
 
+# KEYS: a lane stream, the queue registry, the queue's set of lanes in use.  ARGV: the queue
+# name to register or '', the lane to mark in use or '', then the encoded messages, added in
+# order.  Many messages of one lane in one call: a bulk publish is one round trip per chunk.
+PUBLISH_MANY = """
+if ARGV[1] ~= '' then redis.call('SADD', KEYS[2], ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('SADD', KEYS[3], ARGV[2]) end
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+end
+return #ARGV - 2
+"""
+
 _FIELD = """
 local function field(f, name)
   for i = 1, #f, 2 do

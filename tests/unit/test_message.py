@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import re
+import uuid
 from datetime import datetime, timezone
 
 import pytest
 
 from taskq.envelope import Envelope
 from taskq.errors import ContentDisallowed, InvalidMessage, SignatureError
-from taskq.message import build, parse
+from taskq.message import build, new_task_id, parse
 from taskq.serialization import accepted_content_types, get_serializer
 
 JSON_ONLY = accepted_content_types(["json"])
+JSON = get_serializer("json")
 
 
 def make(**kw: object) -> Envelope:
@@ -54,7 +57,7 @@ def test_parse_accepts_a_celery_message_with_naive_eta() -> None:
         ({"task": "t"}, b"[[], {}, {}]", "no 'id' header"),
         ({"task": "t", "id": "x"}, b"not json", "does not decode"),
         ({"task": "t", "id": "x"}, b"[1, 2]", "not [args, kwargs, embed]"),
-        ({"task": "t", "id": "x"}, b'[{}, [], {}]', "args is not a list"),
+        ({"task": "t", "id": "x"}, b"[{}, [], {}]", "args is not a list"),
         ({"task": "t", "id": "x", "retries": "two"}, b"[[], {}, {}]", "retries"),
         ({"task": "t", "id": "x", "eta": "tomorrow"}, b"[[], {}, {}]", "ISO-8601"),
         ({"task": "t", "id": "x"}, b'[[], {}, {"callbacks": [{"task": "b"}]}]', "canvas not supported yet"),
@@ -96,3 +99,43 @@ def test_envelope_bytes_round_trip_and_garbage() -> None:
     for raw in (b"\xff\xfe", b"[]", b'{"headers": 1}', b'{"headers": {}, "body": 5}'):
         with pytest.raises(InvalidMessage):
             Envelope.from_bytes(raw)
+
+
+@pytest.mark.parametrize("task", ["t.add", 'we"ird{name}', "naïve.tâsk", "has taskq-mark-body in it"])
+@pytest.mark.parametrize("task_id", ["plain-id", 'q"uo{te}\\', "ü-id"])
+@pytest.mark.parametrize(
+    ("args", "kwargs"), [((), {}), ((1, 2.5, None), {}), (('é"\\\n taskq-mark-id', [1]), {"k": "🎉"})]
+)
+@pytest.mark.parametrize("priority", [0, 9])
+def test_the_template_encoding_is_the_generic_encoding(
+    task: str, task_id: str, args: tuple[object, ...], kwargs: dict[str, object], priority: int
+) -> None:
+    envelope = build(task, args, kwargs, task_id=task_id, serializer=JSON, priority=priority)
+    generic = dataclasses.replace(envelope, encoded=None).to_bytes()
+    assert envelope.to_bytes() == generic
+    assert Envelope.from_bytes(envelope.to_bytes()).headers == envelope.headers
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retries": 1},
+        {"eta": datetime(2030, 1, 1, tzinfo=timezone.utc)},
+        {"headers": {"x": 1}},
+        {"signing_key": "k"},
+        {"parent_id": "p"},
+        {"root_id": "another"},
+    ],
+)
+def test_calls_beyond_the_plain_shape_take_the_generic_encoding(options: dict[str, object]) -> None:
+    plain = build("t.add", (1,), {}, task_id="i", serializer=JSON)
+    other = build("t.add", (1,), {}, task_id="i", serializer=JSON, **options)  # type: ignore[arg-type]
+    assert plain.encoded is not None and other.encoded is None
+
+
+def test_new_task_ids_are_random_uuid4_strings() -> None:
+    ids = {new_task_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in list(ids)[:200]:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == value

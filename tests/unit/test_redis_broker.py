@@ -65,6 +65,26 @@ class CommandCounter:
         monkeypatch.setattr(client, "execute_command", counted)
 
 
+class SocketWrites:
+    """Every command written to any redis-py connection, however it was issued: one write
+    is one round trip (a pipeline or script call included)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.writes: list[bytes] = []
+        send = redis.connection.AbstractConnection.send_packed_command
+
+        def sent(conn: redis.connection.AbstractConnection, command: Any, check_health: bool = True) -> None:
+            self.writes.append(command if isinstance(command, bytes) else b"".join(command))
+            send(conn, command, check_health)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", sent)
+
+    def commands(self) -> list[bytes]:
+        """Command names, without a connection's handshake and health-check PING."""
+        names = [write.split(b"\r\n")[2] for write in self.writes]
+        return [name for name in names if name not in (b"HELLO", b"CLIENT", b"AUTH", b"SELECT", b"PING")]
+
+
 def test_priorities_run_highest_lane_first_across_queues(make_broker: MakeBroker) -> None:
     broker = make_broker()
     a, b = "qa-" + uuid.uuid4().hex[:6], "qb-" + uuid.uuid4().hex[:6]
@@ -488,9 +508,9 @@ def test_a_single_publish_is_one_command_and_the_queue_is_listed(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
-    commands = CommandCounter(broker.client, monkeypatch)
+    writes = SocketWrites(monkeypatch)
     broker.publish(q, envelope("second"))
-    assert commands.calls == ["XADD"] and pipelines == []
+    assert pipelines == [] and writes.commands() == [b"XADD"]
     assert q in broker.queues() and broker.queue_length(q) == 2
 
 
@@ -508,3 +528,37 @@ def test_acks_can_join_a_callers_transaction(make_broker: MakeBroker) -> None:
     finally:
         client.close()
     assert broker.queue_length(q) == 0
+
+
+def test_a_bulk_publish_to_one_lane_is_one_script_call_per_chunk(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("warm"))  # connects and registers the queue
+    writes = SocketWrites(monkeypatch)
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(2500)])
+    assert writes.commands() == [b"EVALSHA"] * 3  # chunks of 1,000
+    monkeypatch.undo()
+    got: list[str] = []
+    while batch := broker.fetch([q], 500, timeout=0.5):
+        got += ids(batch)
+        broker.ack(batch)
+    assert got == ["warm"] + [f"m{i}" for i in range(2500)]
+
+
+def test_a_single_publish_survives_the_server_dropping_its_connection(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("a"))
+    broker.publish(q, envelope("b"))  # this thread's own connection now exists
+    host, port = broker._conn._local.conn._sock.getsockname()[:2]
+    admin = redis.Redis.from_url(broker.url)
+    try:
+        assert admin.client_kill(f"{host}:{port}")
+    finally:
+        admin.close()
+    broker.publish(q, envelope("c"))  # the dropped connection is noticed; sent once, elsewhere
+    got = broker.fetch([q], 10, timeout=1)
+    assert ids(got) == ["a", "b", "c"]
+    broker.ack(got)
