@@ -233,10 +233,13 @@ class RedisBroker(RedisAdmin):
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
+                # What the blocking read claimed goes to work at once; messages that arrive
+                # after it woke are the next fetch's (a top-up round trip here delayed every
+                # idle worker's first task by that round trip).
                 taken = self._block(queues, max_count, deadline, found)
                 self._connected_again()
                 if taken:
-                    return self._top_up(queues, max_count, taken)
+                    return taken
             except CONNECTION_ERRORS as exc:
                 # Redis went away: keep the fetch loop alive, retry with backoff until it returns.
                 if not self._disconnected:
@@ -251,19 +254,6 @@ class RedisBroker(RedisAdmin):
                 raise BrokerError(f"redis broker fetch: {type(exc).__name__}: {exc}") from None
             if time.monotonic() >= deadline:
                 return []
-
-    def _top_up(self, queues: list[str], max_count: int, taken: list[Delivery]) -> list[Delivery]:
-        """The blocking read returns on the first arrival; a burst's followers (and anything
-        of higher priority) are claimed in one more round trip, so the batch fills up."""
-        if len(taken) >= max_count:
-            return taken
-        try:
-            more, _ = self._claim(queues, max_count - len(taken))
-        except redis.RedisError:
-            return taken  # keep what we hold; the rest stays in the queue
-        merged = [*taken, *more]
-        merged.sort(key=lambda d: -int(d.tag[0].rsplit(":", 1)[1]))
-        return merged
 
     def _connected_again(self) -> None:
         self._conn.reached = True
