@@ -15,6 +15,7 @@ delete; RabbitMQ closes it on a 404/406, so it is reopened on demand), ``sweeper
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +29,13 @@ import pika.channel
 import pika.exceptions
 import pika.frame
 import pika.spec
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorAMQPHandshakeError,
+    AMQPConnectorPhaseErrorBase,
+    AMQPConnectorSocketConnectError,
+    AMQPConnectorTransportSetupError,
+)
 
 from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
 from taskq.brokers.rabbitmq_frames import publish_frames
@@ -450,7 +458,7 @@ class Link:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _on_open_error(self, _conn: Any, error: BaseException | str) -> None:
-        self.closed_reason = str(error) or type(error).__name__
+        self.closed_reason = open_error_reason(error)
         self._conn.ioloop.stop()
         if not self._opened.done():
             self._opened.set_exception(BrokerError(f"cannot connect to RabbitMQ: {self.closed_reason}"))
@@ -490,6 +498,43 @@ class Link:
             self._conn.ioloop.add_callback_threadsafe(self._conn.ioloop.stop)
         except Exception:
             pass
+
+
+def open_error_reason(error: BaseException | str) -> str:
+    """One line saying why a connection did not open.
+
+    pika wraps the cause up to three deep (connection error -> workflow failed -> the phase
+    that failed -> the socket, TLS or AMQP error), and the wrappers' str() is empty: without
+    this a refused certificate reads "AMQPConnectionWorkflowFailed".
+    """
+    if isinstance(error, str):
+        return error or "unknown error"
+    cause, phase = error, ""
+    while True:
+        if isinstance(cause, AMQPConnectionWorkflowFailed) and cause.exceptions:
+            cause = cause.exceptions[-1]
+        elif isinstance(cause, AMQPConnectorPhaseErrorBase):
+            phase = phase or _PHASES.get(type(cause), "")
+            cause = cause.exception
+        elif type(cause) is pika.exceptions.AMQPConnectionError and isinstance(next(iter(cause.args), None), Exception):
+            cause = cause.args[0]
+        else:
+            break
+    if isinstance(cause, ssl.SSLError):
+        phase = "TLS handshake failed"
+    # pika's exceptions say what happened in their repr; the others (OSError, SSLError) in str.
+    text = repr(cause) if isinstance(cause, pika.exceptions.AMQPError) else str(cause) or type(cause).__name__
+    if isinstance(cause, pika.exceptions.IncompatibleProtocolError):
+        text += " (is it an AMQP port? a TLS port needs amqps://)"
+    text = " ".join(text.split())
+    return f"{phase}: {text}" if phase else text
+
+
+_PHASES = {
+    AMQPConnectorSocketConnectError: "TCP connect failed",
+    AMQPConnectorTransportSetupError: "transport setup failed",
+    AMQPConnectorAMQPHandshakeError: "AMQP handshake failed",
+}
 
 
 def _settle(future: Future[T], value: T) -> None:
