@@ -161,6 +161,7 @@ class TaskQ:
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Publication:
         """The message for a call, not yet sent (beat enqueues it inside its own transaction)."""
+        _check_arguments(args, kwargs)
         return self._publication(name, args, kwargs, self._send_plan(options), options.get("task_id"))
 
     def _send_plan(self, options: dict[str, Any]) -> _SendPlan:
@@ -204,10 +205,7 @@ class TaskQ:
         plan: _SendPlan,
         task_id: str | None,
     ) -> Publication:
-        if args is not None and not isinstance(args, (list, tuple)):
-            raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+        """The message of one call whose arguments were checked (``_check_arguments``)."""
         envelope = message.build(
             name,
             tuple(args or ()),
@@ -236,13 +234,21 @@ class TaskQ:
     def send_many(
         self, name: str, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]], **options: Any
     ) -> list[AsyncResult[Any]]:
-        """Send many calls of one task in few round trips (the broker chunks them)."""
+        """Send many calls of one task in few round trips (the broker chunks them).
+
+        Calls are encoded as the broker takes them, so a broker that sends in chunks encodes
+        the next chunk while the last one is on its way. Argument types are checked before
+        anything is sent; an argument the serializer cannot encode stops the send at its
+        chunk (the chunks before it were sent) with the serializer's error."""
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         plan = self._send_plan(options)
-        pubs = [self._publication(name, a, k, plan, None) for a, k in calls]
+        for args, kwargs in calls:
+            _check_arguments(args, kwargs)
+        ids = [message.new_task_id() for _ in range(len(calls))]
+        pubs = _LazyPublications(lambda i, task_id: self._publication(name, *calls[i], plan, task_id), ids)
         self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
-        return [AsyncResult(p.envelope.id, self) for p in pubs]
+        return [AsyncResult(task_id, self) for task_id in ids]
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)
@@ -262,6 +268,52 @@ class _SendPlan:
     headers: dict[str, Any] | None
     serializer: Serializer
     signing_key: str | None
+
+
+class _LazyPublications(Sequence[Publication]):
+    """The publications of send_many, built when a broker takes them, and kept only for the
+    latest few thousand: a huge send holds a window, not every message, and the cyclic
+    garbage collector does not rescan thousands of envelopes already sent (a fifth of a bulk
+    send's time, measured). Ids are drawn up front, so an index built again (a broker that
+    retries after a lost connection) is the same message."""
+
+    KEEP = 4096
+
+    def __init__(self, build: Callable[[int, str], Publication], ids: list[str]) -> None:
+        self.ids = ids
+        self._build = build
+        self._kept: dict[int, Publication] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Publication: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Publication]: ...
+    def __getitem__(self, index: int | slice) -> Publication | list[Publication]:
+        if isinstance(index, slice):
+            return [self._get(i) for i in range(*index.indices(len(self.ids)))]
+        if index < 0:
+            index += len(self.ids)
+        if not 0 <= index < len(self.ids):
+            raise IndexError(index)
+        return self._get(index)
+
+    def _get(self, index: int) -> Publication:
+        publication = self._kept.get(index)
+        if publication is None:
+            publication = self._kept[index] = self._build(index, self.ids[index])
+            if len(self._kept) > self.KEEP:
+                del self._kept[next(iter(self._kept))]  # the oldest: dicts keep insertion order
+        return publication
+
+
+def _check_arguments(args: Any, kwargs: Any) -> None:
+    if args is not None and not isinstance(args, (list, tuple)):
+        raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
 
 
 def _when(value: Any, name: str) -> datetime | None:

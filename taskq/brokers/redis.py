@@ -1,8 +1,8 @@
 """The Redis broker: Redis Streams with one consumer group per (queue, priority lane).
 
 * publish: XADD to the lane of the message's priority, on the calling thread's own
-  connection; many messages for one lane are one script call per chunk of 1,000 (any other
-  mix, one pipeline per chunk); a message with a future eta waits in the queue's sorted set.
+  connection; many messages are one script call per chunk of 1,000, one call in flight
+  while the next chunk is encoded; a message with a future eta waits in the queue's sorted set.
 * fetch: one Lua script moves due delayed messages, takes over claims idle longer than
   the recovery time (a dead worker's) and reads new entries, highest lane first, up to the
   count: one round trip for a batch. With nothing ready it blocks in XREADGROUP BLOCK.
@@ -31,7 +31,7 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH_MANY, REQUEUE
+from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -154,35 +154,28 @@ class RedisBroker(RedisAdmin):
         self.publish_many([Publication(queue, envelope, eta)])
 
     def publish_many(self, items: Sequence[Publication]) -> None:
-        with self._errors("publish"):
-            for start in range(0, len(items), PUBLISH_CHUNK):
-                chunk = items[start : start + PUBLISH_CHUNK]
-                stale = self._stale({item.queue for item in chunk})
-                if not self._publish_one_lane(chunk, stale):
-                    pipe = self.client.pipeline(transaction=False)
-                    self._queue_publications(pipe, chunk, stale)
-                    pipe.execute()
-                now = time.monotonic()
-                self._registered.update(dict.fromkeys(stale, now))
+        """One script call per chunk of 1,000, on this thread's own connection with one call
+        in flight: the next chunk is taken from ``items`` (encoded there, when send_many
+        passes a lazy sequence) while Redis runs the one before."""
+        registered: list[str] = []
+        calls = self._publish_calls(items, registered)
+        self._conn.direct_many(BrokerError, "redis broker publish", calls)
+        self._registered.update(dict.fromkeys(registered, time.monotonic()))
 
-    def _publish_one_lane(self, chunk: Sequence[Publication], stale: list[str]) -> bool:
-        """Publish a chunk bound for one lane of one queue, none of it delayed, in one script
-        call (the shape of every ``delay_many``); False leaves any other chunk to the caller."""
-        queue, lane, now = chunk[0].queue, lane_of(chunk[0].envelope.priority), time.time()
-        raws = []
-        for item in chunk:
-            if item.queue != queue or lane_of(item.envelope.priority) != lane or (item.eta or 0) > now:
-                return False
-            raws.append(item.envelope.to_bytes())
-        keys = [self.lane_key(queue, lane), self.registry_key, self.lanes_key(queue)]
-        self._run(PUBLISH_MANY, keys, [queue if stale else "", lane or "", *raws])
-        return True
+    def _publish_calls(self, items: Sequence[Publication], registered: list[str]) -> Iterator[tuple[Any, ...]]:
+        for start in range(0, len(items), PUBLISH_CHUNK):
+            chunk = items[start : start + PUBLISH_CHUNK]
+            stale = self._stale({item.queue for item in chunk})
+            keys, argv = self._publish_script_args(chunk, stale)
+            registered += stale
+            yield ("EVAL", PUBLISH, len(keys), *keys, *argv)
 
     def add_to_pipeline(self, pipe: Any, items: Sequence[Publication]) -> None:
-        """Queue the commands that publish ``items`` on a caller's redis-py pipeline to the
-        same server, so they commit with the caller's own writes (beat's claim + enqueue in
-        one MULTI/EXEC)."""
-        self._queue_publications(pipe, items, {item.queue for item in items})
+        """Queue the call that publishes ``items`` on a caller's redis-py pipeline to the same
+        server, so it commits with the caller's own writes (beat's claim + enqueue in one
+        MULTI/EXEC)."""
+        keys, argv = self._publish_script_args(items, list({item.queue for item in items}))
+        pipe.eval(PUBLISH, len(keys), *keys, *argv)
 
     def _stale(self, queues: Iterable[str]) -> list[str]:
         """Queues this process has not added to the registry lately. The registry only serves
@@ -191,31 +184,42 @@ class RedisBroker(RedisAdmin):
         horizon = time.monotonic() - REGISTER_EVERY
         return [q for q in queues if self._registered.get(q, horizon - 1) < horizon]
 
-    def _queue_publications(self, pipe: Any, items: Sequence[Publication], register: Iterable[str]) -> None:
-        if not items:
-            return
-        now = time.time()
+    def _publish_script_args(self, items: Sequence[Publication], register: list[str]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the PUBLISH script for ``items`` (redis_scripts.py has the layout):
+        ready messages as runs of XADDs per lane (in order), delayed ones as ZADDs plus a wake
+        entry per queue, and the registry and lanes-in-use sets."""
+        keys: dict[str, int] = {}
+        streams: list[tuple[int, list[bytes]]] = []  # runs of ready messages, in order
+        delayed: dict[str, list[Any]] = defaultdict(list)  # queue -> score, member, ...
         lanes_used: dict[str, set[int]] = defaultdict(set)
-        delayed_queues: set[str] = set()
+        lane_keys: dict[tuple[str, int], int] = {}
+        now = time.time()
         for item in items:
             lane = lane_of(item.envelope.priority)
             lanes_used[item.queue].add(lane)
             raw = item.envelope.to_bytes()
             if item.eta is not None and item.eta > now:
-                member = f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw
-                pipe.zadd(self.delayed_key(item.queue), {member: item.eta})
-                delayed_queues.add(item.queue)
-            else:
-                pipe.xadd(self.lane_key(item.queue, lane), {"m": raw})
-        for queue in delayed_queues:
+                delayed[item.queue] += [item.eta, f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw]
+                continue
+            key = lane_keys.get((item.queue, lane))
+            if key is None:
+                key = lane_keys[item.queue, lane] = keys.setdefault(self.lane_key(item.queue, lane), len(keys) + 1)
+            if not streams or streams[-1][0] != key:
+                streams.append((key, []))
+            streams[-1][1].append(raw)
+        argv: list[Any] = []
+        for key, raws in streams:
+            argv += ["X", key, len(raws), *raws]
+        for queue, pairs in delayed.items():
+            argv += ["Z", keys.setdefault(self.delayed_key(queue), len(keys) + 1), len(pairs) // 2, *pairs]
             # Wakes one blocked fetcher, which then waits for this eta rather than an older one.
-            pipe.xadd(self.wake_key(queue), {"w": b""}, maxlen=WAKE_STREAM_LENGTH, approximate=True)
-        names = list(register)
-        if names:
-            pipe.sadd(self.registry_key, *names)
+            argv += ["W", keys.setdefault(self.wake_key(queue), len(keys) + 1), WAKE_STREAM_LENGTH]
+        if register:
+            argv += ["S", keys.setdefault(self.registry_key, len(keys) + 1), len(register), *register]
         for queue, lanes in lanes_used.items():
             if lanes != {0}:  # lane 0 is always read; the others must be known on every publish
-                pipe.sadd(self.lanes_key(queue), *lanes)
+                argv += ["S", keys.setdefault(self.lanes_key(queue), len(keys) + 1), len(lanes), *sorted(lanes)]
+        return list(keys), argv
 
     # -- consuming --------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:

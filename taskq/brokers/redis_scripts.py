@@ -16,16 +16,29 @@ GROUP = "taskq"  # the one consumer group of every stream
 LANES = 10
 FETCH_KEYS_PER_QUEUE = LANES + 4  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use
 
-# KEYS: a lane stream, the queue registry, the queue's set of lanes in use.  ARGV: the queue
-# name to register or '', the lane to mark in use or '', then the encoded messages, added in
-# order.  Many messages of one lane in one call: a bulk publish is one round trip per chunk.
-PUBLISH_MANY = """
-if ARGV[1] ~= '' then redis.call('SADD', KEYS[2], ARGV[1]) end
-if ARGV[2] ~= '' then redis.call('SADD', KEYS[3], ARGV[2]) end
-for i = 3, #ARGV do
-  redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+# KEYS: every key the chunk writes.  ARGV: a list of runs, each an op, a key index and its
+# operands: 'X' k n p1..pn (XADD each payload to stream k), 'Z' k n s1 m1..sn mn (ZADD),
+# 'W' k (a wake entry on stream k, capped), 'S' k n m1..mn (SADD).  A chunk of up to 1,000
+# messages, whatever their lanes and etas, is one call: one round trip.
+PUBLISH = """
+local i, added = 1, 0
+while i <= #ARGV do
+  local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  if op == 'W' then
+    redis.call('XADD', key, 'MAXLEN', '~', ARGV[i + 2], '*', 'w', '')
+    i = i + 3
+  elseif op == 'X' then
+    for j = i + 3, i + 2 + n do redis.call('XADD', key, '*', 'm', ARGV[j]) end
+    added, i = added + n, i + 3 + n
+  elseif op == 'Z' then
+    for j = i + 3, i + 1 + 2 * n, 2 do redis.call('ZADD', key, ARGV[j], ARGV[j + 1]) end
+    added, i = added + n, i + 3 + 2 * n
+  else
+    redis.call('SADD', key, unpack(ARGV, i + 3, i + 2 + n))
+    i = i + 3 + n
+  end
 end
-return #ARGV - 2
+return added
 """
 
 _FIELD = """

@@ -530,7 +530,7 @@ def test_acks_can_join_a_callers_transaction(make_broker: MakeBroker) -> None:
     assert broker.queue_length(q) == 0
 
 
-def test_a_bulk_publish_to_one_lane_is_one_script_call_per_chunk(
+def test_a_bulk_publish_is_one_script_call_per_chunk(
     make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     broker = make_broker()
@@ -538,7 +538,7 @@ def test_a_bulk_publish_to_one_lane_is_one_script_call_per_chunk(
     broker.publish(q, envelope("warm"))  # connects and registers the queue
     writes = SocketWrites(monkeypatch)
     broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(2500)])
-    assert writes.commands() == [b"EVALSHA"] * 3  # chunks of 1,000
+    assert writes.commands() == [b"EVAL"] * 3  # chunks of 1,000
     monkeypatch.undo()
     got: list[str] = []
     while batch := broker.fetch([q], 500, timeout=0.5):
@@ -562,3 +562,46 @@ def test_a_single_publish_survives_the_server_dropping_its_connection(make_broke
     got = broker.fetch([q], 10, timeout=1)
     assert ids(got) == ["a", "b", "c"]
     broker.ack(got)
+
+
+def test_a_mixed_chunk_is_one_script_call_and_keeps_lanes_and_etas(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    q, other = "q-" + uuid.uuid4().hex[:8], "q-" + uuid.uuid4().hex[:8]
+    soon = time.time() + 0.3
+    writes = SocketWrites(monkeypatch)
+    broker.publish_many(
+        [
+            Publication(q, envelope("low")),
+            Publication(q, envelope("later", 9), eta=soon),
+            Publication(other, envelope("elsewhere")),
+            Publication(q, envelope("high", 9)),
+            Publication(q, envelope("low2")),
+        ]
+    )
+    assert writes.commands() == [b"EVAL"]
+    monkeypatch.undo()
+    assert ids(broker.fetch([q], 10, timeout=0.1)) == ["high", "low", "low2"]
+    assert ids(broker.fetch([q], 10, timeout=2)) == ["later"]  # at its eta, in its lane
+    assert ids(broker.fetch([other], 10, timeout=0.1)) == ["elsewhere"]
+    assert {q, other} <= set(broker.queues())
+
+
+def test_a_bulk_publish_survives_the_server_dropping_its_connection(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish(q, envelope("first"))
+    broker.publish(q, envelope("second"))  # this thread's own connection now exists
+    host, port = broker._conn._local.conn._sock.getsockname()[:2]
+    admin = redis.Redis.from_url(broker.url)
+    try:
+        assert admin.client_kill(f"{host}:{port}")
+    finally:
+        admin.close()
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(2500)])
+    got: list[str] = []
+    while batch := broker.fetch([q], 500, timeout=0.5):
+        got += ids(batch)
+        broker.ack(batch)
+    assert got == ["first", "second"] + [f"m{i}" for i in range(2500)]  # each once, in order

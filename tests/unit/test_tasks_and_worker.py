@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from taskq import MaxRetriesExceededError, TaskQ, states
+from taskq.app import _LazyPublications
+from taskq.brokers.base import Publication
 from taskq.envelope import Envelope
 from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure, TaskRevokedError, TimeoutError
 from taskq.task import Task
@@ -260,6 +262,32 @@ def test_delay_many_sends_in_bulk(app: TaskQ) -> None:
     with inline_worker(app, prefetch=50):
         assert [r.get(timeout=20) for r in results[:5]] == [1, 2, 3, 4, 5]
         assert sum(r.get(timeout=20) for r in results) == sum(range(1, 1201))
+
+
+def test_send_many_checks_every_call_before_sending_any(app: TaskQ) -> None:
+    with pytest.raises(ConfigurationError, match="args must be a list or tuple"):
+        app.send_many("t.add", [((1, 2), {}), ((3, 4), {}), (5, {})])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="kwargs must be a dict"):
+        app.send_many("t.add", [((1, 2), {}), ((), [("a", 1)])])  # type: ignore[list-item]
+    assert app.broker.queue_length("celery") == 0
+
+
+def test_send_many_builds_each_call_when_taken_and_again_the_same() -> None:
+    built: list[int] = []
+
+    def build(index: int, task_id: str) -> Publication:
+        built.append(index)
+        return Publication("q", Envelope({"id": task_id, "n": index}, b"[]"))
+
+    ids = [f"id-{i}" for i in range(_LazyPublications.KEEP + 10)]
+    pubs = _LazyPublications(build, ids)
+    assert built == [] and len(pubs) == len(ids)
+    assert [p.envelope.id for p in pubs[:3]] == ["id-0", "id-1", "id-2"] and built == [0, 1, 2]
+    assert pubs[-1].envelope.id == ids[-1] and pubs[2] is pubs[:3][2] and built == [0, 1, 2, len(ids) - 1]
+    assert [p.envelope.headers["n"] for p in pubs] == list(range(len(ids)))  # a broker iterating
+    assert pubs[0].envelope.id == "id-0" and built.count(0) == 2  # let go, then built again: the same
+    with pytest.raises(IndexError):
+        pubs[len(ids)]
 
 
 def test_redelivered_finished_task_is_not_run_again(app: TaskQ) -> None:
