@@ -60,6 +60,9 @@ class Claims:
         self._cond = threading.Condition()
         self._inbox: deque[Claim] = deque()
         self._held: dict[int, Claim] = {}
+        # Delivery tags of the consumer channel not settled yet (inbox and held): a batch of
+        # acks below the lowest other one is one basic.ack with multiple=True.
+        self._unsettled: set[int] = set()
         self._consumers: dict[str, _Consumer] = {}  # queue -> its current consumer
         self._by_tag: dict[str, _Consumer] = {}  # every consumer tag we started, current or not
         self._manage = threading.Lock()
@@ -106,6 +109,7 @@ class Claims:
             if consumer is None:  # lost and forgotten: RabbitMQ will deliver it again
                 return
             consumer.outstanding += 1
+            self._unsettled.add(method.delivery_tag)
             claim = Claim(
                 self.link,
                 method.delivery_tag,
@@ -133,6 +137,7 @@ class Claims:
                 claim.settled = True
             self._held.clear()
             self._inbox.clear()
+            self._unsettled.clear()
             self._consumers.clear()
             self._by_tag.clear()
             self._cond.notify_all()
@@ -146,18 +151,28 @@ class Claims:
         wanted = set(queues)
         with self._cond:
             while True:
-                taken = [c for c in self._inbox if c.queue in wanted][:max_count]
+                taken = self._take_from_inbox(wanted, max_count)
                 if taken:
-                    now = time.monotonic()
+                    deadline = time.monotonic() + self.recovery_time
                     for claim in taken:
-                        self._inbox.remove(claim)
-                        claim.deadline = now + self.recovery_time
+                        claim.deadline = deadline
                         self._held[id(claim)] = claim
                     return taken
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self.link.alive:
                     return []
                 self._cond.wait(remaining)
+
+    def _take_from_inbox(self, wanted: set[str], max_count: int) -> list[Claim]:
+        """Remove and return up to ``max_count`` deliveries of ``wanted``, in order: one pass
+        (removing each from the deque would cost a pass per claim)."""
+        taken: list[Claim] = []
+        kept: deque[Claim] = deque()
+        for claim in self._inbox:
+            (taken if len(taken) < max_count and claim.queue in wanted else kept).append(claim)
+        if taken:
+            self._inbox = kept
+        return taken
 
     def waiting(self, queue: str | None = None) -> list[Claim]:
         """Deliveries not handed out yet (all, or of one queue), removed from the inbox."""
@@ -196,15 +211,23 @@ class Claims:
                     continue
                 self._forget(claim)
                 tags.append(claim.delivery_tag)
-        if tags:
+            if not tags:
+                return 0
             if requeue:
                 self.link.settle_consumed([], tags)
-            else:
-                self.link.settle_consumed(tags, [])
+                return len(tags)
+            # Every tag below the lowest one still unsettled is in this batch, or was settled by
+            # a frame written before this one (frames are posted under this lock, in order): one
+            # multiple-ack covers them. The rest go one by one.
+            floor = min(self._unsettled, default=None)
+            below = [tag for tag in tags if floor is None or tag < floor]
+            upto = max(below) if len(below) > 1 else None
+            self.link.settle_consumed([tag for tag in tags if upto is None or tag > upto], [], upto)
         return len(tags)
 
     def _forget(self, claim: Claim) -> None:
         claim.settled = True
+        self._unsettled.discard(claim.delivery_tag)
         self._held.pop(id(claim), None)
         consumer = self._by_tag.get(claim.consumer_tag)
         if consumer is not None:

@@ -381,12 +381,13 @@ class Link:
         """Ack or return (requeue) messages taken with ``get``; waits until written."""
         self._settle_on("sweeper", acks, nacks)
 
-    def settle_consumed(self, acks: list[int], nacks: list[int]) -> None:
+    def settle_consumed(self, acks: list[int], nacks: list[int], acks_upto: int | None = None) -> None:
         """Ack or return consumed messages without waiting for the I/O thread to write them.
 
         Waiting would buy nothing: an ack that never reaches RabbitMQ (the channel closed
         first) means the message is delivered again, which is what a failed ack means anyway.
         Frames leave in order, so an ack is written before a later close of the connection.
+        ``acks_upto``: one ack with multiple=True for every unacked tag up to it.
         """
 
         def write() -> None:
@@ -394,6 +395,8 @@ class Link:
             if channel is None or not channel.is_open:
                 log.warning("Consumer channel closed before %d ack(s); those messages return", len(acks))
                 return
+            if acks_upto is not None:
+                channel.basic_ack(acks_upto, multiple=True)
             for tag in acks:
                 channel.basic_ack(tag)
             for tag in nacks:

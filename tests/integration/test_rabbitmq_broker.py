@@ -166,6 +166,38 @@ def test_acks_may_come_from_other_threads(queue: str) -> None:
         broker.close()
 
 
+def test_a_batch_of_acks_below_every_held_claim_is_one_multiple_ack(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    acks: list[tuple[int, bool]] = []
+    basic_ack = pika.channel.Channel.basic_ack
+
+    def counted(channel: pika.channel.Channel, delivery_tag: int = 0, multiple: bool = False) -> None:
+        acks.append((delivery_tag, multiple))
+        basic_ack(channel, delivery_tag, multiple)
+
+    monkeypatch.setattr(pika.channel.Channel, "basic_ack", counted)
+    try:
+        broker.publish_many([Publication(queue, envelope(f"m{i}")) for i in range(12)])
+        got: list[Delivery] = []
+        while len(got) < 12:
+            got += broker.fetch([queue], 12 - len(got), timeout=5)
+        tags = [d.tag.delivery_tag for d in got]  # type: ignore[attr-defined]
+        broker.ack(got[4:8])  # the first four are still held: these go one by one
+        wait_until(lambda: len(acks) == 4, 5, "four single acks")
+        assert acks == [(tag, False) for tag in tags[4:8]]
+        broker.ack(got[:4])  # now everything below the held tail: one frame
+        wait_until(lambda: len(acks) == 5, 5, "one multiple ack")
+        assert acks[4] == (tags[3], True)
+        assert list_queues("/")[queue]["unacked"] == 4  # the held tail was not swept along
+        broker.ack(got[8:])
+        wait_until(lambda: list_queues("/")[queue]["unacked"] == 0, 5, "all acked")
+        assert broker.queue_length(queue) == 0
+    finally:
+        broker.close()
+
+
 def test_a_two_hour_eta_waits_in_a_delay_queue_that_no_consumer_holds(queue: str) -> None:
     broker = make_broker()
     try:
