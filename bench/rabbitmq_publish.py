@@ -5,7 +5,9 @@
 Rows: one publish() per message waiting for its confirm (taskq's default); the same
 without confirms; publish_many() of the whole batch with confirms (all in flight, then every
 confirm awaited) and without; app.send_task() (message building + confirmed publish); and a
-single-process drain (fetch + ack). Each row uses its own queue, deleted afterwards.
+single-process drain (fetch + ack); and raw pika without confirms, with and without the
+protocol's headers table, for the server's own ceiling. Each row uses its own queue, deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pika
 from taskq import TaskQ
 from taskq.brokers.base import Publication
 from taskq.brokers.rabbitmq import RabbitMQBroker, connection_parameters
+from taskq.brokers.rabbitmq_wire import to_amqp
 from taskq.config import Settings
 from taskq.envelope import Envelope
 
@@ -68,6 +71,20 @@ def rate(url: str, count: int, label: str, run: Callable[[str, int], None]) -> N
         delete(url, queue)
 
 
+def raw_pika(url: str, with_headers: bool) -> Callable[[str, int], None]:
+    def run(queue: str, n: int) -> None:
+        message = envelope()
+        headers = to_amqp(message).headers if with_headers else None
+        properties = pika.BasicProperties(delivery_mode=2, content_type="application/json", headers=headers)
+        with pika.BlockingConnection(connection_parameters(url)) as connection:
+            channel = connection.channel()
+            channel.queue_declare(queue, durable=True, arguments={"x-max-priority": 10})
+            for _ in range(n):
+                channel.basic_publish("", queue, message.body, properties)
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20000)
@@ -97,6 +114,10 @@ def main() -> None:
     rate(url, count, "publish_many() confirmed, batched", batch(confirmed))
     rate(url, count, "publish_many() unconfirmed", batch(unconfirmed))
     rate(url, min(count, 3000), "app.send_task() confirmed", send_task)
+    # The server's own ceiling: raw pika, no confirms, into a queue declared as taskq declares
+    # it. The AMQP headers table of a protocol-v2 message is most of RabbitMQ's work per message.
+    rate(url, count, "raw pika unconfirmed, no headers (ceiling)", raw_pika(url, with_headers=False))
+    rate(url, count, "raw pika unconfirmed, protocol-v2 headers", raw_pika(url, with_headers=True))
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     try:
