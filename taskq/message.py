@@ -14,6 +14,7 @@ import os
 import re
 import reprlib
 import socket
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _escape
@@ -48,12 +49,33 @@ class TaskMessage:
 
 
 def new_task_id() -> str:
-    """A random UUID4 string, as ``str(uuid.uuid4())`` but in 40% of its time."""
-    h = os.urandom(16).hex()
+    """A random UUID4 string, as ``str(uuid.uuid4())`` but cheaper: random bytes are drawn
+    128 ids at a time per thread. One ``os.urandom`` call per id released the GIL each time,
+    and in a process whose other thread is busy (the RabbitMQ I/O thread) getting it back
+    cost a thread switch per call (17 us per id, profiled)."""
+    local = _ids
+    pool: list[str] | None = getattr(local, "pool", None)
+    if not pool or local.generation != _fork_generation:
+        raw = os.urandom(16 * _IDS_PER_DRAW).hex()
+        pool = local.pool = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        local.generation = _fork_generation
+    h = pool.pop()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 _VARIANT = "89ab"
+_IDS_PER_DRAW = 128
+_ids = threading.local()
+_fork_generation = 0
+
+
+def _forked() -> None:
+    """A child must not hand out the ids its parent drew too."""
+    global _fork_generation
+    _fork_generation += 1
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def build(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
 import re
+import threading
 import uuid
 from datetime import datetime, timezone
 
@@ -139,3 +141,30 @@ def test_new_task_ids_are_random_uuid4_strings() -> None:
     for value in list(ids)[:200]:
         parsed = uuid.UUID(value)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == value
+
+
+def test_task_ids_stay_unique_across_threads_and_forks() -> None:
+    first = new_task_id()  # this thread now holds drawn-but-unused ids
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids must not be the ones the parent still holds
+        os.close(reader)
+        os.write(writer, ",".join(new_task_id() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        child = set(pipe.read().split(","))
+    os.waitpid(pid, 0)
+    threads: list[list[str]] = [[], []]
+
+    def draw(into: list[str]) -> None:
+        into.extend(new_task_id() for _ in range(1000))
+
+    workers = [threading.Thread(target=draw, args=(ids,)) for ids in threads]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    parent = {first, *(new_task_id() for _ in range(300)), *threads[0], *threads[1]}
+    assert len(child) == 200 and len(parent) == 2301
+    assert not child & parent
