@@ -243,6 +243,7 @@ class TaskQ:
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         plan = self._send_plan(options)
+        calls = list(calls)  # any iterable of calls; indexed below
         for args, kwargs in calls:
             _check_arguments(args, kwargs)
         ids = [message.new_task_id() for _ in range(len(calls))]

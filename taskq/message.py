@@ -104,7 +104,8 @@ def build(
     if signing_key:
         all_headers[SIGNATURE_HEADER] = sign(signing_key, all_headers, body)
     envelope = _envelope(all_headers, body, serializer, task_id, priority)
-    plain = not (headers or signing_key or retries or eta or expires or parent_id or any(timelimit))
+    plain = not (headers or signing_key or retries) and eta is None and expires is None and parent_id is None
+    plain = plain and timelimit == (None, None)
     if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
         # The common call: encode from the task's template instead of the whole document.
         envelope.encoded = _encode_plain(task, priority, serializer, task_id, argsrepr, kwargsrepr, body)

@@ -89,7 +89,15 @@ class Claims:
                     self._by_tag[consumer.tag] = consumer  # before any delivery can arrive
                 self.link.consume(queue, needed, consumer.tag, self._deliver)
                 with self._cond:
-                    self._consumers[queue] = consumer
+                    # The channel may have been lost (and _by_tag cleared) while the consume
+                    # was on its way: then this consumer is unknown, and the next fetch starts
+                    # a fresh one.
+                    known = self._by_tag.get(consumer.tag) is consumer
+                    if known:
+                        self._consumers[queue] = consumer
+                if not known:
+                    self.link.cancel(consumer.tag)
+                    continue
                 if current is not None:
                     self.link.cancel(current.tag)
             for queue in [q for q in self._consumers if q not in queues]:
@@ -106,7 +114,11 @@ class Claims:
     def _deliver(self, method: pika.spec.Basic.Deliver, properties: pika.BasicProperties, body: bytes) -> None:
         with self._cond:
             consumer = self._by_tag.get(method.consumer_tag)
-            if consumer is None:  # lost and forgotten: RabbitMQ will deliver it again
+            if consumer is None:
+                # A consumer forgotten when its channel was lost (a consume started in that
+                # window): hand the delivery back now. Left unacked and untracked, a later
+                # multiple-ack on this channel would ack it without it ever running.
+                self.link.nack_consumed_now([method.delivery_tag])
                 return
             consumer.outstanding += 1
             self._unsettled.add(method.delivery_tag)

@@ -28,7 +28,7 @@ from itertools import chain
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import Connection
 from redis.retry import Retry
 
@@ -113,22 +113,28 @@ class RedisConnector:
         round trip itself on loopback (about 55 us of 100 us for an XADD, measured), so the
         hottest commands (publish) skip the pool. A connection error drops the connection
         and sends the unanswered commands once more through the pooled client, whose retry
-        rides out an outage (at least once: a command may have run before the error)."""
+        rides out an outage (at least once: a command may have run before the error). An
+        error reply (a script error, WRONGTYPE) stops the sending: the reply in flight is
+        read, so the connection stays in step, and the error says how many calls completed."""
         pending = iter(commands)
         replies: list[Any] = []
         unanswered: deque[Sequence[Any]] = deque()
+        refused: redis.ResponseError | None = None
         try:
             conn = self._thread_connection()
             try:
                 for args in pending:
+                    # redis-py's health-check PING would read the reply in flight: only when idle.
+                    idle = not unanswered
                     unanswered.append(args)  # before sending: a failed send is resent too
-                    conn.send_command(*args)  # type: ignore[no-untyped-call]
+                    conn.send_command(*args, check_health=idle)  # type: ignore[no-untyped-call]
                     if len(unanswered) > 1:
-                        replies.append(conn.read_response())
-                        unanswered.popleft()
+                        refused = _read_reply(conn, unanswered, replies)
+                        if refused is not None:
+                            break
                 while unanswered:
-                    replies.append(conn.read_response())
-                    unanswered.popleft()
+                    later = _read_reply(conn, unanswered, replies)
+                    refused = refused or later
             except CONNECTION_ERRORS:
                 conn.disconnect()  # type: ignore[no-untyped-call]
                 for args in chain(unanswered, pending):
@@ -136,6 +142,9 @@ class RedisConnector:
             except BaseException:
                 conn.disconnect()  # type: ignore[no-untyped-call]  # a reply may be left unread on it
                 raise
+            if refused is not None:
+                done = sum(1 for reply in replies if not isinstance(reply, redis.ResponseError))
+                raise redis.ResponseError(f"{refused} (after {done} call(s) completed)")
         except (redis.RedisError, OSError) as exc:
             raise translated(error, what, exc) from None
         self.reached = True
@@ -150,7 +159,9 @@ class RedisConnector:
 
     def _direct_connection(self) -> Connection:
         pool = self.client.connection_pool
-        conn: Connection = pool.connection_class(**pool.connection_kwargs)
+        # No retries of its own: a failure falls back to the pooled client, which retries.
+        options = {**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)}
+        conn: Connection = pool.connection_class(**options)
         self._local.conn, self._local.pid = conn, os.getpid()
         with self._lock:
             self._direct_connections.add(conn)
@@ -197,6 +208,17 @@ def translate_errors(error: type[TaskQError], what: str) -> Iterator[None]:
         yield
     except (redis.RedisError, OSError) as exc:  # OSError: a socket error redis-py did not wrap
         raise translated(error, what, exc) from None
+
+
+def _read_reply(conn: Connection, unanswered: deque[Sequence[Any]], replies: list[Any]) -> redis.ResponseError | None:
+    """Read the oldest reply in flight into ``replies``; an error reply is returned, not raised."""
+    try:
+        reply = conn.read_response()
+    except redis.ResponseError as exc:
+        reply = exc
+    unanswered.popleft()
+    replies.append(reply)
+    return reply if isinstance(reply, redis.ResponseError) else None
 
 
 def translated(error: type[TaskQError], what: str, exc: BaseException) -> TaskQError:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pika
 import pytest
@@ -194,6 +195,36 @@ def test_a_batch_of_acks_below_every_held_claim_is_one_multiple_ack(
         broker.ack(got[8:])
         wait_until(lambda: list_queues("/")[queue]["unacked"] == 0, 5, "all acked")
         assert broker.queue_length(queue) == 0
+    finally:
+        broker.close()
+
+
+def test_a_consumer_started_while_its_channel_was_lost_holds_nothing_back(
+    queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    try:
+        broker.publish_many([Publication(queue, envelope(f"m{i}")) for i in range(3)])
+        link, claims = broker._session()
+        consume, started = link.consume, []
+
+        def lost_on_the_way(name: str, prefetch: int, tag: str, deliver: Any) -> None:
+            started.append(tag)
+            if len(started) == 1:  # the channel is lost (its consumers forgotten) meanwhile
+                with claims._cond:
+                    claims._by_tag.clear()
+            consume(name, prefetch, tag, deliver)
+
+        monkeypatch.setattr(link, "consume", lost_on_the_way)
+        got: list[Delivery] = []
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += broker.fetch([queue], 3 - len(got), timeout=1)
+        # The unknown consumer's deliveries went back and it was cancelled; a fresh one got them.
+        assert sorted(d.envelope.id for d in got if d.envelope) == ["m0", "m1", "m2"]
+        assert len(started) >= 2
+        broker.ack(got)
+        wait_until(lambda: broker.queue_length(queue) == 0, 5, "all acked")
     finally:
         broker.close()
 

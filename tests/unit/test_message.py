@@ -127,6 +127,8 @@ def test_the_template_encoding_is_the_generic_encoding(
         {"signing_key": "k"},
         {"parent_id": "p"},
         {"root_id": "another"},
+        {"parent_id": ""},
+        {"timelimit": (0, 0)},
     ],
 )
 def test_calls_beyond_the_plain_shape_take_the_generic_encoding(options: dict[str, object]) -> None:

@@ -599,3 +599,25 @@ def test_a_publish_survives_the_server_dropping_its_connection(make_broker: Make
     else:
         broker.publish_many([Publication(q, envelope(i)) for i in sent])
     assert drain(broker, q) == ["first", "second", *sent]  # each once, in order
+
+
+def test_an_error_reply_stops_the_stream_and_keeps_the_connection_in_step(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    key = broker.prefix + "list-" + uuid.uuid4().hex[:6]
+    commands = [("RPUSH", key, "a"), ("INCR", key), ("RPUSH", key, "b"), ("RPUSH", key, "c")]
+    with pytest.raises(BrokerError, match=r"WRONGTYPE.*after 2 call\(s\) completed"):
+        broker._conn.direct_many(BrokerError, "test", commands)  # "b" was in flight: it ran
+    conn = broker._conn._local.conn
+    assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a", b"b"]
+    assert broker._conn._local.conn is conn  # still in step: the same connection answered
+
+
+def test_no_health_check_ping_while_a_reply_is_in_flight(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    key = broker.prefix + "list-" + uuid.uuid4().hex[:6]
+    broker._conn.direct(BrokerError, "test", "PING")
+    conn = broker._conn._local.conn
+    assert conn.retry._retries == 0  # it never retries by itself: the pooled fallback does
+    conn.next_health_check = 0  # as after 30 s idle: the next command checks health first
+    broker._conn.direct_many(BrokerError, "test", [("RPUSH", key, v) for v in "abc"])
+    assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a", b"b", b"c"]

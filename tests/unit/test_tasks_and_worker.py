@@ -272,6 +272,11 @@ def test_send_many_checks_every_call_before_sending_any(app: TaskQ) -> None:
     assert app.broker.queue_length("celery") == 0
 
 
+def test_send_many_takes_any_iterable_of_calls(app: TaskQ) -> None:
+    results = app.send_many("t.add", (((i, 1), {}) for i in range(3)))  # type: ignore[arg-type]
+    assert len({r.id for r in results}) == 3 and app.broker.queue_length("celery") == 3
+
+
 def test_send_many_builds_each_call_when_taken_and_again_the_same() -> None:
     built: list[int] = []
 
