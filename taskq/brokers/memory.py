@@ -70,6 +70,7 @@ class MemoryBroker:
             self._s.cond.notify_all()
 
     def publish_many(self, items: Sequence[Publication]) -> None:
+        items = list(items)  # built (send_many builds lazily) before any is added: all or none
         with self._s.cond:
             for item in items:
                 self._add(item.queue, item.envelope, item.eta)

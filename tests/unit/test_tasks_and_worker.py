@@ -269,6 +269,8 @@ def test_send_many_checks_every_call_before_sending_any(app: TaskQ) -> None:
         app.send_many("t.add", [((1, 2), {}), ((3, 4), {}), (5, {})])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="kwargs must be a dict"):
         app.send_many("t.add", [((1, 2), {}), ((), [("a", 1)])])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not JSON serializable"):  # found while encoding
+        app.send_many("t.add", [((1, 2), {}), ((object(),), {})])
     assert app.broker.queue_length("celery") == 0
 
 
