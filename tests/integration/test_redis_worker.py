@@ -114,7 +114,8 @@ def test_kill_9_of_a_worker_holding_50_claims_loses_none_and_repeats_none(shared
     assert all(started[k] == 1 and done[k] == 1 for k in finished)
     assert set(done) == set(keys) and sum(done.values()) <= len(keys) + 2
     assert sum(started.values()) <= len(keys) + 2, {k: n for k, n in started.items() if n > 1}
-    assert shared.pending_claims() == 0
+    # A batch's acks follow its results (results are written first): the last may lag a moment.
+    wait_until(lambda: shared.pending_claims() == 0, 5, "every claim acked")
 
 
 def test_a_task_running_3x_the_recovery_time_runs_once(shared: Setup) -> None:
