@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from taskq.errors import ConfigurationError, TaskQError
+
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another writer (and its setup retries)
 
 
 def sqlite_path(url: str) -> str:
@@ -66,14 +69,33 @@ class SQLiteConnections:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
+        deadline, pause = time.monotonic() + BUSY_TIMEOUT, 0.005
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL (or creating its tables) while another thread or
+                # process does the same can fail with "database is locked" at once: SQLite
+                # does not wait on that lock. Try again, as a busy writer would wait.
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
+            except sqlite3.Error as exc:
+                raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
+        self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         try:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(self.schema)
-        except sqlite3.Error as exc:
-            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from None
-        self._local.conn, self._local.pid = conn, os.getpid()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self) -> None:
