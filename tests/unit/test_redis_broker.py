@@ -65,6 +65,19 @@ class CommandCounter:
         monkeypatch.setattr(client, "execute_command", counted)
 
 
+def pipeline_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The command count of every redis-py pipeline executed from now on (appended as they run)."""
+    sizes: list[int] = []
+    execute = redis.client.Pipeline.execute
+
+    def counted(pipe: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        sizes.append(len(pipe.command_stack))
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    return sizes
+
+
 class SocketWrites:
     """Every command written to any redis-py connection, however it was issued: one write
     is one round trip (a pipeline or script call included)."""
@@ -150,14 +163,7 @@ def test_batch_fetch_and_batch_ack_take_one_round_trip_each(
     got = broker.fetch([q], 50, timeout=2)
     assert len(got) == 50
     assert fetches.calls == ["EVALSHA"]
-    pipelines: list[int] = []
-    original = redis.client.Pipeline.execute
-
-    def counted(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
-        pipelines.append(len(self.command_stack))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    pipelines = pipeline_sizes(monkeypatch)
     commands = CommandCounter(broker.client, monkeypatch)
     broker.ack(got)
     assert len(pipelines) == 1 and commands.calls == []
@@ -519,14 +525,7 @@ def test_a_single_publish_is_one_command_and_the_queue_is_listed(
     broker = make_broker()
     q = "q-" + uuid.uuid4().hex[:8]
     broker.publish(q, envelope("first"))  # registers the queue (a pipeline, once a minute)
-    pipelines: list[int] = []
-    original = redis.client.Pipeline.execute
-
-    def counted(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
-        pipelines.append(len(self.command_stack))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    pipelines = pipeline_sizes(monkeypatch)
     writes = SocketWrites(monkeypatch)
     broker.publish(q, envelope("second"))
     assert pipelines == [] and writes.commands() == [b"XADD"]
