@@ -16,6 +16,7 @@ from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker, Publication
 from taskq.config import Settings, check_url
+from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.result import AsyncResult
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
@@ -54,7 +55,7 @@ class TaskQ:
         self._backend_resolved = False
 
     def __repr__(self) -> str:
-        return f"<TaskQ {self.main or '__main__'} broker={self.conf.broker_url}>"
+        return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
 
     # -- configuration ------------------------------------------------------------------
     def finalize(self) -> Settings:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from taskq.display import redact
 from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
@@ -137,9 +138,9 @@ def check_url(url: str, what: str = "broker") -> str:
     scheme = url_scheme(url)
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
-            raise ConfigurationError(f"{what} URL {url!r} names no kombu transport")
+            raise ConfigurationError(f"{what} URL {redact(url)!r} names no kombu transport")
         return scheme
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
-        raise ConfigurationError(f"{what} URL {url!r} is not supported (use {known} or kombu+TRANSPORT://)")
+        raise ConfigurationError(f"{what} URL {redact(url)!r} is not supported (use {known} or kombu+TRANSPORT://)")
     return scheme
