@@ -32,6 +32,7 @@ class Settings:
     result_serializer: str = "json"
     accept_content: tuple[str, ...] = ("json",)
     signing_key: str | None = None
+    signing_max_age: float = 3600.0  # seconds a signed message stays valid (from its eta if later)
     result_expires: float = 86400.0
     result_key_prefix: str = "celery-task-meta-"
     recovery_time: float = 30.0  # a dead worker's claims return to the queue after this

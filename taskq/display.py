@@ -7,6 +7,7 @@ each, so a new log line cannot forget one rule that the others keep.
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import unquote
 
@@ -70,3 +71,17 @@ def _escape_char(match: re.Match[str]) -> str:
     if named:
         return named
     return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+class OneLineRecords(logging.Filter):
+    """Renders each record's message with ``printable``: attached to a logger whose lines
+    quote message fields (the worker's), so a task id holding "\\n" or an ANSI escape cannot
+    forge a line or recolour a terminal, whatever handler the application configured.
+    A traceback (``exc_info``) is formatted by the handler afterwards and keeps its lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        rendered = printable(message)
+        if rendered != message:
+            record.msg, record.args = rendered, None
+        return True

@@ -39,6 +39,10 @@ class MemoryBackend(ResultBackend):
             self._counters[key] = self._counters.get(key, 0) + 1
             return self._counters[key]
 
+    def reset_counter(self, key: str) -> None:
+        with self._cond:
+            self._counters.pop(key, None)
+
     def _wait(self, key: str, timeout: float) -> None:
         with self._cond:
             self._cond.wait(min(timeout, 1.0))
