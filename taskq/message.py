@@ -223,9 +223,10 @@ def parse(
         raise InvalidMessage("no 'task' header: not a protocol-v2 task message")
     if not isinstance(task_id, str) or not task_id:
         raise InvalidMessage("no 'id' header")
+    if signer is not None:
+        signer.verify(queue, envelope)  # first: nothing unsigned is read further (pickle runs code)
     eta, valid_until = parse_time(h.get("eta"), "eta"), None
     if signer is not None:
-        signer.verify(queue, envelope)  # first: nothing unsigned is decoded (pickle runs code)
         signed_at = parse_time(h.get(SIGNED_AT_HEADER), SIGNED_AT_HEADER)
         valid_until = signer.valid_until(signed_at, eta, now or datetime.now(timezone.utc))
     body = decode_body(envelope.body, envelope.content_type, accepted)
