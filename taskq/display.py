@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 MASK = "***"
 
@@ -19,6 +19,8 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>(?:(?!://)[^\s'\"<>;])*)@")
 # Query options that carry a secret (redis-py reads ?password=, kombu ?password= too).
 _SECRET_OPTION = re.compile(r"(?P<key>[?&;](?:password|passwd|pass|secret)=)(?P<value>[^&#\s'\"]*)", re.IGNORECASE)
+# pika's ssl_options: a URL-encoded dict literal that may hold the key file's password.
+_SSL_OPTIONS = re.compile(r"(?P<key>[?&;]ssl_options=)(?P<value>[^&#\s'\"]*)", re.IGNORECASE)
 # C0 and C1 control characters, DEL and the Unicode line separators; the backslash too, so an escape cannot be forged.
 _UNPRINTABLE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\\\]")
 
@@ -26,7 +28,12 @@ _UNPRINTABLE = re.compile("[\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\\\]")
 def redact(text: str) -> str:
     """``text`` (a URL, or a message that quotes URLs) with every password replaced by ***."""
     text = _USERINFO.sub(_mask_userinfo, text)
+    text = _SSL_OPTIONS.sub(_mask_ssl_options, text)
     return _SECRET_OPTION.sub(lambda m: m["key"] + MASK, text)
+
+
+def _mask_ssl_options(match: re.Match[str]) -> str:
+    return match["key"] + MASK if "password" in unquote_plus(match["value"]).lower() else match[0]
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:

@@ -25,6 +25,8 @@ SECRET = "S3cr3t-pw"
         ("amqp://u:p1@h1;amqp://u:p2@h2//", "amqp://u:***@h1;amqp://u:***@h2//"),
         ("redis://h/0?db=1&password=xx", "redis://h/0?db=1&password=***"),
         ("error at 'redis://:pw@h:1/0': refused", "error at 'redis://:***@h:1/0': refused"),
+        ("amqps://h//?ssl_options=%7B%27password%27%3A+%27k%27%7D&x=1", "amqps://h//?ssl_options=***&x=1"),
+        ("amqps://h//?ssl_options=%7B%27ca_certs%27%3A+%27ca.pem%27%7D", "amqps://h//?ssl_options=%7B%27ca_certs%27%3A+%27ca.pem%27%7D"),
     ],
 )
 def test_redact_hides_every_password_form(url: str, shown: str) -> None:
