@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from taskq.display import redact
+from taskq.display import MASK, redact
 from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
@@ -62,6 +62,18 @@ class Settings:
         if name not in _FIELD_NAMES and not name.startswith("_"):
             raise ConfigurationError(f"unknown setting {name!r}")
         object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        """Settings fit for a log or a traceback: URLs redacted, the signing key hidden."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "signing_key" and value:
+                value = MASK
+            elif isinstance(value, str):
+                value = redact(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     def freeze(self) -> None:
         object.__setattr__(self, "_frozen", True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +59,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Signer:
-    key: str
+    key: str = field(repr=False)  # never in a repr (a logged send plan, a traceback)
     max_age: float  # seconds: signing_max_age
 
     def _digest(self, queue: str, envelope: Envelope) -> str:

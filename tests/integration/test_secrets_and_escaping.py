@@ -92,6 +92,8 @@ def broken_urls(redis_port: int) -> dict[str, dict[str, str]]:
         "amqp refused": {"TASKQ_BROKER_URL": f"amqp://u:{ENCODED}@127.0.0.1:{dead_port}//"},
         "redis wrong password": {"TASKQ_BROKER_URL": f"redis://:wrong{ENCODED}@127.0.0.1:{redis_port}/0"},
         "redis refused": {"TASKQ_BROKER_URL": f"redis://:{ENCODED}@127.0.0.1:{dead_port}/0"},
+        "kombu redis wrong password": {"TASKQ_BROKER_URL": f"kombu+redis://:wrong{ENCODED}@127.0.0.1:{redis_port}/0"},
+        "kombu amqp refused": {"TASKQ_BROKER_URL": f"kombu+amqp://u:{ENCODED}@127.0.0.1:{dead_port}//"},
         "backend scheme": {
             "TASKQ_BROKER_URL": f"redis://:{ENCODED}@127.0.0.1:{redis_port}/0",
             "TASKQ_RESULT_BACKEND": f"amqp://u:{ENCODED}@127.0.0.1:{dead_port}//",

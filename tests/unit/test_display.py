@@ -63,6 +63,14 @@ def test_app_repr_and_config_errors_hide_the_password() -> None:
         assert SECRET not in str(info.value)
 
 
+def test_settings_and_signer_reprs_hide_secrets() -> None:
+    from taskq.signing import signer_for
+
+    app = TaskQ("t", broker=f"redis://:{SECRET}@h/0", backend=f"redis://:{SECRET}@h/1", signing_key=SECRET)
+    shown = repr(app.conf) + repr(signer_for(app.conf)) + repr(app._send_plan({}))
+    assert SECRET not in shown and "redis://:***@h/0" in shown and "signing_key='***'" in shown
+
+
 def test_rabbitmq_url_error_hides_the_password() -> None:
     from taskq.brokers.rabbitmq import connection_parameters
 
