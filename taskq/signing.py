@@ -40,7 +40,7 @@ _VERSION = b"taskq-hmac-v1"
 
 def canonical(queue: str, headers: dict[str, Any], priority: int, content_type: str, content_encoding: str) -> bytes:
     """The signed document, without the body (see the module docstring)."""
-    covered = {k: _plain(v) for k, v in headers.items() if k != SIGNATURE_HEADER}
+    covered = {str(k): _plain(v) for k, v in headers.items() if k != SIGNATURE_HEADER}
     doc = [queue, covered, priority, content_type, content_encoding]
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
@@ -78,7 +78,11 @@ class Signer:
         given = envelope.headers.get(SIGNATURE_HEADER)
         if not isinstance(given, str) or not given:
             raise SignatureError("bad signature: the message is not signed")
-        if not hmac.compare_digest(given, self._digest(queue, envelope)):
+        try:
+            expected = self._digest(queue, envelope)
+        except (RecursionError, TypeError, ValueError) as exc:  # hostile headers: nested too deep
+            raise SignatureError(f"bad signature: headers have no canonical form ({type(exc).__name__})") from None
+        if not hmac.compare_digest(given, expected):
             raise SignatureError("bad signature: a header, property, queue or the body differs from what was signed")
 
     def valid_until(self, signed_at: datetime | None, eta: datetime | None, now: datetime) -> datetime:

@@ -270,3 +270,30 @@ def test_settings_that_cannot_be_honoured_are_refused(app: TaskQ) -> None:
     app.conf.signing_key, app.conf.signing_max_age = KEY, 0
     with pytest.raises(ConfigurationError, match="signing_max_age"):
         app.check()
+
+
+def test_hostile_headers_are_a_bad_signature_not_a_crash(signed: tuple[TaskQ, list[dict[str, Any]]]) -> None:
+    from taskq.errors import SignatureError
+
+    app, _ = signed
+    signer = signer_for(app.conf)
+    assert signer is not None
+    deep: Any = "x"
+    for _ in range(5000):
+        deep = [deep]
+    for tamper in (
+        lambda env: env.headers.__setitem__("tenant", deep),
+        lambda env: env.properties.__setitem__("priority", "high"),
+    ):
+        forged = publication(app)
+        tamper(forged)
+        with pytest.raises(SignatureError, match="bad signature"):
+            signer.verify("celery", forged)
+
+
+def test_header_keys_that_are_not_strings_can_be_signed(signed: tuple[TaskQ, list[dict[str, Any]]]) -> None:
+    app, _ = signed
+    envelope = app.build_publication("t.record", (), {}, headers={1: "one", "two": {3: "three"}}).envelope
+    signer = signer_for(app.conf)
+    assert signer is not None
+    signer.verify("celery", copy(envelope))  # the copy has the keys as JSON strings, as a broker returns them
