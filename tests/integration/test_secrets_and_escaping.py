@@ -59,8 +59,8 @@ def test_a_worker_run_through_a_redis_restart_never_prints_the_password(tmp_path
     workers = WorkerFactory(tmp_path, base_env(tmp_path, server.url, server.url))
     producer = TaskQ("producer", broker=server.url, backend=server.url)
     try:
-        # Given a worker on a password-protected Redis, running tasks
-        worker = workers.start("-P", "threads", "-c", "2", "-l", "debug")
+        # Given a worker (and beat, at debug level) on a password-protected Redis, running tasks
+        worker = workers.start("-P", "threads", "-c", "2", "-l", "debug", "--beat")
         assert producer.send_task("example_tasks.add", (2, 3)).get(timeout=20) == 5
         # When Redis goes away and comes back under it
         server.stop(kill=True)
@@ -69,13 +69,15 @@ def test_a_worker_run_through_a_redis_restart_never_prints_the_password(tmp_path
         wait_until(lambda: "reachable again" in worker.log, 30, "the worker to reconnect")
         assert producer.send_task("example_tasks.add", (3, 4)).get(timeout=20) == 7
         # And the CLI reads the same server
-        for args in (("queues",), ("dead-letters", "list"), ("inspect",)):
+        for args in (("queues",), ("dead-letters", "list"), ("schedule", "list")):
             proc = cli(workers.env, *args)
+            assert proc.returncode == 0, proc.stderr
             assert_no_password(proc.stdout + proc.stderr)
         worker.stop()
         # Then every line it wrote shows the URL redacted, never the password
         log = worker.log
-        assert f"redis://:***@127.0.0.1:{server.port}/0" in log
+        assert f"ready: broker=redis://:***@127.0.0.1:{server.port}/0" in log
+        assert f"store=redis://:***@127.0.0.1:{server.port}/0" in log  # beat's line (--beat)
         assert_no_password(log)
         assert_no_password(repr(producer))
     finally:
