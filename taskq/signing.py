@@ -45,9 +45,14 @@ def canonical(queue: str, headers: dict[str, Any], priority: int, content_type: 
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
+_SCALARS = frozenset({str, int, bool})
+
+
 def _plain(value: Any) -> Any:
     """A header value as every broker returns it: a float with an integral value is that
     integer (pika reads AMQP doubles back as integers, so 30.0 arrives as 30)."""
+    if value is None or type(value) in _SCALARS:  # most headers: no isinstance chain
+        return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
