@@ -16,9 +16,11 @@ from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker, Publication
 from taskq.config import Settings, check_url
+from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.result import AsyncResult
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
+from taskq.signing import Signer, signer_for
 from taskq.task import P, R, Task, make_options
 
 log = logging.getLogger("taskq")
@@ -54,7 +56,7 @@ class TaskQ:
         self._backend_resolved = False
 
     def __repr__(self) -> str:
-        return f"<TaskQ {self.main or '__main__'} broker={self.conf.broker_url}>"
+        return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
 
     # -- configuration ------------------------------------------------------------------
     def finalize(self) -> Settings:
@@ -74,7 +76,14 @@ class TaskQ:
         if self.conf.result_backend_url:
             check_url(self.conf.result_backend_url, "result backend")
         get_serializer(self.conf.task_serializer)
+        if self.conf.result_serializer != "json":
+            raise ConfigurationError(
+                f"result_serializer {self.conf.result_serializer!r} is not supported: results are stored as JSON "
+                "(Celery's result document, readable by either library)"
+            )
         accepted_content_types(self.conf.accept_content)
+        if self.conf.signing_key is not None and not self.conf.signing_max_age > 0:
+            raise ConfigurationError(f"signing_max_age must be > 0 seconds, not {self.conf.signing_max_age!r}")
 
     @property
     def accepted(self) -> frozenset[str]:
@@ -194,7 +203,7 @@ class TaskQ:
             parent_id=options.get("parent_id"),
             headers=options.get("headers"),
             serializer=get_serializer(self.conf.task_serializer),
-            signing_key=self.conf.signing_key,
+            signer=signer_for(self.conf),
         )
 
     def _publication(
@@ -219,7 +228,8 @@ class TaskQ:
             root_id=plan.root_id,
             parent_id=plan.parent_id,
             headers=plan.headers,
-            signing_key=plan.signing_key,
+            signer=plan.signer,
+            queue=plan.queue,
         )
         return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
 
@@ -268,7 +278,7 @@ class _SendPlan:
     parent_id: str | None
     headers: dict[str, Any] | None
     serializer: Serializer
-    signing_key: str | None
+    signer: Signer | None
 
 
 class _LazyPublications(Sequence[Publication]):

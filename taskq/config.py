@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from taskq.display import MASK, redact
 from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
@@ -31,6 +32,7 @@ class Settings:
     result_serializer: str = "json"
     accept_content: tuple[str, ...] = ("json",)
     signing_key: str | None = None
+    signing_max_age: float = 3600.0  # seconds a signed message stays valid (from its eta if later)
     result_expires: float = 86400.0
     result_key_prefix: str = "celery-task-meta-"
     recovery_time: float = 30.0  # a dead worker's claims return to the queue after this
@@ -60,6 +62,18 @@ class Settings:
         if name not in _FIELD_NAMES and not name.startswith("_"):
             raise ConfigurationError(f"unknown setting {name!r}")
         object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        """Settings fit for a log or a traceback: URLs redacted, the signing key hidden."""
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "signing_key" and value:
+                value = MASK
+            elif isinstance(value, str):
+                value = redact(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     def freeze(self) -> None:
         object.__setattr__(self, "_frozen", True)
@@ -137,9 +151,9 @@ def check_url(url: str, what: str = "broker") -> str:
     scheme = url_scheme(url)
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
-            raise ConfigurationError(f"{what} URL {url!r} names no kombu transport")
+            raise ConfigurationError(f"{what} URL {redact(url)!r} names no kombu transport")
         return scheme
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
-        raise ConfigurationError(f"{what} URL {url!r} is not supported (use {known} or kombu+TRANSPORT://)")
+        raise ConfigurationError(f"{what} URL {redact(url)!r} is not supported (use {known} or kombu+TRANSPORT://)")
     return scheme

@@ -21,8 +21,9 @@ from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
 from taskq.envelope import Envelope
-from taskq.errors import InvalidMessage, SignatureError
-from taskq.serialization import SIGNATURE_HEADER, Serializer, decode_body, sign, verify
+from taskq.errors import InvalidMessage
+from taskq.serialization import Serializer, decode_body
+from taskq.signing import SIGNED_AT_HEADER, Signer
 
 EMPTY_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
@@ -46,6 +47,7 @@ class TaskMessage:
     group: str | None = None
     priority: int = 0
     headers: dict[str, Any] = field(default_factory=dict)
+    valid_until: datetime | None = None  # signed messages: when the signature's window closes
 
 
 def new_task_id() -> str:
@@ -93,18 +95,21 @@ def build(
     parent_id: str | None = None,
     timelimit: tuple[float | None, float | None] = (None, None),
     headers: dict[str, Any] | None = None,
-    signing_key: str | None = None,
+    signer: Signer | None = None,
+    queue: str = "",
 ) -> Envelope:
+    """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
+    queue the message is published to: the worker verifies against the queue it read)."""
     body = serializer.dumps([list(args), kwargs, EMPTY_EMBED])
     argsrepr = _repr.repr(tuple(args)) if args else "()"
     kwargsrepr = _repr.repr(kwargs) if kwargs else "{}"
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
     if headers:
         all_headers.update(headers)
-    if signing_key:
-        all_headers[SIGNATURE_HEADER] = sign(signing_key, all_headers, body)
     envelope = _envelope(all_headers, body, serializer, task_id, priority)
-    plain = not (headers or signing_key or retries) and eta is None and expires is None and parent_id is None
+    if signer is not None:
+        signer.sign(queue, envelope)
+    plain = not (headers or signer or retries) and eta is None and expires is None and parent_id is None
     plain = plain and timelimit == (None, None)
     if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
         # The common call: encode from the task's template instead of the whole document.
@@ -202,16 +207,28 @@ def parse_time(value: Any, name: str) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # naive means UTC (Celery)
 
 
-def parse(envelope: Envelope, accepted: frozenset[str], signing_key: str | None = None) -> TaskMessage:
-    """Validate an envelope; any defect raises InvalidMessage with a one-line reason."""
+def parse(
+    envelope: Envelope,
+    accepted: frozenset[str],
+    signer: Signer | None = None,
+    queue: str = "",
+    now: datetime | None = None,
+) -> TaskMessage:
+    """Validate an envelope read from ``queue``; any defect raises InvalidMessage with a
+    one-line reason. With a ``signer``, the signature and its window are checked before the
+    body is decoded."""
     h = envelope.headers
     task, task_id = h.get("task"), h.get("id")
     if not isinstance(task, str) or not task:
         raise InvalidMessage("no 'task' header: not a protocol-v2 task message")
     if not isinstance(task_id, str) or not task_id:
         raise InvalidMessage("no 'id' header")
-    if signing_key and not verify(signing_key, h, envelope.body):
-        raise SignatureError("signature missing or invalid")
+    if signer is not None:
+        signer.verify(queue, envelope)  # first: nothing unsigned is read further (pickle runs code)
+    eta, valid_until = parse_time(h.get("eta"), "eta"), None
+    if signer is not None:
+        signed_at = parse_time(h.get(SIGNED_AT_HEADER), SIGNED_AT_HEADER)
+        valid_until = signer.valid_until(signed_at, eta, now or datetime.now(timezone.utc))
     body = decode_body(envelope.body, envelope.content_type, accepted)
     if not isinstance(body, (list, tuple)) or len(body) != 3:
         raise InvalidMessage("body is not [args, kwargs, embed]")
@@ -231,11 +248,12 @@ def parse(envelope: Envelope, accepted: frozenset[str], signing_key: str | None 
         args=list(args),
         kwargs=kwargs,
         retries=retries,
-        eta=parse_time(h.get("eta"), "eta"),
+        eta=eta,
         expires=parse_time(h.get("expires"), "expires"),
         root_id=h.get("root_id"),
         parent_id=h.get("parent_id"),
         group=h.get("group"),
         priority=envelope.priority,
         headers=h,
+        valid_until=valid_until,
     )

@@ -6,8 +6,6 @@ whose content type is not accepted is never decoded (pickle would run code on de
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import pickle
 from collections.abc import Callable, Iterable
@@ -80,18 +78,3 @@ def decode_body(body: bytes, content_type: str, accepted: frozenset[str]) -> Any
         return serializer.loads(body)
     except Exception as exc:  # any decoder error means a malformed message
         raise InvalidMessage(f"body does not decode as {serializer.name}: {exc}") from None
-
-
-SIGNATURE_HEADER = "x-taskq-signature"
-_SIGNED_HEADERS = ("task", "id", "retries", "eta", "expires", "root_id", "parent_id", "group")
-
-
-def sign(key: str, headers: dict[str, Any], body: bytes) -> str:
-    """HMAC-SHA256 over the headers that decide what runs, and the body."""
-    covered = json.dumps([headers.get(h) for h in _SIGNED_HEADERS], separators=(",", ":"), default=str)
-    return hmac.new(key.encode(), covered.encode() + b"\0" + body, hashlib.sha256).hexdigest()
-
-
-def verify(key: str, headers: dict[str, Any], body: bytes) -> bool:
-    given = headers.get(SIGNATURE_HEADER)
-    return isinstance(given, str) and hmac.compare_digest(given, sign(key, headers, body))

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from taskq.display import redact
 from taskq.errors import ConfigurationError, TaskQError
 
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for another writer (and its setup retries)
@@ -24,10 +25,10 @@ def sqlite_path(url: str) -> str:
     """``sqlite:///rel.db`` -> ``rel.db``; ``sqlite:////abs.db`` -> ``/abs.db`` (SQLAlchemy's rule)."""
     parts = urlsplit(url)
     if parts.scheme != "sqlite" or parts.netloc:
-        raise ConfigurationError(f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs.db")
+        raise ConfigurationError(f"SQLite URL {redact(url)!r} must look like sqlite:///relative.db or sqlite:////abs.db")
     path = parts.path[1:] if parts.path.startswith("/") else parts.path
     if not path:
-        raise ConfigurationError(f"SQLite URL {url!r} names no file")
+        raise ConfigurationError(f"SQLite URL {redact(url)!r} names no file")
     return path
 
 

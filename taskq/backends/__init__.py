@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from taskq.brokers import load_class
 from taskq.config import check_url
+from taskq.display import redact
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ ALIASES = {
 def create_backend(url: str, settings: Settings) -> ResultBackend:
     scheme = check_url(url, "result backend")
     if scheme not in ALIASES:
-        raise ConfigurationError(f"result backend URL {url!r}: {scheme}:// cannot store results (use sqlite or redis)")
+        raise ConfigurationError(
+            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results (use sqlite or redis)"
+        )
     backend: ResultBackend = load_class(ALIASES[scheme])(url, settings)
     return backend

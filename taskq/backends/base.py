@@ -136,3 +136,8 @@ class ResultBackend(ABC):
     def incr(self, key: str, ttl: float | None = None) -> int:
         """Atomically add one to a counter and return the new value."""
         return self._incr(key, self.expires if ttl is None else ttl)
+
+    def reset_counter(self, key: str) -> None:
+        """Drop a counter made by ``incr`` (where counters and values share keys, as in Redis,
+        that is ``_delete``; a backend that keeps them apart overrides this)."""
+        self._delete(key)

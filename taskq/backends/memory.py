@@ -8,7 +8,8 @@ import time
 from taskq.backends.base import ResultBackend
 from taskq.config import Settings
 
-_STORES: dict[str, tuple[threading.Condition, dict[str, tuple[bytes, float]], dict[str, int]]] = {}
+# Per URL: the condition, values (bytes, expiry) and counters (count, expiry), expiries in unix time.
+_STORES: dict[str, tuple[threading.Condition, dict[str, tuple[bytes, float]], dict[str, tuple[int, float]]]] = {}
 _STORES_LOCK = threading.Lock()
 
 
@@ -35,9 +36,16 @@ class MemoryBackend(ResultBackend):
             self._values.pop(key, None)
 
     def _incr(self, key: str, ttl: float) -> int:
+        now = time.time()
         with self._cond:
-            self._counters[key] = self._counters.get(key, 0) + 1
-            return self._counters[key]
+            count, until = self._counters.get(key, (0, 0.0))
+            count = count + 1 if until >= now else 1  # an expired counter starts again, as in Redis
+            self._counters[key] = (count, now + ttl if ttl > 0 else float("inf"))
+            return count
+
+    def reset_counter(self, key: str) -> None:
+        with self._cond:
+            self._counters.pop(key, None)
 
     def _wait(self, key: str, timeout: float) -> None:
         with self._cond:

@@ -52,6 +52,10 @@ class SQLiteBackend(ResultBackend):
         with self._db.connection() as conn:
             conn.execute("DELETE FROM taskq_results WHERE key = ?", (key,))
 
+    def reset_counter(self, key: str) -> None:
+        with self._db.connection() as conn:
+            conn.execute("DELETE FROM taskq_counters WHERE key = ?", (key,))
+
     def _incr(self, key: str, ttl: float) -> int:
         now = time.time()
         with self._db.connection() as conn:

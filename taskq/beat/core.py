@@ -24,9 +24,10 @@ from taskq.beat.config import sync_config_entries
 from taskq.beat.entry import DEFAULT_EXECUTOR, Entry, EntryState
 from taskq.beat.heartbeat import HeartbeatFile
 from taskq.beat.plan import Plan, lateness, next_wakeup, plan
-from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError, redact
+from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.beat.submit import Submitter
 from taskq.brokers.base import Publication
+from taskq.display import redact
 from taskq.errors import TaskQError
 
 Clock = Callable[[], datetime]

@@ -21,7 +21,7 @@ from taskq.beat.core import DEFAULT_LOCK_TTL, utc_now
 from taskq.beat.executors.base import BaseExecutor
 from taskq.beat.scheduling import STATE_PAUSED, STATE_RUNNING, STATE_STOPPED, SchedulerAPI
 from taskq.beat.stores import ScheduleStore
-from taskq.beat.stores.base import redact
+from taskq.display import redact
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ

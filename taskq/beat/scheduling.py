@@ -28,8 +28,8 @@ from taskq.beat.jobstores.memory import MemoryJobStore
 from taskq.beat.jobstores.router import JobStoreRouter
 from taskq.beat.schedules import get_zone
 from taskq.beat.stores import ScheduleStore, open_store
-from taskq.beat.stores.base import redact
 from taskq.brokers.base import Publication
+from taskq.display import redact
 from taskq.errors import ConfigurationError, TaskQError
 
 if TYPE_CHECKING:

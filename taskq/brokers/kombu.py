@@ -36,6 +36,7 @@ import kombu.messaging
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.config import Settings
+from taskq.display import redact
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError, ConfigurationError, PublishError
 
@@ -67,7 +68,7 @@ class KombuBroker:
         scheme, sep, rest = url.partition("://")
         transport = scheme[len("kombu+") :]
         if not scheme.startswith("kombu+") or not transport or not sep:
-            raise ConfigurationError(f"broker URL {url!r} is not kombu+TRANSPORT://...")
+            raise ConfigurationError(f"broker URL {redact(url)!r} is not kombu+TRANSPORT://...")
         self.kombu_url = f"{transport}://{rest}"
         self.reverse_priority = transport in _REVERSED_PRIORITY
         self.transport_options = dict(self.settings.broker_transport_options)

@@ -53,6 +53,7 @@ from taskq.brokers.rabbitmq_wire import (
     to_amqp,
 )
 from taskq.config import Settings
+from taskq.display import redact, scrub
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError, ConfigurationError, PublishError
 
@@ -412,7 +413,7 @@ def connection_parameters(url: str) -> pika.URLParameters:
     try:
         params = pika.URLParameters(url)
     except Exception as exc:
-        raise ConfigurationError(f"broker URL {url!r} is invalid: {exc}") from None
+        raise ConfigurationError(f"broker URL {redact(url)!r} is invalid: {scrub(str(exc), url)}") from None
     path = urlsplit(url).path
     params.virtual_host = unquote(path[1:]) if len(path) > 1 else "/"
     return params

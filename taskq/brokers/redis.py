@@ -33,6 +33,7 @@ from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
 from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
+from taskq.display import redact
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
 
@@ -247,7 +248,7 @@ class RedisBroker(RedisAdmin):
             except CONNECTION_ERRORS as exc:
                 # Redis went away: keep the fetch loop alive, retry with backoff until it returns.
                 if not self._disconnected:
-                    log.warning("redis broker %s unreachable (%s); reconnecting with backoff", self.url, exc)
+                    log.warning("redis broker %s unreachable (%s); reconnecting with backoff", redact(self.url), exc)
                     self._disconnected = True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -263,7 +264,7 @@ class RedisBroker(RedisAdmin):
         self._conn.reached = True
         if self._disconnected:
             self._disconnected = False
-            log.warning("redis broker %s reachable again", self.url)
+            log.warning("redis broker %s reachable again", redact(self.url))
 
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
         keys = [key for queue in queues for key in self._fetch_keys(queue)]

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from taskq.app import TaskQ
+from taskq.display import redact
 from taskq.errors import ConfigurationError, TaskQError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +25,7 @@ class CommandError(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"taskq: error: {self.format_message()}", err=True)
+        click.echo(f"taskq: error: {redact(self.format_message())}", err=True)
 
 
 def load_app(spec: str) -> TaskQ:

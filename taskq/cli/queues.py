@@ -7,6 +7,7 @@ import datetime as dt
 import click
 
 from taskq.cli.common import app_option, load_app, run_guarded, split_queues
+from taskq.display import printable
 
 
 @click.command()
@@ -22,7 +23,7 @@ def queues(app_spec: str) -> None:
 
     click.echo(f"{'queue':30} {'messages':>10} {'dead':>8}")
     for name, length, dead in run_guarded(rows):
-        click.echo(f"{name:30} {length:>10} {dead:>8}")
+        click.echo(f"{printable(name):30} {length:>10} {dead:>8}")
 
 
 @click.command()
@@ -53,7 +54,7 @@ def dl_list(app_spec: str, queue: str | None, limit: int) -> None:
     app = run_guarded(lambda: load_app(app_spec))
     for d in run_guarded(lambda: app.broker.dead_letters(queue, limit)):
         when = dt.datetime.fromtimestamp(d.failed_at, dt.timezone.utc).isoformat(timespec="seconds")
-        click.echo(f"{d.id}\t{d.queue}\t{when}\t{d.reason}")
+        click.echo("\t".join(printable(field) for field in (d.id, d.queue, when, d.reason)))
 
 
 @dead_letters.command("requeue")

@@ -9,6 +9,7 @@ import click
 
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
+from taskq.display import redact
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import heartbeat_age
 
@@ -71,7 +72,8 @@ def worker(
     def ready() -> None:  # logged once the signal handlers are in place
         log.info(
             "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
-            socket.gethostname(), conf.broker_url, ",".join(queue_list), pool_name, size, ",".join(sorted(app.tasks)),
+            socket.gethostname(), redact(conf.broker_url), ",".join(queue_list), pool_name, size,
+            ",".join(sorted(app.tasks)),
         )
 
     if pool_name == "prefork":

@@ -122,8 +122,10 @@ class Consumer:
         with self._lock:
             items = list(self._pending)
             self._pending.clear()
-            if running_too and self._running is not None:
-                items.append(self._running)
+            running = self._running if running_too else None
+        if running is not None:
+            self.runner.release(running)  # signed: its next delivery is not a replay
+            items.append(running)
         self._return(items, "unstarted")
 
     def _return(self, items: list[Delivery], why: str) -> None:

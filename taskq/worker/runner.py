@@ -25,11 +25,15 @@ from typing import Any
 from taskq import states
 from taskq.app import TaskQ
 from taskq.brokers.base import Broker, Delivery
+from taskq.display import OneLineRecords
 from taskq.errors import BackendError, InvalidMessage, Retry
 from taskq.message import TaskMessage, parse
+from taskq.signing import signer_for
 from taskq.task import Request, Task, set_current_request
+from taskq.worker.replay import ReplayMemory
 
 log = logging.getLogger("taskq.worker")
+log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
 DELIVERY_COUNT_PREFIX = "taskq-deliveries-"
 FLUSH_AFTER = 0.005  # seconds a finished task's result may wait to be written with others
 FLUSH_COUNT = 128
@@ -55,6 +59,8 @@ class TaskRunner:
         self.broker = broker
         self.conf = app.conf
         self.accepted = app.accepted
+        self.signer = signer_for(self.conf)
+        self.replays = ReplayMemory(lambda: self.backend)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._results: list[tuple[str, bytes]] = []
         self._acks: list[Delivery] = []
@@ -71,7 +77,7 @@ class TaskRunner:
             self._dead_letter(delivery, f"undecodable message: {delivery.error}", "?")
             return
         try:
-            msg = parse(delivery.envelope, self.accepted, self.conf.signing_key)
+            msg = parse(delivery.envelope, self.accepted, self.signer, delivery.queue)
         except InvalidMessage as exc:
             self._dead_letter(delivery, str(exc), delivery.envelope.id or "?")
             return
@@ -79,7 +85,7 @@ class TaskRunner:
         if task is None:
             self._dead_letter(delivery, f"unknown task {msg.task!r}", msg.id)
             return
-        if self._redelivered_too_often(delivery, msg):
+        if self._redelivered_too_often(delivery, msg) or self._replayed(delivery, msg):
             return
         if delivery.redeliveries and self._already_finished(msg):
             self.broker.ack([delivery])
@@ -222,6 +228,26 @@ class TaskRunner:
         failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
         self._store(msg.id, states.FAILURE, failure)
         return True
+
+    def _replayed(self, delivery: Delivery, msg: TaskMessage) -> bool:
+        """True when the message must not run: a replay (dead-lettered), or its replay
+        memory is unreachable (the claim is left to expire, as for a result-backend failure)."""
+        try:
+            if not self.replays.seen_before(delivery, msg):
+                return False
+        except BackendError as exc:
+            log.error("Replay memory unreachable for %s (%s); the message will be delivered again", msg.id, exc)
+            return True
+        self._dead_letter(delivery, "replayed: this signed message was started before (a copy)", msg.id)
+        return True
+
+    def release(self, delivery: Delivery) -> None:
+        """A started delivery goes back to its queue uncounted: its next run is no replay."""
+        if self.signer is not None and delivery.envelope is not None:
+            try:
+                self.replays.forget(delivery.envelope.headers)
+            except BackendError as exc:
+                log.warning("Could not clear the replay mark of %s (%s)", delivery.envelope.id, exc)
 
     def _already_finished(self, msg: TaskMessage) -> bool:
         if self.backend is None:

@@ -38,6 +38,9 @@ from tests.contract.test_broker_contract import (  # noqa: F401
     test_requeue_returns_at_once_without_counting,
     test_round_trip_keeps_headers_body_and_properties,
 )
+from tests.contract.test_signed_round_trip import (  # noqa: F401
+    test_signed_message_verifies_after_the_broker_round_trip,
+)
 from tests.servers import REDIS_URL, require_redis
 
 

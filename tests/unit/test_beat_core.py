@@ -550,7 +550,7 @@ def test_entries_go_to_the_executor_they_name() -> None:
 
 
 def test_store_urls_are_logged_without_passwords() -> None:
-    from taskq.beat.stores.base import redact
+    from taskq.display import redact
 
     assert redact("redis://:s3cret@host:6379/0?prefix=p") == "redis://:***@host:6379/0?prefix=p"
     assert redact("redis://user:pw@host/0") == "redis://user:***@host/0"

@@ -17,6 +17,7 @@ from taskq.envelope import Envelope
 from taskq.errors import ContentDisallowed, InvalidMessage, SignatureError
 from taskq.message import build, new_task_id, parse
 from taskq.serialization import accepted_content_types, get_serializer
+from taskq.signing import Signer
 
 JSON_ONLY = accepted_content_types(["json"])
 JSON = get_serializer("json")
@@ -84,15 +85,16 @@ def test_msgpack_round_trip() -> None:
 
 
 def test_signed_messages() -> None:
-    env = make(signing_key="secret")
-    assert parse(env, JSON_ONLY, signing_key="secret").id == "abc"
+    signer = Signer("secret", 3600)
+    env = make(signer=signer, queue="q")
+    assert parse(env, JSON_ONLY, signer, "q").id == "abc"
     with pytest.raises(SignatureError):
-        parse(env, JSON_ONLY, signing_key="other")
+        parse(env, JSON_ONLY, Signer("other", 3600), "q")
     with pytest.raises(SignatureError):
-        parse(make(), JSON_ONLY, signing_key="secret")  # unsigned
-    forged = Envelope(dict(env.headers), env.body.replace(b"[2,3]", b"[2,4]"))
+        parse(make(), JSON_ONLY, signer, "q")  # unsigned
+    forged = Envelope(dict(env.headers), env.body.replace(b"[2,3]", b"[2,4]"), properties=env.properties)
     with pytest.raises(SignatureError):
-        parse(forged, JSON_ONLY, signing_key="secret")
+        parse(forged, JSON_ONLY, signer, "q")
 
 
 def test_envelope_bytes_round_trip_and_garbage() -> None:
@@ -124,7 +126,7 @@ def test_the_template_encoding_is_the_generic_encoding(
         {"retries": 1},
         {"eta": datetime(2030, 1, 1, tzinfo=timezone.utc)},
         {"headers": {"x": 1}},
-        {"signing_key": "k"},
+        {"signer": Signer("k", 60.0)},
         {"parent_id": "p"},
         {"root_id": "another"},
         {"parent_id": ""},

@@ -3,6 +3,8 @@ connection keywords or a URL."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from taskq.beat.stores.redis import RedisScheduleStore
 
 
@@ -20,8 +22,9 @@ class RedisJobStore(RedisScheduleStore):
         prefix: str | None = None,
     ) -> None:
         if url is None:
-            auth = f":{password}@" if password else ""
+            # Percent-encoded: a "/", "@" or "#" in a password would otherwise end the netloc.
+            auth = f":{quote(password, safe='')}@" if password else ""
             url = f"redis://{auth}{host}:{port}/{db}"
         if prefix:
-            url += ("&" if "?" in url else "?") + f"prefix={prefix}"
+            url += ("&" if "?" in url else "?") + f"prefix={quote(prefix, safe='')}"
         super().__init__(url)

@@ -19,8 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError, redact
+from taskq.beat.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError
 from taskq.brokers.base import Publication
+from taskq.display import redact
 from taskq.errors import ConfigurationError
 
 try:

@@ -6,6 +6,7 @@ from typing import Any
 
 from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.config import url_scheme
+from taskq.display import redact
 from taskq.errors import ConfigurationError
 
 __all__ = ["ClaimResult", "ScheduleStore", "StoreError", "open_store"]
@@ -27,4 +28,4 @@ def open_store(url: str, broker: Any = None) -> ScheduleStore:
         from taskq.beat.stores.redis import RedisScheduleStore
 
         return RedisScheduleStore(url, broker)
-    raise ConfigurationError(f"beat store URL {url!r} is not supported (use sqlite:///file.db, redis:// or memory://)")
+    raise ConfigurationError(f"beat store URL {redact(url)!r} is not supported (use sqlite:///file.db, redis:// or memory://)")

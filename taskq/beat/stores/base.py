@@ -17,7 +17,6 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 from taskq.beat.entry import Entry, EntryState
 from taskq.brokers.base import Publication
@@ -107,12 +106,3 @@ class ScheduleStore(Protocol):
         (its leader stopped in between: the instant is lost, and is reported as missed)."""
 
     def close(self) -> None: ...
-
-
-def redact(url: str) -> str:
-    """A URL fit for logs: any password replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

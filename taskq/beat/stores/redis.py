@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 
 from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError, redact
+from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
+from taskq.display import redact
 
 DEFAULT_PREFIX = "taskq:beat:"
 SENT, UNSENT = "sent", "unsent"  # claim key values
