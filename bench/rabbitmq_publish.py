@@ -23,7 +23,7 @@ import pika
 from taskq import TaskQ
 from taskq.brokers.base import Publication
 from taskq.brokers.rabbitmq import RabbitMQBroker, connection_parameters
-from taskq.brokers.rabbitmq_wire import to_amqp
+from taskq.brokers.rabbitmq.wire import to_amqp
 from taskq.config import Settings
 from taskq.envelope import Envelope
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from taskq import states
 from taskq.backends.base import ResultBackend
-from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 from taskq.config import Settings
 from taskq.errors import BackendError
 

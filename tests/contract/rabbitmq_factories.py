@@ -19,7 +19,7 @@ import pytest
 
 from taskq.brokers.base import Broker
 from taskq.brokers.rabbitmq import connection_parameters
-from taskq.brokers.rabbitmq_wire import MAX_DELAY_LEVEL, dead_queue, delay_queue, is_internal
+from taskq.brokers.rabbitmq.wire import MAX_DELAY_LEVEL, dead_queue, delay_queue, is_internal
 from taskq.config import Settings
 from tests.contract.conftest import BROKERS
 from tests.servers import IN_CI, require_rabbitmq

@@ -12,7 +12,7 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectorTransportSetupError,
 )
 
-from taskq.brokers.rabbitmq_link import open_error_reason
+from taskq.brokers.rabbitmq.link import open_error_reason
 
 
 def test_a_refused_certificate_names_the_tls_handshake_and_the_cause() -> None:

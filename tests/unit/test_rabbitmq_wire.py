@@ -13,9 +13,9 @@ import pika.spec
 import pytest
 
 from taskq.brokers.rabbitmq import connection_parameters
-from taskq.brokers.rabbitmq_frames import properties, publish_frames
-from taskq.brokers.rabbitmq_queues import kind_of
-from taskq.brokers.rabbitmq_wire import (
+from taskq.brokers.rabbitmq.frames import properties, publish_frames
+from taskq.brokers.rabbitmq.queues import kind_of
+from taskq.brokers.rabbitmq.wire import (
     DELAY_UNIT,
     ETA_HEADER,
     delay_level,

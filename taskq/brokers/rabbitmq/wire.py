@@ -128,7 +128,7 @@ def delay_level(remaining: float) -> int | None:
 
 # -- envelopes ------------------------------------------------------------------------------
 def to_amqp(envelope: Envelope, extra_headers: dict[str, Any] | None = None) -> pika.BasicProperties:
-    headers = dict(envelope.headers)  # floats stay floats: rabbitmq_frames sends them as 'd'
+    headers = dict(envelope.headers)  # floats stay floats: frames.py sends them as 'd'
 
     if extra_headers:
         headers.update(extra_headers)
@@ -169,7 +169,7 @@ def from_amqp(properties: pika.BasicProperties, body: bytes) -> tuple[Envelope, 
 def amqp_value(value: Any) -> Any:
     """A value pika itself can encode (it has no float type): floats go as int or Decimal.
 
-    Only for pika's own publish path; rabbitmq_frames encodes floats as doubles.
+    Only for pika's own publish path; frames.py encodes floats as doubles.
     """
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer() and abs(value) < 2**63:

@@ -37,9 +37,9 @@ from pika.adapters.utils.connection_workflow import (
     AMQPConnectorTransportSetupError,
 )
 
-from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
-from taskq.brokers.rabbitmq_frames import publish_frames
-from taskq.brokers.rabbitmq_wire import amqp_value
+from taskq.brokers.rabbitmq.confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
+from taskq.brokers.rabbitmq.frames import publish_frames
+from taskq.brokers.rabbitmq.wire import amqp_value
 from taskq.errors import BrokerError, PublishError
 
 log = logging.getLogger("taskq.brokers.rabbitmq")

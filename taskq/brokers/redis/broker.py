@@ -29,9 +29,9 @@ from typing import Any
 import redis
 
 from taskq.brokers.base import Delivery, Publication, decode_delivery
-from taskq.brokers.redis_admin import RedisAdmin, _s
-from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
+from taskq.brokers.redis.admin import RedisAdmin, _s
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
+from taskq.brokers.redis.scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
 from taskq.display import redact
 from taskq.envelope import Envelope
@@ -186,7 +186,7 @@ class RedisBroker(RedisAdmin):
         return [q for q in queues if self._registered.get(q, horizon - 1) < horizon]
 
     def _publish_script_args(self, items: Sequence[Publication], register: list[str]) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of the PUBLISH script for ``items`` (redis_scripts.py has the layout):
+        """KEYS and ARGV of the PUBLISH script for ``items`` (scripts.py has the layout):
         ready messages as runs of XADDs per lane (in order), delayed ones as ZADDs plus a wake
         entry per queue, and the registry and lanes-in-use sets."""
         keys: dict[str, int] = {}

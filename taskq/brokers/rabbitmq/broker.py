@@ -1,18 +1,18 @@
 """RabbitMQ through pika: durable queues, persistent confirmed messages, manual acks.
 
-* One connection per process, served by its own I/O thread (rabbitmq_link.py), so any
+* One connection per process, served by its own I/O thread (link.py), so any
   thread may publish, ack or extend, and heartbeats go on while a task runs. A forked
   child notices the new pid and opens its own.
 * publish/publish_many return once RabbitMQ confirmed every message; a nack raises
   PublishError at once; a lost connection is retried (a new connection, with backoff) for
   ``publish_retry_timeout`` seconds, then raises PublishError. Nothing is dropped silently.
 * Queues: passive declare first; a queue someone else declared is used as it is, with one
-  log line saying what that costs (rabbitmq_wire.py). Dead letters go to ``<queue>.dead``
+  log line saying what that costs (wire.py). Dead letters go to ``<queue>.dead``
   (publish, confirm, then ack the original), so they work on any queue.
-* Delays wait in TTL queues that dead-letter into the target (rabbitmq_wire.py); no
+* Delays wait in TTL queues that dead-letter into the target (wire.py); no
   consumer holds a delayed message.
 * Claims live as long as the channel, and also expire when not extended within the
-  recovery time (rabbitmq_claims.py), as on every other broker.
+  recovery time (claims.py), as on every other broker.
 
 Transport options (``settings.broker_transport_options``): ``confirm_publish`` (True),
 ``prefetch_count`` (deliveries RabbitMQ may push ahead per consumer; default 4 x the
@@ -33,12 +33,12 @@ from urllib.parse import unquote, urlsplit
 import pika
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication
-from taskq.brokers.rabbitmq_claims import Claim, Claims
-from taskq.brokers.rabbitmq_confirms import Confirms, Refused, Unencodable, Unroutable
-from taskq.brokers.rabbitmq_dead import dead_letter_of, sweep
-from taskq.brokers.rabbitmq_link import ChannelClosed, Link
-from taskq.brokers.rabbitmq_queues import QueueCatalog
-from taskq.brokers.rabbitmq_wire import (
+from taskq.brokers.rabbitmq.claims import Claim, Claims
+from taskq.brokers.rabbitmq.confirms import Confirms, Refused, Unencodable, Unroutable
+from taskq.brokers.rabbitmq.dead import dead_letter_of, sweep
+from taskq.brokers.rabbitmq.link import ChannelClosed, Link
+from taskq.brokers.rabbitmq.queues import QueueCatalog
+from taskq.brokers.rabbitmq.wire import (
     DELIVERY_COUNT_HEADER,
     ETA_HEADER,
     FAILED_AT_HEADER,
@@ -292,7 +292,7 @@ class RabbitMQBroker:
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         # Claims live as long as the channel; the I/O thread keeps heartbeats going. This only
-        # keeps them from expiring here (rabbitmq_claims.py).
+        # keeps them from expiring here (claims.py).
         if self._claims is not None:
             self._claims.extend(self._claims_of(deliveries))
 

@@ -14,8 +14,8 @@ import uuid
 import pika
 
 from taskq.brokers.base import DeadLetter
-from taskq.brokers.rabbitmq_link import ChannelClosed, Link
-from taskq.brokers.rabbitmq_wire import FAILED_AT_HEADER, ORIGIN_HEADER, REASON_HEADER, from_amqp
+from taskq.brokers.rabbitmq.link import ChannelClosed, Link
+from taskq.brokers.rabbitmq.wire import FAILED_AT_HEADER, ORIGIN_HEADER, REASON_HEADER, from_amqp
 
 Swept = tuple[int, pika.BasicProperties, bytes]  # delivery tag on the sweeper channel, properties, body
 

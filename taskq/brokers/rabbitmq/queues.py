@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from taskq.brokers.rabbitmq_link import ChannelClosed, Link
-from taskq.brokers.rabbitmq_wire import DEAD_SUFFIX, dead_queue, describe_costs, is_internal, queue_arguments
+from taskq.brokers.rabbitmq.link import ChannelClosed, Link
+from taskq.brokers.rabbitmq.wire import DEAD_SUFFIX, dead_queue, describe_costs, is_internal, queue_arguments
 from taskq.config import Settings
 
 log = logging.getLogger("taskq.brokers.rabbitmq")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import redis
 
 from taskq.brokers.base import DeadLetter
-from taskq.brokers.redis_scripts import GROUP, LANES, PURGE, REQUEUE_DEAD
+from taskq.brokers.redis.scripts import GROUP, LANES, PURGE, REQUEUE_DEAD
 
 
 class _Broker(Protocol):

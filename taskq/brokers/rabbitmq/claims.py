@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import pika
 import pika.spec
 
-from taskq.brokers.rabbitmq_link import Link
+from taskq.brokers.rabbitmq.link import Link
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
 
