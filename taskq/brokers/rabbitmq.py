@@ -36,6 +36,7 @@ from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.brokers.rabbitmq_claims import Claim, Claims
 from taskq.brokers.rabbitmq_confirms import Confirms, Refused, Unencodable, Unroutable
 from taskq.brokers.rabbitmq_dead import dead_letter_of, sweep
+from taskq.brokers.rabbitmq_decode import undecodable_reason
 from taskq.brokers.rabbitmq_link import ChannelClosed, Link
 from taskq.brokers.rabbitmq_queues import QueueCatalog
 from taskq.brokers.rabbitmq_wire import (
@@ -226,6 +227,9 @@ class RabbitMQBroker:
         return out
 
     def _delivery(self, claim: Claim) -> Delivery | None:
+        undecodable = undecodable_reason(claim.properties)
+        if undecodable is not None:  # the worker dead-letters it (rabbitmq_decode.py)
+            return Delivery(None, claim.queue, claim, int(claim.redelivered), raw=claim.body, error=undecodable)
         envelope, added = from_amqp(claim.properties, claim.body)
         eta_ms = added.get(ETA_HEADER)
         if isinstance(eta_ms, int) and delay_level(eta_ms / 1000 - time.time()) is not None:

@@ -38,6 +38,7 @@ from pika.adapters.utils.connection_workflow import (
 )
 
 from taskq.brokers.rabbitmq_confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
+from taskq.brokers.rabbitmq_decode import GuardedConnection
 from taskq.brokers.rabbitmq_frames import publish_frames
 from taskq.brokers.rabbitmq_wire import amqp_value
 from taskq.errors import BrokerError, PublishError
@@ -97,7 +98,7 @@ class Link:
         # Set by the consumer side; called on the I/O thread.
         self.on_consumer_lost: Callable[[str], None] = lambda reason: None
         self.on_consumer_cancelled: Callable[[str], None] = lambda consumer_tag: None
-        self._conn = pika.SelectConnection(
+        self._conn = GuardedConnection(  # undecodable headers: dead-lettered, not fatal
             params,
             on_open_callback=lambda _c: self._opened.set_result(None),
             on_open_error_callback=self._on_open_error,
