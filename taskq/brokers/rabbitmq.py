@@ -335,6 +335,11 @@ class RabbitMQBroker:
                     break
         return out
 
+    def dead_letter_count(self, queue: str) -> int:
+        """Ready messages of ``<queue>.dead`` by a passive declare: none is taken or moved."""
+        link, _ = self._session()
+        return self._queues.ready_count(link, dead_queue(queue))
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         wanted = set(ids)
         moved = 0
@@ -347,7 +352,7 @@ class RabbitMQBroker:
                 chosen_tags = {item[0] for item in chosen}
                 kept = [item[0] for item in letters if item[0] not in chosen_tags]
                 try:
-                    self._publish(partial(self._revive_all, [(props, body) for _t, _l, props, body in chosen]))
+                    self._publish(partial(self._revive_all, name, [(props, body) for _t, _l, props, body in chosen]))
                 except BrokerError:
                     link.settle_swept([], [tag for tag, _p, _b in taken])
                     raise
@@ -355,12 +360,12 @@ class RabbitMQBroker:
                 moved += len(chosen)
         return moved
 
-    def _revive_all(self, letters: list[tuple[pika.BasicProperties, bytes]], link: Link) -> list[Outgoing]:
-        return [self._revive(link, properties, body) for properties, body in letters]
+    def _revive_all(self, queue: str, letters: list[tuple[pika.BasicProperties, bytes]], link: Link) -> list[Outgoing]:
+        return [self._revive(link, queue, properties, body) for properties, body in letters]
 
-    def _revive(self, link: Link, properties: pika.BasicProperties, body: bytes) -> Outgoing:
+    def _revive(self, link: Link, queue: str, properties: pika.BasicProperties, body: bytes) -> Outgoing:
         envelope, added = from_amqp(properties, body)
-        origin = str(added.get(ORIGIN_HEADER) or properties.headers.get("x-first-death-queue") or "")
+        origin = str(added.get(ORIGIN_HEADER) or (properties.headers or {}).get("x-first-death-queue") or queue)
         return self._route(link, Publication(origin, envelope), check_priority=False)
 
     def purge_dead_letters(self, queue: str | None = None) -> int:

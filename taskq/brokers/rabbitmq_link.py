@@ -406,6 +406,9 @@ class Link:
         self.post(write, urgent=False)
 
     def _settle_on(self, role: str, acks: list[int], nacks: list[int]) -> None:
+        if not acks and not nacks:
+            return  # nothing taken: e.g. the sweep's basic.get met a missing queue (404 closes the channel)
+
         def op(future: Future[None]) -> None:
             channel = self._slots[role].channel
             if channel is None or not channel.is_open:
