@@ -46,6 +46,7 @@ from taskq.brokers.rabbitmq_wire import (
     MAX_DELAY_LEVEL,
     ORIGIN_HEADER,
     REASON_HEADER,
+    check_queue_name,
     dead_queue,
     delay_level,
     delay_queue,
@@ -301,6 +302,7 @@ class RabbitMQBroker:
 
     # -- inspection and cleanup ---------------------------------------------------------------
     def queue_length(self, queue: str) -> int:
+        check_queue_name(queue)  # before any I/O: RabbitMQ would answer by closing the channel
         link, claims = self._session()
         names = [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]
         return claims.counts(queue) + sum(self._queues.ready_count(link, name) for name in names)
@@ -312,6 +314,7 @@ class RabbitMQBroker:
         return sorted(q for q in known if claims.counts(q) or count(q) or count(dead_queue(q)))
 
     def purge(self, queue: str) -> int:
+        check_queue_name(queue)  # before any I/O: RabbitMQ would answer by closing the channel
         link, claims = self._session()
         waiting = claims.waiting(queue)
         claims.settle(waiting)
