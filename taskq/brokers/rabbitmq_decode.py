@@ -31,7 +31,8 @@ import pika.spec
 UNDECODABLE_HEADER = "x-taskq-undecodable"  # why the message's own headers were dropped
 RAW_HEADERS_HEADER = "x-taskq-raw-headers"  # the headers table as it came, when small enough
 MAX_HEADER_DEPTH = 64  # Celery's headers nest 3 deep; user headers get plenty of room
-_RAW_KEEP_LIMIT = 64 * 1024  # a dead letter must still fit one frame (128 KiB by default)
+RAW_KEEP_LIMIT = 64 * 1024  # a dead letter's header frame must still fit the frame size
+_HEADROOM = 4096  # for the headers the dead letter adds (reason, time, queue)
 _FRAME_HEADER = struct.Struct(">BHL")  # type, channel, size
 _CONTENT_HEADER = struct.Struct(">HHQ")  # class, weight, body size
 _HEADERS_FLAG = pika.spec.BasicProperties.FLAG_HEADERS
@@ -39,6 +40,7 @@ _SHORTSTRS_BEFORE_HEADERS = (
     pika.spec.BasicProperties.FLAG_CONTENT_TYPE,
     pika.spec.BasicProperties.FLAG_CONTENT_ENCODING,
 )
+_CONTAINERS = (dict, list)  # what pika decodes tables and arrays to
 Decoded = tuple[int, pika.frame.Frame | pika.frame.ProtocolHeader | None]
 
 
@@ -46,21 +48,22 @@ class GuardedConnection(pika.SelectConnection):  # type: ignore[misc]  # pika is
     """pika's SelectConnection, reading frames through ``read_frame``."""
 
     def _read_frame(self) -> Decoded:
-        return read_frame(self._frame_buffer)
+        # params.frame_max is the negotiated frame size once the connection is tuned.
+        return read_frame(self._frame_buffer, min(RAW_KEEP_LIMIT, self.params.frame_max - _HEADROOM))
 
 
-def read_frame(buffer: bytes) -> Decoded:
+def read_frame(buffer: bytes, raw_limit: int = RAW_KEEP_LIMIT) -> Decoded:
     """pika's decode_frame, except that an undecodable or too deep content header frame
     comes back as a stand-in frame (see the module docstring)."""
     try:
         consumed, frame = pika.frame.decode_frame(buffer)
     except Exception as exc:  # RecursionError, struct.error, InvalidFieldTypeException, ...
-        stand_in = _stand_in(buffer, f"its AMQP headers cannot be decoded ({type(exc).__name__})")
+        stand_in = _stand_in(buffer, f"its AMQP headers cannot be decoded ({type(exc).__name__})", raw_limit)
         if stand_in is None:
             raise  # not a content header frame: the stream itself is broken
         return stand_in
     if isinstance(frame, pika.frame.Header) and nests_deeper(frame.properties.headers, MAX_HEADER_DEPTH):
-        stand_in = _stand_in(buffer, f"its AMQP headers nest deeper than {MAX_HEADER_DEPTH} levels")
+        stand_in = _stand_in(buffer, f"its AMQP headers nest deeper than {MAX_HEADER_DEPTH} levels", raw_limit)
         if stand_in is not None:
             return stand_in
     return consumed, frame
@@ -68,15 +71,16 @@ def read_frame(buffer: bytes) -> Decoded:
 
 def nests_deeper(value: Any, limit: int) -> bool:
     """Whether tables and arrays nest more than ``limit`` levels (iterative: no recursion)."""
-    if not isinstance(value, (dict, list)):
+    if type(value) not in _CONTAINERS:
         return False
     stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
+    while stack:  # on the I/O thread for every message: plain loops, exact type checks
         item, depth = stack.pop()
         if depth > limit:
             return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        for child in item.values() if type(item) is dict else item:
+            if type(child) in _CONTAINERS:
+                stack.append((child, depth + 1))
     return False
 
 
@@ -89,7 +93,7 @@ def undecodable_reason(properties: pika.BasicProperties) -> str | None:
     return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
 
 
-def _stand_in(buffer: bytes, reason: str) -> Decoded | None:
+def _stand_in(buffer: bytes, reason: str, raw_limit: int) -> Decoded | None:
     """The frame at the start of ``buffer`` as a content header without its own headers;
     None when it is not a complete content header frame."""
     try:
@@ -103,7 +107,7 @@ def _stand_in(buffer: bytes, reason: str) -> Decoded | None:
     encoded = buffer[_FRAME_HEADER.size + _CONTENT_HEADER.size : end - 1]
     properties, raw = _without_headers(encoded)
     headers: dict[str, Any] = {UNDECODABLE_HEADER: reason}
-    if raw is not None and len(raw) <= _RAW_KEEP_LIMIT:
+    if raw is not None and len(raw) <= raw_limit:
         headers[RAW_HEADERS_HEADER] = raw
     properties.headers = headers
     return end, pika.frame.Header(channel, body_size, properties)

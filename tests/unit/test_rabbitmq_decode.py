@@ -36,6 +36,10 @@ def test_a_header_too_deep_for_pika_becomes_a_stand_in_with_the_rest_intact() ->
     assert (props.correlation_id, props.content_type, props.delivery_mode) == ("abc", "application/json", 2)
     assert props.headers[RAW_HEADERS_HEADER] == table[4:]
     assert undecodable_reason(props) == "its AMQP headers cannot be decoded (RecursionError)"
+    # A table too big to fit a dead letter's frame is dropped; the reason stays.
+    _, small = read_frame(frame_bytes, raw_limit=len(table) - 5)
+    assert isinstance(small, pika.frame.Header)
+    assert RAW_HEADERS_HEADER not in small.properties.headers and UNDECODABLE_HEADER in small.properties.headers
 
 
 def test_headers_deeper_than_the_limit_are_refused_even_when_pika_decodes_them() -> None:
