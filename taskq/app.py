@@ -73,6 +73,7 @@ class TaskQ:
         check_url(self.conf.broker_url, "broker")
         if self.conf.result_backend_url:
             check_url(self.conf.result_backend_url, "result backend")
+        check_url(self.conf.beat_store, "beat store")
         get_serializer(self.conf.task_serializer)
         accepted_content_types(self.conf.accept_content)
 

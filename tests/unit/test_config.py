@@ -68,6 +68,10 @@ def test_bad_broker_urls(url: str, text: str) -> None:
         TaskQ("x", broker=url).finalize()
     with pytest.raises(ConfigurationError, match=text):  # as a result backend too
         TaskQ("x", broker="memory://", backend=url).check()
+    app = TaskQ("x", broker="memory://")
+    app.conf.beat_store_url = url  # and as the beat store
+    with pytest.raises(ConfigurationError, match=text):
+        app.check()
 
 
 @pytest.mark.parametrize(
