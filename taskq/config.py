@@ -151,7 +151,8 @@ def check_url(url: str, what: str = "broker") -> str:
         parts.port  # noqa: B018 - parsing it is the check
     except ValueError:
         raise ConfigurationError(f"{what} URL {url!r}: the port must be a number from 0 to 65535") from None
-    if scheme in ("redis", "rediss") and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+    db = parts.path.strip("/")
+    if scheme in ("redis", "rediss") and db and not (db.isascii() and db.isdigit()):
         # redis-py would silently use database 0 instead
         raise ConfigurationError(f"{what} URL {url!r}: the path must be a database number, e.g. redis://host:6379/0")
     if scheme == "sqlite":

@@ -61,6 +61,7 @@ def test_unknown_setting_and_bad_values_are_clear_errors(monkeypatch: pytest.Mon
         ("amqp://guest:guest@127.0.0.1:70000//", "the port must be a number"),
         ("redis://127.0.0.1:6379/abc", "the path must be a database number"),
         ("rediss://127.0.0.1:6379/0/1", "the path must be a database number"),
+        ("redis://127.0.0.1:6379/²", "the path must be a database number"),
     ],
 )
 def test_bad_broker_urls(url: str, text: str) -> None:
