@@ -75,6 +75,7 @@ class TaskQ:
         check_url(self.conf.broker_url, "broker")
         if self.conf.result_backend_url:
             check_url(self.conf.result_backend_url, "result backend")
+        check_url(self.conf.beat_store, "beat store")
         get_serializer(self.conf.task_serializer)
         if self.conf.result_serializer != "json":
             raise ConfigurationError(
@@ -186,12 +187,10 @@ class TaskQ:
             now = datetime.now(timezone.utc)
             eta = _when(options.get("eta"), "eta")
             if options.get("countdown") is not None:
-                eta = now + timedelta(seconds=float(options["countdown"]))
+                eta = _after(now, options["countdown"], "countdown")
             expires = options.get("expires")
             expires_at = (
-                now + timedelta(seconds=float(expires))
-                if isinstance(expires, (int, float))
-                else _when(expires, "expires")
+                _after(now, expires, "expires") if isinstance(expires, (int, float)) else _when(expires, "expires")
             )
         return _SendPlan(
             queue=options.get("queue") or self.conf.task_default_queue,
@@ -325,6 +324,14 @@ def _check_arguments(args: Any, kwargs: Any) -> None:
         raise ConfigurationError(f"args must be a list or tuple, not {type(args).__name__}")
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ConfigurationError(f"kwargs must be a dict, not {type(kwargs).__name__}")
+
+
+def _after(now: datetime, seconds: Any, name: str) -> datetime:
+    """``now`` plus a number of seconds; inf, nan and times past year 9999 are one clear error."""
+    try:
+        return now + timedelta(seconds=float(seconds))
+    except (OverflowError, ValueError, TypeError):
+        raise ConfigurationError(f"{name} must be a finite number of seconds, not {seconds!r}") from None
 
 
 def _when(value: Any, name: str) -> datetime | None:

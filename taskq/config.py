@@ -147,7 +147,11 @@ def url_scheme(url: str) -> str:
 
 
 def check_url(url: str, what: str = "broker") -> str:
-    """Return the scheme of a URL we can use, or raise one clear ConfigurationError."""
+    """Return the scheme of a URL we can use, or raise one clear ConfigurationError.
+
+    No I/O: every command checks its URLs this way before it connects (the CLI through
+    ``app.check()``), so a typo is one line, never a traceback or a silent default.
+    """
     scheme = url_scheme(url)
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
@@ -156,4 +160,17 @@ def check_url(url: str, what: str = "broker") -> str:
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
         raise ConfigurationError(f"{what} URL {redact(url)!r} is not supported (use {known} or kombu+TRANSPORT://)")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigurationError(f"{what} URL {redact(url)!r}: the port must be a number from 0 to 65535") from None
+    db = parts.path.strip("/")
+    if scheme in ("redis", "rediss") and db and not (db.isascii() and db.isdigit()):
+        # redis-py would silently use database 0 instead
+        raise ConfigurationError(f"{what} URL {redact(url)!r}: the path must be a database number, e.g. redis://host:6379/0")
+    if scheme == "sqlite":
+        from taskq.sqlite_db import sqlite_path
+
+        sqlite_path(url)  # raises for sqlite://host/x.db and sqlite:// with no file
     return scheme

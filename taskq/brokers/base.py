@@ -102,6 +102,9 @@ class Broker(Protocol):
     def dead_letters(self, queue: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """List dead letters, oldest first."""
 
+    def dead_letter_count(self, queue: str) -> int:
+        """How many dead letters a queue has, counted where they are stored (no payload moves)."""
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         """Put dead letters (all, or those ids) back on their queues; returns how many."""
 

@@ -366,6 +366,9 @@ class KombuBroker:
                 break
         return out
 
+    def dead_letter_count(self, queue: str) -> int:
+        return self._size(queue + ".dead")
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         wanted, moved = set(ids), 0
         for name in [queue] if queue else self.queues():

@@ -176,6 +176,10 @@ class MemoryBroker:
         with self._s.cond:
             return [d for d in self._s.dead if queue is None or d.queue == queue][:limit]
 
+    def dead_letter_count(self, queue: str) -> int:
+        with self._s.cond:
+            return sum(1 for d in self._s.dead if d.queue == queue)
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         with self._s.cond:
             chosen = [d for d in self._s.dead if (queue is None or d.queue == queue) and (not ids or d.id in ids)]

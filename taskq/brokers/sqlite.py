@@ -186,6 +186,10 @@ class SQLiteBroker:
             ).fetchall()
         return [DeadLetter(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
 
+    def dead_letter_count(self, queue: str) -> int:
+        with self._db.connection() as conn:
+            return int(conn.execute("SELECT count(*) FROM taskq_dead_letters WHERE queue = ?", (queue,)).fetchone()[0])
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         where, params = self._dead_filter(queue, ids)
         with self._db.transaction() as conn:

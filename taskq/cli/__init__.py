@@ -8,10 +8,12 @@ import sys
 import click
 
 from taskq.beat.cli import beat, schedule
+from taskq.cli.common import CommandError
 from taskq.cli.demo import demo
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.tasks import call, result
 from taskq.cli.worker import worker
+from taskq.errors import TaskQError
 
 
 @click.group()
@@ -28,6 +30,9 @@ def main() -> None:
     """Entry point: click handles usage errors (exit 2); anything unexpected is one line, not a traceback."""
     try:
         cli(standalone_mode=True)
+    except TaskQError as exc:  # bad input or an unreachable server a command did not catch itself
+        CommandError(str(exc)).show()
+        sys.exit(CommandError.exit_code)
     except Exception as exc:
         if os.environ.get("TASKQ_TRACEBACK"):
             raise

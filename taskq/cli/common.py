@@ -52,6 +52,7 @@ def load_app(spec: str) -> TaskQ:
             app = found[0] if len(found) == 1 else None
     if not isinstance(app, TaskQ):
         raise ConfigurationError(f"-A {spec!r}: no TaskQ app found there")
+    app.check()  # bad broker/backend URLs fail here, for every command, before any I/O
     return app
 
 

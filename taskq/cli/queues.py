@@ -19,7 +19,7 @@ def queues(app_spec: str) -> None:
 
     def rows() -> list[tuple[str, int, int]]:
         names = sorted(set(broker.queues()) | {app.conf.task_default_queue})
-        return [(q, broker.queue_length(q), len(broker.dead_letters(q, limit=1_000_000))) for q in names]
+        return [(q, broker.queue_length(q), broker.dead_letter_count(q)) for q in names]
 
     click.echo(f"{'queue':30} {'messages':>10} {'dead':>8}")
     for name, length, dead in run_guarded(rows):

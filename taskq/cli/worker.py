@@ -20,7 +20,8 @@ POOLS = ("prefork", "threads", "solo")
 def check_servers(app: TaskQ, queues: list[str]) -> None:
     """Fail fast, with one line, when the broker or backend cannot be reached."""
     try:
-        app.broker.queue_length(queues[0])
+        for queue in queues:  # a name the broker refuses fails here, not in an endless retry
+            app.broker.queue_length(queue)
         if app.backend is not None:
             app.backend.get_meta("taskq-startup-check")
     except TaskQError as exc:

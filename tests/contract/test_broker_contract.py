@@ -148,6 +148,7 @@ def test_dead_letters_keep_the_reason_and_can_be_requeued(broker: Broker) -> Non
     assert broker.queue_length(q) == 0
     [dead] = broker.dead_letters(q)
     assert (dead.id, dead.queue, dead.reason) == ("poison", q, "unknown task t.noop")
+    assert broker.dead_letter_count(q) == 1 and broker.dead_letter_count(queue_name()) == 0
     assert q in broker.queues()
     assert broker.requeue_dead_letters(q, ["poison"]) == 1
     assert broker.dead_letters(q) == []

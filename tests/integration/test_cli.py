@@ -11,6 +11,7 @@ import pytest
 
 from taskq import TaskQ
 from tests.integration.workers import PROJECT, WorkerFactory
+from tests.servers import require_rabbitmq
 
 
 def taskq(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -52,6 +53,35 @@ def test_bad_and_unreachable_broker_urls(broker_env: dict[str, str]) -> None:
     assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=unreachable), "Connection refused")
     missing = {**broker_env, "TASKQ_BROKER_URL": "sqlite:////nonexistent-dir/x.db"}
     assert_one_line_error(taskq("call", "-A", "example_tasks:app", "example_tasks.add", env=missing), "SQLite")
+
+
+A = ("-A", "example_tasks:app")
+
+
+@pytest.mark.parametrize(
+    ("url", "args", "text"),
+    [
+        ("foo://x", ["queues", *A], "broker URL 'foo://x' is not supported"),
+        ("redis//127.0.0.1:6379/0", ["dead-letters", "list", *A], "is not supported"),
+        ("sqlite://host/x.db", ["purge", *A, "-f"], "must look like sqlite:///relative.db"),
+        ("redis://127.0.0.1:notaport/0", ["call", *A, "example_tasks.add"], "the port must be a number"),
+        ("redis://127.0.0.1:6379/abc", ["result", *A, "some-id"], "the path must be a database number"),
+        ("redis://127.0.0.1:6379/abc", ["schedule", "list", *A], "the path must be a database number"),
+        ("memory://", ["call", *A, "example_tasks.add", "--countdown", "inf"], "countdown must be a finite number"),
+        ("memory://", ["call", *A, "example_tasks.add", "--countdown", "1e300"], "countdown must be a finite number"),
+    ],
+)
+def test_bad_urls_and_times_in_every_command_are_one_line_and_exit_2(
+    broker_env: dict[str, str], url: str, args: list[str], text: str
+) -> None:
+    assert_one_line_error(taskq(*args, env={**broker_env, "TASKQ_BROKER_URL": url}), text)
+
+
+def test_a_queue_name_rabbitmq_refuses_is_an_error_up_front(broker_env: dict[str, str]) -> None:
+    env = {**broker_env, "TASKQ_BROKER_URL": require_rabbitmq()}  # nothing is declared: the name fails first
+    for args in (["worker", *A, "-Q", "amq.bad"], ["call", *A, "example_tasks.add", "-Q", "amq.bad"],
+                 ["purge", *A, "-f", "-Q", "amq.bad"]):
+        assert_one_line_error(taskq(*args, env=env), "RabbitMQ reserves names starting with 'amq.'")
 
 
 def test_call_result_queues_purge_and_dead_letters(

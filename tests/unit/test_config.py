@@ -46,10 +46,50 @@ def test_unknown_setting_and_bad_values_are_clear_errors(monkeypatch: pytest.Mon
         Settings.from_env()
 
 
-@pytest.mark.parametrize("url", ["postgres://x", "nonsense", "kombu+://"])
-def test_bad_broker_urls(url: str) -> None:
-    with pytest.raises(ConfigurationError):
+@pytest.mark.parametrize(
+    ("url", "text"),
+    [
+        ("postgres://x", "not supported"),
+        ("nonsense", "not supported"),
+        ("kombu+://", "names no kombu transport"),
+        ("foo://x", "not supported"),
+        ("redis//127.0.0.1:6379/0", "not supported"),
+        ("sqlite://host/x.db", "must look like sqlite:///relative.db"),
+        ("sqlite://", "names no file"),
+        ("sqlite:///", "names no file"),
+        ("redis://127.0.0.1:notaport/0", "the port must be a number"),
+        ("amqp://guest:guest@127.0.0.1:70000//", "the port must be a number"),
+        ("redis://127.0.0.1:6379/abc", "the path must be a database number"),
+        ("rediss://127.0.0.1:6379/0/1", "the path must be a database number"),
+        ("redis://127.0.0.1:6379/²", "the path must be a database number"),
+    ],
+)
+def test_bad_broker_urls(url: str, text: str) -> None:
+    with pytest.raises(ConfigurationError, match=text):
         TaskQ("x", broker=url).finalize()
+    with pytest.raises(ConfigurationError, match=text):  # as a result backend too
+        TaskQ("x", broker="memory://", backend=url).check()
+    app = TaskQ("x", broker="memory://")
+    app.conf.beat_store_url = url  # and as the beat store
+    with pytest.raises(ConfigurationError, match=text):
+        app.check()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379", "redis://127.0.0.1:6379/", "redis://:pw@127.0.0.1/15?socket_timeout=2",
+            "sqlite:///rel.db", "sqlite:////abs/x.db", "amqp://guest:guest@127.0.0.1:5672//", "memory://"],
+)
+def test_good_urls_pass_the_check(url: str) -> None:
+    TaskQ("x", broker=url).check()
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("-inf"), float("nan"), 1e300, 1e12])
+def test_a_countdown_or_expiry_beyond_any_date_is_a_configuration_error(seconds: float) -> None:
+    app = TaskQ("x", broker="memory://", backend="none")
+    with pytest.raises(ConfigurationError, match="countdown must be a finite number of seconds"):
+        app.send_task("t.add", countdown=seconds)
+    with pytest.raises(ConfigurationError, match="expires must be a finite number of seconds"):
+        app.send_task("t.add", expires=seconds)
 
 
 def test_amqp_has_no_default_result_backend() -> None:

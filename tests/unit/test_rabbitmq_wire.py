@@ -18,6 +18,7 @@ from taskq.brokers.rabbitmq.queues import kind_of
 from taskq.brokers.rabbitmq.wire import (
     DELAY_UNIT,
     ETA_HEADER,
+    check_queue_name,
     delay_level,
     delay_queue_arguments,
     delay_ttl_ms,
@@ -167,3 +168,13 @@ def test_urls_read_the_vhost_as_celery_does(url: str, vhost: str, heartbeat: int
 def test_bad_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         connection_parameters("amqp://h/?heartbeat=notanumber")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("amq.bad", "reserves names starting with 'amq.'"), ("", "empty queue name"), ("q" * 241, "at most 240")],
+)
+def test_queue_names_rabbitmq_refuses_are_configuration_errors(name: str, text: str) -> None:
+    with pytest.raises(ConfigurationError, match=text):
+        check_queue_name(name)
+    assert check_queue_name("q" * 240) == "q" * 240 and check_queue_name("amqx.ok") == "amqx.ok"

@@ -36,6 +36,7 @@ from taskq.brokers.base import DeadLetter, Delivery, Publication
 from taskq.brokers.rabbitmq.claims import Claim, Claims
 from taskq.brokers.rabbitmq.confirms import Confirms, Refused, Unencodable, Unroutable
 from taskq.brokers.rabbitmq.dead import dead_letter_of, sweep
+from taskq.brokers.rabbitmq.decode import undecodable_reason
 from taskq.brokers.rabbitmq.link import ChannelClosed, Link
 from taskq.brokers.rabbitmq.queues import QueueCatalog
 from taskq.brokers.rabbitmq.wire import (
@@ -45,6 +46,7 @@ from taskq.brokers.rabbitmq.wire import (
     MAX_DELAY_LEVEL,
     ORIGIN_HEADER,
     REASON_HEADER,
+    check_queue_name,
     dead_queue,
     delay_level,
     delay_queue,
@@ -227,6 +229,9 @@ class RabbitMQBroker:
         return out
 
     def _delivery(self, claim: Claim) -> Delivery | None:
+        undecodable = undecodable_reason(claim.properties)
+        if undecodable is not None:  # the worker dead-letters it (decode.py)
+            return Delivery(None, claim.queue, claim, int(claim.redelivered), raw=claim.body, error=undecodable)
         envelope, added = from_amqp(claim.properties, claim.body)
         eta_ms = added.get(ETA_HEADER)
         if isinstance(eta_ms, int) and delay_level(eta_ms / 1000 - time.time()) is not None:
@@ -298,6 +303,7 @@ class RabbitMQBroker:
 
     # -- inspection and cleanup ---------------------------------------------------------------
     def queue_length(self, queue: str) -> int:
+        check_queue_name(queue)  # before any I/O: RabbitMQ would answer by closing the channel
         link, claims = self._session()
         names = [queue] + [delay_queue(queue, level) for level in range(MAX_DELAY_LEVEL + 1)]
         return claims.counts(queue) + sum(self._queues.ready_count(link, name) for name in names)
@@ -309,6 +315,7 @@ class RabbitMQBroker:
         return sorted(q for q in known if claims.counts(q) or count(q) or count(dead_queue(q)))
 
     def purge(self, queue: str) -> int:
+        check_queue_name(queue)  # before any I/O: RabbitMQ would answer by closing the channel
         link, claims = self._session()
         waiting = claims.waiting(queue)
         claims.settle(waiting)
@@ -332,6 +339,11 @@ class RabbitMQBroker:
                     break
         return out
 
+    def dead_letter_count(self, queue: str) -> int:
+        """Ready messages of ``<queue>.dead`` by a passive declare: none is taken or moved."""
+        link, _ = self._session()
+        return self._queues.ready_count(link, dead_queue(queue))
+
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         wanted = set(ids)
         moved = 0
@@ -344,7 +356,7 @@ class RabbitMQBroker:
                 chosen_tags = {item[0] for item in chosen}
                 kept = [item[0] for item in letters if item[0] not in chosen_tags]
                 try:
-                    self._publish(partial(self._revive_all, [(props, body) for _t, _l, props, body in chosen]))
+                    self._publish(partial(self._revive_all, name, [(props, body) for _t, _l, props, body in chosen]))
                 except BrokerError:
                     link.settle_swept([], [tag for tag, _p, _b in taken])
                     raise
@@ -352,12 +364,12 @@ class RabbitMQBroker:
                 moved += len(chosen)
         return moved
 
-    def _revive_all(self, letters: list[tuple[pika.BasicProperties, bytes]], link: Link) -> list[Outgoing]:
-        return [self._revive(link, properties, body) for properties, body in letters]
+    def _revive_all(self, queue: str, letters: list[tuple[pika.BasicProperties, bytes]], link: Link) -> list[Outgoing]:
+        return [self._revive(link, queue, properties, body) for properties, body in letters]
 
-    def _revive(self, link: Link, properties: pika.BasicProperties, body: bytes) -> Outgoing:
+    def _revive(self, link: Link, queue: str, properties: pika.BasicProperties, body: bytes) -> Outgoing:
         envelope, added = from_amqp(properties, body)
-        origin = str(added.get(ORIGIN_HEADER) or properties.headers.get("x-first-death-queue") or "")
+        origin = str(added.get(ORIGIN_HEADER) or (properties.headers or {}).get("x-first-death-queue") or queue)
         return self._route(link, Publication(origin, envelope), check_priority=False)
 
     def purge_dead_letters(self, queue: str | None = None) -> int:

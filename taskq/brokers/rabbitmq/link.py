@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pika
@@ -38,7 +37,9 @@ from pika.adapters.utils.connection_workflow import (
 )
 
 from taskq.brokers.rabbitmq.confirms import Confirms, ConfirmTracker, Outgoing, Unencodable
+from taskq.brokers.rabbitmq.decode import GuardedConnection
 from taskq.brokers.rabbitmq.frames import publish_frames
+from taskq.brokers.rabbitmq.ops import LinkOperations, Slot, settle, settle_error
 from taskq.brokers.rabbitmq.wire import amqp_value
 from taskq.errors import BrokerError, PublishError
 
@@ -59,7 +60,6 @@ class _QuietProbes(logging.Filter):
 logging.getLogger("pika.channel").addFilter(_QuietProbes())
 T = TypeVar("T")
 _POLL_INTERVAL = 0.001  # while work keeps coming, the I/O thread looks for it this often
-Deliver = Callable[[pika.spec.Basic.Deliver, pika.spec.BasicProperties, bytes], None]
 
 
 class ChannelClosed(BrokerError):
@@ -70,22 +70,12 @@ class ChannelClosed(BrokerError):
         self.reply_code = reply_code
 
 
-@dataclass
-class _Slot:
-    """A channel by role; work waiting for it to open runs once it is open."""
-
-    channel: pika.channel.Channel | None = None
-    opening: bool = False
-    waiting: list[tuple[Future[Any], Callable[[pika.channel.Channel], None]]] = field(default_factory=list)
-    futures: set[Future[Any]] = field(default_factory=set)
-
-
-class Link:
+class Link(LinkOperations):
     def __init__(self, params: pika.ConnectionParameters, timeout: float = 10.0) -> None:
         self.timeout = timeout
         self.closed_reason: str | None = None
         self._opened: Future[None] = Future()
-        self._slots = {role: _Slot() for role in ("publisher", "admin", "consumer", "sweeper")}
+        self._slots = {role: Slot() for role in ("publisher", "admin", "consumer", "sweeper")}
         self._tracker = ConfirmTracker()
         self._get_waiter: Future[Any] | None = None
         self._futures: set[Future[Any]] = set()
@@ -97,7 +87,7 @@ class Link:
         # Set by the consumer side; called on the I/O thread.
         self.on_consumer_lost: Callable[[str], None] = lambda reason: None
         self.on_consumer_cancelled: Callable[[str], None] = lambda consumer_tag: None
-        self._conn = pika.SelectConnection(
+        self._conn = GuardedConnection(  # undecodable headers: dead-lettered, not fatal
             params,
             on_open_callback=lambda _c: self._opened.set_result(None),
             on_open_error_callback=self._on_open_error,
@@ -179,9 +169,9 @@ class Link:
         try:
             op(future)
         except pika.exceptions.AMQPError as exc:
-            _settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
+            settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
         except Exception as exc:
-            _settle_error(future, exc)
+            settle_error(future, exc)
 
     def with_channel(self, role: str, future: Future[Any], then: Callable[[pika.channel.Channel], None]) -> None:
         """On the I/O thread: run ``then(channel)`` once the channel of that role is open.
@@ -222,7 +212,7 @@ class Link:
             try:
                 then(channel)
             except Exception as exc:  # settle the caller's future, not pika's callback
-                _settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
+                settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
 
     def _on_channel_closed(self, role: str, channel: pika.channel.Channel, reason: Exception) -> None:
         slot = self._slots[role]
@@ -233,11 +223,11 @@ class Link:
         text = getattr(reason, "reply_text", str(reason))
         error = ChannelClosed(code, text)
         for future in list(slot.futures):
-            _settle_error(future, error)
+            settle_error(future, error)
         if role == "publisher":
             self._tracker.fail_all(PublishError(f"publish not confirmed: channel closed ({code} {text})"))
         if role == "sweeper" and self._get_waiter is not None:
-            _settle_error(self._get_waiter, error)
+            settle_error(self._get_waiter, error)
             self._get_waiter = None
         if role == "consumer":
             self.on_consumer_lost(f"consumer channel closed: {code} {text}")
@@ -263,11 +253,11 @@ class Link:
             try:
                 self._send_now(channel, items, confirms, data if channel.channel_number == number else None)
             except Exception as exc:
-                _settle_error(sent, exc if isinstance(exc, PublishError) else PublishError(f"publish failed: {exc!r}"))
+                settle_error(sent, exc if isinstance(exc, PublishError) else PublishError(f"publish failed: {exc!r}"))
                 if not wait:
                     log.error("Unconfirmed publish failed: %r", exc)
             else:
-                _settle(sent, None)
+                settle(sent, None)
 
         def start() -> None:
             if not self.alive:
@@ -276,7 +266,7 @@ class Link:
             try:
                 self.with_channel("publisher", sent, send)
             except Exception as exc:
-                _settle_error(sent, PublishError(f"publish failed: {exc!r}"))
+                settle_error(sent, PublishError(f"publish failed: {exc!r}"))
 
         try:
             self.post(start, urgent=wait)
@@ -316,149 +306,6 @@ class Link:
         self._tracker.register(confirms, items)
         self._conn._output_marshaled_frames([data])
 
-    # -- admin and consumer operations (run on the I/O thread) -------------------------------
-    def declare(self, queue: str, passive: bool, arguments: dict[str, Any] | None = None) -> tuple[int, int]:
-        """(ready message count, consumer count); ChannelClosed 404/406 when it does not fit."""
-
-        def op(future: Future[tuple[int, int]]) -> None:
-            def go(ch: pika.channel.Channel) -> None:
-                ch.queue_declare(
-                    queue,
-                    passive=passive,
-                    durable=True,
-                    arguments=arguments,
-                    callback=lambda f: _settle(future, (f.method.message_count, f.method.consumer_count)),
-                )
-
-            self.with_channel("admin", future, go)
-
-        with self._admin_lock:  # a 404 closes the channel: it must fail this call only
-            return self.run(op)
-
-    def purge(self, queue: str) -> int:
-        def op(future: Future[int]) -> None:
-            self.with_channel(
-                "admin",
-                future,
-                lambda ch: ch.queue_purge(queue, callback=lambda f: _settle(future, f.method.message_count)),
-            )
-
-        with self._admin_lock:
-            return self.run(op)
-
-    def delete(self, queue: str) -> None:
-        def op(future: Future[None]) -> None:
-            self.with_channel(
-                "admin", future, lambda ch: ch.queue_delete(queue, callback=lambda f: _settle(future, None))
-            )
-
-        with self._admin_lock:
-            self.run(op)
-
-    def get(self, queue: str) -> tuple[int, pika.BasicProperties, bytes] | None:
-        """basic.get on the sweeper channel (one caller at a time), manual ack: (tag, properties, body)."""
-
-        def op(future: Future[tuple[int, pika.BasicProperties, bytes] | None]) -> None:
-            def go(ch: pika.channel.Channel) -> None:
-                self._get_waiter = future
-
-                def got(_ch: Any, method: pika.spec.Basic.GetOk, props: pika.BasicProperties, body: bytes) -> None:
-                    self._get_waiter = None
-                    _settle(future, (method.delivery_tag, props, body))
-
-                ch.basic_get(queue, got)
-
-            self.with_channel("sweeper", future, go)
-
-        return self.run(op)
-
-    def _on_get_empty(self, _frame: pika.frame.Method) -> None:
-        waiter, self._get_waiter = self._get_waiter, None
-        if waiter is not None:
-            _settle(waiter, None)
-
-    def settle_swept(self, acks: list[int], nacks: list[int]) -> None:
-        """Ack or return (requeue) messages taken with ``get``; waits until written."""
-        self._settle_on("sweeper", acks, nacks)
-
-    def settle_consumed(self, acks: list[int], nacks: list[int], acks_upto: int | None = None) -> None:
-        """Ack or return consumed messages without waiting for the I/O thread to write them.
-
-        Waiting would buy nothing: an ack that never reaches RabbitMQ (the channel closed
-        first) means the message is delivered again, which is what a failed ack means anyway.
-        Frames leave in order, so an ack is written before a later close of the connection.
-        ``acks_upto``: one ack with multiple=True for every unacked tag up to it.
-        """
-
-        def write() -> None:
-            channel = self._slots["consumer"].channel
-            if channel is None or not channel.is_open:
-                log.warning("Consumer channel closed before %d ack(s); those messages return", len(acks))
-                return
-            if acks_upto is not None:
-                channel.basic_ack(acks_upto, multiple=True)
-            for tag in acks:
-                channel.basic_ack(tag)
-            for tag in nacks:
-                channel.basic_nack(tag, requeue=True)
-
-        self.post(write, urgent=False)
-
-    def _settle_on(self, role: str, acks: list[int], nacks: list[int]) -> None:
-        def op(future: Future[None]) -> None:
-            channel = self._slots[role].channel
-            if channel is None or not channel.is_open:
-                raise BrokerError(f"the {role} channel closed; its deliveries return to their queues")
-            for tag in acks:
-                channel.basic_ack(tag)
-            for tag in nacks:
-                channel.basic_nack(tag, requeue=True)
-            future.set_result(None)
-
-        self.run(op)
-
-    def nack_consumed_now(self, tags: list[int]) -> None:
-        """On the I/O thread: return deliveries to their queue (RabbitMQ marks them redelivered)."""
-        channel = self._slots["consumer"].channel
-        if channel is not None and channel.is_open:
-            for tag in tags:
-                channel.basic_nack(tag, requeue=True)
-
-    def consume(self, queue: str, prefetch: int, consumer_tag: str, deliver: Deliver) -> None:
-        """Start a consumer with its own prefetch; returns once RabbitMQ confirmed it."""
-
-        def op(future: Future[None]) -> None:
-            def go(ch: pika.channel.Channel) -> None:
-                def on_message(_c: Any, m: pika.spec.Basic.Deliver, p: pika.BasicProperties, b: bytes) -> None:
-                    deliver(m, p, b)
-
-                def consume(_qos: Any) -> None:
-                    ch.basic_consume(
-                        queue, on_message, consumer_tag=consumer_tag, callback=lambda _f: _settle(future, None)
-                    )
-
-                # A non-global qos applies to consumers started after it: set it each time.
-                ch.basic_qos(prefetch_count=prefetch, callback=consume)
-
-            self.with_channel("consumer", future, go)
-
-        self.run(op)
-
-    def cancel(self, consumer_tag: str) -> None:
-        def op(future: Future[None]) -> None:
-            channel = self._slots["consumer"].channel
-            if channel is None or not channel.is_open or consumer_tag not in channel.consumer_tags:
-                future.set_result(None)
-                return
-            self._slots["consumer"].futures.add(future)
-            channel.basic_cancel(consumer_tag, callback=lambda _f: _settle(future, None))
-
-        self.run(op)
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
-        """On the I/O thread: schedule ``fn`` there after ``delay`` seconds."""
-        self._conn.ioloop.call_later(delay, fn)
-
     # -- lifecycle ---------------------------------------------------------------------------
     def _on_open_error(self, _conn: Any, error: BaseException | str) -> None:
         self.closed_reason = open_error_reason(error)
@@ -473,9 +320,9 @@ class Link:
         for slot in self._slots.values():
             slot.channel, slot.opening, slot.waiting = None, False, []
         for future in list(self._futures):
-            _settle_error(future, error)
+            settle_error(future, error)
         if self._get_waiter is not None:
-            _settle_error(self._get_waiter, error)
+            settle_error(self._get_waiter, error)
         self.on_consumer_lost(self.closed_reason)
         self._run_work()  # queued work sees the link dead and fails its waiters now
         self._conn.ioloop.stop()
@@ -538,13 +385,3 @@ _PHASES = {
     AMQPConnectorTransportSetupError: "transport setup failed",
     AMQPConnectorAMQPHandshakeError: "AMQP handshake failed",
 }
-
-
-def _settle(future: Future[T], value: T) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _settle_error(future: Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)

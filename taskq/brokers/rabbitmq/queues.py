@@ -13,7 +13,14 @@ import logging
 from typing import Any
 
 from taskq.brokers.rabbitmq.link import ChannelClosed, Link
-from taskq.brokers.rabbitmq.wire import DEAD_SUFFIX, dead_queue, describe_costs, is_internal, queue_arguments
+from taskq.brokers.rabbitmq.wire import (
+    DEAD_SUFFIX,
+    check_queue_name,
+    dead_queue,
+    describe_costs,
+    is_internal,
+    queue_arguments,
+)
 from taskq.config import Settings
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
@@ -30,6 +37,7 @@ class QueueCatalog:
         kind = self.kinds.get(queue)
         if kind is not None:
             return kind
+        check_queue_name(queue)
         wanted = queue_arguments(queue, self.settings)
         if kind_of(wanted) == "quorum":
             self.ensure_declared(link, dead_queue(queue), {})

@@ -22,6 +22,7 @@ import pika
 
 from taskq.config import Settings
 from taskq.envelope import Envelope
+from taskq.errors import ConfigurationError
 
 MAX_PRIORITY = 10
 DELAY_UNIT = 0.1  # seconds held by level 0; a delay shorter than this is not worth a hop
@@ -69,6 +70,22 @@ def delay_queue(queue: str, level: int) -> str:
 
 def is_internal(queue: str) -> bool:
     return queue.endswith(DEAD_SUFFIX) or DELAY_INFIX in queue
+
+
+def check_queue_name(queue: str) -> str:
+    """The name, if RabbitMQ will let taskq declare it and its delay queues; else one clear
+    ConfigurationError (RabbitMQ's own answer, a closed channel, would be retried forever)."""
+    if not queue:
+        raise ConfigurationError("an empty queue name: RabbitMQ would invent one per declare")
+    if queue.startswith("amq."):
+        raise ConfigurationError(f"queue name {queue!r}: RabbitMQ reserves names starting with 'amq.'")
+    room = 255 - len(delay_queue("", MAX_DELAY_LEVEL))
+    if len(queue.encode("utf-8")) > room:
+        raise ConfigurationError(
+            f"queue name {queue[:40]!r}... is {len(queue.encode())} bytes: RabbitMQ allows 255, and taskq's "
+            f"delay queues add {255 - room}, so at most {room}"
+        )
+    return queue
 
 
 # -- queue arguments --------------------------------------------------------------------

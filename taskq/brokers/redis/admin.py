@@ -81,6 +81,10 @@ class RedisAdmin:
         found.sort(key=lambda d: d.failed_at)
         return found[:limit]
 
+    def dead_letter_count(self: _Broker, queue: str) -> int:
+        with self._errors("dead_letter_count"):
+            return int(self.client.xlen(self.dead_key(queue)))
+
     def requeue_dead_letters(self: _Broker, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         with self._errors("requeue_dead_letters"):
             moved = 0
