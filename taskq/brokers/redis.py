@@ -117,7 +117,7 @@ class RedisBroker(RedisAdmin):
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
         gate, cursor = f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"
-        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue)]
+        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue), self.dead_key(queue)]
 
     @property
     def consumer(self) -> str:
@@ -266,7 +266,7 @@ class RedisBroker(RedisAdmin):
             log.warning("redis broker %s reachable again", self.url)
 
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
-        keys = [key for queue in queues for key in self._fetch_keys(queue)]
+        keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self.registry_key]
         args = [
             GROUP,
             self.consumer,
@@ -278,11 +278,13 @@ class RedisBroker(RedisAdmin):
         ]
         now = time.monotonic()
         args += ["1" if self._recovery_turn.get(q, 0.0) <= now else "0" for q in queues]
+        gate_flags = args[7:]
+        args += queues
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
         entries, next_due, masks, unfinished = script(keys=keys, args=args, client=self._conn.blocking)
-        for queue, tried, more in zip(queues, args[7:], unfinished, strict=True):
+        for queue, tried, more in zip(queues, gate_flags, unfinished, strict=True):
             if more:  # a pass stopped half-way: continue on the next call
                 self._recovery_turn[queue] = now
             elif tried == "1":
