@@ -7,7 +7,8 @@
   the recovery time (a dead worker's) and reads new entries, highest lane first, up to the
   count: one round trip for a batch. With nothing ready it blocks in XREADGROUP BLOCK.
 * a claim is the entry's place in the group's pending list; extend refreshes its idle
-  time (XCLAIM JUSTID); ack is XACK + XDEL; requeue re-adds atomically (Lua).
+  time (XCLAIM JUSTID); ack is XACK + XDEL of the entries still owned; requeue re-adds
+  atomically (Lua).
 * redeliveries are the stream's own delivery counter minus one (``counts_redeliveries``).
 
 docs/redis.md explains the layout and which promises hold and how.
@@ -31,7 +32,7 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
+from taskq.brokers.redis_scripts import ACK, DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -316,7 +317,11 @@ class RedisBroker(RedisAdmin):
         streams = dict.fromkeys([*found.lanes, *wakes], ">")
         try:
             reply: Any = self._conn.blocking.xreadgroup(
-                GROUP, self.consumer, streams, count=max_count, block=max(int(wait * 1000), 1)  # type: ignore[arg-type]
+                GROUP,
+                self.consumer,
+                streams,
+                count=max_count,
+                block=max(int(wait * 1000), 1),  # type: ignore[arg-type]
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
@@ -357,22 +362,27 @@ class RedisBroker(RedisAdmin):
         pipe.execute(raise_on_error=False)  # BUSYGROUP: it exists already
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove the messages this consumer still owns (one script call): a claim taken over
+        by another consumer while this one stalled is left to its new owner."""
         if not deliveries:
             return
         with self._errors("ack"):
-            pipe = self.client.pipeline(transaction=True)
-            self.add_acks_to_pipeline(pipe, deliveries)
-            pipe.execute()
+            self._run(ACK, *self._ack_args(deliveries))
 
     def add_acks_to_pipeline(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
         """Queue the acks of ``deliveries`` on a caller's pipeline to the same server (a worker
         can then write a batch's results and ack its messages in one round trip)."""
+        keys, args = self._ack_args(deliveries)
+        pipe.eval(ACK, len(keys), *keys, *args)  # EVAL: a pipeline cannot load a script first
+
+    def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for d in deliveries:
             by_stream[d.tag[0]].append(d.tag[1])
-        for stream, ids in by_stream.items():
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
+        args: list[Any] = [GROUP, self.consumer]
+        for ids in by_stream.values():
+            args += [len(ids), *ids]
+        return list(by_stream), args
 
     def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:
         if not deliveries:
@@ -393,7 +403,11 @@ class RedisBroker(RedisAdmin):
         lane = int(stream.rsplit(":", 1)[1])
         with self._errors("dead_letter"):
             keys = [stream, self.dead_key(delivery.queue), self.registry_key]
-            self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue])
+            self._run(
+                DEAD_LETTER,
+                keys,
+                [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue, self.consumer],
+            )
 
     def close(self) -> None:
         self._conn.close()

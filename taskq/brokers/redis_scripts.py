@@ -243,6 +243,30 @@ end
 return kept
 """
 
+# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n and n entry ids.
+# Acks (XACK + XDEL) the entries this consumer still owns; an entry another consumer took
+# over (XAUTOCLAIM after this one stalled) is the new owner's to ack: acking it here would
+# delete a delivery that is running elsewhere.  Returns how many were acked.
+ACK = """
+local group, consumer = ARGV[1], ARGV[2]
+local i, acked = 3, 0
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[i])
+  local owned = {}
+  for j = i + 1, i + n do
+    local p = redis.pcall('XPENDING', key, group, ARGV[j], ARGV[j], 1)
+    if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then owned[#owned + 1] = ARGV[j] end
+  end
+  for k = 1, #owned, 500 do
+    local chunk = {unpack(owned, k, math.min(k + 499, #owned))}
+    redis.call('XACK', key, group, unpack(chunk))
+    acked = acked + redis.call('XDEL', key, unpack(chunk))
+  end
+  i = i + 1 + n
+end
+return acked
+"""
+
 # KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Gives owned entries back
 # at once as new entries of the same lane, carrying the redeliveries they had.
 REQUEUE = (
@@ -274,10 +298,12 @@ return moved
 )
 
 # KEYS: stream, dead-letter stream, queue registry.  ARGV: group, entry id, message id,
-# reason, now, lane, queue name.
+# reason, now, lane, queue name, consumer.  Like ACK, only the claim's owner may do it.
 DEAD_LETTER = (
     _FIELD
     + """
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or not p[1] or p[1][2] ~= ARGV[8] then return 0 end
 local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if not e[1] then return 0 end
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5], 'lane', ARGV[6],

@@ -125,3 +125,26 @@ def drain_all(broker: RedisBroker, queue: str) -> list[Delivery]:
     got = broker.fetch([queue], 10, timeout=2)
     broker.ack(got)
     return got
+
+
+def test_an_ack_or_dead_letter_from_a_former_owner_leaves_the_new_owners_delivery(make_broker: MakeBroker) -> None:
+    stalled, other = make_broker(recovery_time=0.5), make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    stalled.publish_many([Publication(q, envelope("a")), Publication(q, envelope("b"))])
+    # Given a worker that stalled past the claim timeout, whose claims another worker took over
+    old = stalled.fetch([q], 2, timeout=2)
+    taken = other.fetch([q], 2, timeout=5)
+    assert sorted(ids(taken)) == ["a", "b"] and all(d.redeliveries == 1 for d in taken)
+    # When the stalled worker wakes up and acks one and dead-letters the other
+    stalled.ack(old[:1])
+    stalled.dead_letter(old[1], "failed on the stalled worker")
+    # Then both still run on the new owner, which alone can settle them
+    assert stalled.queue_length(q) == 2 and stalled.dead_letters(q) == []
+    client = raw_client(stalled)
+    try:
+        owners = {p["consumer"].decode() for p in client.xpending_range(stalled.lane_key(q, 0), GROUP, "-", "+", 10)}
+    finally:
+        client.close()
+    assert owners == {other.consumer}
+    other.ack(taken)
+    assert other.queue_length(q) == 0
