@@ -317,11 +317,7 @@ class RedisBroker(RedisAdmin):
         streams = dict.fromkeys([*found.lanes, *wakes], ">")
         try:
             reply: Any = self._conn.blocking.xreadgroup(
-                GROUP,
-                self.consumer,
-                streams,
-                count=max_count,
-                block=max(int(wait * 1000), 1),  # type: ignore[arg-type]
+                GROUP, self.consumer, streams, count=max_count, block=max(int(wait * 1000), 1)  # type: ignore[arg-type]
             )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
