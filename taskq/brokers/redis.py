@@ -32,7 +32,7 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis_admin import RedisAdmin, _s
 from taskq.brokers.redis_connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis_scripts import ACK, DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
+from taskq.brokers.redis_scripts import ACK, DEAD_LETTER, EXTEND, EXTEND_OWNER, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -392,6 +392,19 @@ class RedisBroker(RedisAdmin):
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         self._owned(EXTEND, deliveries, "extend")
+
+    @property
+    def claim_owner(self) -> str:
+        return self.consumer
+
+    def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
+        """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.
+        On the non-retrying connection: the prefork supervisor calls this from its loop, which
+        must not wait out the command pool's retries while Redis is away."""
+        keys = [self.lane_key(queue, lane) for queue in queues for lane in range(LANES)]
+        with self._errors("extend_owner"):
+            script = self._script(EXTEND_OWNER)
+            return int(script(keys=keys, args=[GROUP, owner], client=self._conn.blocking))
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag

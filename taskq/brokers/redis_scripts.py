@@ -243,6 +243,29 @@ end
 return kept
 """
 
+# KEYS: streams.  ARGV: group, consumer.  Refreshes the idle time of every entry the consumer
+# owns in these streams (another process's: the prefork supervisor keeps its children's
+# claims); a stream that does not exist yet is skipped.  Returns how many were kept.
+EXTEND_OWNER = """
+local group, consumer = ARGV[1], ARGV[2]
+local kept = 0
+for _, key in ipairs(KEYS) do
+  local start = '-'
+  while true do
+    local p = redis.pcall('XPENDING', key, group, start, '+', 500, consumer)
+    if type(p) ~= 'table' or p.err or #p == 0 then break end
+    local args = {}
+    for _, entry in ipairs(p) do args[#args + 1] = entry[1] end
+    args[#args + 1] = 'JUSTID'  -- JUSTID: the delivery counter stays as it is
+    redis.call('XCLAIM', key, group, consumer, 0, unpack(args))
+    kept = kept + #p
+    if #p < 500 then break end
+    start = '(' .. p[#p][1]
+  end
+end
+return kept
+"""
+
 # KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n and n entry ids.
 # Acks (XACK + XDEL) the entries this consumer still owns; an entry another consumer took
 # over (XAUTOCLAIM after this one stalled) is the new owner's to ack: acking it here would

@@ -39,6 +39,26 @@ def sleep_then(key: str, seconds: float) -> str:
     return key
 
 
+@app.task
+def hold_gil(key: str, seconds: float) -> float:
+    """Hold the GIL for about ``seconds`` in ONE C call that never releases it (``sum`` over a
+    ``range``: no bytecode runs, so the interpreter never hands the GIL to another thread).
+    Sized from this machine's speed, measured just before; returns the seconds it held."""
+    mark("start", key)
+    probe, took = 1_000_000, 0.0
+    while took < 0.3:  # a probe long enough to measure the rate under load
+        probe *= 2
+        started = time.perf_counter()
+        sum(range(probe))
+        took = time.perf_counter() - started
+    rate = probe / took
+    started = time.perf_counter()
+    sum(range(int(rate * seconds)))
+    held = time.perf_counter() - started
+    mark("done", key)
+    return held
+
+
 @app.task(bind=True, max_retries=5)
 def flaky(self: Task[[str, int], int], key: str, failures: int) -> int:
     mark("start", key)
