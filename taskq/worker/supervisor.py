@@ -12,33 +12,22 @@ runs no task code, so a task of any length runs once. Children die with their pa
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
-from taskq.errors import BrokerError
 from taskq.worker.consumer import Consumer
+from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
 from taskq.worker.slots import ChildSlots
 
 log = logging.getLogger("taskq.worker")
-PR_SET_PDEATHSIG = 1
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 BEAT_SLOT = -1
-
-
-def die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
 
 
 class PreforkPool:
@@ -56,7 +45,7 @@ class PreforkPool:
         self._cold_sent_at: float | None = None
         self._restarts: dict[int, float] = {}  # slot -> earliest next start
         self._slots = ChildSlots(self.concurrency)
-        self._keep_every = max(app.conf.recovery_time / 3.0, 0.05)
+        self._keep_every = keep_interval(app)
         self._next_keep = 0.0
         self._broker_open = False  # this process has a broker connection (for _keep_claims)
 
@@ -128,16 +117,11 @@ class PreforkPool:
         broker = self.app.broker
         if not isinstance(broker, ClaimsByOwner):
             return
-        for slot in list(self.children.values()):  # reaped children are gone from this
-            owner = self._slots.owner(slot) if slot != BEAT_SLOT else ""
-            if not owner:
-                continue
-            try:
-                self._broker_open = True
-                broker.extend_owner(owner, self.queues)
-            except BrokerError as exc:  # the children's keeper threads try too; next round
-                log.warning("Could not extend pool worker %d's claims (%s)", slot + 1, exc)
-                return
+        # Children reaped are gone from self.children; a new one publishes before it fetches.
+        owners = [self._slots.owner(slot) for slot in self.children.values() if slot != BEAT_SLOT]
+        if any(owners):
+            self._broker_open = True
+            extend_owners(broker, filter(None, owners), self.queues)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
