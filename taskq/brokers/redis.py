@@ -58,6 +58,12 @@ class _Found:
     lanes: list[str]
 
 
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``<ms>-<seq>`` as numbers (ids do not sort as strings)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def lane_of(priority: int) -> int:
     return min(max(int(priority), 0), LANES - 1)
 
@@ -377,7 +383,8 @@ class RedisBroker(RedisAdmin):
             by_stream[d.tag[0]].append(d.tag[1])
         args: list[Any] = [GROUP, self.consumer]
         for ids in by_stream.values():
-            args += [len(ids), *ids]
+            low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
+            args += [len(ids), low, high, *ids]
         return list(by_stream), args
 
     def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:

@@ -266,26 +266,35 @@ end
 return kept
 """
 
-# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n and n entry ids.
-# Acks (XACK + XDEL) the entries this consumer still owns; an entry another consumer took
-# over (XAUTOCLAIM after this one stalled) is the new owner's to ack: acking it here would
-# delete a delivery that is running elsewhere.  Returns how many were acked.
+# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n, the lowest and
+# the highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
+# still owns; an entry another consumer took over (XAUTOCLAIM after this one stalled) is the
+# new owner's to ack: acking it here would delete a delivery that is running elsewhere.  The
+# owner check is one XPENDING per stream over the batch's id range, filtered by consumer.
+# Returns how many were acked.
 ACK = """
 local group, consumer = ARGV[1], ARGV[2]
 local i, acked = 3, 0
 for _, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[i])
+  local n, low, high = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
+  local mine = {}
+  while true do
+    local p = redis.pcall('XPENDING', key, group, low, high, 1000, consumer)
+    if type(p) ~= 'table' or p.err or #p == 0 then break end
+    for _, entry in ipairs(p) do mine[entry[1]] = true end
+    if #p < 1000 then break end
+    low = '(' .. p[#p][1]
+  end
   local owned = {}
-  for j = i + 1, i + n do
-    local p = redis.pcall('XPENDING', key, group, ARGV[j], ARGV[j], 1)
-    if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then owned[#owned + 1] = ARGV[j] end
+  for j = i + 3, i + 2 + n do
+    if mine[ARGV[j]] then owned[#owned + 1] = ARGV[j] end
   end
   for k = 1, #owned, 500 do
     local chunk = {unpack(owned, k, math.min(k + 499, #owned))}
     redis.call('XACK', key, group, unpack(chunk))
     acked = acked + redis.call('XDEL', key, unpack(chunk))
   end
-  i = i + 1 + n
+  i = i + 3 + n
 end
 return acked
 """

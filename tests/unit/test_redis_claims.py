@@ -148,3 +148,20 @@ def test_an_ack_or_dead_letter_from_a_former_owner_leaves_the_new_owners_deliver
     assert owners == {other.consumer}
     other.ack(taken)
     assert other.queue_length(q) == 0
+
+
+def test_an_ack_settles_exactly_the_entries_named_among_many_held(make_broker: MakeBroker) -> None:
+    broker = make_broker(recovery_time=30.0)
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope(f"m{i}", 0 if i % 600 else 5)) for i in range(1300)])
+    held = broker.fetch([q], 1300, timeout=2)
+    assert len(held) == 1300
+    # The first, one in the middle and the last of lane 0 (over 1,000 of ours between them,
+    # so the owner check pages through them) and the three of lane 5.
+    lane0 = [d for d in held if d.tag[0] == broker.lane_key(q, 0)]
+    chosen = [lane0[0], lane0[640], lane0[-1], *(d for d in held if d.tag[0] == broker.lane_key(q, 5))]
+    broker.ack(chosen)
+    assert len(chosen) == 6 and broker.queue_length(q) == 1300 - 6
+    rest = [d for d in held if d not in chosen]
+    broker.ack(rest)
+    assert broker.queue_length(q) == 0
