@@ -115,6 +115,22 @@ class Broker(Protocol):
         """Release connections; the broker may be used again (it reconnects)."""
 
 
+@runtime_checkable
+class ClaimsByOwner(Protocol):
+    """A broker whose claims belong to a named owner, one per process, that another process
+    can keep alive. The prefork supervisor extends its children's claims this way: a child
+    whose task holds the GIL (one long C call) cannot run its own keeper thread. RabbitMQ's
+    claims belong to a channel instead and need no extension from outside."""
+
+    @property
+    def claim_owner(self) -> str:
+        """The owner name of this process's claims."""
+
+    def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
+        """Keep alive every claim ``owner`` holds on ``queues``; returns how many. A claim
+        another owner took over meanwhile is not touched."""
+
+
 def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
     """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""
     from taskq.errors import InvalidMessage

@@ -2,6 +2,8 @@
 
 * solo: one consumer in the main thread.
 * threads: N consumers, one thread each (one fetch loop per free slot).
+* both fork a small claim keeper process at start (keeper.py): a task that holds the GIL
+  stops every thread of its process, the claim keeper thread too.
 * prefork: a supervisor process and N children, each with its own broker connection and
   fetch loop (see supervisor.py).
 
@@ -20,6 +22,7 @@ from types import FrameType
 
 from taskq.app import TaskQ
 from taskq.worker.consumer import Consumer
+from taskq.worker.keeper import KeeperProcess
 
 log = logging.getLogger("taskq.worker")
 
@@ -29,6 +32,7 @@ class ThreadPool:
 
     def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int) -> None:
         self.app = app
+        self.queues = list(queues)
         self.consumers = [Consumer(app, queues, prefetch) for _ in range(max(1, concurrency))]
         self._signals = 0
 
@@ -56,14 +60,19 @@ class ThreadPool:
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         self.install_signals()
-        on_ready()
-        if len(self.consumers) == 1:
-            self.consumers[0].run()
+        keeper = KeeperProcess(self.app, self.queues)
+        keeper.start()  # before the consumer threads: a task holding the GIL stops them all
+        try:
+            on_ready()
+            if len(self.consumers) == 1:
+                self.consumers[0].run()
+                return 0
+            threads = [threading.Thread(target=c.run, name=f"taskq-consumer-{i}") for i, c in enumerate(self.consumers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                while t.is_alive():  # join with a timeout so signals reach the main thread
+                    t.join(0.2)
             return 0
-        threads = [threading.Thread(target=c.run, name=f"taskq-consumer-{i}") for i, c in enumerate(self.consumers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            while t.is_alive():  # join with a timeout so signals reach the main thread
-                t.join(0.2)
-        return 0
+        finally:
+            keeper.stop()

@@ -1,37 +1,33 @@
 """The prefork pool: a supervisor and N forked children that each fetch for themselves.
 
-No message passes through the supervisor. It only forks children, restarts those that
-die (with a back-off so a child that crashes at start does not spin), forwards shutdown
-signals, and enforces the warm-shutdown grace period. Children die with their parent
+No message passes through the supervisor. It forks children, restarts those that die
+(with a back-off so a child that crashes at start does not spin), forwards shutdown
+signals, enforces the warm-shutdown grace period, and keeps its children's claims alive:
+each child publishes its claim owner in a shared slot (slots.py), and the supervisor
+extends that owner's claims every third of the recovery time. A child's own keeper thread
+does the same, but a task that holds the GIL (one long C call) starves it; the supervisor
+runs no task code, so a task of any length runs once. Children die with their parent
 (PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding claims.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
 from taskq.app import TaskQ
+from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
+from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.slots import ChildSlots
 
 log = logging.getLogger("taskq.worker")
-PR_SET_PDEATHSIG = 1
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 BEAT_SLOT = -1
-
-
-def die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
 
 
 class PreforkPool:
@@ -48,10 +44,19 @@ class PreforkPool:
         self._warm_sent_at: float | None = None
         self._cold_sent_at: float | None = None
         self._restarts: dict[int, float] = {}  # slot -> earliest next start
+        self._slots = ChildSlots(self.concurrency)
+        self._keep_every = keep_interval(app)
+        self._next_keep = 0.0
+        self._broker_open = False  # this process has a broker connection (for _keep_claims)
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
         parent = os.getpid()
+        if slot != BEAT_SLOT:
+            self._slots.clear(slot)  # until the new child publishes its own owner
+        if self._broker_open:  # a child must not inherit connections (SQLite forbids it)
+            self.app.broker.close()
+            self._broker_open = False
         # Signals stay blocked across the fork until the child has its own handlers, so a
         # shutdown signal sent to a just-forked child is delivered late, never lost.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
@@ -85,6 +90,9 @@ class PreforkPool:
             return
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
         consumer = Consumer(self.app, self.queues, self.prefetch)
+        broker = self.app.broker
+        if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):
+            log.warning("Claim owner %r is too long for the supervisor to keep its claims", broker.claim_owner)
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
         signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
@@ -104,6 +112,17 @@ class PreforkPool:
         scheduler.start()  # its own SIGTERM handler stops the loop
 
     # -- supervision ----------------------------------------------------------------------
+    def _keep_claims(self) -> None:
+        """Extend the claims of every live child from here, outside the children's GIL."""
+        broker = self.app.broker
+        if not isinstance(broker, ClaimsByOwner):
+            return
+        # Children reaped are gone from self.children; a new one publishes before it fetches.
+        owners = [self._slots.owner(slot) for slot in self.children.values() if slot != BEAT_SLOT]
+        if any(owners):
+            self._broker_open = True
+            extend_owners(broker, filter(None, owners), self.queues)
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
 
@@ -143,6 +162,9 @@ class PreforkPool:
             stopping = self._signals > 0
             self._reap(stopping)
             now = time.monotonic()
+            if now >= self._next_keep:
+                self._next_keep = now + self._keep_every
+                self._keep_claims()
             if not stopping:
                 for slot in set(self.slots) - set(self.children.values()):
                     if self._restarts.get(slot, 0.0) <= now:

@@ -39,6 +39,30 @@ def sleep_then(key: str, seconds: float) -> str:
     return key
 
 
+@app.task
+def hold_gil(key: str, seconds: float) -> float:
+    """Hold the GIL for about ``seconds`` in ONE C call that never releases it (``sum`` over a
+    ``range``: no bytecode runs, so the interpreter never hands the GIL to another thread).
+    Sized from this machine's speed, measured just before; returns the seconds it held."""
+    mark("start", key)
+    probe, took = 1_000_000, 0.0
+    while took < 0.2:  # a probe long enough to time
+        probe *= 2
+        started = time.perf_counter()
+        sum(range(probe))
+        took = time.perf_counter() - started
+    rate = 0.0
+    for _ in range(3):  # the fastest of three: load only slows the long call down, never speeds it up
+        started = time.perf_counter()
+        sum(range(probe))
+        rate = max(rate, probe / (time.perf_counter() - started))
+    started = time.perf_counter()
+    sum(range(int(rate * seconds)))
+    held = time.perf_counter() - started
+    mark("done", key)
+    return held
+
+
 @app.task(bind=True, max_retries=5)
 def flaky(self: Task[[str, int], int], key: str, failures: int) -> int:
     mark("start", key)

@@ -7,7 +7,8 @@
   the recovery time (a dead worker's) and reads new entries, highest lane first, up to the
   count: one round trip for a batch. With nothing ready it blocks in XREADGROUP BLOCK.
 * a claim is the entry's place in the group's pending list; extend refreshes its idle
-  time (XCLAIM JUSTID); ack is XACK + XDEL; requeue re-adds atomically (Lua).
+  time (XCLAIM JUSTID); ack is XACK + XDEL of the entries still owned; requeue re-adds
+  atomically (Lua).
 * redeliveries are the stream's own delivery counter minus one (``counts_redeliveries``).
 
 docs/redis.md explains the layout and which promises hold and how.
@@ -31,7 +32,7 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis.scripts import DEAD_LETTER, EXTEND, FETCH, GROUP, LANES, PUBLISH, REQUEUE
+from taskq.brokers.redis.scripts import ACK, DEAD_LETTER, EXTEND, EXTEND_OWNER, FETCH, GROUP, LANES, PUBLISH, REQUEUE
 from taskq.config import Settings
 from taskq.display import redact
 from taskq.envelope import Envelope
@@ -56,6 +57,12 @@ class _Found:
 
     next_due: float | None
     lanes: list[str]
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``<ms>-<seq>`` as numbers (ids do not sort as strings)."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def lane_of(priority: int) -> int:
@@ -118,7 +125,7 @@ class RedisBroker(RedisAdmin):
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
         gate, cursor = f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"
-        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue)]
+        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue), self.dead_key(queue)]
 
     @property
     def consumer(self) -> str:
@@ -267,7 +274,7 @@ class RedisBroker(RedisAdmin):
             log.warning("redis broker %s reachable again", redact(self.url))
 
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
-        keys = [key for queue in queues for key in self._fetch_keys(queue)]
+        keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self.registry_key]
         args = [
             GROUP,
             self.consumer,
@@ -279,11 +286,13 @@ class RedisBroker(RedisAdmin):
         ]
         now = time.monotonic()
         args += ["1" if self._recovery_turn.get(q, 0.0) <= now else "0" for q in queues]
+        gate_flags = args[7:]
+        args += queues
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
         entries, next_due, masks, unfinished = script(keys=keys, args=args, client=self._conn.blocking)
-        for queue, tried, more in zip(queues, args[7:], unfinished, strict=True):
+        for queue, tried, more in zip(queues, gate_flags, unfinished, strict=True):
             if more:  # a pass stopped half-way: continue on the next call
                 self._recovery_turn[queue] = now
             elif tried == "1":
@@ -356,22 +365,28 @@ class RedisBroker(RedisAdmin):
         pipe.execute(raise_on_error=False)  # BUSYGROUP: it exists already
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove the messages this consumer still owns (one script call): a claim taken over
+        by another consumer while this one stalled is left to its new owner."""
         if not deliveries:
             return
         with self._errors("ack"):
-            pipe = self.client.pipeline(transaction=True)
-            self.add_acks_to_pipeline(pipe, deliveries)
-            pipe.execute()
+            self._run(ACK, *self._ack_args(deliveries))
 
     def add_acks_to_pipeline(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
         """Queue the acks of ``deliveries`` on a caller's pipeline to the same server (a worker
         can then write a batch's results and ack its messages in one round trip)."""
+        keys, args = self._ack_args(deliveries)
+        pipe.eval(ACK, len(keys), *keys, *args)  # EVAL: a pipeline cannot load a script first
+
+    def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
         by_stream: dict[str, list[str]] = defaultdict(list)
         for d in deliveries:
             by_stream[d.tag[0]].append(d.tag[1])
-        for stream, ids in by_stream.items():
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
+        args: list[Any] = [GROUP, self.consumer]
+        for ids in by_stream.values():
+            low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
+            args += [len(ids), low, high, *ids]
+        return list(by_stream), args
 
     def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:
         if not deliveries:
@@ -386,13 +401,30 @@ class RedisBroker(RedisAdmin):
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         self._owned(EXTEND, deliveries, "extend")
 
+    @property
+    def claim_owner(self) -> str:
+        return self.consumer
+
+    def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
+        """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.
+        On the non-retrying connection: the prefork supervisor calls this from its loop, which
+        must not wait out the command pool's retries while Redis is away."""
+        keys = [self.lane_key(queue, lane) for queue in queues for lane in range(LANES)]
+        with self._errors("extend_owner"):
+            script = self._script(EXTEND_OWNER)
+            return int(script(keys=keys, args=[GROUP, owner], client=self._conn.blocking))
+
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{eid}"
         lane = int(stream.rsplit(":", 1)[1])
         with self._errors("dead_letter"):
             keys = [stream, self.dead_key(delivery.queue), self.registry_key]
-            self._run(DEAD_LETTER, keys, [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue])
+            self._run(
+                DEAD_LETTER,
+                keys,
+                [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue, self.consumer],
+            )
 
     def close(self) -> None:
         self._conn.close()

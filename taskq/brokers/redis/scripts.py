@@ -12,16 +12,30 @@ it was requeued, ``r`` (the redeliveries it already had), so requeueing never lo
 from __future__ import annotations
 
 GROUP = "taskq"  # the one consumer group of every stream
-# Keys per queue passed to FETCH, in this order.
 LANES = 10
-FETCH_KEYS_PER_QUEUE = LANES + 4  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use
+# Keys per queue passed to FETCH, in this order, followed by one last key: the queue registry.
+FETCH_KEYS_PER_QUEUE = LANES + 5  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use, dead
 
 # KEYS: every key the chunk writes.  ARGV: a list of runs, each an op, a key index and its
 # operands: 'X' k n p1..pn (XADD each payload to stream k), 'Z' k n s1 m1..sn mn (ZADD),
 # 'W' k (a wake entry on stream k, capped), 'S' k n m1..mn (SADD).  A chunk of up to 1,000
 # messages, whatever their lanes and etas, is one call: one round trip.
+# Every key's type is checked before the first write: a key of another type (a foreign
+# write) fails the whole chunk with nothing written, never half of it (a retry then
+# duplicated the half that was written; Redis does not roll a script back).
 PUBLISH = """
-local i, added = 1, 0
+local kinds = {W = 'stream', X = 'stream', Z = 'zset', S = 'set'}
+local i = 1
+while i <= #ARGV do
+  local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= kinds[op] then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. kinds[op])
+  end
+  i = i + 3 + ((op == 'X' or op == 'S') and n or (op == 'Z' and 2 * n or 0))
+end
+local added = 0
+i = 1
 while i <= #ARGV do
   local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
   if op == 'W' then
@@ -50,9 +64,10 @@ local function field(f, name)
 end
 """
 
-# KEYS: for each queue FETCH_KEYS_PER_QUEUE keys.  ARGV: group, consumer, max_count, now (unix
-# seconds), min idle ms of an abandoned claim, gate ms, idle ms after which a consumer that
-# holds nothing is forgotten, then per queue '1' or '0': try the recovery gate.  Returns
+# KEYS: for each queue FETCH_KEYS_PER_QUEUE keys, then the registry.  ARGV: group, consumer,
+# max_count, now (unix seconds), min idle ms of an abandoned claim, gate ms, idle ms after which
+# a consumer that holds nothing is forgotten, then per queue '1' or '0': try the recovery gate,
+# then the queue names.  Returns
 # {{queue index, lane, entry id, payload, redeliveries}..., next eta as a string or false,
 # {per queue: bitmask of the lanes in use}, {per queue: 1 if a recovery pass is unfinished}}.  Lane 0 is always in
 # use (a blocking read needs a stream to wait on); another lane once something was sent to it.
@@ -63,15 +78,15 @@ local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
 local now = ARGV[4]
 local min_idle, gate_ms, forget_idle = ARGV[5], ARGV[6], tonumber(ARGV[7])
-local per = 14
-local nq = #KEYS / per
+local per = 15
+local nq = (#KEYS - 1) / per
 local out = {}
 local next_due = false
 
 local function take(qi, lane, entry, delivered)
   local f = entry[2]
   if not f then return end  -- deleted while claimed: nothing to deliver
-  local earlier = tonumber(field(f, 'r') or '0')
+  local earlier = tonumber(field(f, 'r') or '0') or 0  -- a garbled count must not stop the fetch
   out[#out + 1] = {qi, lane, entry[1], field(f, 'm') or '', earlier + delivered - 1}
   want = want - 1
 end
@@ -80,21 +95,37 @@ local function make_group(key)
   redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
 end
 
--- 1. Delayed messages that are due move to their lane, atomically.
-for qi = 1, nq do
+-- 1. Delayed messages that are due move to their lane. Redis keeps what a script wrote
+--    before an error, so nothing below may fail after a write: each member is checked
+--    before it is written anywhere, and each move is complete (XADD, then ZREM of that
+--    member) before the next begins. A member that is not <lane digit><16 chars><payload>
+--    (written by something else) goes to the dead letters, whole, with the reason.
+local function move_due(qi)
   local base = (qi - 1) * per
   local delayed = KEYS[base + 11]
-  local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  local head = redis.pcall('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if head.err then return nil end  -- not a sorted set: nothing of ours is delayed there
   if head[2] and tonumber(head[2]) <= tonumber(now) then
-    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)
-    for _, member in ipairs(due) do
-      local lane = tonumber(string.sub(member, 1, 1))
-      redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)) do
+      local lane = tonumber(string.match(member, '^%d') or '')
+      if lane and #member > 17 then
+        redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
+      else
+        redis.call('XADD', KEYS[base + 15], '*', 'id', 'malformed-delayed-' .. redis.sha1hex(member),
+                   'reason', 'malformed delayed entry (not <lane digit><16 chars><message>)',
+                   'at', now, 'lane', '0', 'm', member)
+        redis.call('SADD', KEYS[#KEYS], ARGV[7 + nq + qi])
+      end
+      redis.call('ZREM', delayed, member)
     end
-    redis.call('ZREM', delayed, unpack(due))
     head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
   end
-  if head[2] and (not next_due or tonumber(head[2]) < tonumber(next_due)) then next_due = head[2] end
+  return head[2]
+end
+
+for qi = 1, nq do
+  local head = move_due(qi)
+  if head and (not next_due or tonumber(head) < tonumber(next_due)) then next_due = head end
 end
 
 -- Lanes never published to are skipped: most queues use one or two priorities.
@@ -162,7 +193,9 @@ local function read_new(qi, lane, key)
   local res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
   if type(res) == 'table' and res.err then
     make_group(key)
-    res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+    res = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', key, '>')
+    -- Not a stream (a foreign write): skip it, or what earlier lanes claimed would be stranded.
+    if type(res) == 'table' and res.err then return end
   end
   if res then
     for _, entry in ipairs(res[1][2]) do take(qi, lane, entry, 1) end
@@ -210,6 +243,62 @@ end
 return kept
 """
 
+# KEYS: streams.  ARGV: group, consumer.  Refreshes the idle time of every entry the consumer
+# owns in these streams (another process's: the prefork supervisor keeps its children's
+# claims); a stream that does not exist yet is skipped.  Returns how many were kept.
+EXTEND_OWNER = """
+local group, consumer = ARGV[1], ARGV[2]
+local kept = 0
+for _, key in ipairs(KEYS) do
+  local start = '-'
+  while true do
+    local p = redis.pcall('XPENDING', key, group, start, '+', 500, consumer)
+    if type(p) ~= 'table' or p.err or #p == 0 then break end
+    local args = {}
+    for _, entry in ipairs(p) do args[#args + 1] = entry[1] end
+    args[#args + 1] = 'JUSTID'  -- JUSTID: the delivery counter stays as it is
+    redis.call('XCLAIM', key, group, consumer, 0, unpack(args))
+    kept = kept + #p
+    if #p < 500 then break end
+    start = '(' .. p[#p][1]
+  end
+end
+return kept
+"""
+
+# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n, the lowest and
+# the highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
+# still owns; an entry another consumer took over (XAUTOCLAIM after this one stalled) is the
+# new owner's to ack: acking it here would delete a delivery that is running elsewhere.  The
+# owner check is one XPENDING per stream over the batch's id range, filtered by consumer.
+# Returns how many were acked.
+ACK = """
+local group, consumer = ARGV[1], ARGV[2]
+local i, acked = 3, 0
+for _, key in ipairs(KEYS) do
+  local n, low, high = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
+  local mine = {}
+  while true do
+    local p = redis.pcall('XPENDING', key, group, low, high, 1000, consumer)
+    if type(p) ~= 'table' or p.err or #p == 0 then break end
+    for _, entry in ipairs(p) do mine[entry[1]] = true end
+    if #p < 1000 then break end
+    low = '(' .. p[#p][1]
+  end
+  local owned = {}
+  for j = i + 3, i + 2 + n do
+    if mine[ARGV[j]] then owned[#owned + 1] = ARGV[j] end
+  end
+  for k = 1, #owned, 500 do
+    local chunk = {unpack(owned, k, math.min(k + 499, #owned))}
+    redis.call('XACK', key, group, unpack(chunk))
+    acked = acked + redis.call('XDEL', key, unpack(chunk))
+  end
+  i = i + 3 + n
+end
+return acked
+"""
+
 # KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Gives owned entries back
 # at once as new entries of the same lane, carrying the redeliveries they had.
 REQUEUE = (
@@ -224,7 +313,7 @@ for i, key in ipairs(KEYS) do
     local e = redis.call('XRANGE', key, id, id)
     if e[1] then
       local f = e[1][2]
-      local earlier = tonumber(field(f, 'r') or '0') + p[1][4] - 1
+      local earlier = (tonumber(field(f, 'r') or '0') or 0) + p[1][4] - 1
       if earlier > 0 then
         redis.call('XADD', key, '*', 'm', field(f, 'm') or '', 'r', earlier)
       else
@@ -241,10 +330,12 @@ return moved
 )
 
 # KEYS: stream, dead-letter stream, queue registry.  ARGV: group, entry id, message id,
-# reason, now, lane, queue name.
+# reason, now, lane, queue name, consumer.  Like ACK, only the claim's owner may do it.
 DEAD_LETTER = (
     _FIELD
     + """
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or not p[1] or p[1][2] ~= ARGV[8] then return 0 end
 local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if not e[1] then return 0 end
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[3], 'reason', ARGV[4], 'at', ARGV[5], 'lane', ARGV[6],
@@ -269,7 +360,8 @@ local n = 0
 for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
   local f = e[2]
   if not wanted or wanted[field(f, 'id')] then
-    local lane = tonumber(field(f, 'lane') or '0')
+    -- A lane that is not 0-9 (a foreign entry) must not stop the loop half-way: lane 0.
+    local lane = tonumber(string.match(field(f, 'lane') or '', '^%d$') or '0')
     redis.call('XADD', KEYS[2 + lane], '*', 'm', field(f, 'm') or '')
     redis.call('SADD', KEYS[12], lane)
     redis.call('XDEL', KEYS[1], e[1])
