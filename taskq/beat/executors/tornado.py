@@ -4,13 +4,10 @@ APScheduler."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskq.beat.executors.base import BaseExecutor, Run, call
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Run, call
 from taskq.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
 
 
 class TornadoExecutor(BaseExecutor):
@@ -19,7 +16,7 @@ class TornadoExecutor(BaseExecutor):
     def __init__(self, max_workers: int = 10) -> None:
         self._pool = cf.ThreadPoolExecutor(max_workers)
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         try:
             from tornado.ioloop import IOLoop
         except ImportError:  # pragma: no cover - the `tornado` extra

@@ -3,7 +3,7 @@ connection keywords or a URL."""
 
 from __future__ import annotations
 
-from taskq.beat.stores.redis import RedisScheduleStore
+from taskq.beat.core.stores.redis import RedisScheduleStore
 
 
 class RedisJobStore(RedisScheduleStore):

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
-from taskq.beat.entry import Entry, EntryState
+from taskq.beat.core.entry import Entry, EntryState
 from taskq.brokers.base import Publication
 from taskq.errors import TaskQError
 

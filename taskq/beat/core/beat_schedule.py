@@ -8,13 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from taskq.beat.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.schedules import as_schedule
+from taskq.beat.core.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
+from taskq.beat.core.schedules import as_schedule
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
-    from taskq.beat.stores.base import ScheduleStore
+    from taskq.beat.core.stores.base import ScheduleStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 POLICY_KEYS = ("misfire_grace_time", "coalesce", "max_instances", "jitter")
