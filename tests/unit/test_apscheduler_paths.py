@@ -19,8 +19,6 @@ import pytest
 # What taskq leaves out, and why (docs/apscheduler.md says the same).
 NOT_MIRRORED = {
     "apscheduler.util": "APScheduler's own helpers, not part of its API",
-    "apscheduler.triggers.cron.expressions": "the cron parser's internals; taskq parses cron fields its own way",
-    "apscheduler.triggers.cron.fields": "the cron parser's internals; taskq parses cron fields its own way",
     "apscheduler.jobstores.etcd": "no job store on etcd (use sqlalchemy, redis or sqlite)",
     "apscheduler.jobstores.mongodb": "no job store on MongoDB (use sqlalchemy, redis or sqlite)",
     "apscheduler.jobstores.rethinkdb": "no job store on RethinkDB (use sqlalchemy, redis or sqlite)",
@@ -121,3 +119,66 @@ def test_the_errors_are_the_ones_taskq_raises() -> None:
     scheduler = tq.BackgroundScheduler()
     with pytest.raises(SchedulerNotRunningError):
         scheduler.shutdown()
+
+
+def test_run_job_reports_as_apschedulers() -> None:
+    """``executors.base.run_job`` and ``run_coroutine_job``, for executors written for
+    APScheduler: the same events, in order, for a run on time, one too late, one that fails."""
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    import apscheduler.executors.base as aps_base
+
+    import taskq.beat.executors.base as tq_base
+
+    def job(func: Any) -> Any:
+        return SimpleNamespace(id="j", func=func, args=(2,), kwargs={}, misfire_grace_time=5)
+
+    def double(x: int) -> int:
+        return 2 * x
+
+    def broken(x: int) -> int:
+        raise ValueError(x)
+
+    async def adouble(x: int) -> int:
+        return 2 * x
+
+    now = datetime.now(timezone.utc)
+    times = [now, now - timedelta(seconds=60)]
+
+    def seen(events: list[Any]) -> list[tuple[int, Any, Any]]:
+        return [(e.code, e.retval, type(e.exception)) for e in events]
+
+    for func in (double, broken):
+        theirs = aps_base.run_job(job(func), "default", times, "test")
+        ours = tq_base.run_job(job(func), "default", times, "test")
+        assert seen(ours) == seen(theirs) and len(ours) == 2
+    theirs = asyncio.run(aps_base.run_coroutine_job(job(adouble), "default", times, "test"))
+    ours = asyncio.run(tq_base.run_coroutine_job(job(adouble), "default", times, "test"))
+    assert seen(ours) == seen(theirs) and ours[0].retval == 4
+
+
+def test_run_in_event_loop_runs_the_method_on_the_scheduler_loop() -> None:
+    import asyncio
+    import threading
+
+    from taskq.beat.schedulers.asyncio import AsyncIOScheduler, run_in_event_loop
+
+    class Probe(AsyncIOScheduler):
+        @run_in_event_loop
+        def where(self, box: list[str]) -> None:
+            box.append(threading.current_thread().name)
+
+    async def scenario() -> list[str]:
+        probe = Probe()
+        probe._eventloop = asyncio.get_running_loop()
+        box: list[str] = []
+        thread = threading.Thread(target=probe.where, args=(box,), name="caller")
+        thread.start()
+        thread.join()
+        assert box == []  # queued on the loop, not run in the calling thread
+        await asyncio.sleep(0.05)
+        return box
+
+    assert asyncio.run(scenario()) == [threading.main_thread().name]
