@@ -174,3 +174,36 @@ def test_qt_scheduler_beside_a_qt_event_loop() -> None:
     poll.stop()
     scheduler.shutdown()
     assert ("tick", 42) in outcomes.executed and outcomes.shut_down.is_set()
+
+
+@needs("tornado", "tornado")
+def test_event_loop_flavour_pauses_resumes_and_starts_again() -> None:
+    """On an event-loop flavour (here Tornado's): a paused scheduler takes no pass until
+    resume(), which wakes it; after shutdown() it starts again on a fresh core, and the
+    callbacks of the first run do not drive the second."""
+    from tornado.ioloop import IOLoop
+
+    async def main() -> None:
+        scheduler = tq.TornadoScheduler(io_loop=IOLoop.current())
+        outcomes = Outcomes(scheduler)
+        scheduler.start(paused=True)
+        scheduler.add_job(answer, "interval", seconds=0.05, id="tick")
+        await asyncio.sleep(0.5)
+        assert outcomes.executed == []  # paused: due runs wait
+        scheduler.resume()
+        deadline = time.monotonic() + 10
+        while not outcomes.executed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert ("tick", 42) in outcomes.executed
+        first_core = scheduler.core
+        scheduler.shutdown()
+        assert not first_core.is_leader and not scheduler.running
+        outcomes.executed.clear()
+        scheduler.start()
+        assert scheduler.core is not first_core
+        while not outcomes.executed and time.monotonic() < deadline + 10:
+            await asyncio.sleep(0.01)
+        assert ("tick", 42) in outcomes.executed
+        scheduler.shutdown()
+
+    asyncio.run(main())
