@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,39 @@ def test_flavour_schedules_on_its_own_loop_as_apscheduler_does(flavour: str) -> 
     # a QTimer that never fires (the job waits until something else wakes the scheduler).
     assert ours["fired"] == ["first", "second"]
     assert theirs["fired"] == (["first"] if flavour == "qt" else ["first", "second"])
+
+
+EXIT_PROBES = {
+    "asyncio": """
+import asyncio
+import taskq.beat as tq
+async def main():
+    scheduler = tq.AsyncIOScheduler()
+    scheduler.add_job(str, "interval", minutes=5)
+    scheduler.start()
+    await asyncio.sleep(0.3)
+asyncio.run(main())
+""",
+    "tornado": """
+from tornado.ioloop import IOLoop
+import taskq.beat as tq
+loop = IOLoop(make_current=False)
+scheduler = tq.TornadoScheduler(io_loop=loop)
+scheduler.add_job(str, "interval", minutes=5)
+scheduler.start()
+loop.call_later(0.3, loop.stop)
+loop.start()
+""",
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("flavour", sorted(EXIT_PROBES))
+def test_a_program_that_never_shuts_the_scheduler_down_still_exits_at_once(flavour: str) -> None:
+    # The core's worker waits up to a third of the lock's TTL (10 s) for the next due time;
+    # the interpreter's exit must not wait for it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", EXIT_PROBES[flavour]], cwd=ROOT, env=env, timeout=50, check=False)
+    assert done.returncode == 0
+    assert time.monotonic() - started < 6.0

@@ -207,3 +207,28 @@ def test_event_loop_flavour_pauses_resumes_and_starts_again() -> None:
         scheduler.shutdown()
 
     asyncio.run(main())
+
+
+@needs("tornado", "tornado")
+@pytest.mark.timeout(30)
+def test_event_loop_flavour_shut_down_by_a_listener_of_the_loop() -> None:
+    """A listener called from the scheduling loop's own calls (SUBMITTED is one) may shut the
+    scheduler down: shutdown() does not wait for the very call it runs in."""
+    from tornado.ioloop import IOLoop
+
+    from taskq.beat.events import EVENT_JOB_SUBMITTED
+
+    async def main() -> None:
+        scheduler = tq.TornadoScheduler(io_loop=IOLoop.current())
+        outcomes = Outcomes(scheduler)
+        scheduler.add_listener(lambda event: scheduler.shutdown(), EVENT_JOB_SUBMITTED)
+        scheduler.add_job(answer, "interval", seconds=0.05, id="tick")
+        scheduler.start()
+        deadline = time.monotonic() + 10
+        while scheduler.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not scheduler.running and outcomes.shut_down.is_set()
+        await asyncio.sleep(0.2)
+        assert not scheduler.core.is_leader  # the lock is let go once that call returns
+
+    asyncio.run(main())

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from taskq.beat.core import hook
 from taskq.beat.core.stores.base import redact
 from taskq.beat.executors.base import BaseExecutor
 from taskq.beat.schedulers.base import STATE_PAUSED, BaseScheduler
+from taskq.beat.schedulers.eventloop import DaemonWorker
 
 P = ParamSpec("P")
 S = TypeVar("S", bound="AsyncIOScheduler")
@@ -56,7 +56,7 @@ class AsyncIOScheduler(BaseScheduler):
         core = self.core
         # One thread for all of the core's blocking calls: the store's per-thread connections
         # (sqlite, the Redis pub/sub subscription) are opened once, not once per pool thread.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-beat")
+        executor = DaemonWorker()
         core.emit(hook.STARTED, owner=core.owner, store=redact(core.store.url))
         try:
             while not core.stopping:
@@ -65,6 +65,12 @@ class AsyncIOScheduler(BaseScheduler):
                 if core.stopping:
                     break
                 await loop.run_in_executor(executor, core.wait, seconds)
+        except asyncio.CancelledError:
+            # The event loop is closing (the end of asyncio.run()) without a shutdown(): end
+            # the worker's wait, or letting go of the lock below would wait for it.
+            core.stop()
+            self._router.wake()
+            raise
         finally:
             await loop.run_in_executor(executor, core.shutdown)
             executor.shutdown(wait=False)

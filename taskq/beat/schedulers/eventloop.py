@@ -14,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import logging
+import queue
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +28,41 @@ log = logging.getLogger("taskq.beat")
 T = TypeVar("T")
 
 
+class DaemonWorker(cf.Executor):
+    """One daemon thread that runs the core's calls in order. Not a ThreadPoolExecutor: its
+    threads are joined when the interpreter exits, and a wait for the next due time (up to a
+    third of the lock's TTL) would hold up the exit of a program that never called shutdown()."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[tuple[cf.Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="taskq-beat", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        future: cf.Future[T] = cf.Future()
+        self._calls.put((future, functools.partial(fn, *args, **kwargs)))
+        return future
+
+    def _run(self) -> None:
+        while (item := self._calls.get()) is not None:
+            future, call = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._closed = True
+        self._calls.put(None)
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
 class EventLoopScheduler(BaseScheduler):
     """A flavour supplies ``_post`` (run a callback on its loop, soon, from any thread; never
     at once, even on the loop's own thread), ``_call_later`` and ``_cancel`` (its loop's
@@ -34,6 +71,7 @@ class EventLoopScheduler(BaseScheduler):
     _worker: cf.Executor | None = None
     _timer: Any = None
     _watch = 0  # numbers the waits in the worker: a step makes the one running stale
+    _worker_thread: int | None = None  # the worker's thread (a listener may run in it)
 
     # -- what a flavour supplies ----------------------------------------------------------------
     def _post(self, callback: Callable[[], None]) -> None:
@@ -48,7 +86,7 @@ class EventLoopScheduler(BaseScheduler):
     def _new_worker(self) -> cf.Executor:
         # One thread for all of the core's calls: the store's per-thread connections (sqlite,
         # the Redis pub/sub subscription) are opened once.
-        return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskq-beat")
+        return DaemonWorker()
 
     # -- the loop, step by step, on the application's loop ------------------------------------------
     def _start_loop(self) -> None:
@@ -96,6 +134,10 @@ class EventLoopScheduler(BaseScheduler):
         if worker is None:
             return
 
+        def run() -> T:
+            self._worker_thread = threading.get_ident()
+            return call()
+
         def deliver(done: cf.Future[T]) -> None:
             try:
                 result = done.result()
@@ -107,18 +149,19 @@ class EventLoopScheduler(BaseScheduler):
             self._post(functools.partial(then, result))
 
         try:
-            worker.submit(call).add_done_callback(deliver)
+            worker.submit(run).add_done_callback(deliver)
         except RuntimeError:  # the worker is shut down: so is the scheduler
             return
 
     def _stop_loop(self, wait: bool) -> None:
         """The worker releases the leader lock after its call in progress (core.stop() has
-        ended a wait already); the loop's timer is cancelled on the loop."""
+        ended a wait already); the loop's timer is cancelled on the loop. A listener that
+        shuts down from within that call (it runs in the worker) cannot wait for it."""
         worker, self._worker = self._worker, None
         self._post(self._cancel_timer)
         if worker is None:
             return
         released = worker.submit(self.core.shutdown)
         worker.shutdown(wait=False)
-        if wait:
+        if wait and threading.get_ident() != self._worker_thread:
             released.result()
