@@ -2,7 +2,7 @@
 
 from taskq import states
 from taskq.app import TaskQ
-from taskq.beat.schedules import at, cron, crontab, every
+from taskq.beat import at, cron, crontab, every
 from taskq.errors import (
     BackendError,
     BrokerError,

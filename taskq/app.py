@@ -156,7 +156,7 @@ class TaskQ:
 
         Options as a beat_schedule entry (args, kwargs, options, misfire_grace_time, ...);
         the function becomes a task unless it is one already."""
-        from taskq.beat.config import periodic
+        from taskq.beat.core.beat_schedule import periodic
 
         return periodic(self, schedule, **options)
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import click
 
-from taskq.beat.api import ScheduleAPI
-from taskq.beat.core import DEFAULT_LOCK_TTL, utc_now
-from taskq.beat.entry import Entry
-from taskq.beat.heartbeat import heartbeat_age
-from taskq.beat.schedules import cron, every
-from taskq.beat.stores import open_store
+from taskq.beat.core.entry import Entry
+from taskq.beat.core.heartbeat import heartbeat_age
+from taskq.beat.core.loop import DEFAULT_LOCK_TTL, utc_now
+from taskq.beat.core.schedule_api import ScheduleAPI
+from taskq.beat.core.schedules import cron, every
+from taskq.beat.core.stores import open_store
 from taskq.errors import TaskQError
 
 DEFAULT_HEARTBEAT = os.path.join(tempfile.gettempdir(), "taskq-beat.heartbeat")
@@ -74,7 +74,7 @@ def beat(
             raise SystemExit(1)
         click.echo(f"taskq beat: alive (heartbeat {age:.1f}s old)")
         raise SystemExit(0)
-    from taskq.beat.schedulers import BlockingScheduler
+    from taskq.beat.schedulers.blocking import BlockingScheduler
     from taskq.cli.common import setup_logging
 
     setup_logging(loglevel)

@@ -1,99 +1,112 @@
-"""The one internal hook: everything the scheduling loop does is reported as a BeatEvent to
-an event sink (a callable). Logging is one sink; the scheduler API's APScheduler-style
-listeners attach as another, without touching the loop.
+"""APScheduler 3.11's event codes and event classes, same names and bit values, so that
+listener code written for APScheduler runs unchanged.
+
+The scheduling core reports BeatEvents through its one hook (``taskq.beat.core.hook``); the
+scheduler (``taskq.beat.schedulers.base``) translates them into these.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-# APScheduler 3.11's event codes and classes, re-exported: listeners import them from here.
-from taskq.beat.jobevents import *  # noqa: F403
+__all__ = [
+    "EVENT_ALL",
+    "EVENT_ALL_JOBS_REMOVED",
+    "EVENT_EXECUTOR_ADDED",
+    "EVENT_EXECUTOR_REMOVED",
+    "EVENT_JOBSTORE_ADDED",
+    "EVENT_JOBSTORE_REMOVED",
+    "EVENT_JOB_ADDED",
+    "EVENT_JOB_ERROR",
+    "EVENT_JOB_EXECUTED",
+    "EVENT_JOB_MAX_INSTANCES",
+    "EVENT_JOB_MISSED",
+    "EVENT_JOB_MODIFIED",
+    "EVENT_JOB_REMOVED",
+    "EVENT_JOB_SUBMITTED",
+    "EVENT_NAMES",
+    "EVENT_SCHEDULER_PAUSED",
+    "EVENT_SCHEDULER_RESUMED",
+    "EVENT_SCHEDULER_SHUTDOWN",
+    "EVENT_SCHEDULER_START",
+    "EVENT_SCHEDULER_STARTED",
+    "JobEvent",
+    "JobExecutionEvent",
+    "JobSubmissionEvent",
+    "SchedulerEvent",
+]
 
-log = logging.getLogger("taskq.beat")
+EVENT_SCHEDULER_STARTED = EVENT_SCHEDULER_START = 1 << 0
+EVENT_SCHEDULER_SHUTDOWN = 1 << 1
+EVENT_SCHEDULER_PAUSED = 1 << 2
+EVENT_SCHEDULER_RESUMED = 1 << 3
+EVENT_EXECUTOR_ADDED = 1 << 4
+EVENT_EXECUTOR_REMOVED = 1 << 5
+EVENT_JOBSTORE_ADDED = 1 << 6
+EVENT_JOBSTORE_REMOVED = 1 << 7
+EVENT_ALL_JOBS_REMOVED = 1 << 8
+EVENT_JOB_ADDED = 1 << 9
+EVENT_JOB_REMOVED = 1 << 10
+EVENT_JOB_MODIFIED = 1 << 11
+EVENT_JOB_EXECUTED = 1 << 12
+EVENT_JOB_ERROR = 1 << 13
+EVENT_JOB_MISSED = 1 << 14
+EVENT_JOB_SUBMITTED = 1 << 15
+EVENT_JOB_MAX_INSTANCES = 1 << 16
+EVENT_ALL = (1 << 17) - 1  # every code above
 
-# Event kinds.
-STARTED = "started"
-STOPPED = "stopped"
-LEADER_ELECTED = "leader_elected"
-LEADER_LOST = "leader_lost"
-ENTRY_ADDED = "entry_added"
-ENTRY_MODIFIED = "entry_modified"
-ENTRY_REMOVED = "entry_removed"
-SUBMITTED = "submitted"
-MISSED = "missed"
-MAX_INSTANCES = "max_instances"
-ALREADY_CLAIMED = "already_claimed"  # another beat took this instant: logged, never enqueued twice
-ERROR = "error"
-
-
-@dataclass(frozen=True)
-class BeatEvent:
-    kind: str
-    entry_id: str | None = None
-    instants: tuple[datetime, ...] = ()  # scheduled (un-jittered) instants concerned
-    task_ids: tuple[str, ...] = ()
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-EventSink = Callable[[BeatEvent], None]
-
-
-class FanOut:
-    """Deliver each event to every sink; a sink that raises is logged and never stops beat."""
-
-    def __init__(self, sinks: Sequence[EventSink] = ()) -> None:
-        self.sinks: list[EventSink] = list(sinks)
-
-    def add(self, sink: EventSink) -> None:
-        self.sinks.append(sink)
-
-    def remove(self, sink: EventSink) -> None:
-        self.sinks.remove(sink)
-
-    def __call__(self, event: BeatEvent) -> None:
-        for sink in list(self.sinks):
-            try:
-                sink(event)
-            except Exception:
-                log.exception("beat event sink %r failed on %s", sink, event.kind)
-
-
-def _when(instants: tuple[datetime, ...]) -> str:
-    if not instants:
-        return ""
-    if len(instants) == 1:
-        return instants[0].isoformat()
-    return f"{len(instants)} instants {instants[0].isoformat()} .. {instants[-1].isoformat()}"
+EVENT_NAMES = {
+    value: name
+    for name, value in sorted(globals().items())
+    if name.startswith("EVENT_") and name not in ("EVENT_ALL", "EVENT_SCHEDULER_START") and isinstance(value, int)
+}
 
 
-def log_event(event: BeatEvent) -> None:
-    """The logging sink: one line per event."""
-    d = event.detail
-    if event.kind == SUBMITTED:
-        log.info(
-            "beat: sent %s (entry %s) for %s, %.2f ms late",
-            d.get("task"), event.entry_id, _when(event.instants), d.get("lateness", 0.0) * 1000,
-        )
-    elif event.kind == MISSED:
-        count = d.get("count", len(event.instants))
-        log.warning(
-            "beat: entry %s missed %d run(s) (%s): %s", event.entry_id, count, d.get("reason"), _when(event.instants)
-        )
-    elif event.kind == MAX_INSTANCES:
-        log.warning(
-            "beat: entry %s skipped %s: %s run(s) still unfinished (max_instances=%s)",
-            event.entry_id, _when(event.instants), d.get("unfinished"), d.get("max_instances"),
-        )
-    elif event.kind == ERROR:
-        log.error("beat: %s", d.get("message"))
-    elif event.kind == ALREADY_CLAIMED:
-        log.info("beat: entry %s %s was already claimed by another beat", event.entry_id, _when(event.instants))
-    elif event.entry_id is not None:
-        log.info("beat: %s %s", event.kind.replace("_", " "), event.entry_id)
-    else:
-        log.info("beat: %s %s", event.kind.replace("_", " "), " ".join(f"{k}={v}" for k, v in d.items()))
+class SchedulerEvent:
+    """An event about the scheduler itself; ``alias`` names the executor or job store added
+    or removed, when there is one."""
+
+    def __init__(self, code: int, alias: str | None = None) -> None:
+        self.code = code
+        self.alias = alias
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} (code={self.code})>"
+
+
+class JobEvent(SchedulerEvent):
+    """An event about one job (``job_id``) in the job store ``jobstore``."""
+
+    def __init__(self, code: int, job_id: str, jobstore: str | None) -> None:
+        super().__init__(code)
+        self.job_id = job_id
+        self.jobstore = jobstore
+
+
+class JobSubmissionEvent(JobEvent):
+    """A job handed to its executor, for the instants in ``scheduled_run_times``."""
+
+    def __init__(self, code: int, job_id: str, jobstore: str | None, scheduled_run_times: list[datetime]) -> None:
+        super().__init__(code, job_id, jobstore)
+        self.scheduled_run_times = scheduled_run_times
+
+
+class JobExecutionEvent(JobEvent):
+    """One run of a job: its return value, or the exception and formatted traceback."""
+
+    def __init__(
+        self,
+        code: int,
+        job_id: str,
+        jobstore: str | None,
+        scheduled_run_time: datetime,
+        retval: Any = None,
+        exception: BaseException | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        super().__init__(code, job_id, jobstore)
+        self.scheduled_run_time = scheduled_run_time
+        self.retval = retval
+        self.exception = exception
+        self.traceback = traceback

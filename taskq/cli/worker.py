@@ -86,7 +86,7 @@ def worker(
 
         scheduler = None
         if with_beat:
-            from taskq.beat.schedulers import start_embedded
+            from taskq.beat.schedulers.background import start_embedded
 
             scheduler = start_embedded(app)
         try:

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 import taskq.beat as tq
-from taskq.beat.entry import EntryState
+from taskq.beat.core.entry import EntryState
+from taskq.beat.core.stores.base import ClaimResult
 from taskq.beat.events import EVENT_JOB_EXECUTED, JobExecutionEvent
-from taskq.beat.jobs import JobSerializationError
+from taskq.beat.job import JobSerializationError
 from taskq.beat.jobstores.memory import MemoryJobStore
-from taskq.beat.stores.base import ClaimResult
 from taskq.beat.triggers import IntervalTrigger
 from tests.servers import require, require_redis
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from taskq.beat.stores import open_store
+from taskq.beat.core.stores import open_store
 from taskq.brokers import create_broker
 from taskq.config import Settings
 from tests.servers import require_redis

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.schedules import every
-from taskq.beat.stores.base import ClaimResult
-from taskq.beat.stores.redis import RedisScheduleStore, split_prefix
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.schedules import every
+from taskq.beat.core.stores.base import ClaimResult
+from taskq.beat.core.stores.redis import RedisScheduleStore, split_prefix
 from taskq.brokers.base import Publication
 from taskq.envelope import Envelope
 from tests.servers import require_redis

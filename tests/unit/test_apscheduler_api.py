@@ -17,6 +17,7 @@ import pytest
 
 import taskq.beat as tq
 from taskq import TaskQ
+from taskq.beat.core.schedules import every
 from taskq.beat.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
@@ -26,7 +27,6 @@ from taskq.beat.events import (
     SchedulerEvent,
 )
 from taskq.beat.executors.debug import DebugExecutor
-from taskq.beat.schedules import every
 from taskq.beat.triggers import CronTrigger, DateTrigger, IntervalTrigger
 from taskq.errors import ConfigurationError
 from tests.unit.conftest import inline_worker

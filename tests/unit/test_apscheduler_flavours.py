@@ -174,3 +174,61 @@ def test_qt_scheduler_beside_a_qt_event_loop() -> None:
     poll.stop()
     scheduler.shutdown()
     assert ("tick", 42) in outcomes.executed and outcomes.shut_down.is_set()
+
+
+@needs("tornado", "tornado")
+def test_event_loop_flavour_pauses_resumes_and_starts_again() -> None:
+    """On an event-loop flavour (here Tornado's): a paused scheduler takes no pass until
+    resume(), which wakes it; after shutdown() it starts again on a fresh core, and the
+    callbacks of the first run do not drive the second."""
+    from tornado.ioloop import IOLoop
+
+    async def main() -> None:
+        scheduler = tq.TornadoScheduler(io_loop=IOLoop.current())
+        outcomes = Outcomes(scheduler)
+        scheduler.start(paused=True)
+        scheduler.add_job(answer, "interval", seconds=0.05, id="tick")
+        await asyncio.sleep(0.5)
+        assert outcomes.executed == []  # paused: due runs wait
+        scheduler.resume()
+        deadline = time.monotonic() + 10
+        while not outcomes.executed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert ("tick", 42) in outcomes.executed
+        first_core = scheduler.core
+        scheduler.shutdown()
+        assert not first_core.is_leader and not scheduler.running
+        outcomes.executed.clear()
+        scheduler.start()
+        assert scheduler.core is not first_core
+        while not outcomes.executed and time.monotonic() < deadline + 10:
+            await asyncio.sleep(0.01)
+        assert ("tick", 42) in outcomes.executed
+        scheduler.shutdown()
+
+    asyncio.run(main())
+
+
+@needs("tornado", "tornado")
+@pytest.mark.timeout(30)
+def test_event_loop_flavour_shut_down_by_a_listener_of_the_loop() -> None:
+    """A listener called from the scheduling loop's own calls (SUBMITTED is one) may shut the
+    scheduler down: shutdown() does not wait for the very call it runs in."""
+    from tornado.ioloop import IOLoop
+
+    from taskq.beat.events import EVENT_JOB_SUBMITTED
+
+    async def main() -> None:
+        scheduler = tq.TornadoScheduler(io_loop=IOLoop.current())
+        outcomes = Outcomes(scheduler)
+        scheduler.add_listener(lambda event: scheduler.shutdown(), EVENT_JOB_SUBMITTED)
+        scheduler.add_job(answer, "interval", seconds=0.05, id="tick")
+        scheduler.start()
+        deadline = time.monotonic() + 10
+        while scheduler.running and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not scheduler.running and outcomes.shut_down.is_set()
+        await asyncio.sleep(0.2)
+        assert not scheduler.core.is_leader  # the lock is let go once that call returns
+
+    asyncio.run(main())

@@ -15,7 +15,7 @@ from apscheduler.triggers.date import DateTrigger as ApsDate
 from apscheduler.triggers.interval import IntervalTrigger as ApsInterval
 
 from taskq.beat import events
-from taskq.beat.schedules import cron, schedule_from_dict
+from taskq.beat.core.schedules import cron, schedule_from_dict
 from taskq.beat.triggers import (
     AndTrigger,
     CalendarIntervalTrigger,

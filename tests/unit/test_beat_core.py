@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from taskq.app import TaskQ
-from taskq.beat import events as ev
-from taskq.beat.api import ScheduleAPI
-from taskq.beat.config import entry_from_spec
-from taskq.beat.core import SchedulerCore
-from taskq.beat.entry import Entry, EntryState, Policy
-from taskq.beat.exceptions import ConflictingIdError, JobLookupError
-from taskq.beat.schedules import at, crontab, every
-from taskq.beat.stores.base import ClaimResult, StoreError
-from taskq.beat.stores.memory import MemoryScheduleStore
-from taskq.beat.stores.sqlite import SQLiteScheduleStore
-from taskq.beat.submit import INSTANT_HEADER, AppSubmitter
+from taskq.beat.core import hook as ev
+from taskq.beat.core.beat_schedule import entry_from_spec
+from taskq.beat.core.entry import Entry, EntryState, Policy
+from taskq.beat.core.errors import ConflictingIdError, JobLookupError
+from taskq.beat.core.loop import SchedulerCore
+from taskq.beat.core.schedule_api import ScheduleAPI
+from taskq.beat.core.schedules import at, crontab, every
+from taskq.beat.core.stores.base import ClaimResult, StoreError
+from taskq.beat.core.stores.memory import MemoryScheduleStore
+from taskq.beat.core.stores.sqlite import SQLiteScheduleStore
+from taskq.beat.core.submit import INSTANT_HEADER, AppSubmitter
 from taskq.errors import ConfigurationError
 
 T0 = datetime(2026, 3, 2, 12, 0, 0, tzinfo=timezone.utc)

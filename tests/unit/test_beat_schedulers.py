@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from taskq.app import TaskQ
-from taskq.beat import events as ev
-from taskq.beat.config import periodic
-from taskq.beat.exceptions import SchedulerAlreadyRunningError, SchedulerNotRunningError
-from taskq.beat.schedulers import AsyncIOScheduler, BackgroundScheduler, BlockingScheduler, start_embedded
-from taskq.beat.schedules import every
-from taskq.beat.submit import ENTRY_HEADER
+from taskq.beat import AsyncIOScheduler, BackgroundScheduler, BlockingScheduler
+from taskq.beat.core import hook as ev
+from taskq.beat.core.beat_schedule import periodic
+from taskq.beat.core.schedules import every
+from taskq.beat.core.submit import ENTRY_HEADER
+from taskq.beat.schedulers import SchedulerAlreadyRunningError, SchedulerNotRunningError
+from taskq.beat.schedulers.background import start_embedded
 from taskq.errors import ConfigurationError
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from taskq.beat.schedules import as_schedule, at, cron, crontab, every, schedule_from_dict
+from taskq.beat.core.schedules import as_schedule, at, cron, crontab, every, schedule_from_dict
 from taskq.errors import ConfigurationError
 
 UTC = timezone.utc

@@ -7,19 +7,15 @@ import asyncio
 import inspect
 import sys
 import traceback
-from typing import TYPE_CHECKING
 
-from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Outcome, Run, call
 from taskq.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
 
 
 class AsyncIOExecutor(BaseExecutor):
     _loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         super().start(scheduler, alias)
         loop = getattr(scheduler, "_eventloop", None)
         if loop is None:

@@ -12,16 +12,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from taskq.beat.entry import Entry
-from taskq.beat.executors.base import BaseExecutor, Outcome, Run
-from taskq.beat.submit import AppSubmitter
+from taskq.beat.core.entry import Entry
+from taskq.beat.core.submit import AppSubmitter
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Outcome, Run
 from taskq.brokers.base import Publication
 from taskq.errors import ConfigurationError, TaskQError
 from taskq.states import FAILURE, READY_STATES, SUCCESS
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
-    from taskq.beat.scheduling import SchedulerAPI
 
 log = logging.getLogger("taskq.beat")
 POLL_INTERVAL = 0.05  # how often the outcome watcher asks the backend about unfinished runs
@@ -40,7 +39,7 @@ class BrokerExecutor(BaseExecutor):
     def runs_callables(self) -> bool:
         return False
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         super().start(scheduler, alias)
         app = self.app or scheduler.app
         if app is None:

@@ -3,13 +3,10 @@ scheduler (handed over thread-safely: the scheduling core runs in a thread of it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskq.beat.executors.base import BaseExecutor, Run, call
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Run, call
 from taskq.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
 
 try:
     import gevent  # type: ignore[import-untyped]
@@ -20,7 +17,7 @@ except ImportError:  # pragma: no cover - the `gevent` extra
 class GeventExecutor(BaseExecutor):
     _hub: Any = None
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         if gevent is None:
             raise ConfigurationError("GeventExecutor needs gevent: pip install 'taskq[gevent]'")
         super().start(scheduler, alias)

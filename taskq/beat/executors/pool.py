@@ -5,12 +5,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Outcome, Run, call
 
 JOB_THREAD_PREFIX = "taskq-job"
 
@@ -21,7 +18,7 @@ class BasePoolExecutor(BaseExecutor):
         self._pool = make_pool()
         self._closed = False
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         super().start(scheduler, alias)
         if self._closed:  # the scheduler is started again after a shutdown
             self._pool, self._closed = self._make_pool(), False

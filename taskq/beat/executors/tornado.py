@@ -4,27 +4,28 @@ APScheduler."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskq.beat.executors.base import BaseExecutor, Run, call
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Run, call
 from taskq.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
 
 
 class TornadoExecutor(BaseExecutor):
     _io_loop: Any = None
 
     def __init__(self, max_workers: int = 10) -> None:
+        self._max_workers = max_workers
         self._pool = cf.ThreadPoolExecutor(max_workers)
+        self._closed = False
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         try:
             from tornado.ioloop import IOLoop
         except ImportError:  # pragma: no cover - the `tornado` extra
             raise ConfigurationError("TornadoExecutor needs tornado: pip install 'taskq[tornado]'") from None
         super().start(scheduler, alias)
+        if self._closed:  # the scheduler is started again after a shutdown
+            self._pool, self._closed = cf.ThreadPoolExecutor(self._max_workers), False
         self._io_loop = getattr(scheduler, "_ioloop", None) or IOLoop.current()
 
     def _do_submit(self, run: Run) -> None:
@@ -35,4 +36,5 @@ class TornadoExecutor(BaseExecutor):
         future.add_done_callback(lambda done: self._finished(run, done.result()))
 
     def shutdown(self, wait: bool = True) -> None:
+        self._closed = True
         self._pool.shutdown(wait)

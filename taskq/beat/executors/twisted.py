@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from taskq.beat.executors.base import BaseExecutor, Outcome, Run, call
+from taskq.beat.executors.base import BaseExecutor, ExecutorHost, Outcome, Run, call
 from taskq.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
 
 
 class TwistedExecutor(BaseExecutor):
     _reactor: Any = None
 
-    def start(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def start(self, scheduler: ExecutorHost, alias: str) -> None:
         try:
             from twisted.internet import reactor
         except ImportError:  # pragma: no cover - the `twisted` extra

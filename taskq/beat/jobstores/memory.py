@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskq.beat.stores.memory import MemoryScheduleStore
+from taskq.beat.core.stores.memory import MemoryScheduleStore
 
 
 class MemoryJobStore(MemoryScheduleStore):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from taskq.beat.stores.redis import RedisScheduleStore
+from taskq.beat.core.stores.redis import RedisScheduleStore
 
 
 class RedisJobStore(RedisScheduleStore):

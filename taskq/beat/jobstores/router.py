@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import ClaimResult, ScheduleStore
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.stores.base import ClaimResult, ScheduleStore
 from taskq.brokers.base import Publication
 
 SLICE = 0.5

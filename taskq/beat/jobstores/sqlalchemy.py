@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError
 from taskq.brokers.base import Publication
 from taskq.display import redact
 from taskq.errors import ConfigurationError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskq.beat.stores.sqlite import SQLiteScheduleStore
+from taskq.beat.core.stores.sqlite import SQLiteScheduleStore
 
 
 class SQLiteJobStore(SQLiteScheduleStore):

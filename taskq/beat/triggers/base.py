@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from taskq.beat.schedules import get_zone, zone_name
+from taskq.beat.core.schedules import get_zone, register_stored_type, zone_name
 from taskq.errors import ConfigurationError
 
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -85,6 +85,9 @@ def trigger_from_dict(data: dict[str, Any]) -> BaseTrigger:
     cls = getattr(importlib.import_module(module_name), class_name)
     restored: BaseTrigger = cls._restore(state)
     return restored
+
+
+register_stored_type(TRIGGER_TYPE, trigger_from_dict)
 
 
 # -- helpers shared by the triggers ----------------------------------------------------------

@@ -9,8 +9,8 @@ import calendar
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
+from taskq.beat.core.walltime import fixed_instant
 from taskq.beat.triggers.base import BaseTrigger, as_zone, check_jitter, zone_text
-from taskq.beat.walltime import fixed_instant
 from taskq.errors import ConfigurationError
 
 MAX_STEPS = 100_000

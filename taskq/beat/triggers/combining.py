@@ -12,7 +12,9 @@ from taskq.beat.triggers.base import BaseTrigger, check_jitter, trigger_from_dic
 MAX_AGREEMENT_ROUNDS = 10_000
 
 
-class _Combining(BaseTrigger):
+class BaseCombiningTrigger(BaseTrigger):
+    """What AndTrigger and OrTrigger share: their triggers, jitter, storage."""
+
     def __init__(self, triggers: Sequence[BaseTrigger], jitter: float | None = None) -> None:
         self.triggers = list(triggers)
         self.jitter = check_jitter(jitter)
@@ -24,7 +26,7 @@ class _Combining(BaseTrigger):
         return {"triggers": [t.to_dict() for t in self.triggers], "jitter": self.jitter}
 
     @classmethod
-    def _restore(cls, state: dict[str, Any]) -> _Combining:
+    def _restore(cls, state: dict[str, Any]) -> BaseCombiningTrigger:
         return cls([trigger_from_dict(t) for t in state["triggers"]], state.get("jitter"))
 
     def __str__(self) -> str:
@@ -35,7 +37,7 @@ class _Combining(BaseTrigger):
         return f"<{type(self).__name__}({self.triggers!r})>"
 
 
-class AndTrigger(_Combining):
+class AndTrigger(BaseCombiningTrigger):
     """Fires when all triggers fire at the same time; None when any has no more times."""
 
     kind = "and"
@@ -53,7 +55,7 @@ class AndTrigger(_Combining):
         return None
 
 
-class OrTrigger(_Combining):
+class OrTrigger(BaseCombiningTrigger):
     """Fires whenever any trigger fires (the earliest next time)."""
 
     kind = "or"

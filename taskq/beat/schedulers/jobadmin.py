@@ -15,17 +15,17 @@ from datetime import datetime, timezone, tzinfo
 from typing import IO, TYPE_CHECKING, Any
 
 from taskq.beat import events as ev
-from taskq.beat.entry import APSCHEDULER_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.exceptions import ConflictingIdError, JobLookupError
-from taskq.beat.jobs import LOCAL_PREFIX, Job, JobSerializationError, callable_name, callable_reference, check_arguments
-from taskq.beat.schedules import Schedule, as_schedule
-from taskq.beat.stores.base import ScheduleStore
+from taskq.beat.core.entry import APSCHEDULER_DEFAULTS, Entry, EntryState, Policy
+from taskq.beat.core.errors import ConflictingIdError, JobLookupError
+from taskq.beat.core.schedules import Schedule, as_schedule
+from taskq.beat.core.stores.base import ScheduleStore
+from taskq.beat.job import LOCAL_PREFIX, Job, JobSerializationError, callable_name, callable_reference, check_arguments
 from taskq.beat.triggers import TRIGGERS, BaseTrigger, DateTrigger
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
-    from taskq.beat.core import SchedulerCore
+    from taskq.beat.core.loop import SchedulerCore
     from taskq.beat.executors.base import BaseExecutor
 
 

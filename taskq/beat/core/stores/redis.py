@@ -25,8 +25,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
 from taskq.display import redact
 
 DEFAULT_PREFIX = "taskq:beat:"

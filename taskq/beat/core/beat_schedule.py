@@ -6,15 +6,15 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from taskq.beat.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.schedules import as_schedule
+from taskq.beat.core.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
+from taskq.beat.core.schedules import as_schedule
+from taskq.config import Settings
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from taskq.app import TaskQ
-    from taskq.beat.stores.base import ScheduleStore
+    from taskq.beat.core.stores.base import ScheduleStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 POLICY_KEYS = ("misfire_grace_time", "coalesce", "max_instances", "jitter")
@@ -25,7 +25,19 @@ ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", *POLICY
 _PERIODIC: weakref.WeakKeyDictionary[Any, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def periodic(app: TaskQ, schedule: Any, *, name: str | None = None, **options: Any) -> Callable[[F], F]:
+class ConfiguredApp(Protocol):
+    """What the entries need of the app (``taskq.app.TaskQ`` is one, and imports this module
+    for ``@app.periodic``: declared here, the app is no import of ours)."""
+
+    @property
+    def conf(self) -> Settings: ...
+
+    def task(self, fn: Callable[..., Any], /) -> Any: ...
+
+    def task_name(self, fn: Callable[..., Any]) -> str: ...
+
+
+def periodic(app: ConfiguredApp, schedule: Any, *, name: str | None = None, **options: Any) -> Callable[[F], F]:
     """What ``@app.periodic(schedule, args=, kwargs=, options=, misfire_grace_time=, ...)`` does:
     register the function as a task (unless it is one) and add a beat entry for it."""
     as_schedule(schedule)  # a bad schedule fails here, at definition
@@ -73,7 +85,7 @@ def entry_from_spec(entry_id: str, spec: Mapping[str, Any], timezone: str, has_b
     )
 
 
-def entries_from_app(app: TaskQ) -> list[Entry]:
+def entries_from_app(app: ConfiguredApp) -> list[Entry]:
     """All configured entries of the app: beat_schedule first, then @app.periodic ones."""
     conf = app.conf
     has_backend = conf.result_backend_url is not None

@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.stores.base import CLAIM_RETENTION, LOCK_NAME, ClaimResult, StoreError
 from taskq.brokers.base import Publication
 from taskq.brokers.sqlite import SCHEMA as BROKER_SCHEMA
 from taskq.brokers.sqlite import insert_messages

@@ -19,13 +19,14 @@ first pass only, and a time that the spring jump skips runs right after the jump
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from taskq.beat import fields as f
-from taskq.beat.walltime import CronFields, fixed_instant, next_wall, repeated_period, resolve, to_local
+from taskq.beat.core import cronfields as f
+from taskq.beat.core.walltime import CronFields, fixed_instant, next_wall, repeated_period, resolve, to_local
 from taskq.errors import ConfigurationError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -335,6 +336,17 @@ def _from_celery(value: Any) -> Schedule | None:
     return None
 
 
+# Stored schedule types that the layers above the core add: the scheduler API's triggers
+# (``taskq.beat.triggers``) register "trigger" when they are imported, which importing
+# ``taskq.beat`` always does. The core itself knows none of them.
+STORED_TYPES: dict[str, Callable[[dict[str, Any]], Schedule]] = {}
+
+
+def register_stored_type(kind: str, decoder: Callable[[dict[str, Any]], Schedule]) -> None:
+    """Let ``schedule_from_dict`` read schedules whose ``to_dict()`` says ``type: kind``."""
+    STORED_TYPES[kind] = decoder
+
+
 def schedule_from_dict(data: dict[str, Any]) -> Schedule:
     """Inverse of ``Schedule.to_dict``."""
     kind = data.get("type")
@@ -358,8 +370,7 @@ def schedule_from_dict(data: dict[str, Any]) -> Schedule:
         return cron(data["expr"], tz=data.get("tz"))
     if kind == "at":
         return at(datetime.fromisoformat(data["when"]))
-    if kind == "trigger":  # an APScheduler-style trigger (the scheduler API's job stores)
-        from taskq.beat.triggers.base import trigger_from_dict
-
-        return trigger_from_dict(data)
+    decoder = STORED_TYPES.get(str(kind))
+    if decoder is not None:
+        return decoder(data)
     raise ConfigurationError(f"unknown stored schedule type {kind!r}")

@@ -8,8 +8,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from taskq.beat.entry import Entry, EntryState
-from taskq.beat.stores.base import ClaimResult
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.stores.base import ClaimResult
 from taskq.brokers.base import Publication
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from taskq.beat.entry import Entry, as_utc
+from taskq.beat.core.entry import Entry, as_utc
 
 # Catching up after a long outage: beyond this many due instants of one entry we stop
 # listing them one by one (they are still counted as missed or coalesced).

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from taskq.beat.schedules import Schedule, every, schedule_from_dict
+from taskq.beat.core.schedules import Schedule, every, schedule_from_dict
 from taskq.errors import ConfigurationError
 
 ENTRY_OPTIONS = frozenset({"queue", "priority", "expires", "headers"})

@@ -17,10 +17,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 
-from taskq.beat import fields as f
-from taskq.beat.schedules import CronSchedule, crontab
+from taskq.beat.core import cronfields as f
+from taskq.beat.core.schedules import CronSchedule, crontab
 from taskq.beat.triggers.base import BaseTrigger, as_datetime, as_zone, check_jitter, clamp, iso, zone_text
 from taskq.errors import ConfigurationError
+
+UTC = timezone.utc  # APScheduler's name in this module
 
 FIELD_NAMES = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 DEFAULTS: dict[str, str] = {

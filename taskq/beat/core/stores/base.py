@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from taskq.beat.entry import Entry, EntryState
+from taskq.beat.core.entry import Entry, EntryState
 from taskq.brokers.base import Publication
 from taskq.errors import TaskQError
 

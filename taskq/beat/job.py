@@ -6,24 +6,27 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timezone, tzinfo
+from typing import Any, Protocol
 
-from taskq.beat.entry import Entry
+from taskq.beat.core.entry import Entry
 from taskq.errors import ConfigurationError
 
-if TYPE_CHECKING:
-    from taskq.beat.scheduling import SchedulerAPI
-
+UTC = timezone.utc  # APScheduler's name in this module
 LOCAL_PREFIX = "local:"  # a callable held in this process only (memory job store)
 
 
-class JobSerializationError(ConfigurationError, ValueError):
+class TransientJobError(ValueError):
+    """APScheduler's error for a job without a callable reference in a persistent job store
+    (``taskq.beat.jobstores.base`` hands it on, where APScheduler defines it)."""
+
+
+class JobSerializationError(ConfigurationError, TransientJobError):
     """A job whose callable has no import reference cannot go into a persistent job store."""
 
 
 def callable_reference(func: Callable[..., Any]) -> str | None:
-    """"module:qualified.name" if importing it gives back ``func``, else None."""
+    """ "module:qualified.name" if importing it gives back ``func``, else None."""
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
     if not module or not qualname or "<" in qualname:  # <lambda>, <locals>
@@ -72,10 +75,31 @@ def check_arguments(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         raise ConfigurationError(f"the job's arguments do not match {callable_name(func)}: {exc}") from None
 
 
+class JobHost(Protocol):
+    """What a Job needs of its scheduler (``BaseScheduler`` is one), declared here so that this
+    module imports nothing of the scheduler."""
+
+    timezone_info: tzinfo
+
+    def _resolve(self, entry: Entry) -> Callable[..., Any]: ...
+
+    def modify_job(self, job_id: str, jobstore: str | None = None, **changes: Any) -> Job: ...
+
+    def reschedule_job(
+        self, job_id: str, jobstore: str | None = None, trigger: Any = None, **trigger_args: Any
+    ) -> Job: ...
+
+    def pause_job(self, job_id: str, jobstore: str | None = None) -> Job: ...
+
+    def resume_job(self, job_id: str, jobstore: str | None = None) -> Job | None: ...
+
+    def remove_job(self, job_id: str, jobstore: str | None = None) -> None: ...
+
+
 class Job:
     """One scheduled job (a stored entry seen through APScheduler's attributes)."""
 
-    def __init__(self, scheduler: SchedulerAPI, entry: Entry, jobstore: str | None) -> None:
+    def __init__(self, scheduler: JobHost, entry: Entry, jobstore: str | None) -> None:
         self._scheduler = scheduler
         self._entry = entry
         self._jobstore_alias = jobstore

@@ -1,5 +1,7 @@
-"""APScheduler 3's scheduler API on the one scheduling core (``SchedulerCore``): jobs,
-executors and job stores by alias, listeners with event masks, start/shutdown/pause/resume.
+"""BaseScheduler: APScheduler 3's scheduler API on the one scheduling core (``SchedulerCore``):
+jobs, executors and job stores by alias, listeners with event masks, start/shutdown/pause/
+resume. The flavours (``taskq.beat.schedulers.blocking`` and its siblings) add only where the
+loop runs.
 
 Nothing here schedules: the core decides what is due and claims it; this layer turns API
 calls into store writes (the core reloads them) and hands each claimed run to the job's
@@ -10,6 +12,7 @@ reported SUBMITTED then MISSED, as APScheduler's executor-side misfire check rep
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -17,17 +20,19 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from taskq.beat import events as ev
-from taskq.beat.apsconfig import build_plugin, job_defaults, merge_config
-from taskq.beat.config import entries_from_app
-from taskq.beat.core import Clock, SchedulerCore
-from taskq.beat.entry import Entry
+from taskq.beat.core import hook
+from taskq.beat.core.beat_schedule import entries_from_app
+from taskq.beat.core.entry import Entry
+from taskq.beat.core.loop import DEFAULT_LOCK_TTL, Clock, SchedulerCore, utc_now
+from taskq.beat.core.schedules import get_zone
+from taskq.beat.core.stores import ScheduleStore, open_store
 from taskq.beat.executors.base import BaseExecutor, Outcome, Run
-from taskq.beat.jobadmin import JobAdmin
-from taskq.beat.jobs import resolve_reference
+from taskq.beat.job import resolve_reference
 from taskq.beat.jobstores.memory import MemoryJobStore
 from taskq.beat.jobstores.router import JobStoreRouter
-from taskq.beat.schedules import get_zone
-from taskq.beat.stores import ScheduleStore, open_store
+from taskq.beat.schedulers import SchedulerAlreadyRunningError, SchedulerNotRunningError
+from taskq.beat.schedulers.jobadmin import JobAdmin
+from taskq.beat.schedulers.options import build_plugin, job_defaults, merge_config
 from taskq.brokers.base import Publication
 from taskq.display import redact
 from taskq.errors import ConfigurationError, TaskQError
@@ -45,7 +50,7 @@ class ExecutorSubmitter:
     """The core's submitter for one executor alias: the scheduler resolves the job's
     callable and fires SUBMITTED, the executor runs (or enqueues) it."""
 
-    def __init__(self, scheduler: SchedulerAPI, alias: str) -> None:
+    def __init__(self, scheduler: BaseScheduler, alias: str) -> None:
         self.scheduler = scheduler
         self.alias = alias
 
@@ -66,24 +71,29 @@ class ExecutorSubmitter:
         return self.executor.track(entry, run_ids)
 
 
-class SchedulerAPI(JobAdmin):
-    """Shared by every scheduler flavour; a flavour supplies the loop's home (a thread, the
+class BaseScheduler(JobAdmin):
+    """APScheduler's constructor (``gconfig={}, **options``: timezone, job_defaults,
+    executors, jobstores) plus keyword-only ``app``: without one, plain callables run in
+    this process from a memory job store; with one, the default job store is the app's
+    schedule store and an executor aliased ``broker`` enqueues @app.task functions.
+
+    Shared by every scheduler flavour; a flavour supplies the loop's home (a thread, the
     calling thread, an event loop) and its default executor."""
 
     app: TaskQ | None
     core: SchedulerCore
     state: int
 
-    def _setup(
+    def __init__(
         self,
-        gconfig: dict[str, Any] | None,
-        options: dict[str, Any],
+        gconfig: dict[str, Any] | None = None,
         *,
-        app: TaskQ | None,
-        store: ScheduleStore | str | None,
-        lock_ttl: float,
-        heartbeat_path: str | None,
-        clock: Clock,
+        app: TaskQ | None = None,
+        store: ScheduleStore | str | None = None,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+        heartbeat_path: str | None = None,
+        clock: Clock = utc_now,
+        **options: Any,
     ) -> None:
         config = merge_config(gconfig, options)
         self.app = app
@@ -143,8 +153,6 @@ class SchedulerAPI(JobAdmin):
         self._router.wake()
 
     def start(self, paused: bool = False) -> None:
-        from taskq.beat.exceptions import SchedulerAlreadyRunningError
-
         if self.running:
             raise SchedulerAlreadyRunningError()
         self._prepare_start()
@@ -167,8 +175,6 @@ class SchedulerAPI(JobAdmin):
         self._start_loop()
 
     def shutdown(self, wait: bool = True) -> None:
-        from taskq.beat.exceptions import SchedulerNotRunningError
-
         if not self.running:
             raise SchedulerNotRunningError()
         self.state = STATE_STOPPED
@@ -182,8 +188,6 @@ class SchedulerAPI(JobAdmin):
 
     def pause(self) -> None:
         """Stop processing jobs (the loop keeps its place) until resume()."""
-        from taskq.beat.exceptions import SchedulerNotRunningError
-
         if self.state == STATE_STOPPED:
             raise SchedulerNotRunningError()
         if self.state == STATE_RUNNING:
@@ -191,8 +195,6 @@ class SchedulerAPI(JobAdmin):
             self._dispatch(ev.SchedulerEvent(ev.EVENT_SCHEDULER_PAUSED))
 
     def resume(self) -> None:
-        from taskq.beat.exceptions import SchedulerNotRunningError
-
         if self.state == STATE_STOPPED:
             raise SchedulerNotRunningError()
         if self.state == STATE_PAUSED:
@@ -204,7 +206,7 @@ class SchedulerAPI(JobAdmin):
         """The core's tick/wait loop, as every flavour runs it (in a thread, or the caller's).
         While paused it does not tick; resume() wakes it."""
         core = self.core
-        core.emit(ev.STARTED, owner=core.owner, store=redact(core.store.url))
+        core.emit(hook.STARTED, owner=core.owner, store=redact(core.store.url))
         try:
             while not core.stopping:
                 if self.state == STATE_PAUSED:
@@ -274,6 +276,10 @@ class SchedulerAPI(JobAdmin):
         self._dispatch(ev.SchedulerEvent(ev.EVENT_JOBSTORE_REMOVED, alias))
         if self.running:
             self.wakeup()
+
+    def add_beat_listener(self, sink: hook.EventSink) -> None:
+        """Receive the core's own BeatEvents (the internal hook logging uses)."""
+        self.core.sink.add(sink)
 
     # -- listeners -------------------------------------------------------------------------------------
     def add_listener(self, callback: Listener, mask: int = ev.EVENT_ALL) -> None:
@@ -356,13 +362,13 @@ class SchedulerAPI(JobAdmin):
         raise ConfigurationError(f"job {entry.id!r}: task {entry.task!r} is not registered in this process")
 
     # -- the core's hook, translated ------------------------------------------------------------------
-    def _on_beat_event(self, event: ev.BeatEvent) -> None:
+    def _on_beat_event(self, event: hook.BeatEvent) -> None:
         job_id = event.entry_id
         if job_id is None:
             return
         alias = self._alias_for(job_id)
         local = [t.astimezone(self.timezone_info) for t in event.instants]
-        if event.kind == ev.MISSED:
+        if event.kind == hook.MISSED:
             reason = str(event.detail.get("reason", ""))
             if reason == "coalesced":
                 return  # folded into the run that follows: APScheduler reports nothing either
@@ -371,17 +377,25 @@ class SchedulerAPI(JobAdmin):
                     self._dispatch(ev.JobSubmissionEvent(ev.EVENT_JOB_SUBMITTED, job_id, alias, [instant]))
                 log.warning('Run time of job "%s" was missed by %s (%s)', job_id, self.now() - instant, reason)
                 self._dispatch(ev.JobExecutionEvent(ev.EVENT_JOB_MISSED, job_id, alias, instant))
-        elif event.kind == ev.MAX_INSTANCES:
+        elif event.kind == hook.MAX_INSTANCES:
             log.warning('Execution of job "%s" skipped: maximum number of running instances reached', job_id)
             self._dispatch(ev.JobSubmissionEvent(ev.EVENT_JOB_MAX_INSTANCES, job_id, alias, local))
-        elif event.kind == ev.ENTRY_REMOVED and event.detail.get("reason") == "schedule finished":
+        elif event.kind == hook.ENTRY_REMOVED and event.detail.get("reason") == "schedule finished":
             self._forget(job_id)
             self._dispatch(ev.JobEvent(ev.EVENT_JOB_REMOVED, job_id, alias))
-        elif event.kind in (ev.ENTRY_ADDED, ev.ENTRY_MODIFIED):
+        elif event.kind in (hook.ENTRY_ADDED, hook.ENTRY_MODIFIED):
             entry = self._router.get(job_id)  # the core reports before it keeps the entry
             if entry is not None and entry.source == "config":  # beat_schedule entries fire the same events
-                code = ev.EVENT_JOB_ADDED if event.kind == ev.ENTRY_ADDED else ev.EVENT_JOB_MODIFIED
+                code = ev.EVENT_JOB_ADDED if event.kind == hook.ENTRY_ADDED else ev.EVENT_JOB_MODIFIED
                 self._dispatch(ev.JobEvent(code, job_id, alias))
+
+
+def require_extra(module: str, extra: str, flavour: str) -> Any:
+    """Import an optional flavour's library, or say which extra brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigurationError(f"{flavour} needs {module.split('.')[0]}: pip install 'taskq[{extra}]'") from None
 
 
 def _enqueued_elsewhere(*args: Any, **kwargs: Any) -> None:

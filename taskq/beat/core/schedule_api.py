@@ -12,10 +12,10 @@ from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
-from taskq.beat.entry import APSCHEDULER_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.exceptions import ConflictingIdError, JobLookupError
-from taskq.beat.schedules import as_schedule
-from taskq.beat.stores.base import ScheduleStore
+from taskq.beat.core.entry import APSCHEDULER_DEFAULTS, Entry, EntryState, Policy
+from taskq.beat.core.errors import ConflictingIdError, JobLookupError
+from taskq.beat.core.schedules import as_schedule
+from taskq.beat.core.stores.base import ScheduleStore
 from taskq.errors import ConfigurationError
 
 

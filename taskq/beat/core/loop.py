@@ -19,13 +19,13 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 
-from taskq.beat import events as ev
-from taskq.beat.config import sync_config_entries
-from taskq.beat.entry import DEFAULT_EXECUTOR, Entry, EntryState
-from taskq.beat.heartbeat import HeartbeatFile
-from taskq.beat.plan import Plan, lateness, next_wakeup, plan
-from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
-from taskq.beat.submit import Submitter
+from taskq.beat.core import hook as ev
+from taskq.beat.core.beat_schedule import sync_config_entries
+from taskq.beat.core.entry import DEFAULT_EXECUTOR, Entry, EntryState
+from taskq.beat.core.heartbeat import HeartbeatFile
+from taskq.beat.core.plan import Plan, lateness, next_wakeup, plan
+from taskq.beat.core.stores.base import ClaimResult, ScheduleStore, StoreError
+from taskq.beat.core.submit import Submitter
 from taskq.brokers.base import Publication
 from taskq.display import redact
 from taskq.errors import TaskQError

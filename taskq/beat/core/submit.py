@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskq.beat.entry import Entry
+from taskq.beat.core.entry import Entry
 from taskq.brokers.base import Publication
 from taskq.states import READY_STATES
 

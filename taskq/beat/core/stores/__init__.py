@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskq.beat.stores.base import ClaimResult, ScheduleStore, StoreError
+from taskq.beat.core.stores.base import ClaimResult, ScheduleStore, StoreError
 from taskq.config import url_scheme
 from taskq.display import redact
 from taskq.errors import ConfigurationError
@@ -17,15 +17,15 @@ def open_store(url: str, broker: Any = None) -> ScheduleStore:
     its claim when both live on one server."""
     scheme = url_scheme(url)
     if scheme == "memory":
-        from taskq.beat.stores.memory import MemoryScheduleStore
+        from taskq.beat.core.stores.memory import MemoryScheduleStore
 
         return MemoryScheduleStore(url)
     if scheme == "sqlite":
-        from taskq.beat.stores.sqlite import SQLiteScheduleStore
+        from taskq.beat.core.stores.sqlite import SQLiteScheduleStore
 
         return SQLiteScheduleStore(url, getattr(broker, "url", None))
     if scheme in ("redis", "rediss"):
-        from taskq.beat.stores.redis import RedisScheduleStore
+        from taskq.beat.core.stores.redis import RedisScheduleStore
 
         return RedisScheduleStore(url, broker)
     raise ConfigurationError(f"beat store URL {redact(url)!r} is not supported (use sqlite:///file.db, redis:// or memory://)")

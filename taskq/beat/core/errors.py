@@ -1,4 +1,6 @@
-"""The scheduler API's errors, named as in APScheduler 3 so that ``except`` clauses carry over."""
+"""The errors of job lookups and writes, named as in APScheduler 3 so that ``except`` clauses
+carry over (APScheduler keeps them in ``apscheduler.jobstores.base``; so does
+``taskq.beat.jobstores.base``)."""
 
 from __future__ import annotations
 
@@ -25,13 +27,3 @@ class ConflictingIdError(TaskQError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-class SchedulerAlreadyRunningError(TaskQError):
-    def __init__(self) -> None:
-        super().__init__("Scheduler is already running")
-
-
-class SchedulerNotRunningError(TaskQError):
-    def __init__(self) -> None:
-        super().__init__("Scheduler is not running")
