@@ -19,6 +19,8 @@ from types import FrameType
 
 from taskq.app import TaskQ
 from taskq.worker.consumer import Consumer
+from taskq.worker.heartbeat import DeadConsumers
+from taskq.worker.restarts import LIMIT, RestartPolicy
 
 log = logging.getLogger("taskq.worker")
 PR_SET_PDEATHSIG = 1
@@ -48,6 +50,10 @@ class PreforkPool:
         self._warm_sent_at: float | None = None
         self._cold_sent_at: float | None = None
         self._restarts: dict[int, float] = {}  # slot -> earliest next start
+        self._started: dict[int, float] = {}  # slot -> when its child was forked
+        self._crashes = RestartPolicy()
+        self._dead = DeadConsumers(app.conf.heartbeat_path)
+        self._lost_all = False
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
@@ -59,6 +65,8 @@ class PreforkPool:
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             self.children[pid] = slot
+            self._started[slot] = time.monotonic()
+            self._dead.up(slot)
             return
         code = 0
         try:
@@ -128,9 +136,24 @@ class PreforkPool:
                 continue
             code = os.waitstatus_to_exitcode(status)
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
+            if slot != BEAT_SLOT:
+                self._dead.down(slot, f"exited with {code}")
+                if self._crashes.crashed(slot, self._started.get(slot, 0.0)) is None:
+                    self._give_up(slot)
+                    continue
             log.error("%s (pid %d) exited with %s; starting a new one", name, pid, code)
             last = self._restarts.get(slot, 0.0)
             self._restarts[slot] = max(time.monotonic(), last) + (1.0 if time.monotonic() - last < 5 else 0.0)
+
+    def _give_up(self, slot: int) -> None:
+        """A child that dies at start again and again is not started again (restarts.py);
+        once no consumer is left the pool stops and exits 1."""
+        log.error("Pool worker %d died %d times in a row at start; not started again", slot + 1, LIMIT)
+        self.slots.remove(slot)
+        if all(s == BEAT_SLOT for s in self.slots):
+            log.error("Every pool worker is dead; the worker exits")
+            self._lost_all = True
+            self._signals = max(self._signals, 1)  # a warm shutdown of what is left (beat)
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         for sig in SHUTDOWN_SIGNALS:
@@ -158,5 +181,6 @@ class PreforkPool:
             elif self._cold_sent_at is not None and now - self._cold_sent_at > 10:
                 self._send(signal.SIGKILL)
             if stopping and not self.children:
-                return 0
+                self._dead.clear()
+                return 1 if self._lost_all else 0
             time.sleep(0.05)
