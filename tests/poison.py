@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import pika
 
@@ -37,7 +36,20 @@ class Raw:
     def to_blob(self) -> bytes:
         if self.blob is not None:
             return self.blob
-        return json.dumps(self.doc, separators=(",", ":"), allow_nan=True).encode()
+        return expand(json.dumps(self.doc, separators=(",", ":"), allow_nan=True)).encode()
+
+
+# A value nested N deep stands in a document as the string "@@deep:N@@" and becomes
+# brackets in the encoded text: json.dumps itself cannot write what is deeper than its stack.
+_DEEP = re.compile(r'"@@deep:(\d+)@@"')
+
+
+def deep(depth: int) -> str:
+    return f"@@deep:{depth}@@"
+
+
+def expand(text: str) -> str:
+    return _DEEP.sub(lambda m: "[" * int(m.group(1)) + "]" * int(m.group(1)), text)
 
 
 def valid_doc(task: str, task_id: str, args: list[Any] | None = None) -> dict[str, Any]:
@@ -60,7 +72,6 @@ def _with(doc: dict[str, Any], where: str, key: str, value: Any) -> dict[str, An
 
 def shapes(task: str) -> list[Raw]:
     """The shapes issue 14 found, and their neighbours; every one must be dead-lettered."""
-    nested_id = "[" * 500 + "]" * 500
     out = [
         # A deeply nested envelope: RecursionError inside the broker's fetch.
         Raw(blob=b'{"headers":{"task":"%s","id":"deep"},"properties":%s}'
@@ -69,7 +80,7 @@ def shapes(task: str) -> list[Raw]:
         Raw(_with(valid_doc(task, "prio-list"), "properties", "priority", [1]), dead_id="prio-list"),
         Raw(blob=json.dumps(valid_doc(task, "prio-inf")).replace('"priority": 0', '"priority": 1e400').encode(),
             dead_id="prio-inf"),
-        Raw(_with(valid_doc(task, "x"), "headers", "id", json.loads(nested_id))),
+        Raw(_with(valid_doc(task, "x"), "headers", "id", deep(500))),
         Raw(_with(valid_doc(task, "deep-body"), "", "body", "[" * DEEP + "]" * DEEP), dead_id="deep-body"),
         Raw(blob=b"\xff\xfe not json at all"),
         Raw(blob=b""),
@@ -114,14 +125,7 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 10:
         return {"".join(rng.choice(_TEXT) for _ in range(rng.randrange(6))): _value(rng, depth + 1)
                 for _ in range(rng.randrange(4))}
-    return _nested(rng.choice([10, 300, 900, 5000]), rng.choice([[], {}]))
-
-
-def _nested(depth: int, leaf: Any) -> Any:
-    value = leaf
-    for i in range(depth):
-        value = [value] if i % 2 else {"k": value}
-    return value
+    return deep(rng.choice([10, 300, 900, 5000]))
 
 
 def _mutate(rng: random.Random, doc: dict[str, Any], task: str) -> Any:
@@ -135,13 +139,15 @@ def _mutate(rng: random.Random, doc: dict[str, Any], task: str) -> Any:
         else:
             doc["headers"][key] = _value(rng)
     elif where == 4:
-        doc["properties"]["priority"] = _value(rng)
+        props = doc["properties"] if isinstance(doc.get("properties"), dict) else {}
+        doc["properties"] = {**props, "priority": _value(rng)}
     elif where == 5:
         doc[rng.choice(["headers", "properties"])] = _value(rng)
     elif where == 6:
         parts: list[Any] = [[], {}, EMBED]
         parts[rng.randrange(3)] = _value(rng)
-        doc["body"] = json.dumps(parts) if rng.random() < 0.8 else json.dumps(parts)[: rng.randrange(12)]
+        text = expand(json.dumps(parts))
+        doc["body"] = text if rng.random() < 0.8 else text[: rng.randrange(12)]
     elif where == 7:
         doc["body"] = _value(rng)
     elif where == 8:
@@ -177,10 +183,11 @@ def inject(broker: Any, queue: str, messages: Sequence[Raw]) -> None:
     if kind == "MemoryBroker":
         _inject_memory(broker, queue, messages)
     elif kind == "SQLiteBroker":
-        path = urlsplit(broker.url).path
-        with sqlite3.connect(path) as conn:
-            conn.executemany("INSERT INTO taskq_messages (queue, payload) VALUES (?, ?)",
-                             [(queue, m.to_blob()) for m in messages])
+        conn = broker.connection()  # autocommit: one transaction around the batch
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO taskq_messages (queue, payload) VALUES (?, ?)",
+                         [(queue, m.to_blob()) for m in messages])
+        conn.execute("COMMIT")
     elif kind == "RedisBroker":
         pipe = broker.client.pipeline(transaction=False)
         for m in messages:
@@ -229,6 +236,9 @@ def amqp_parts(raw: Raw) -> tuple[pika.BasicProperties, bytes]:
 def _amqp_value(value: Any, depth: int) -> Any:
     if depth > AMQP_DEPTH:
         return "too deep"
+    marker = _DEEP.fullmatch(json.dumps(value)) if isinstance(value, str) else None
+    if marker:  # as deep as AMQP carries here
+        value = json.loads(expand(json.dumps(deep(min(int(marker.group(1)), AMQP_DEPTH)))))
     if isinstance(value, dict):
         return {str(k).encode()[:200].decode(errors="ignore"): _amqp_value(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
@@ -242,10 +252,23 @@ def _amqp_value(value: Any, depth: int) -> Any:
 
 def _inject_amqp(broker: Any, queue: str, messages: Sequence[Raw]) -> None:
     from taskq.brokers.rabbitmq import connection_parameters
+    from taskq.brokers.rabbitmq_wire import queue_arguments
 
-    broker.queue_length(queue)  # declares it as taskq does
     with pika.BlockingConnection(connection_parameters(broker.url)) as connection:
         channel = connection.channel()
+        channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue, broker.settings))
         for m in messages:
             properties, body = amqp_parts(m)
             channel.basic_publish("", queue, body, properties)
+
+
+def dead_count(broker: Any, queue: str) -> int:
+    """How many dead letters the queue has (RabbitMQ: the dead queue's count, not a sweep
+    through thousands of messages)."""
+    if type(broker).__name__ != "RabbitMQBroker":
+        return len(broker.dead_letters(queue, limit=10**6))
+    from taskq.brokers.rabbitmq import connection_parameters
+    from taskq.brokers.rabbitmq_wire import dead_queue
+
+    with pika.BlockingConnection(connection_parameters(broker.url)) as connection:
+        return int(connection.channel().queue_declare(dead_queue(queue), passive=True).method.message_count)
