@@ -14,6 +14,7 @@ from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
+FUZZ_IN_A_WORKER = 300  # fuzzed envelopes per worker test (test_poison_fuzz.py runs 10,000 in-process)
 
 
 @pytest.fixture(params=sorted(BROKER_ENVS))
@@ -155,3 +156,41 @@ def test_two_workers_with_embedded_beat_enqueue_each_instant_once(workers: Worke
     runs = instants()
     assert "instant@None" not in runs
     assert set(runs.values()) == {1}, f"an instant ran twice: {runs}"
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
+    from tests.poison import Raw, dead_count, expected_dead_ids, fuzz, inject, shapes, valid_doc
+
+    task = "example_tasks.record_any"
+    # Given a redelivered message whose stored result is not JSON (a Celery worker with
+    # result_serializer='pickle' shares the backend): a claim that expires unacked
+    late = producer.send_task(task, task_id=f"pickled-{pool}")
+    backend = producer.backend
+    assert backend is not None
+    backend._set(backend.key_for(late.id), b"\x80\x04\x95 pickled by celery", 600)
+    assert producer.broker.fetch(["celery"], 1, 10)
+    producer.broker.close()  # RabbitMQ returns it marked redelivered; elsewhere it expires in 2 s
+    # and every poison shape, and fuzzed envelopes between good messages, stored raw
+    poison, fuzzed = shapes(task), fuzz(len(pool), FUZZ_IN_A_WORKER, task)  # a fixed seed per pool
+    good = [Raw(valid_doc(task, f"good-{i}")) for i in range(len(fuzzed) // 25 + 1)]
+    mixed = [m for i, raw in enumerate(fuzzed) for m in ([good[i // 25], raw] if i % 25 == 0 else [raw])]
+    inject(producer.broker, "celery", [*poison, *mixed, good[-1]])
+    # When a worker of each pool takes them all
+    w = workers.start("-P", pool, "-c", "2")
+    good_ids = {f"good-{i}" for i in range(len(good))}
+    wait_until(lambda: good_ids <= set(workers.marks.count("done")), 60, "good messages")
+    wait_until(lambda: producer.broker.queue_length("celery") == 0, 30, "the queue to empty")
+    # Then the worker never lost a consumer, and each message ran or is dead-lettered
+    assert w.proc.poll() is None
+    for line in ("Unexpected error", "died", "crashed", "exited with"):
+        assert line not in w.log, f"{line!r} in the worker log:\n{w.log}"
+    done = workers.marks.count("done")
+    assert all(done[g] == 1 for g in good_ids)
+    fuzzed_runs = sum(n for key, n in done.items() if key not in good_ids)
+    dead = dead_count(producer.broker, "celery")
+    assert fuzzed_runs + dead == len(fuzzed) + len(poison) + 1
+    dead_ids = {d.id: d.reason for d in producer.broker.dead_letters("celery", limit=1000)}
+    assert expected_dead_ids(producer.broker, poison) <= set(dead_ids)
+    assert f"result of task {late.id} is not a JSON document" in dead_ids[late.id]
+    assert w.stop() == 0
