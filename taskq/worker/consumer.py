@@ -145,6 +145,9 @@ class Consumer:
             log.info("Returned %d %s message(s) to the queue", len(items), why)
         except BrokerError as exc:
             log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
+        except Exception:  # a bug: the keeper thread must live on; the claims expire
+            self.unexpected_errors += 1
+            log.exception("Unexpected error returning %d message(s); their claims will expire", len(items))
 
     def _keep_claims(self) -> None:
         """Extend claims every third of the recovery time; flush deferred outcomes within
@@ -195,3 +198,6 @@ class Consumer:
                 self._heartbeat.beat()
             except BrokerError as exc:
                 log.warning("Could not extend claims (%s)", exc)
+            except Exception:  # a bug: the keeper thread must live on
+                self.unexpected_errors += 1
+                log.exception("Unexpected error extending claims")

@@ -75,3 +75,15 @@ def record_any(self: Task[..., None], *args: object, **kwargs: object) -> None:
     task_id = str(self.request.id)
     plain = task_id and all(c.isalnum() or c in "-_." for c in task_id) and task_id.isascii()
     mark("done", task_id if plain else "odd-id-" + hashlib.sha256(task_id.encode(errors="replace")).hexdigest()[:16])
+
+
+@app.task
+def exit_once(key: str) -> str:
+    """The first run raises SystemExit, as a task calling sys.exit() does (it ends the
+    consumer that runs it); the next run, of the redelivered message, returns."""
+    path = os.environ.get("TASKQ_TEST_MARKS", "")
+    earlier = os.path.exists(path) and f"start {key} " in open(path).read()
+    mark("start", key)
+    if not earlier:
+        raise SystemExit(3)
+    return key

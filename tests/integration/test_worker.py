@@ -159,6 +159,18 @@ def test_two_workers_with_embedded_beat_enqueue_each_instant_once(workers: Worke
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_a_consumer_ended_by_its_task_is_started_again(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
+    w = workers.start("-P", pool, "-c", "2")
+    r = producer.send_task("example_tasks.exit_once", ("x1",))
+    assert r.get(timeout=30) == "x1"  # its claim expired (2 s) and a new consumer ran it again
+    assert workers.marks.count("start")["x1"] == 2
+    wait_until(lambda: "starting a new one" in w.log, 10, "the restart to be logged")
+    assert "SystemExit: 3" in w.log
+    assert [producer.send_task("example_tasks.add", (i, i)).get(timeout=20) for i in range(4)] == [0, 2, 4, 6]
+    assert w.stop() == 0, w.log
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
 def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
     from tests.poison import Raw, dead_count, expected_dead_ids, fuzz, inject, shapes, valid_doc
 

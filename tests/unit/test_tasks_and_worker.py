@@ -481,3 +481,19 @@ def test_an_unreadable_result_raises_invalid_result_naming_the_task(app: TaskQ, 
     for read in (lambda r: r.get(timeout=1), lambda r: r.state, lambda r: r.result):
         with pytest.raises(InvalidResult, match="result of task odd-id is not"):
             read(app.AsyncResult("odd-id"))
+
+
+def test_max_deliveries_is_checked_before_decoding(app: TaskQ) -> None:
+    # A message that kills its worker while being decoded still ends dead-lettered: the
+    # broker's redelivery count is checked before anything else reads the message.
+    from tests.poison import Raw, inject, valid_doc
+
+    app.conf.max_deliveries = 0
+    broker = app.broker
+    inject(broker, "celery", [Raw(valid_doc("any.task", "counted"))])
+    assert broker.fetch(["celery"], 1, 1)  # its worker "dies" while decoding: the claim expires
+    with inline_worker(app) as consumer:
+        wait_for(lambda: len(broker.dead_letters()) == 1)
+        assert consumer.unexpected_errors == 0
+    [dead] = broker.dead_letters()
+    assert dead.id == "counted" and "redelivered 1 times (max_deliveries=0)" in dead.reason
