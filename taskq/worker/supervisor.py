@@ -75,7 +75,7 @@ class PreforkPool:
                 os._exit(1)
             self._child_main(slot)
         except BaseException:  # a child must never return into the parent's code
-            log.exception("Pool worker %d crashed", slot)
+            log.exception("Pool worker %d crashed", slot + 1)
             code = 1
         finally:
             try:
