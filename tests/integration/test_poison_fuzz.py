@@ -73,10 +73,12 @@ def fuzz_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TaskQ]:
 def test_fuzzed_envelopes_never_stop_a_consumer(fuzz_app: TaskQ) -> None:
     app, queue = fuzz_app, "fuzz"
     ran: Counter[str] = Counter()
+    ran_lock = threading.Lock()  # four consumer threads count here
 
     @app.task(name=TASK, bind=True, ignore_result=True)
     def record(self: Task[..., None], *args: Any, **kwargs: Any) -> None:
-        ran[self.request.id] += 1
+        with ran_lock:
+            ran[self.request.id] += 1
 
     # Given COUNT fuzzed messages with a good one after every GOOD_EVERY, stored raw
     fuzzed = fuzz(SEED, COUNT, TASK)
@@ -104,8 +106,14 @@ def test_fuzzed_envelopes_never_stop_a_consumer(fuzz_app: TaskQ) -> None:
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + BUDGET
+
+    def settled() -> int:  # fuzzed messages run plus dead letters
+        with ran_lock:
+            runs = sum(n for task_id, n in ran.items() if not task_id.startswith("good-"))
+        return runs + dead_count(app.broker, queue)
+
     try:
-        while not all(ran[g] for g in good) or app.broker.queue_length(queue):
+        while not all(ran[g] for g in good) or app.broker.queue_length(queue) or settled() < COUNT:
             assert all(t.is_alive() for t in threads), f"a consumer died: {crashed!r} (seed {SEED}, count {COUNT})"
             assert time.monotonic() < deadline, f"not done in {BUDGET}s (seed {SEED}, count {COUNT})"
             time.sleep(0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,31 +178,36 @@ def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactor
     task = "example_tasks.record_any"
     # Given a redelivered message whose stored result is not JSON (a Celery worker with
     # result_serializer='pickle' shares the backend): a claim that expires unacked
-    late = producer.send_task(task, task_id=f"pickled-{pool}")
+    late = producer.send_task(task, task_id=f"pickled-{uuid.uuid4()}")  # ids are unique: the backend is shared
     backend = producer.backend
     assert backend is not None
     backend._set(backend.key_for(late.id), b"\x80\x04\x95 pickled by celery", 600)
     assert producer.broker.fetch(["celery"], 1, 10)
     producer.broker.close()  # RabbitMQ returns it marked redelivered; elsewhere it expires in 2 s
     # and every poison shape, and fuzzed envelopes between good messages, stored raw
-    poison, fuzzed = shapes(task), fuzz(len(pool), FUZZ_IN_A_WORKER, task)  # a fixed seed per pool
-    good = [Raw(valid_doc(task, f"good-{i}")) for i in range(len(fuzzed) // 25 + 1)]
+    run = uuid.uuid4().hex[:8]  # ids of this run only: the result backend may be shared
+    poison, fuzzed = shapes(task), fuzz(len(pool), FUZZ_IN_A_WORKER, task, prefix=f"fz-{run}")  # a seed per pool
+    good = [Raw(valid_doc(task, f"good-{run}-{i}")) for i in range(len(fuzzed) // 25 + 1)]
     mixed = [m for i, raw in enumerate(fuzzed) for m in ([good[i // 25], raw] if i % 25 == 0 else [raw])]
     inject(producer.broker, "celery", [*poison, *mixed, good[-1]])
     # When a worker of each pool takes them all
     w = workers.start("-P", pool, "-c", "2")
-    good_ids = {f"good-{i}" for i in range(len(good))}
+    good_ids = {f"good-{run}-{i}" for i in range(len(good))}
     wait_until(lambda: good_ids <= set(workers.marks.count("done")), 60, "good messages")
-    wait_until(lambda: producer.broker.queue_length("celery") == 0, 30, "the queue to empty")
-    # Then the worker never lost a consumer, and each message ran or is dead-lettered
+    expected = len(fuzzed) + len(poison) + 1
+
+    def settled() -> int:  # fuzzed messages run plus dead letters (RabbitMQ's queue length
+        # leaves out what another connection holds unacked: this counts outcomes instead)
+        runs = sum(n for key, n in workers.marks.count("done").items() if key not in good_ids)
+        return runs + dead_count(producer.broker, "celery")
+
+    wait_until(lambda: settled() >= expected and producer.broker.queue_length("celery") == 0, 30, "every outcome")
+    # Then the worker never lost a consumer, and each message ran or is dead-lettered, once
     assert w.proc.poll() is None
     for line in ("Unexpected error", "died", "crashed", "exited with"):
         assert line not in w.log, f"{line!r} in the worker log:\n{w.log}"
-    done = workers.marks.count("done")
-    assert all(done[g] == 1 for g in good_ids)
-    fuzzed_runs = sum(n for key, n in done.items() if key not in good_ids)
-    dead = dead_count(producer.broker, "celery")
-    assert fuzzed_runs + dead == len(fuzzed) + len(poison) + 1
+    assert all(workers.marks.count("done")[g] == 1 for g in good_ids)
+    assert settled() == expected
     dead_ids = {d.id: d.reason for d in producer.broker.dead_letters("celery", limit=1000)}
     assert expected_dead_ids(producer.broker, poison) <= set(dead_ids)
     assert f"result of task {late.id} is not a JSON document" in dead_ids[late.id]
