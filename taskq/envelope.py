@@ -15,6 +15,7 @@ from typing import Any
 from taskq.errors import InvalidMessage
 
 JSON = "application/json"
+MAX_PRIORITY = 255  # an AMQP octet
 # One C encoder, reused: envelopes hold only JSON-native values and are never circular.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
@@ -32,11 +33,19 @@ class Envelope:
 
     @property
     def id(self) -> str:
-        return str(self.headers.get("id", ""))
+        """The 'id' header; "" when it is missing or not a string (``parse`` rejects those).
+        Never str() of a foreign value: a deeply nested one would raise RecursionError."""
+        value = self.headers.get("id")
+        return value if isinstance(value, str) else ""
 
     @property
     def priority(self) -> int:
-        return int(self.properties.get("priority") or 0)
+        """The priority for routing, clamped to AMQP's 0-255; 0 when the property is not an
+        integer ("high", [1], 1e400: ``parse`` rejects those, brokers must not crash on them)."""
+        value = self.properties.get("priority")
+        if not isinstance(value, int) or isinstance(value, bool):
+            return 0
+        return min(max(value, 0), MAX_PRIORITY)
 
     def to_bytes(self) -> bytes:
         """One JSON document; a UTF-8 body is kept as text (cheap), any other as base64."""
@@ -65,8 +74,8 @@ class Envelope:
         """Parse ``to_bytes`` output; anything else raises InvalidMessage with the reason."""
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidMessage(f"envelope is not JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the stack
+            raise InvalidMessage(f"envelope is not JSON: {type(exc).__name__}: {exc}") from None
         if not isinstance(doc, dict):
             raise InvalidMessage("envelope is not a JSON object")
         headers, properties, body = doc.get("headers"), doc.get("properties", {}), doc.get("body")
@@ -74,17 +83,23 @@ class Envelope:
             raise InvalidMessage("envelope headers/properties are not objects")
         if not isinstance(body, str):
             raise InvalidMessage("envelope body is not a string")
+        content_type, content_encoding = doc.get("content-type", JSON), doc.get("content-encoding", "utf-8")
+        if not isinstance(content_type, str) or not isinstance(content_encoding, str):
+            raise InvalidMessage("envelope content-type/content-encoding are not strings")
         if doc.get("body_encoding") == "base64":
             try:
                 data = base64.b64decode(body, validate=True)
             except ValueError:
                 raise InvalidMessage("envelope body is not valid base64") from None
         else:
-            data = body.encode("utf-8")
+            try:
+                data = body.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (a JSON \\ud800 escape)
+                raise InvalidMessage("envelope body is not valid UTF-8 text") from None
         return cls(
             headers=headers,
             body=data,
-            content_type=str(doc.get("content-type", JSON)),
-            content_encoding=str(doc.get("content-encoding", "utf-8")),
+            content_type=content_type,
+            content_encoding=content_encoding,
             properties=properties,
         )

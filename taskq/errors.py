@@ -9,6 +9,7 @@ boundary, into this tree, so callers catch taskq errors only::
     ├── BrokerError                 the broker failed or cannot be reached
     │   └── PublishError            a message was not accepted (nack, lost connection)
     ├── BackendError                the result backend failed or cannot be reached
+    ├── InvalidResult               a stored result document taskq cannot read
     ├── InvalidMessage              bytes that are not a task message we may run
     │   ├── ContentDisallowed       content type not in accept_content
     │   └── SignatureError          missing or forged signature
@@ -50,6 +51,11 @@ class PublishError(BrokerError):
 
 class BackendError(TaskQError):
     """The result backend failed or cannot be reached."""
+
+
+class InvalidResult(TaskQError):
+    """A stored result document that is not Celery's JSON document (another serializer's, or
+    forged); the text names the task id."""
 
 
 class InvalidMessage(TaskQError):

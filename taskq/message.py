@@ -242,6 +242,12 @@ def parse(
     retries = h.get("retries") or 0
     if not isinstance(retries, int):
         raise InvalidMessage("header 'retries' is not an integer")
+    for name in ("root_id", "parent_id", "group"):
+        if h.get(name) is not None and not isinstance(h[name], str):
+            raise InvalidMessage(f"header {name!r} is not a string")
+    priority = envelope.properties.get("priority")
+    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+        raise InvalidMessage(f"property 'priority' is not an integer: {_repr.repr(priority)}")
     return TaskMessage(
         id=task_id,
         task=task,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import reprlib
 import sys
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -14,26 +15,34 @@ if TYPE_CHECKING:
     from taskq.backends.base import ResultBackend
 
 R = TypeVar("R")
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 500
 
 
 def exception_from_meta(result: Any) -> BaseException:
     """Rebuild a failed task's exception from Celery's {exc_type, exc_message, exc_module}.
 
-    Only classes from modules already imported here are rebuilt (a result document must not
-    make us import code); anything else becomes a TaskFailure carrying the type's name.
+    Only Exception classes from modules already imported here are rebuilt (a result document
+    must not make us import code, nor make ``get()`` raise SystemExit or KeyboardInterrupt);
+    anything else becomes a TaskFailure carrying the type's name.
     """
-    if not isinstance(result, dict) or "exc_type" not in result:
-        return TaskFailure("Exception", repr(result))
-    name, module = str(result["exc_type"]), str(result.get("exc_module") or "builtins")
+    if not isinstance(result, dict) or not isinstance(result.get("exc_type"), str):
+        return TaskFailure("Exception", _short_repr(result))
+    name, module = result["exc_type"], result.get("exc_module") or "builtins"
     message = result.get("exc_message", [])
     args = tuple(message) if isinstance(message, (list, tuple)) else (message,)
-    cls = getattr(sys.modules.get(module), name, None)
-    if isinstance(cls, type) and issubclass(cls, BaseException):
+    cls = getattr(sys.modules.get(module), name, None) if isinstance(module, str) else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(*args)
         except Exception:  # constructors with other signatures
             pass
-    return TaskFailure(name, " ".join(map(str, args)))
+    return TaskFailure(name, " ".join(_short_repr(a) if not isinstance(a, str) else a for a in args))
+
+
+def _short_repr(value: Any) -> str:
+    """repr() bounded in depth and length: a forged document may nest deeper than the stack."""
+    return _REPR.repr(value)
 
 
 class AsyncResult(Generic[R]):
@@ -74,8 +83,8 @@ class AsyncResult(Generic[R]):
         """The return value; for a failed task the exception (not raised)."""
         meta = self._meta()
         if meta["status"] in (states.FAILURE, states.RETRY):
-            return exception_from_meta(meta["result"])
-        return meta["result"]
+            return exception_from_meta(meta.get("result"))
+        return meta.get("result")
 
     info = result
 
@@ -88,8 +97,8 @@ class AsyncResult(Generic[R]):
         """Wait for the result; a failed task's exception is raised when ``propagate``."""
         meta = self.backend.wait_for(self.id, timeout)
         if meta["status"] == states.SUCCESS:
-            return meta["result"]  # type: ignore[no-any-return]
-        exc = exception_from_meta(meta["result"]) if meta["status"] == states.FAILURE else None
+            return meta.get("result")  # type: ignore[return-value]
+        exc = exception_from_meta(meta.get("result")) if meta["status"] == states.FAILURE else None
         if meta["status"] == states.REVOKED:
             from taskq.errors import TaskRevokedError
 

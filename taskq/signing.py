@@ -38,7 +38,7 @@ SIGNED_AT_HEADER = "x-taskq-signed-at"
 _VERSION = b"taskq-hmac-v1"
 
 
-def canonical(queue: str, headers: dict[str, Any], priority: int, content_type: str, content_encoding: str) -> bytes:
+def canonical(queue: str, headers: dict[str, Any], priority: Any, content_type: str, content_encoding: str) -> bytes:
     """The signed document, without the body (see the module docstring)."""
     covered = {str(k): _plain(v) for k, v in headers.items() if k != SIGNATURE_HEADER}
     doc = [queue, covered, priority, content_type, content_encoding]
@@ -68,7 +68,10 @@ class Signer:
     max_age: float  # seconds: signing_max_age
 
     def _digest(self, queue: str, envelope: Envelope) -> str:
-        doc = canonical(queue, envelope.headers, envelope.priority, envelope.content_type, envelope.content_encoding)
+        # The priority property as sent, not Envelope.priority (which reads a non-integer as 0):
+        # a forged "high" must not verify as the 0 that was signed.
+        priority = _plain(envelope.properties.get("priority") or 0)
+        doc = canonical(queue, envelope.headers, priority, envelope.content_type, envelope.content_encoding)
         data = _VERSION + b"\0" + doc + b"\0" + envelope.body
         return hmac.new(self.key.encode(), data, hashlib.sha256).hexdigest()
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from taskq import states
-from taskq.errors import TimeoutError
+from taskq.errors import InvalidResult, TimeoutError
 
 if TYPE_CHECKING:
     from taskq.config import Settings
@@ -114,8 +114,7 @@ class ResultBackend(ABC):
         raw = self._get(self.key_for(task_id))
         if raw is None:
             return {"status": states.PENDING, "result": None, "traceback": None, "task_id": task_id}
-        meta: dict[str, Any] = json.loads(raw)
-        return meta
+        return decode_meta(task_id, raw)
 
     def wait_for(self, task_id: str, timeout: float | None = None) -> dict[str, Any]:
         """The result document once the task is ready; TimeoutError after ``timeout``."""
@@ -141,3 +140,14 @@ class ResultBackend(ABC):
         """Drop a counter made by ``incr`` (where counters and values share keys, as in Redis,
         that is ``_delete``; a backend that keeps them apart overrides this)."""
         self._delete(key)
+
+def decode_meta(task_id: str, raw: bytes) -> dict[str, Any]:
+    """The stored result document; InvalidResult naming the task when it is not Celery's JSON
+    document (a Celery worker with ``result_serializer='pickle'`` or msgpack writes those)."""
+    try:
+        meta = json.loads(raw)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidResult(f"result of task {task_id} is not a JSON document ({type(exc).__name__})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("status"), str):
+        raise InvalidResult(f"result of task {task_id} is not a result document (no 'status' string)")
+    return meta

@@ -9,15 +9,14 @@ blocks on the subscription: no polling.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from taskq import states
-from taskq.backends.base import ResultBackend
+from taskq.backends.base import ResultBackend, decode_meta
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 from taskq.config import Settings
-from taskq.errors import BackendError
+from taskq.errors import BackendError, InvalidResult
 
 
 class RedisBackend(ResultBackend):
@@ -105,6 +104,6 @@ def _is_ready(raw: bytes | None) -> bool:
     if raw is None:
         return False
     try:
-        return json.loads(raw).get("status") in states.READY_STATES  # type: ignore[no-any-return]
-    except (ValueError, AttributeError):
+        return decode_meta("", raw)["status"] in states.READY_STATES
+    except InvalidResult:
         return True  # unreadable: let the caller read it and report

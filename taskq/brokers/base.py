@@ -133,9 +133,27 @@ class ClaimsByOwner(Protocol):
 
 def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
     """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""
-    from taskq.errors import InvalidMessage
-
     try:
         return Delivery(Envelope.from_bytes(raw), queue, tag, redeliveries)
-    except InvalidMessage as exc:
-        return Delivery(None, queue, tag, redeliveries, raw=raw, error=str(exc))
+    except Exception as exc:  # one bad message must never fail the whole fetch
+        return undecodable(raw, queue, tag, redeliveries, exc)
+
+
+def undecodable(raw: bytes, queue: str, tag: Any, redeliveries: int, exc: Exception) -> Delivery:
+    """The Delivery of a message whose decoding raised ``exc``: every broker's fetch turns such
+    a message into this instead of raising, so the rest of its batch is delivered, and the
+    worker dead-letters this one with the reason."""
+    return Delivery(None, queue, tag, redeliveries, raw=raw, error=describe_error(exc))
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """A one-line reason for a dead letter, bounded: some messages are huge (a ValueError may
+    quote the whole input)."""
+    from taskq.errors import TaskQError
+
+    try:
+        text = str(exc) if isinstance(exc, TaskQError) else f"{type(exc).__name__}: {exc}"
+    except Exception:  # its str() fails too (a deeply nested argument)
+        text = type(exc).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

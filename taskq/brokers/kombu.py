@@ -249,8 +249,9 @@ class KombuBroker:
     def _envelope(self, message: Any) -> Envelope:
         headers = {k: v for k, v in (message.headers or {}).items() if k not in _OURS}
         properties = {k: v for k, v in message.properties.items() if k in _PASSED_PROPERTIES and v is not None}
-        if "priority" in properties and self.reverse_priority:
-            properties["priority"] = 9 - max(0, min(9, int(properties["priority"])))
+        given = properties.get("priority")
+        if isinstance(given, int) and self.reverse_priority:  # another type: parse dead-letters it
+            properties["priority"] = 9 - max(0, min(9, given))
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8")
         return Envelope(
             headers=headers,

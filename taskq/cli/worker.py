@@ -11,7 +11,7 @@ from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
 from taskq.display import redact
 from taskq.errors import TaskQError
-from taskq.worker.heartbeat import heartbeat_age
+from taskq.worker.heartbeat import dead_consumers, heartbeat_age
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo")
@@ -62,7 +62,10 @@ def worker(
         age = heartbeat_age(conf.heartbeat_path)
         fresh = age is not None and age <= max_age
         click.echo(f"worker heartbeat {conf.heartbeat_path}: " + ("none" if age is None else f"{age:.1f}s old"))
-        raise SystemExit(0 if fresh else 1)
+        dead = dead_consumers(conf.heartbeat_path)
+        for line in dead:
+            click.echo(f"dead consumer: {line}")
+        raise SystemExit(0 if fresh and not dead else 1)
     queue_list = split_queues(queues, app)
     size = concurrency or conf.worker_concurrency
     pool_name = pool or conf.worker_pool

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from taskq.app import TaskQ
 from taskq.brokers.base import Delivery
-from taskq.errors import BrokerError
+from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
 
@@ -53,6 +53,7 @@ class Consumer:
         self._wake = threading.Event()
         self._done = threading.Event()
         self.processed = 0
+        self.unexpected_errors = 0  # exceptions that reached this loop: bugs, never bad input
         self._heartbeat = Heartbeat(app.conf.heartbeat_path)
         self.runner.on_first_deferred = self._wake.set
 
@@ -81,8 +82,12 @@ class Consumer:
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
                         batch = self.broker.fetch(self.queues, self.batch, FETCH_TIMEOUT)
-                    except BrokerError as exc:
-                        log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
+                    except Exception as exc:  # a fetch that fails is retried, never fatal
+                        if isinstance(exc, BrokerError):
+                            log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
+                        else:  # a bug: brokers turn a bad message into an undecodable Delivery
+                            self.unexpected_errors += 1
+                            log.exception("Unexpected error fetching messages; retrying in %.1fs", backoff)
                         self.stop_requested.wait(backoff)
                         backoff = min(backoff * 2, 10.0)
                         continue
@@ -98,8 +103,13 @@ class Consumer:
                     self._flush()
                 try:
                     self.runner.handle(delivery)
-                except BrokerError as exc:
-                    log.error("Broker failed while finishing a task (%s); it will be delivered again", exc)
+                except (BrokerError, BackendError) as exc:
+                    log.error("%s while handling a message; it will be delivered again", exc)
+                except Exception:  # one message must never end the loop
+                    # A bug, not an input (the runner dead-letters bad input): the claim
+                    # expires and the redelivery is counted, so max_deliveries ends any loop.
+                    self.unexpected_errors += 1
+                    log.exception("Unexpected error handling a message; it will be delivered again")
                 self.processed += 1
                 with self._lock:
                     self._running = None
@@ -137,6 +147,9 @@ class Consumer:
             log.info("Returned %d %s message(s) to the queue", len(items), why)
         except BrokerError as exc:
             log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)
+        except Exception:  # a bug: the keeper thread must live on; the claims expire
+            self.unexpected_errors += 1
+            log.exception("Unexpected error returning %d message(s); their claims will expire", len(items))
 
     def _keep_claims(self) -> None:
         """Extend claims every third of the recovery time; flush deferred outcomes within
@@ -187,3 +200,6 @@ class Consumer:
                 self._heartbeat.beat()
             except BrokerError as exc:
                 log.warning("Could not extend claims (%s)", exc)
+            except Exception:  # a bug: the keeper thread must live on
+                self.unexpected_errors += 1
+                log.exception("Unexpected error extending claims")

@@ -17,27 +17,39 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
 from taskq.app import TaskQ
+from taskq.brokers.base import describe_error
 from taskq.worker.consumer import Consumer
+from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import KeeperProcess
+from taskq.worker.restarts import LIMIT, RestartPolicy
 
 log = logging.getLogger("taskq.worker")
 
 
 class ThreadPool:
-    """N consumer threads in this process; ``concurrency=1`` in the main thread is the solo pool."""
+    """N consumer threads in this process; ``concurrency=1`` in the main thread is the solo pool.
+
+    A consumer that dies is started again (restarts.py) and listed as dead for the health
+    check meanwhile; a pool that lost every consumer returns 1."""
 
     def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int) -> None:
         self.app = app
         self.queues = list(queues)
+        self.prefetch = prefetch
         self.consumers = [Consumer(app, queues, prefetch) for _ in range(max(1, concurrency))]
         self._signals = 0
+        self._stopping = threading.Event()
+        self._restarts = RestartPolicy()
+        self._dead = DeadConsumers(app.conf.heartbeat_path)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
+        self._stopping.set()
         if self._signals == 1:
             log.info("Warm shutdown (%s): finishing running tasks", signal.Signals(signum).name)
             for c in self.consumers:
@@ -64,15 +76,65 @@ class ThreadPool:
         keeper.start()  # before the consumer threads: a task holding the GIL stops them all
         try:
             on_ready()
-            if len(self.consumers) == 1:
-                self.consumers[0].run()
-                return 0
-            threads = [threading.Thread(target=c.run, name=f"taskq-consumer-{i}") for i, c in enumerate(self.consumers)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                while t.is_alive():  # join with a timeout so signals reach the main thread
-                    t.join(0.2)
-            return 0
+            return self._supervise(in_main_thread=len(self.consumers) == 1)
         finally:
+            self._dead.clear()
             keeper.stop()
+
+    def _supervise(self, in_main_thread: bool) -> int:
+        """Run every slot; start a consumer that died again; return 1 once none is left."""
+        errors: dict[int, str | None] = {}  # slot -> why its consumer died; None: stopped
+        running: dict[int, tuple[threading.Thread | None, float]] = {}
+        due: dict[int, float] = dict.fromkeys(range(len(self.consumers)), 0.0)  # slot -> start at
+        lost = 0
+        while running or due:
+            now = time.monotonic()
+            for slot in [s for s, at in due.items() if at <= now and not self._stopping.is_set()]:
+                del due[slot]
+                if slot in errors:  # a restart: a fresh consumer (the old one's state died with it)
+                    self.consumers[slot] = Consumer(self.app, self.queues, self.prefetch)
+                    if self._stopping.is_set():  # a signal came in between: it missed this one
+                        self.consumers[slot].warm_stop()
+                    self._dead.up(slot)
+                errors.pop(slot, None)
+                started = time.monotonic()
+                if in_main_thread:
+                    self._run_slot(slot, errors)
+                    running[slot] = (None, started)
+                else:
+                    worker = threading.Thread(target=self._run_slot, args=(slot, errors), name=f"taskq-consumer-{slot}")
+                    running[slot] = (worker, started)
+                    worker.start()
+            for slot, (thread, started) in list(running.items()):
+                if thread is not None and thread.is_alive():
+                    continue
+                del running[slot]
+                error = errors.get(slot)
+                if error is None or self._stopping.is_set():
+                    continue
+                delay = self._restarts.crashed(slot, started)
+                self._dead.down(slot, error)
+                if delay is None:
+                    lost += 1
+                    log.error("Consumer %d died %d times in a row at start; not started again", slot + 1, LIMIT)
+                    continue
+                log.error("Consumer %d died (%s); starting a new one in %.0fs", slot + 1, error, delay)
+                due[slot] = time.monotonic() + delay
+            if self._stopping.is_set():
+                due.clear()
+            if running or due:
+                time.sleep(0.05)  # signal handlers run in this (main) thread meanwhile
+        if lost == len(self.consumers):
+            log.error("Every consumer is dead; the worker exits")
+            return 1
+        return 0
+
+    def _run_slot(self, slot: int, errors: dict[int, str | None]) -> None:
+        """Run a slot's consumer to its end; ``errors[slot]`` says why it died (None: it
+        stopped as asked)."""
+        try:
+            self.consumers[slot].run()
+            errors[slot] = None
+        except BaseException as exc:  # SystemExit from a task included: the pool decides what follows
+            log.exception("Consumer %d died", slot + 1)
+            errors[slot] = describe_error(exc)

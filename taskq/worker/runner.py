@@ -24,9 +24,9 @@ from typing import Any
 
 from taskq import states
 from taskq.app import TaskQ
-from taskq.brokers.base import Broker, Delivery
+from taskq.brokers.base import Broker, Delivery, describe_error
 from taskq.display import OneLineRecords
-from taskq.errors import BackendError, InvalidMessage, Retry
+from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
 from taskq.signing import signer_for
 from taskq.task import Request, Task, set_current_request
@@ -73,30 +73,47 @@ class TaskRunner:
         return self.app.backend
 
     def handle(self, delivery: Delivery) -> None:
-        if delivery.envelope is None:
-            self._dead_letter(delivery, f"undecodable message: {delivery.error}", "?")
-            return
+        """Run one delivery to its end. Any exception while decoding or admitting the message
+        (a malformed one: not a broker or backend outage) dead-letters it with the reason:
+        no input may stop the consumer or bring the message back forever."""
         try:
-            msg = parse(delivery.envelope, self.accepted, self.signer, delivery.queue)
-        except InvalidMessage as exc:
-            self._dead_letter(delivery, str(exc), delivery.envelope.id or "?")
+            admitted = self._admit(delivery)
+        except (BrokerError, BackendError):
+            raise  # the consumer logs it; the claim expires and the message comes back
+        except Exception as exc:  # whatever the message made us raise
+            task_id = delivery.envelope.id if delivery.envelope is not None else ""
+            self._dead_letter(delivery, describe_error(exc), task_id or "?")
             return
+        if admitted is not None:
+            self._run(delivery, *admitted)
+
+    def _admit(self, delivery: Delivery) -> tuple[TaskMessage, Task[Any, Any]] | None:
+        """The message and its task when it is to run now; None when it was settled here."""
+        envelope = delivery.envelope
+        if self.broker.counts_redeliveries and self._redelivered_too_often(delivery, envelope.id if envelope else ""):
+            return None  # checked before decoding: a message that kills its worker in there stops too
+        if envelope is None:
+            self._dead_letter(delivery, f"undecodable message: {delivery.error}", "?")
+            return None
+        msg = parse(envelope, self.accepted, self.signer, delivery.queue)
         task = self.app.tasks.get(msg.task)
         if task is None:
             self._dead_letter(delivery, f"unknown task {msg.task!r}", msg.id)
-            return
-        if self._redelivered_too_often(delivery, msg) or self._replayed(delivery, msg):
-            return
+            return None
+        if not self.broker.counts_redeliveries and self._redelivered_too_often(delivery, msg.id):
+            return None
+        if self._replayed(delivery, msg):
+            return None
         if delivery.redeliveries and self._already_finished(msg):
             self.broker.ack([delivery])
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
-            return
+            return None
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
             self._store(msg.id, states.REVOKED, "expired")
             self.broker.ack([delivery])
             log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
-            return
-        self._run(delivery, msg, task)
+            return None
+        return msg, task
 
     # -- the run --------------------------------------------------------------------------
     def _run(self, delivery: Delivery, msg: TaskMessage, task: Task[Any, Any]) -> None:
@@ -217,16 +234,17 @@ class TaskRunner:
         log.error("Task %s[%s] failed in %.4fs: %r", msg.task, msg.id, runtime, exc)
 
     # -- checks ---------------------------------------------------------------------------
-    def _redelivered_too_often(self, delivery: Delivery, msg: TaskMessage) -> bool:
+    def _redelivered_too_often(self, delivery: Delivery, task_id: str) -> bool:
         count = delivery.redeliveries
         if count and not self.broker.counts_redeliveries and self.backend is not None:
-            count = self.backend.incr(DELIVERY_COUNT_PREFIX + msg.id)
+            count = self.backend.incr(DELIVERY_COUNT_PREFIX + task_id)
         if count <= self.conf.max_deliveries:
             return False
         reason = f"redelivered {count} times (max_deliveries={self.conf.max_deliveries}): it may crash its worker"
-        self._dead_letter(delivery, reason, msg.id)
-        failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
-        self._store(msg.id, states.FAILURE, failure)
+        self._dead_letter(delivery, reason, task_id or "?")
+        if task_id:
+            failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
+            self._store(task_id, states.FAILURE, failure)
         return True
 
     def _replayed(self, delivery: Delivery, msg: TaskMessage) -> bool:

@@ -22,7 +22,9 @@ from types import FrameType
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
+from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
 
 log = logging.getLogger("taskq.worker")
@@ -48,6 +50,10 @@ class PreforkPool:
         self._keep_every = keep_interval(app)
         self._next_keep = 0.0
         self._broker_open = False  # this process has a broker connection (for _keep_claims)
+        self._started: dict[int, float] = {}  # slot -> when its child was forked
+        self._crashes = RestartPolicy()
+        self._dead = DeadConsumers(app.conf.heartbeat_path)
+        self._lost_all = False
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
@@ -64,6 +70,8 @@ class PreforkPool:
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             self.children[pid] = slot
+            self._started[slot] = time.monotonic()
+            self._dead.up(slot)
             return
         code = 0
         try:
@@ -72,7 +80,7 @@ class PreforkPool:
                 os._exit(1)
             self._child_main(slot)
         except BaseException:  # a child must never return into the parent's code
-            log.exception("Pool worker %d crashed", slot)
+            log.exception("Pool worker %d crashed", slot + 1)
             code = 1
         finally:
             try:
@@ -147,9 +155,24 @@ class PreforkPool:
                 continue
             code = os.waitstatus_to_exitcode(status)
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
+            if slot != BEAT_SLOT:
+                self._dead.down(slot, f"exited with {code}")
+                if self._crashes.crashed(slot, self._started.get(slot, 0.0)) is None:
+                    self._give_up(slot)
+                    continue
             log.error("%s (pid %d) exited with %s; starting a new one", name, pid, code)
             last = self._restarts.get(slot, 0.0)
             self._restarts[slot] = max(time.monotonic(), last) + (1.0 if time.monotonic() - last < 5 else 0.0)
+
+    def _give_up(self, slot: int) -> None:
+        """A child that dies at start again and again is not started again (restarts.py);
+        once no consumer is left the pool stops and exits 1."""
+        log.error("Pool worker %d died %d times in a row at start; not started again", slot + 1, LIMIT)
+        self.slots.remove(slot)
+        if all(s == BEAT_SLOT for s in self.slots):
+            log.error("Every pool worker is dead; the worker exits")
+            self._lost_all = True
+            self._signals = max(self._signals, 1)  # a warm shutdown of what is left (beat)
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         for sig in SHUTDOWN_SIGNALS:
@@ -180,5 +203,6 @@ class PreforkPool:
             elif self._cold_sent_at is not None and now - self._cold_sent_at > 10:
                 self._send(signal.SIGKILL)
             if stopping and not self.children:
-                return 0
+                self._dead.clear()
+                return 1 if self._lost_all else 0
             time.sleep(0.05)

@@ -6,6 +6,7 @@ line, atomic across processes), so tests count runs without trusting the worker'
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -89,3 +90,24 @@ def stamp(key: str) -> float:
 def record_instant(self: Task[[], None]) -> None:
     """A periodic task that records the scheduled instant beat stamped on its message."""
     mark("done", "instant@" + str(self.request.headers.get("taskq_beat_instant")))
+
+
+@app.task(bind=True)
+def record_any(self: Task[..., None], *args: object, **kwargs: object) -> None:
+    """Takes any arguments: the fuzz tests' task, marking the id of each message it ran (an id
+    a marks line cannot hold, with whitespace say, as a digest of it)."""
+    task_id = str(self.request.id)
+    plain = task_id and all(c.isalnum() or c in "-_." for c in task_id) and task_id.isascii()
+    mark("done", task_id if plain else "odd-id-" + hashlib.sha256(task_id.encode(errors="replace")).hexdigest()[:16])
+
+
+@app.task
+def exit_once(key: str) -> str:
+    """The first run raises SystemExit, as a task calling sys.exit() does (it ends the
+    consumer that runs it); the next run, of the redelivered message, returns."""
+    path = os.environ.get("TASKQ_TEST_MARKS", "")
+    earlier = os.path.exists(path) and f"start {key} " in open(path).read()
+    mark("start", key)
+    if not earlier:
+        raise SystemExit(3)
+    return key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
+FUZZ_IN_A_WORKER = 300  # fuzzed envelopes per worker test (test_poison_fuzz.py runs 10,000 in-process)
 
 
 @pytest.fixture(params=sorted(BROKER_ENVS))
@@ -155,3 +157,58 @@ def test_two_workers_with_embedded_beat_enqueue_each_instant_once(workers: Worke
     runs = instants()
     assert "instant@None" not in runs
     assert set(runs.values()) == {1}, f"an instant ran twice: {runs}"
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_a_consumer_ended_by_its_task_is_started_again(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
+    w = workers.start("-P", pool, "-c", "2")
+    r = producer.send_task("example_tasks.exit_once", ("x1",))
+    assert r.get(timeout=30) == "x1"  # its claim expired (2 s) and a new consumer ran it again
+    assert workers.marks.count("start")["x1"] == 2
+    wait_until(lambda: "starting a new one" in w.log, 10, "the restart to be logged")
+    assert "SystemExit: 3" in w.log
+    assert [producer.send_task("example_tasks.add", (i, i)).get(timeout=20) for i in range(4)] == [0, 2, 4, 6]
+    assert w.stop() == 0, w.log
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
+    from tests.poison import Raw, dead_count, expected_dead_ids, fuzz, inject, shapes, valid_doc
+
+    task = "example_tasks.record_any"
+    # Given a redelivered message whose stored result is not JSON (a Celery worker with
+    # result_serializer='pickle' shares the backend): a claim that expires unacked
+    late = producer.send_task(task, task_id=f"pickled-{uuid.uuid4()}")  # ids are unique: the backend is shared
+    backend = producer.backend
+    assert backend is not None
+    backend._set(backend.key_for(late.id), b"\x80\x04\x95 pickled by celery", 600)
+    assert producer.broker.fetch(["celery"], 1, 10)
+    producer.broker.close()  # RabbitMQ returns it marked redelivered; elsewhere it expires in 2 s
+    # and every poison shape, and fuzzed envelopes between good messages, stored raw
+    run = uuid.uuid4().hex[:8]  # ids of this run only: the result backend may be shared
+    poison, fuzzed = shapes(task), fuzz(len(pool), FUZZ_IN_A_WORKER, task, prefix=f"fz-{run}")  # a seed per pool
+    good = [Raw(valid_doc(task, f"good-{run}-{i}")) for i in range(len(fuzzed) // 25 + 1)]
+    mixed = [m for i, raw in enumerate(fuzzed) for m in ([good[i // 25], raw] if i % 25 == 0 else [raw])]
+    inject(producer.broker, "celery", [*poison, *mixed, good[-1]])
+    # When a worker of each pool takes them all
+    w = workers.start("-P", pool, "-c", "2")
+    good_ids = {f"good-{run}-{i}" for i in range(len(good))}
+    wait_until(lambda: good_ids <= set(workers.marks.count("done")), 60, "good messages")
+    expected = len(fuzzed) + len(poison) + 1
+
+    def settled() -> int:  # fuzzed messages run plus dead letters (RabbitMQ's queue length
+        # leaves out what another connection holds unacked: this counts outcomes instead)
+        runs = sum(n for key, n in workers.marks.count("done").items() if key not in good_ids)
+        return runs + dead_count(producer.broker, "celery")
+
+    wait_until(lambda: settled() >= expected and producer.broker.queue_length("celery") == 0, 30, "every outcome")
+    # Then the worker never lost a consumer, and each message ran or is dead-lettered, once
+    assert w.proc.poll() is None
+    for line in ("Unexpected error", "died", "crashed", "exited with"):
+        assert line not in w.log, f"{line!r} in the worker log:\n{w.log}"
+    assert all(workers.marks.count("done")[g] == 1 for g in good_ids)
+    assert settled() == expected
+    dead_ids = {d.id: d.reason for d in producer.broker.dead_letters("celery", limit=1000)}
+    assert expected_dead_ids(producer.broker, poison) <= set(dead_ids)
+    assert f"result of task {late.id} is not a JSON document" in dead_ids[late.id]
+    assert w.stop() == 0

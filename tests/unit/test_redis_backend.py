@@ -135,3 +135,37 @@ def test_results_and_counters_expire_in_redis(backend: RedisBackend, url: str, t
     finally:
         client.delete(counter)
         client.close()
+
+
+@pytest.mark.parametrize("serializer", ["pickle", "msgpack"])
+def test_a_result_celery_wrote_with_another_serializer_raises_invalid_result(
+    backend: RedisBackend, url: str, task_id: str, serializer: str
+) -> None:
+    from taskq.errors import InvalidResult
+
+    app = celery.Celery("other-serializer", backend=url, broker="memory://")
+    app.conf.update(result_serializer=serializer, accept_content=[serializer], result_accept_content=[serializer])
+    try:
+        app.backend.store_result(task_id, {"done": True}, states.SUCCESS)
+    finally:
+        app.close()
+    # get() reads it at once, and a waiter woken by a later write reads it again: both name it
+    with pytest.raises(InvalidResult, match=f"result of task {task_id} is not a JSON document"):
+        backend.wait_for(task_id, timeout=2)
+    with pytest.raises(InvalidResult, match=task_id):
+        backend.get_meta(task_id)
+
+
+def test_a_waiter_woken_by_an_unreadable_result_reports_it(backend: RedisBackend, url: str, task_id: str) -> None:
+    from taskq.errors import InvalidResult
+
+    client = redis.Redis.from_url(url)
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError
+    waiter = when_waited_on(url, task_id, lambda: (client.set(f"celery-task-meta-{task_id}", deep, ex=60),
+                                                   client.publish(f"celery-task-meta-{task_id}", deep)))
+    try:
+        with pytest.raises(InvalidResult, match=task_id):
+            backend.wait_for(task_id, timeout=10)
+    finally:
+        waiter.join(10)
+        client.close()

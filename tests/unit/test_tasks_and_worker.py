@@ -406,3 +406,94 @@ def test_an_idle_worker_keeps_its_fetch_batch_small(app: TaskQ) -> None:
     with inline_worker(app, prefetch=4) as consumer:
         time.sleep(2.5)  # the scenario: two idle fetches (FETCH_TIMEOUT 1 s), nothing to wait for
         assert consumer.batch == 4
+
+
+def test_every_poison_shape_is_dead_lettered_and_the_batch_behind_it_runs(app: TaskQ) -> None:
+    from tests.poison import inject, shapes
+
+    ran: list[int] = []
+
+    @app.task
+    def fine(i: int) -> None:
+        ran.append(i)
+
+    broker = app.broker
+    poison = shapes(fine.name)
+    # Given every shape, in one batch with good messages before and after it
+    fine.delay(0)
+    inject(broker, "celery", poison)
+    fine.delay(1)
+    with inline_worker(app, prefetch=64) as consumer:
+        wait_for(lambda: sorted(ran) == [0, 1] and len(broker.dead_letters(limit=100)) == len(poison))
+        assert consumer.unexpected_errors == 0
+    assert broker.queue_length("celery") == 0
+    dead = broker.dead_letters(limit=100)
+    assert all(d.reason for d in dead)
+    wanted = {p.dead_id for p in poison if p.dead_id}
+    assert wanted <= {d.id for d in dead}
+    reasons = {d.id: d.reason for d in dead}
+    assert "'priority' is not an integer: 'high'" in reasons["prio-word"]
+    assert "'priority' is not an integer: inf" in reasons["prio-inf"]
+    assert "RecursionError" in next(d.reason for d in dead if b'"id":"deep"' in d.raw)
+
+
+def test_a_redelivered_message_whose_stored_result_is_not_json_is_dead_lettered(app: TaskQ) -> None:
+    ran: list[int] = []
+
+    @app.task
+    def once() -> None:
+        ran.append(1)
+
+    r = once.delay()
+    broker, backend = app.broker, app.backend
+    assert backend is not None
+    backend._set(backend.key_for(r.id), b"\x80\x04\x95pickled by celery", 60)  # result_serializer='pickle'
+    assert broker.fetch(["celery"], 1, 1)  # a worker "dies" holding it: the copy is a redelivery
+    with inline_worker(app) as consumer:
+        wait_for(lambda: len(broker.dead_letters()) == 1)
+        assert consumer.unexpected_errors == 0
+        assert once.delay().get(timeout=5) is None  # the consumer still serves
+    [dead] = broker.dead_letters()
+    assert dead.id == r.id and f"result of task {r.id} is not a JSON document" in dead.reason
+    assert ran == [1]
+
+
+@pytest.mark.parametrize("exc_type", ["SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"])
+def test_a_forged_failure_never_makes_get_raise_a_base_exception(app: TaskQ, exc_type: str) -> None:
+    backend = app.backend
+    assert backend is not None
+    forged = {"exc_type": exc_type, "exc_module": "builtins", "exc_message": [0]}
+    backend.store("forged", states.FAILURE, forged)
+    with pytest.raises(TaskFailure, match=f"{exc_type}: 0"):
+        app.AsyncResult("forged").get(timeout=1)
+    assert isinstance(app.AsyncResult("forged").result, TaskFailure)
+
+
+@pytest.mark.parametrize(
+    "stored", [b"\x80\x04\x95pickle", b"\x93\x01\x02msgpack\xff", b"[1, 2]", b'{"result": 1}', b"[" * 100_000]
+)
+def test_an_unreadable_result_raises_invalid_result_naming_the_task(app: TaskQ, stored: bytes) -> None:
+    from taskq.errors import InvalidResult
+
+    backend = app.backend
+    assert backend is not None
+    backend._set(backend.key_for("odd-id"), stored, 60)
+    for read in (lambda r: r.get(timeout=1), lambda r: r.state, lambda r: r.result):
+        with pytest.raises(InvalidResult, match="result of task odd-id is not"):
+            read(app.AsyncResult("odd-id"))
+
+
+def test_max_deliveries_is_checked_before_decoding(app: TaskQ) -> None:
+    # A message that kills its worker while being decoded still ends dead-lettered: the
+    # broker's redelivery count is checked before anything else reads the message.
+    from tests.poison import Raw, inject, valid_doc
+
+    app.conf.max_deliveries = 0
+    broker = app.broker
+    inject(broker, "celery", [Raw(valid_doc("any.task", "counted"))])
+    assert broker.fetch(["celery"], 1, 1)  # its worker "dies" while decoding: the claim expires
+    with inline_worker(app) as consumer:
+        wait_for(lambda: len(broker.dead_letters()) == 1)
+        assert consumer.unexpected_errors == 0
+    [dead] = broker.dead_letters()
+    assert dead.id == "counted" and "redelivered 1 times (max_deliveries=0)" in dead.reason

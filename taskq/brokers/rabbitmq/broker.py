@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 import pika
 
-from taskq.brokers.base import DeadLetter, Delivery, Publication
+from taskq.brokers.base import DeadLetter, Delivery, Publication, undecodable
 from taskq.brokers.rabbitmq.claims import Claim, Claims
 from taskq.brokers.rabbitmq.confirms import Confirms, Refused, Unencodable, Unroutable
 from taskq.brokers.rabbitmq.dead import dead_letter_of, sweep
@@ -229,10 +229,13 @@ class RabbitMQBroker:
         return out
 
     def _delivery(self, claim: Claim) -> Delivery | None:
-        undecodable = undecodable_reason(claim.properties)
-        if undecodable is not None:  # the worker dead-letters it (decode.py)
-            return Delivery(None, claim.queue, claim, int(claim.redelivered), raw=claim.body, error=undecodable)
-        envelope, added = from_amqp(claim.properties, claim.body)
+        why = undecodable_reason(claim.properties)
+        if why is not None:  # the worker dead-letters it (decode.py)
+            return Delivery(None, claim.queue, claim, int(claim.redelivered), raw=claim.body, error=why)
+        try:
+            envelope, added = from_amqp(claim.properties, claim.body)
+        except Exception as exc:  # one bad message must not fail the fetch
+            return undecodable(bytes(claim.body), claim.queue, claim, int(claim.redelivered), exc)
         eta_ms = added.get(ETA_HEADER)
         if isinstance(eta_ms, int) and delay_level(eta_ms / 1000 - time.time()) is not None:
             self._delay_again(claim, envelope, eta_ms / 1000)  # arrived early from a long level
@@ -266,6 +269,9 @@ class RabbitMQBroker:
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
         """Publish copies (confirmed) and ack the originals: a nack would mark them redelivered."""
         live = [d for d in deliveries if isinstance(d.tag, Claim) and not d.tag.settled]
+        if any(d.envelope is None for d in live):  # no copy of what cannot be decoded: nack it
+            self._settle([d.tag for d in live if d.envelope is None], requeue=True)
+            live = [d for d in live if d.envelope is not None]
         if not live:
             return
         try:
@@ -284,15 +290,25 @@ class RabbitMQBroker:
         claim = delivery.tag
         if not isinstance(claim, Claim):
             raise BrokerError(f"not a RabbitMQ delivery: {delivery!r}")
-        envelope, _added = from_amqp(claim.properties, claim.body)
         extra = {REASON_HEADER: reason, FAILED_AT_HEADER: int(time.time() * 1000), ORIGIN_HEADER: delivery.queue}
         dead = dead_queue(delivery.queue)
+        # Undecodable, or headers AMQP cannot carry again: keep the body, drop the headers.
+        bare = pika.BasicProperties(headers=extra, delivery_mode=2)
 
-        def build(link: Link) -> list[Outgoing]:
-            self._queues.ensure_declared(link, dead, {})
-            return [(dead, to_amqp(envelope, extra), envelope.body)]
+        def build(properties: pika.BasicProperties) -> Callable[[Link], list[Outgoing]]:
+            def outgoing(link: Link) -> list[Outgoing]:
+                self._queues.ensure_declared(link, dead, {})
+                return [(dead, properties, bytes(claim.body))]
 
-        self._publish(build)
+            return outgoing
+
+        if delivery.envelope is None:
+            self._publish(build(bare))
+        else:
+            try:
+                self._publish(build(to_amqp(from_amqp(claim.properties, claim.body)[0], extra)))
+            except Unencodable:
+                self._publish(build(bare))
         self._settle([claim])
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:
