@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
+import reprlib
 import threading
 import time
 import traceback
@@ -37,18 +38,20 @@ log.addFilter(OneLineRecords())  # task ids, names and reasons come from message
 DELIVERY_COUNT_PREFIX = "taskq-deliveries-"
 FLUSH_AFTER = 0.005  # seconds a finished task's result may wait to be written with others
 FLUSH_COUNT = 128
+_REPR = reprlib.Repr()  # bounded in depth: repr() of a deeply nested argument would raise
+_REPR.maxstring = _REPR.maxother = 256
 
 
 def exception_meta(exc: BaseException) -> dict[str, Any]:
     """Celery's failure document; arguments that JSON cannot carry become their repr."""
-    args = [a if _jsonable(a) else repr(a) for a in exc.args]
+    args = [a if _jsonable(a) else _REPR.repr(a) for a in exc.args]
     return {"exc_type": type(exc).__name__, "exc_message": args, "exc_module": type(exc).__module__}
 
 
 def _jsonable(value: Any) -> bool:
     try:
         json.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested deeper than the stack
         return False
     return True
 
@@ -154,7 +157,7 @@ class TaskRunner:
         if not ignore and self.backend is not None:
             try:
                 prepared = self.backend.prepare(msg.id, states.SUCCESS, result)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 prepared = self.backend.prepare(
                     msg.id, states.FAILURE, exception_meta(exc), f"result not serializable: {exc}"
                 )
@@ -231,7 +234,7 @@ class TaskRunner:
             self._store(msg.id, states.FAILURE, exception_meta(exc), tb)
         elif self._store(msg.id, states.FAILURE, exception_meta(exc), tb) and acked:
             self.broker.ack([delivery])
-        log.error("Task %s[%s] failed in %.4fs: %r", msg.task, msg.id, runtime, exc)
+        log.error("Task %s[%s] failed in %.4fs: %s", msg.task, msg.id, runtime, _REPR.repr(exc))
 
     # -- checks ---------------------------------------------------------------------------
     def _redelivered_too_often(self, delivery: Delivery, task_id: str) -> bool:

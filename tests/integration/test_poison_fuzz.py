@@ -9,6 +9,7 @@ The worker-subprocess variant, every pool, is in test_worker.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -35,6 +36,12 @@ CONSUMERS = 4  # consumer loops in this process, as a threads pool runs them
 GOOD_EVERY = 50  # one good message after every 50 fuzzed ones
 TASK = "fuzz.record"
 BUDGET = 90.0  # seconds for one broker's whole run; it takes a fraction of that
+
+
+@functools.cache
+def fuzzed_once(seed: int, count: int) -> list[Raw]:
+    """The generator's output, made once for the four brokers (it takes seconds)."""
+    return fuzz(seed, count, TASK)
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis", "rabbitmq"])
@@ -81,7 +88,7 @@ def test_fuzzed_envelopes_never_stop_a_consumer(fuzz_app: TaskQ) -> None:
             ran[self.request.id] += 1
 
     # Given COUNT fuzzed messages with a good one after every GOOD_EVERY, stored raw
-    fuzzed = fuzz(SEED, COUNT, TASK)
+    fuzzed = fuzzed_once(SEED, COUNT)
     good = [f"good-{i}" for i in range(COUNT // GOOD_EVERY + 1)]
     mixed: list[Raw] = []
     for i, raw in enumerate(fuzzed):

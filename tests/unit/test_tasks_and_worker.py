@@ -497,3 +497,27 @@ def test_max_deliveries_is_checked_before_decoding(app: TaskQ) -> None:
         assert consumer.unexpected_errors == 0
     [dead] = broker.dead_letters()
     assert dead.id == "counted" and "redelivered 1 times (max_deliveries=0)" in dead.reason
+
+
+def test_a_result_or_exception_nested_deeper_than_the_stack_ends_failure(app: TaskQ) -> None:
+    def deep() -> list[Any]:
+        value: list[Any] = []
+        for _ in range(100_000):
+            value = [value]
+        return value
+
+    @app.task
+    def returns_deep() -> object:
+        return deep()
+
+    @app.task
+    def raises_deep() -> None:
+        raise ValueError(deep())
+
+    with inline_worker(app) as consumer:
+        with pytest.raises(RecursionError):
+            returns_deep.delay().get(timeout=5)
+        with pytest.raises(ValueError):
+            raises_deep.delay().get(timeout=5)
+        assert consumer.unexpected_errors == 0
+    assert app.broker.queue_length("celery") == 0
