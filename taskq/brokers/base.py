@@ -130,6 +130,12 @@ class ClaimsByOwner(Protocol):
         """Keep alive every claim ``owner`` holds on ``queues``; returns how many. A claim
         another owner took over meanwhile is not touched."""
 
+    def abandon(self, deliveries: Sequence[Delivery]) -> None:
+        """Let these claims lapse now, as if their holder had died: the messages come back at
+        once and their redelivery is counted (max_deliveries). A consumer that dies, or fails
+        a message in a way it cannot settle, calls this: its process lives on, and whoever
+        keeps that process's claims (extend_owner) would otherwise keep them forever."""
+
 
 def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
     """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""

@@ -137,6 +137,14 @@ class SQLiteBroker:
     def claim_owner(self) -> str:
         return self.owner
 
+    def abandon(self, deliveries: Sequence[Delivery]) -> None:
+        # An owner nobody extends and a claim that has lapsed: the next fetch takes the row
+        # and counts the redelivery, as for a dead worker's claim.
+        self._update_claimed(
+            "UPDATE taskq_messages SET claim_owner = '', claim_until = 0 WHERE id IN ({marks}) AND claim_owner = ?",
+            deliveries,
+        )
+
     def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
         """Extend every claim of ``owner`` (another process's) on these queues: one UPDATE
         that scans these queues' rows (no index on the owner: it would cost every claim)."""

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from taskq.app import TaskQ
-from taskq.brokers.base import Delivery
+from taskq.brokers.base import ClaimsByOwner, Delivery
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
@@ -105,16 +105,24 @@ class Consumer:
                     self.runner.handle(delivery)
                 except (BrokerError, BackendError) as exc:
                     log.error("%s while handling a message; it will be delivered again", exc)
+                    self._abandon(delivery)
                 except Exception:  # one message must never end the loop
                     # A bug, not an input (the runner dead-letters bad input): the claim
-                    # expires and the redelivery is counted, so max_deliveries ends any loop.
+                    # lapses and the redelivery is counted, so max_deliveries ends any loop.
                     self.unexpected_errors += 1
                     log.exception("Unexpected error handling a message; it will be delivered again")
+                    self._abandon(delivery)
                 self.processed += 1
                 with self._lock:
                     self._running = None
                     if time.monotonic() - self._started_at > FAST_TASK:
                         self._all_fast = False
+        except BaseException:  # the task ended this consumer (SystemExit...): its message comes back counted
+            with self._lock:
+                running = self._running
+            if running is not None:
+                self._abandon(running)
+            raise
         finally:
             self._flush()
             self._give_back(running_too=False)
@@ -150,6 +158,17 @@ class Consumer:
         except Exception:  # a bug: the keeper thread must live on; the claims expire
             self.unexpected_errors += 1
             log.exception("Unexpected error returning %d message(s); their claims will expire", len(items))
+
+    def _abandon(self, delivery: Delivery) -> None:
+        """Let a claim that this consumer will not settle lapse now, counted as a redelivery.
+        Waiting for it to expire would wait forever where another process keeps this
+        process's claims alive (keeper.py); a broker without that keeps its own expiry."""
+        if not isinstance(self.broker, ClaimsByOwner):
+            return
+        try:
+            self.broker.abandon([delivery])
+        except Exception as exc:  # the broker is away: the claim stays until this process ends
+            log.warning("Could not give up the claim of a message (%s); it returns when this worker ends", exc)
 
     def _keep_claims(self) -> None:
         """Extend claims every third of the recovery time; flush deferred outcomes within

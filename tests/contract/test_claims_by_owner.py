@@ -50,3 +50,24 @@ def test_another_process_keeps_an_owners_claims_alive(broker: Broker) -> None:
     assert broker.extend_owner(owner, [q]) == 0  # taken over: no longer the old owner's
     broker.ack([again])
     assert broker.queue_length(q) == 0
+
+
+def test_an_abandoned_claim_comes_back_at_once_counted_and_is_no_longer_kept(broker: Broker) -> None:
+    if not isinstance(broker, ClaimsByOwner):
+        pytest.skip(f"{type(broker).__name__}'s claims are not kept by owner name")
+    # Given a message this process claimed and keeps alive by owner name (as keeper.py does)
+    q = queue_name()
+    broker.publish(q, envelope("given-up"))
+    [held] = broker.fetch([q], 1, timeout=5)
+    assert broker.extend_owner(broker.claim_owner, [q]) == 1
+    # When its consumer gives it up (it died, or cannot settle it)
+    broker.abandon([held])
+    # Then the owner's keeper no longer holds it, and the next fetch takes it at once, counted
+    assert broker.extend_owner(broker.claim_owner, [q]) == 0
+    started = time.monotonic()
+    [again] = broker.fetch([q], 1, timeout=5)
+    assert time.monotonic() - started < 0.9  # not after the recovery time (1 s here)
+    assert again.envelope is not None and again.envelope.id == "given-up"
+    assert again.redeliveries == 1
+    broker.ack([again])
+    assert broker.queue_length(q) == 0

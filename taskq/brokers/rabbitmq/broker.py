@@ -292,8 +292,10 @@ class RabbitMQBroker:
             raise BrokerError(f"not a RabbitMQ delivery: {delivery!r}")
         extra = {REASON_HEADER: reason, FAILED_AT_HEADER: int(time.time() * 1000), ORIGIN_HEADER: delivery.queue}
         dead = dead_queue(delivery.queue)
-        # Undecodable, or headers AMQP cannot carry again: keep the body, drop the headers.
-        bare = pika.BasicProperties(headers=extra, delivery_mode=2)
+        correlation_id = claim.properties.correlation_id
+        bare = pika.BasicProperties(  # the body, the reason, the id: what any message can carry
+            headers=extra, delivery_mode=2, correlation_id=correlation_id if isinstance(correlation_id, str) else None
+        )
 
         def build(properties: pika.BasicProperties) -> Callable[[Link], list[Outgoing]]:
             def outgoing(link: Link) -> list[Outgoing]:
@@ -302,13 +304,14 @@ class RabbitMQBroker:
 
             return outgoing
 
-        if delivery.envelope is None:
+        try:  # a stand-in for undecodable headers (decode.py) converts too, keeping what it holds
+            properties = to_amqp(from_amqp(claim.properties, claim.body)[0], extra)
+        except Exception:  # no envelope can be read from it at all
+            properties = bare
+        try:
+            self._publish(build(properties))
+        except Unencodable:  # headers AMQP cannot carry again
             self._publish(build(bare))
-        else:
-            try:
-                self._publish(build(to_amqp(from_amqp(claim.properties, claim.body)[0], extra)))
-            except Unencodable:
-                self._publish(build(bare))
         self._settle([claim])
 
     def extend(self, deliveries: Sequence[Delivery]) -> None:

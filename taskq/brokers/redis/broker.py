@@ -32,7 +32,18 @@ import redis
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
-from taskq.brokers.redis.scripts import ACK, DEAD_LETTER, EXTEND, EXTEND_OWNER, FETCH, GROUP, LANES, PUBLISH, REQUEUE
+from taskq.brokers.redis.scripts import (
+    ABANDON,
+    ACK,
+    DEAD_LETTER,
+    EXTEND,
+    EXTEND_OWNER,
+    FETCH,
+    GROUP,
+    LANES,
+    PUBLISH,
+    REQUEUE,
+)
 from taskq.config import Settings
 from taskq.display import redact
 from taskq.envelope import Envelope
@@ -404,6 +415,9 @@ class RedisBroker(RedisAdmin):
     @property
     def claim_owner(self) -> str:
         return self.consumer
+
+    def abandon(self, deliveries: Sequence[Delivery]) -> None:
+        self._owned(ABANDON, deliveries, "abandon")
 
     def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
         """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.

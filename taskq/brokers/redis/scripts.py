@@ -243,6 +243,23 @@ end
 return kept
 """
 
+# KEYS: one stream per entry.  ARGV: group, consumer, then one entry id per key.  Hands every
+# entry the consumer still owns to a consumer name nobody extends, idle for a day: the next
+# fetch's XAUTOCLAIM takes it at once and counts the delivery, as for a dead worker's claim.
+ABANDON = """
+local group, consumer = ARGV[1], ARGV[2]
+local moved = 0
+for i, key in ipairs(KEYS) do
+  local id = ARGV[i + 2]
+  local p = redis.pcall('XPENDING', key, group, id, id, 1)
+  if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
+    redis.call('XCLAIM', key, group, consumer .. ':abandoned', 0, id, 'IDLE', 86400000, 'JUSTID')
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
 # KEYS: streams.  ARGV: group, consumer.  Refreshes the idle time of every entry the consumer
 # owns in these streams (another process's: the prefork supervisor keeps its children's
 # claims); a stream that does not exist yet is skipped.  Returns how many were kept.
