@@ -16,7 +16,7 @@ from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
 DEFAULT_BROKER_URL = "sqlite:///taskq.db"
-KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps")
+KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps", "postgresql", "postgres")
 # Schemes whose server can also keep results (DESIGN.md section 5).
 RESULT_CAPABLE = ("memory", "sqlite", "redis", "rediss")
 

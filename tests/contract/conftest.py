@@ -56,7 +56,7 @@ BACKENDS: dict[str, Factory] = {
 }
 
 # Optional implementations register themselves from their own modules.
-for _module in ("tests.contract.redis_factories", "tests.contract.rabbitmq_factories"):
+for _module in ("tests.contract.redis_factories", "tests.contract.rabbitmq_factories", "tests.contract.postgres_factories"):
     try:
         __import__(_module)
     except ImportError:

@@ -46,7 +46,7 @@ def test_unknown_setting_and_bad_values_are_clear_errors(monkeypatch: pytest.Mon
         Settings.from_env()
 
 
-@pytest.mark.parametrize("url", ["postgres://x", "nonsense", "kombu+://"])
+@pytest.mark.parametrize("url", ["mongodb://x", "nonsense", "kombu+://"])
 def test_bad_broker_urls(url: str) -> None:
     with pytest.raises(ConfigurationError):
         TaskQ("x", broker=url).finalize()
