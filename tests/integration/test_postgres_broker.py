@@ -1,0 +1,76 @@
+"""The PostgreSQL broker as a worker uses it: no polling while idle, woken by NOTIFY and by
+the due time of a delayed message; counted on a server of its own with pg_stat_statements."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from taskq import TaskQ
+from tests.integration.postgres_node import ThrowawayPostgres
+from tests.integration.workers import WorkerFactory, base_env, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def counted_server() -> Iterator[ThrowawayPostgres]:
+    server = ThrowawayPostgres("shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all")
+    try:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+            conn.execute("CREATE DATABASE taskq")
+        yield server
+    finally:
+        server.stop()
+
+
+def statements_in(server: ThrowawayPostgres, database: str, like: str = "%") -> int:
+    """Statements executed in ``database`` since the last reset, as the server counted them."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
+            " WHERE d.datname = %s AND s.query LIKE %s",
+            (database, like),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def reset_statements(server: ThrowawayPostgres) -> None:
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def test_idle_worker_sends_at_most_one_query_per_recovery_period_and_wakes_on_notify(
+    counted_server: ThrowawayPostgres, tmp_path: Path
+) -> None:
+    # Given a worker (one fetch loop) idle on an empty queue, with a 4 s recovery time
+    url = counted_server.database_url("taskq") + "?schema=idle"
+    env = base_env(tmp_path, url, f"sqlite:///{tmp_path}/results.db", TASKQ_RECOVERY_TIME="4")
+    workers = WorkerFactory(tmp_path, env)
+    producer = TaskQ("producer", broker=url, backend=f"sqlite:///{tmp_path}/results.db")
+    try:
+        workers.start("-c", "1")
+        wait_until(lambda: statements_in(counted_server, "taskq", "%SKIP LOCKED%") >= 1, 20, "first claim")
+        reset_statements(counted_server)
+        # When it stays idle for 6 s (the worker's own fetch calls return every second)
+        time.sleep(6)
+        # Then it sent at most one statement per recovery period (6 s / 4 s -> at most 2),
+        # where a fetch that queried on each call would have sent 6, and a poll loop hundreds
+        idle = statements_in(counted_server, "taskq")
+        assert idle <= 2, f"an idle worker sent {idle} statements in 6 s"
+        # And a task sent now runs at once: the NOTIFY woke the worker, not its 4 s safety look
+        start = time.monotonic()
+        assert producer.send_task("example_tasks.add", (2, 3)).get(timeout=10) == 5
+        assert time.monotonic() - start < 2.0
+        # And a delayed task runs at its due time, which the last claim reported (no notify then)
+        sent = time.time()
+        ran_at = producer.send_task("example_tasks.stamp", ("due",), countdown=1.5).get(timeout=15)
+        assert sent + 1.5 <= ran_at < sent + 3.5
+    finally:
+        producer.close()
+        workers.close()
