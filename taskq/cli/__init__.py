@@ -8,6 +8,7 @@ import sys
 import click
 
 from taskq.beat.cli import beat, schedule
+from taskq.cli.db import db
 from taskq.cli.demo import demo
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.tasks import call, result
@@ -20,7 +21,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db):
     cli.add_command(command)
 
 
