@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
-from taskq.brokers.postgres.connection import PgConnections, split_url
+from taskq.brokers.postgres.connection import PgConnections, check_same_database, driver_error, one_line, split_url
 from taskq.brokers.postgres.migrations import ensure_current
 from taskq.brokers.postgres.statements import Statements, insert_messages
 from taskq.config import Settings
@@ -75,10 +75,15 @@ class PostgresBroker:
             insert_messages(conn, self.sql, items)
 
     def enqueue_in(self, conn: Any, items: Sequence[Publication]) -> None:
-        """Write messages on the caller's connection, inside the caller's transaction."""
+        """Write messages on the caller's connection, inside the caller's transaction: one
+        INSERT for one message, one per chunk for many; nothing else on that connection."""
+        check_same_database(conn, self.conninfo)
         if items:
             self.prepare()
-            insert_messages(conn, self.sql, items)
+            try:
+                insert_messages(conn, self.sql, items, prepare=False)
+            except driver_error() as exc:
+                raise BrokerError(f"enqueue in your transaction: {one_line(exc)}") from None
 
     def prepare(self) -> None:
         """Open a connection once, which creates the tables when the schema is empty."""
@@ -122,7 +127,9 @@ class PostgresBroker:
         waits = [r[5] for r in rows if r[0] is None and r[5] is not None]
         return [decode_delivery(bytes(r[3]), r[1], r[0], r[4]) for r in claimed], (waits[0] if waits else math.inf)
 
-    def _by_owner(self, sql: str, deliveries: Sequence[Delivery], *before: object, after: tuple[object, ...] = ()) -> None:
+    def _by_owner(
+        self, sql: str, deliveries: Sequence[Delivery], *before: object, after: tuple[object, ...] = ()
+    ) -> None:
         if deliveries:
             with self._db.connection() as conn:
                 conn.execute(sql, (*before, [d.tag for d in deliveries], self.owner, *after))
@@ -164,7 +171,8 @@ class PostgresBroker:
 
     @staticmethod
     def _dead_filter(queue: str | None, ids: Sequence[str]) -> tuple[str, list[object]]:
-        clauses, params = ["true"], []
+        clauses: list[str] = ["true"]
+        params: list[object] = []
         if queue is not None:
             clauses.append("queue = %s")
             params.append(queue)
@@ -186,7 +194,8 @@ class PostgresBroker:
         where, params = self._dead_filter(queue, ids)
         return self._count(
             'WITH back AS (DELETE FROM "{s}".dead_letters WHERE ' + where + " RETURNING id, queue, priority, payload)"
-            ' INSERT INTO "{s}".messages (queue, priority, payload) SELECT queue, priority, payload FROM back ORDER BY id',
+            ' INSERT INTO "{s}".messages (queue, priority, payload)'
+            " SELECT queue, priority, payload FROM back ORDER BY id",
             params,
         )
 

@@ -58,6 +58,12 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), "")), schema
 
 
+def driver_error() -> type[Exception]:
+    """psycopg's root error class (the driver is imported only when installed)."""
+    error: type[Exception] = require_psycopg().Error
+    return error
+
+
 class PgConnections:
     """This process's connections to one database, one per thread.
 
@@ -134,3 +140,18 @@ class PgConnections:
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def check_same_database(conn: Any, conninfo: str) -> None:
+    """A caller's connection must be a psycopg one to the broker's database (no round trip:
+    libpq knows where it is connected); else workers would never see the messages."""
+    require_psycopg()
+    if not isinstance(conn, psycopg.Connection):
+        raise ConfigurationError(
+            f"enqueueing in a transaction takes a psycopg connection, not {type(conn).__module__}.{type(conn).__name__}"
+        )
+    wanted = psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname")
+    if wanted and conn.info.dbname != wanted:
+        raise ConfigurationError(
+            f"your connection is to database {conn.info.dbname!r}, the broker's is {wanted!r}: workers would not see it"
+        )

@@ -108,13 +108,20 @@ def insert_params(items: Sequence[Publication]) -> tuple[list[str], list[int], l
     )
 
 
-def insert_messages(conn: Any, statements: Statements, items: Sequence[Publication]) -> None:
+def insert_messages(
+    conn: Any, statements: Statements, items: Sequence[Publication], prepare: bool | None = None
+) -> None:
     """Enqueue on ``conn``, inside whatever transaction it has open: one INSERT for one
     message, one INSERT per CHUNK messages. The commit wakes workers (the insert trigger's
-    NOTIFY is delivered at commit, and never after a rollback)."""
+    NOTIFY is delivered at commit, and never after a rollback).
+
+    ``prepare=False`` on a caller's connection: psycopg would otherwise prepare the statement
+    on its sixth use, an extra round trip, and a server-side prepared statement that a
+    PgBouncer in transaction mode cannot keep."""
     if len(items) == 1:
         p = items[0]
-        conn.execute(statements.insert_one, (p.queue, p.envelope.priority, p.eta, p.envelope.to_bytes()))
+        row = (p.queue, p.envelope.priority, p.eta, p.envelope.to_bytes())
+        conn.execute(statements.insert_one, row, prepare=prepare)
         return
     for start in range(0, len(items), CHUNK):
-        conn.execute(statements.insert, insert_params(items[start : start + CHUNK]))
+        conn.execute(statements.insert, insert_params(items[start : start + CHUNK]), prepare=prepare)

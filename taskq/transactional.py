@@ -1,0 +1,61 @@
+"""Enqueue inside the caller's own database transaction.
+
+``with app.transaction(conn):`` opens a transaction on the caller's psycopg connection (a
+savepoint when one is open already) and sends every task of the block through it; a send
+option ``using=conn`` does the same for one call. The messages are rows the caller's
+transaction writes: rolled back, they never existed; committed, they run at least once.
+Only a broker that stores messages in that same database can do this (``enqueue_in``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from taskq.config import url_scheme
+from taskq.errors import NotSupportedYet
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+    from taskq.brokers.base import Publication
+
+_bound: ContextVar[tuple[TaskQ, Any] | None] = ContextVar("taskq_transaction", default=None)
+
+
+@contextmanager
+def transaction(app: TaskQ, conn: Any) -> Iterator[Any]:
+    """Commit on leaving the block, roll back on an exception; tasks sent inside go with it."""
+    enqueue_in(app)  # a broker that cannot is an error before the block runs, not in it
+    opener = getattr(conn, "transaction", None)
+    if opener is None:
+        raise NotSupportedYet(f"app.transaction() with a {type(conn).__name__} (use a psycopg connection)")
+    with opener():
+        token = _bound.set((app, conn))
+        try:
+            yield conn
+        finally:
+            _bound.reset(token)
+
+
+def pop_connection(app: TaskQ, options: dict[str, Any]) -> Any | None:
+    """The connection to enqueue on: ``using=`` or the enclosing ``app.transaction``; None
+    when the send goes to the broker's own connection."""
+    using = options.pop("using", None)
+    if using is not None:
+        return using
+    bound = _bound.get()
+    return bound[1] if bound is not None and bound[0] is app else None
+
+
+def enqueue(app: TaskQ, conn: Any, items: Sequence[Publication]) -> None:
+    enqueue_in(app)(conn, items)
+
+
+def enqueue_in(app: TaskQ) -> Any:
+    method = getattr(app.broker, "enqueue_in", None)
+    if method is None:
+        scheme = url_scheme(app.conf.broker_url)
+        raise NotSupportedYet(f"enqueueing in your own transaction on a {scheme}:// broker (the outbox)")
+    return method
