@@ -127,8 +127,13 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
     return raw or None
 
 
+DATABASE_DIALECTS = ("postgresql", "postgres", "mysql", "sqlite")  # result backends as db+DIALECT[+driver]://
+
+
 def url_scheme(url: str) -> str:
     scheme = urlsplit(url).scheme.lower()
+    if scheme.startswith("db+"):
+        return "db"
     return "kombu" if scheme.startswith("kombu+") else scheme
 
 
@@ -138,6 +143,14 @@ def check_url(url: str, what: str = "broker") -> str:
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
             raise ConfigurationError(f"{what} URL {url!r} names no kombu transport")
+        return scheme
+    if scheme == "db":
+        dialect = url.split("://", 1)[0][len("db+"):].split("+", 1)[0].lower()
+        if what == "broker" or dialect not in DATABASE_DIALECTS:
+            raise ConfigurationError(
+                f"{what} URL {url!r} is not supported"
+                " (db+postgresql://, db+mysql:// and db+sqlite:/// are result backends)"
+            )
         return scheme
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
