@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from taskq import TaskQ
+from taskq.config import Settings
 from tests.integration.postgres_node import ThrowawayPostgres
 from tests.integration.workers import WorkerFactory, base_env, wait_until
 
@@ -74,3 +75,35 @@ def test_idle_worker_sends_at_most_one_query_per_recovery_period_and_wakes_on_no
     finally:
         producer.close()
         workers.close()
+
+
+def _rows_read(plan: dict[str, object]) -> int:
+    """Rows the plan's scans of the messages table produced, summed over the whole tree."""
+    total = 0
+    if plan.get("Relation Name") == "messages" and "Scan" in str(plan.get("Node Type")):
+        total += int(plan.get("Actual Rows", 0)) * int(plan.get("Actual Loops", 1))  # type: ignore[call-overload]
+    for child in plan.get("Plans", []):  # type: ignore[union-attr]
+        total += _rows_read(child)
+    return total
+
+
+@pytest.mark.parametrize("queue_count", [1, 2])
+def test_a_claim_walks_the_index_and_never_reads_the_whole_backlog(tmp_path: Path, queue_count: int) -> None:
+    from taskq.brokers.base import Publication
+    from tests.contract.postgres_factories import postgres_broker
+    from tests.contract.test_broker_contract import envelope
+
+    # Given 20,000 waiting messages in a table the planner has no statistics for yet
+    broker, cleanup = postgres_broker(tmp_path, Settings())
+    try:
+        queues = [f"q{i}" for i in range(queue_count)]
+        broker.publish_many([Publication(queues[i % queue_count], envelope(f"m{i}")) for i in range(20_000)])
+        # When a worker claims 64
+        conn = broker.connection()
+        params = {"queues": queues, "limit": 64, "owner": "probe", "hold": 30.0}
+        params.update({f"q{i}": q for i, q in enumerate(queues)})
+        [[plan]] = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + broker.sql.claim(queue_count), params).fetchall()
+        # Then it read about 64 rows per queue from the index, not the 20,000 behind them
+        assert _rows_read(plan[0]["Plan"]) <= 64 * queue_count * 2
+    finally:
+        cleanup()

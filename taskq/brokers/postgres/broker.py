@@ -25,7 +25,7 @@ from typing import Any
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
 from taskq.brokers.postgres.connection import PgConnections, check_same_database, driver_error, one_line, split_url
 from taskq.brokers.postgres.migrations import ensure_current
-from taskq.brokers.postgres.statements import Statements, insert_messages
+from taskq.brokers.postgres.statements import CHUNK, Statements, insert_messages
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -47,6 +47,7 @@ class PostgresBroker:
         self._owner_pid = -1
         self._owner = ""
         self._local = threading.local()  # per fetching thread: its LISTEN and when to look again
+        self._claims: dict[int, str] = {}  # claim statement by number of queues
 
     @property
     def owner(self) -> str:
@@ -56,6 +57,12 @@ class PostgresBroker:
         return self._owner
 
     def _on_open(self, conn: Any) -> None:
+        # A claim must walk the (queue, priority DESC, id) index in order and stop at its
+        # limit. On a new or just-refilled table the planner's row estimate is tiny, and it
+        # would rather read and sort the whole backlog on every claim; on the broker's own
+        # sessions (never the user's) sorting is the last resort. That makes plans look
+        # costly, which would start JIT compilation (half a second per claim): never here.
+        conn.execute("SET enable_sort = off; SET jit = off")
         if self._checked_pid != os.getpid():  # once per process: the tables exist and are current
             ensure_current(conn, self.schema)
             self._checked_pid = os.getpid()
@@ -71,8 +78,12 @@ class PostgresBroker:
     def publish_many(self, items: Sequence[Publication]) -> None:
         if not items:
             return
-        with self._db.connection() as conn, conn.transaction():
-            insert_messages(conn, self.sql, items)
+        with self._db.connection() as conn:
+            if len(items) <= CHUNK:  # one statement: autocommit makes it its own transaction
+                insert_messages(conn, self.sql, items)
+                return
+            with conn.transaction():
+                insert_messages(conn, self.sql, items)
 
     def enqueue_in(self, conn: Any, items: Sequence[Publication]) -> None:
         """Write messages on the caller's connection, inside the caller's transaction: one
@@ -122,10 +133,17 @@ class PostgresBroker:
 
     def _claim(self, conn: Any, queues: Sequence[str], max_count: int) -> tuple[list[Delivery], float]:
         params = {"queues": list(queues), "limit": max_count, "owner": self.owner, "hold": self.recovery_time}
-        rows = conn.execute(self.sql.claim, params).fetchall()
+        params.update({f"q{i}": queue for i, queue in enumerate(queues)})
+        rows = conn.execute(self._claim_sql(len(queues)), params).fetchall()
         claimed = sorted((r for r in rows if r[0] is not None), key=lambda r: (-r[2], r[0]))
         waits = [r[5] for r in rows if r[0] is None and r[5] is not None]
         return [decode_delivery(bytes(r[3]), r[1], r[0], r[4]) for r in claimed], (waits[0] if waits else math.inf)
+
+    def _claim_sql(self, queue_count: int) -> str:
+        sql = self._claims.get(queue_count)
+        if sql is None:
+            sql = self._claims[queue_count] = self.sql.claim(queue_count)
+        return sql
 
     def _by_owner(
         self, sql: str, deliveries: Sequence[Delivery], *before: object, after: tuple[object, ...] = ()
