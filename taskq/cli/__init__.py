@@ -11,6 +11,7 @@ from taskq.beat.cli import beat, schedule
 from taskq.cli.db import db
 from taskq.cli.demo import demo
 from taskq.cli.queues import dead_letters, purge, queues
+from taskq.cli.results import results
 from taskq.cli.tasks import call, result
 from taskq.cli.worker import worker
 
@@ -21,7 +22,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results):
     cli.add_command(command)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,35 @@ def test_taskq_wakes_on_a_result_celery_writes(apps: tuple[TaskQ, celery.Celery]
     assert tq.AsyncResult(task_id).get(timeout=10) == "late"
     assert time.monotonic() - start < 2.0  # PostgreSQL: the NOTIFY; MariaDB/SQLite: the 1 s backoff bound
     timer.join()
+
+
+def test_taskq_results_cleanup_removes_expired_results(
+    urls: tuple[str, str, dict[str, object]], tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    from taskq.backends.database import DatabaseBackend
+    from tests.integration.test_cli import taskq
+    from tests.integration.workers import base_env
+
+    # Given a result written two hours ago and a fresh one, with results kept for one hour
+    backend_url = urls[0]
+    tq = TaskQ("interop", broker="memory://", backend=backend_url, result_expires=3600.0)
+    backend = tq.backend
+    assert isinstance(backend, DatabaseBackend)
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    backend.store(old, states.SUCCESS, 1)
+    backend.store(new, states.SUCCESS, 2)
+    two_hours_ago = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(hours=2)
+    with backend.engine.begin() as conn:
+        conn.execute(sa.update(backend.task).where(backend.task.c.task_id == old).values(date_done=two_hours_ago))
+    # When the command runs
+    env = base_env(tmp_path, "memory://", backend_url, TASKQ_RESULT_EXPIRES="3600")
+    done = taskq("results", "cleanup", "-A", "example_tasks:app", env=env)
+    # Then the old row is gone from the table (not merely hidden) and the fresh one stays
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "removed 1 expired result(s)"
+    with backend.engine.begin() as conn:
+        left = conn.execute(sa.select(backend.task.c.task_id)).scalars().all()
+    assert old not in left and new in left
+    tq.close()
