@@ -107,3 +107,30 @@ def test_a_claim_walks_the_index_and_never_reads_the_whole_backlog(tmp_path: Pat
         assert _rows_read(plan[0]["Plan"]) <= 64 * queue_count * 2
     finally:
         cleanup()
+
+
+def test_four_workers_run_each_of_10000_tasks_once(tmp_path: Path) -> None:
+    from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
+    from tests.servers import require_postgres
+
+    # Given 10,000 tasks already queued, and four workers started together on them
+    server, schema = require_postgres(), unique_schema()
+    url = with_schema(server, schema)
+    env = base_env(tmp_path, url, "none", TASKQ_RECOVERY_TIME="30")
+    producer = TaskQ("producer", broker=url, backend="none")
+    workers = WorkerFactory(tmp_path, env)
+    try:
+        producer.send_many("example_tasks.stamp", [((f"t{i}",), {}) for i in range(10_000)])
+        for _ in range(4):
+            workers.start("-c", "1", ready=False)
+        # When they drain the queue
+        wait_until(lambda: len(workers.marks.lines()) >= 10_000, 120, "10,000 tasks to run")
+        wait_until(lambda: producer.broker.queue_length("celery") == 0, 20, "the last acks")
+        # Then every task ran exactly once, and all four workers took a share
+        runs = workers.marks.count("done")
+        assert len(runs) == 10_000 and set(runs.values()) == {1}
+        assert len({pid for _, _, pid in workers.marks.lines()}) == 4
+    finally:
+        workers.close()
+        producer.close()
+        drop_schema(server, schema)
