@@ -151,3 +151,28 @@ def test_wrong_connections_and_brokers_are_clear_errors(producer: TaskQ, conn: p
     with pytest.raises(NotSupportedYet, match=r"sqlite:// broker \(the outbox\)"), other.transaction(conn):
         pass
     other.close()
+
+
+def test_sqlalchemy_connections_and_sessions_enqueue_in_their_transaction(producer: TaskQ) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    engine = sa.create_engine(require_postgres().replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as conn:  # rolled back
+            producer.send_task("example_tasks.add", (1, 1), using=conn)
+            raise RuntimeError("rolled back")
+        assert producer.broker.queue_length("celery") == 0
+        with engine.connect() as conn:  # autobegin: the caller's commit() commits the task
+            producer.send_task("example_tasks.add", (1, 2), using=conn)
+            assert producer.broker.queue_length("celery") == 0
+            conn.commit()
+        assert producer.broker.queue_length("celery") == 1
+        with Session(engine) as session:
+            producer.send_many("example_tasks.add", [((i, i), {}) for i in range(3)], using=session)
+            session.rollback()
+            producer.send_many("example_tasks.add", [((i, i), {}) for i in range(5)], using=session)
+            session.commit()
+        assert producer.broker.queue_length("celery") == 6
+    finally:
+        engine.dispose()

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
-from taskq.brokers.postgres.connection import PgConnections, check_same_database, driver_error, one_line, split_url
+from taskq.brokers.postgres.callers import caller_execute, sqlalchemy_errors
+from taskq.brokers.postgres.connection import PgConnections, driver_error, one_line, split_url
 from taskq.brokers.postgres.migrations import ensure_current
 from taskq.brokers.postgres.statements import CHUNK, Statements, insert_messages
 from taskq.config import Settings
@@ -80,20 +81,20 @@ class PostgresBroker:
             return
         with self._db.connection() as conn:
             if len(items) <= CHUNK:  # one statement: autocommit makes it its own transaction
-                insert_messages(conn, self.sql, items)
+                insert_messages(conn.execute, self.sql, items)
                 return
             with conn.transaction():
-                insert_messages(conn, self.sql, items)
+                insert_messages(conn.execute, self.sql, items)
 
     def enqueue_in(self, conn: Any, items: Sequence[Publication]) -> None:
         """Write messages on the caller's connection, inside the caller's transaction: one
         INSERT for one message, one per chunk for many; nothing else on that connection."""
-        check_same_database(conn, self.conninfo)
+        execute = caller_execute(conn, self.conninfo)
         if items:
             self.prepare()
             try:
-                insert_messages(conn, self.sql, items, prepare=False)
-            except driver_error() as exc:
+                insert_messages(execute, self.sql, items)
+            except (driver_error(), *sqlalchemy_errors()) as exc:
                 raise BrokerError(f"enqueue in your transaction: {one_line(exc)}") from None
 
     def prepare(self) -> None:

@@ -141,17 +141,3 @@ class PgConnections:
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
-
-def check_same_database(conn: Any, conninfo: str) -> None:
-    """A caller's connection must be a psycopg one to the broker's database (no round trip:
-    libpq knows where it is connected); else workers would never see the messages."""
-    require_psycopg()
-    if not isinstance(conn, psycopg.Connection):
-        raise ConfigurationError(
-            f"enqueueing in a transaction takes a psycopg connection, not {type(conn).__module__}.{type(conn).__name__}"
-        )
-    wanted = psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname")
-    if wanted and conn.info.dbname != wanted:
-        raise ConfigurationError(
-            f"your connection is to database {conn.info.dbname!r}, the broker's is {wanted!r}: workers would not see it"
-        )

@@ -6,7 +6,7 @@ whatever their clocks; only an ``eta`` comes from the producer, as unix time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,19 +114,14 @@ def insert_params(items: Sequence[Publication]) -> tuple[list[str], list[int], l
 
 
 def insert_messages(
-    conn: Any, statements: Statements, items: Sequence[Publication], prepare: bool | None = None
+    execute: Callable[[str, Sequence[Any]], Any], statements: Statements, items: Sequence[Publication]
 ) -> None:
-    """Enqueue on ``conn``, inside whatever transaction it has open: one INSERT for one
-    message, one INSERT per CHUNK messages. The commit wakes workers (the insert trigger's
-    NOTIFY is delivered at commit, and never after a rollback).
-
-    ``prepare=False`` on a caller's connection: psycopg would otherwise prepare the statement
-    on its sixth use, an extra round trip, and a server-side prepared statement that a
-    PgBouncer in transaction mode cannot keep."""
+    """Enqueue through ``execute`` (a connection's), inside whatever transaction it has open:
+    one INSERT for one message, one INSERT per CHUNK messages. The commit wakes workers (the
+    insert trigger's NOTIFY is delivered at commit, and never after a rollback)."""
     if len(items) == 1:
         p = items[0]
-        row = (p.queue, p.envelope.priority, p.eta, p.envelope.to_bytes())
-        conn.execute(statements.insert_one, row, prepare=prepare)
+        execute(statements.insert_one, (p.queue, p.envelope.priority, p.eta, p.envelope.to_bytes()))
         return
     for start in range(0, len(items), CHUNK):
-        conn.execute(statements.insert, insert_params(items[start : start + CHUNK]), prepare=prepare)
+        execute(statements.insert, insert_params(items[start : start + CHUNK]))
