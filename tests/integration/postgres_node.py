@@ -53,12 +53,13 @@ class ThrowawayPostgres:
             os.chown(self.folder, user.pw_uid, user.pw_gid)
         self._run(str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
         options = [f"-c port={self.port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={self.folder}",
-                   "-c fsync=off", *(f"-c {s}" for s in settings)]
-        self.process = subprocess.Popen(
-            [*self._prefix, str(bin_dir / "postgres"), "-D", str(self.data), *" ".join(options).split()],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+                   *(f"-c {s}" for s in settings)]
+        self._command = [*self._prefix, str(bin_dir / "postgres"), "-D", str(self.data), *" ".join(options).split()]
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self._command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -76,7 +77,16 @@ class ThrowawayPostgres:
     def database_url(self, name: str) -> str:
         return self.url.rsplit("/", 1)[0] + "/" + name
 
+    def restart(self) -> None:
+        """Fast shutdown (every client is disconnected), then start again on the same data."""
+        self.shutdown()
+        self.start()
+
     def stop(self) -> None:
+        self.shutdown()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def shutdown(self) -> None:
         if self.process.poll() is None:
             # Fast shutdown, sent to the postmaster itself: runuser does not pass SIGINT on.
             pid_file = self.data / "postmaster.pid"
@@ -87,4 +97,3 @@ class ThrowawayPostgres:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
-        shutil.rmtree(self.folder, ignore_errors=True)

@@ -134,3 +134,28 @@ def test_four_workers_run_each_of_10000_tasks_once(tmp_path: Path) -> None:
         workers.close()
         producer.close()
         drop_schema(server, schema)
+
+
+def test_worker_and_producer_ride_out_a_server_restart(tmp_path: Path) -> None:
+    # Given a worker and a producer on a server of their own, both with live connections
+    server = ThrowawayPostgres()
+    url = server.url + "?schema=restart"
+    env = base_env(tmp_path, url, f"sqlite:///{tmp_path}/results.db")
+    workers = WorkerFactory(tmp_path, env)
+    producer = TaskQ("producer", broker=url, backend=f"sqlite:///{tmp_path}/results.db")
+    try:
+        workers.start("-c", "1")
+        assert producer.send_task("example_tasks.add", (1, 1)).get(timeout=20) == 2
+        delayed = producer.send_task("example_tasks.stamp", ("after-restart",), countdown=3)
+        # When the server restarts (every connection is cut)
+        server.restart()
+        # Then the producer's next send succeeds on a new connection, without an error
+        assert producer.send_task("example_tasks.add", (2, 2)).get(timeout=30) == 4
+        # And the delayed task, stored before the restart, still runs once
+        assert isinstance(delayed.get(timeout=30), float)
+        assert workers.marks.count("done")["after-restart"] == 1
+        assert workers.workers[0].proc.poll() is None
+    finally:
+        producer.close()
+        workers.close()
+        server.stop()

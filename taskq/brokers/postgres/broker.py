@@ -79,12 +79,15 @@ class PostgresBroker:
     def publish_many(self, items: Sequence[Publication]) -> None:
         if not items:
             return
-        with self._db.connection() as conn:
+
+        def insert(conn: Any) -> None:
             if len(items) <= CHUNK:  # one statement: autocommit makes it its own transaction
                 insert_messages(conn.execute, self.sql, items)
                 return
             with conn.transaction():
                 insert_messages(conn.execute, self.sql, items)
+
+        self._db.run(insert)
 
     def enqueue_in(self, conn: Any, items: Sequence[Publication]) -> None:
         """Write messages on the caller's connection, inside the caller's transaction: one
@@ -150,8 +153,8 @@ class PostgresBroker:
         self, sql: str, deliveries: Sequence[Delivery], *before: object, after: tuple[object, ...] = ()
     ) -> None:
         if deliveries:
-            with self._db.connection() as conn:
-                conn.execute(sql, (*before, [d.tag for d in deliveries], self.owner, *after))
+            params = (*before, [d.tag for d in deliveries], self.owner, *after)
+            self._db.run(lambda conn: conn.execute(sql, params))
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         self._by_owner(self.sql.ack, deliveries)
@@ -164,17 +167,14 @@ class PostgresBroker:
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{delivery.tag}"
-        with self._db.connection() as conn:
-            conn.execute(self.sql.dead_letter, (delivery.tag, self.owner, message_id, reason))
+        self._db.run(lambda conn: conn.execute(self.sql.dead_letter, (delivery.tag, self.owner, message_id, reason)))
 
     # -- inspection and dead letters ------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._db.connection() as conn:
-            return list(conn.execute(sql.replace("{s}", self.schema), params).fetchall())
+        return self._db.run(lambda conn: list(conn.execute(sql.replace("{s}", self.schema), params).fetchall()))
 
     def _count(self, sql: str, params: Sequence[object] = ()) -> int:
-        with self._db.connection() as conn:
-            return int(conn.execute(sql.replace("{s}", self.schema), params).rowcount)
+        return self._db.run(lambda conn: int(conn.execute(sql.replace("{s}", self.schema), params).rowcount))
 
     def queue_length(self, queue: str) -> int:
         return int(self._rows('SELECT count(*) FROM "{s}".messages WHERE queue = %s', (queue,))[0][0])

@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from taskq.errors import ConfigurationError, TaskQError
@@ -24,6 +24,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     psycopg = None  # type: ignore[assignment]
 
+T = TypeVar("T")
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "taskq"
 CONNECT_TIMEOUT = 5
@@ -100,10 +101,13 @@ class PgConnections:
         try:
             if self.on_open is not None:
                 self.on_open(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise self.error(f"{self.what}: {one_line(exc)}") from None
         except BaseException:
             conn.close()
             raise
-        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.conn, self._local.pid, self._local.fresh = conn, os.getpid(), True
         with self._lock:
             if self._pid != os.getpid():
                 self._all, self._pid = [], os.getpid()  # the parent's connections are not ours
@@ -114,12 +118,34 @@ class PgConnections:
     def connection(self) -> Iterator[Any]:
         """This thread's connection, psycopg errors translated; a broken one is dropped."""
         conn = self.get()
+        self._local.fresh = False
         try:
             yield conn
         except psycopg.Error as exc:
             if conn.closed or conn.broken or isinstance(exc, psycopg.OperationalError):
                 self.drop()
             raise self.error(f"{self.what}: {one_line(exc)}") from None
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(conn)`` with errors translated. A connection that served before and is found
+        dead (a server restart, a network cut, an idle timeout) is replaced and the work runs
+        once more, so a producer does not fail on a stale connection. The work must be safe
+        to repeat: at worst a message is stored twice, which at-least-once allows."""
+        conn = self.get()
+        reused = not getattr(self._local, "fresh", False)
+        self._local.fresh = False
+        try:
+            return work(conn)
+        except psycopg.OperationalError as exc:
+            self.drop()
+            if not reused:
+                raise self.error(f"{self.what}: {one_line(exc)}") from None
+        except psycopg.Error as exc:
+            if conn.closed or conn.broken:
+                self.drop()
+            raise self.error(f"{self.what}: {one_line(exc)}") from None
+        with self.connection() as conn:
+            return work(conn)
 
     def drop(self) -> None:
         """Forget this thread's connection (after a failure); the next use reconnects."""
