@@ -26,6 +26,7 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     result_backend: str | None = None  # None: the broker's own server when it can store results
     beat_store_url: str | None = None
+    outbox_url: str | None = None  # postgresql://...?schema=: transactional enqueue to a non-PostgreSQL broker
     task_default_queue: str = "celery"  # Celery's default, so both sides meet on one queue
     task_serializer: str = "json"
     result_serializer: str = "json"

@@ -4,18 +4,20 @@
 savepoint when one is open already) and sends every task of the block through it; a send
 option ``using=conn`` does the same for one call. The messages are rows the caller's
 transaction writes: rolled back, they never existed; committed, they run at least once.
-Only a broker that stores messages in that same database can do this (``enqueue_in``).
+A PostgreSQL broker stores them in its own table; any other broker gets them through the
+outbox (``outbox_url``) and ``taskq outbox relay``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import url_scheme
-from taskq.errors import NotSupportedYet
+from taskq.errors import ConfigurationError, NotSupportedYet
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -54,8 +56,27 @@ def enqueue(app: TaskQ, conn: Any, items: Sequence[Publication]) -> None:
 
 
 def enqueue_in(app: TaskQ) -> Any:
+    """The broker's own ``enqueue_in`` (PostgreSQL), else the outbox's (``outbox_url``)."""
     method = getattr(app.broker, "enqueue_in", None)
-    if method is None:
-        scheme = url_scheme(app.conf.broker_url)
-        raise NotSupportedYet(f"enqueueing in your own transaction on a {scheme}:// broker (the outbox)")
-    return method
+    if method is not None:
+        return method
+    if app.conf.outbox_url:
+        return outbox_for(app.conf.outbox_url).enqueue_in
+    scheme = url_scheme(app.conf.broker_url)
+    raise ConfigurationError(
+        f"enqueueing in your own transaction on a {scheme}:// broker needs an outbox in your PostgreSQL:"
+        " set outbox_url (TASKQ_OUTBOX_URL), e.g. postgresql://host/db?schema=taskq, and run `taskq outbox relay`"
+    )
+
+
+_outboxes: dict[tuple[int, str], Any] = {}
+
+
+def outbox_for(url: str) -> Any:
+    """This process's Outbox for a URL (its connection and table check are made once)."""
+    from taskq.brokers.postgres.outbox import Outbox
+
+    key = (os.getpid(), url)
+    if key not in _outboxes:
+        _outboxes[key] = Outbox(url)
+    return _outboxes[key]

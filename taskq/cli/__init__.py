@@ -10,6 +10,7 @@ import click
 from taskq.beat.cli import beat, schedule
 from taskq.cli.db import db
 from taskq.cli.demo import demo
+from taskq.cli.outbox import outbox
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.results import results
 from taskq.cli.tasks import call, result
@@ -22,7 +23,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox):
     cli.add_command(command)
 
 

@@ -13,14 +13,18 @@ from taskq.config import url_scheme
 
 @click.group()
 def db() -> None:
-    """Create or upgrade the tables of a postgresql:// broker (in its ?schema=)."""
+    """Create or upgrade the tables of a postgresql:// broker, or of the outbox (outbox_url)."""
 
 
 def _with_schema(app_spec: str, action: Callable[[Any, str], str]) -> None:
     app = run_guarded(lambda: load_app(app_spec))
     url = app.conf.broker_url
     if url_scheme(url) not in ("postgresql", "postgres"):
-        raise CommandError(f"taskq db needs a postgresql:// broker, and this app's broker is {url_scheme(url)}://")
+        if not app.conf.outbox_url:
+            raise CommandError(
+                f"taskq db needs a postgresql:// broker or an outbox_url, and this app's broker is {url_scheme(url)}://"
+            )
+        url = app.conf.outbox_url  # the outbox's tables, for a Redis or RabbitMQ broker
 
     def run() -> str:
         from taskq.brokers.postgres.connection import PgConnections, split_url

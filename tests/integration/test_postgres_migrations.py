@@ -41,12 +41,15 @@ def test_db_init_creates_the_tables_and_migrate_finds_nothing_to_do(schema: tupl
     assert versions(url, name) == [m[0] for m in migrations.MIGRATIONS]
     again = taskq("db", "migrate", "-A", "example_tasks:app", env=env)
     assert again.returncode == 0 and "up to date" in again.stdout
-    assert taskq("db", "init", "-A", "example_tasks:app", env=env).stdout.strip().endswith("already at version 1")
+    init_again = taskq("db", "init", "-A", "example_tasks:app", env=env)
+    assert init_again.stdout.strip().endswith(f"already at version {migrations.LATEST}")
 
 
 def test_db_commands_on_a_broker_that_is_not_postgresql_fail_in_one_line(tmp_path: Path) -> None:
     env = base_env(tmp_path, f"sqlite:///{tmp_path}/b.db")
-    assert_one_line_error(taskq("db", "migrate", "-A", "example_tasks:app", env=env), "needs a postgresql:// broker")
+    assert_one_line_error(
+        taskq("db", "migrate", "-A", "example_tasks:app", env=env), "needs a postgresql:// broker or an outbox_url"
+    )
     env = base_env(tmp_path, "postgresql://postgres@127.0.0.1/test?schema=Not-Valid")
     assert_one_line_error(taskq("db", "init", "-A", "example_tasks:app", env=env), "schema 'Not-Valid' must be")
 
@@ -58,19 +61,21 @@ def test_a_later_migration_is_refused_until_migrate_applies_it_once(
     url, name = schema
     with psycopg.connect(url, autocommit=True) as conn:
         migrations.migrate(conn, name)
-    later = [*migrations.MIGRATIONS, (2, "a note column", 'ALTER TABLE "{s}".messages ADD COLUMN note text')]
+    now, next_ = migrations.LATEST, migrations.LATEST + 1
+    later = [*migrations.MIGRATIONS, (next_, "a note column", 'ALTER TABLE "{s}".messages ADD COLUMN note text')]
     monkeypatch.setattr(migrations, "MIGRATIONS", later)
-    monkeypatch.setattr(migrations, "LATEST", 2)
+    monkeypatch.setattr(migrations, "LATEST", next_)
     # When the later taskq starts on it, it refuses with the command to run
     broker = PostgresBroker(with_schema(url, name))
-    with pytest.raises(BrokerError, match="is at version 1, this taskq needs 2: run `taskq db migrate"):
+    refused = f"is at version {now}, this taskq needs {next_}: run `taskq db migrate"
+    with pytest.raises(BrokerError, match=refused):
         broker.queue_length("q")
     # Then migrate applies only the new version, once, and the broker works
     with psycopg.connect(url, autocommit=True) as conn:
-        assert migrations.migrate(conn, name) == [2]
+        assert migrations.migrate(conn, name) == [next_]
         assert migrations.migrate(conn, name) == []
         assert conn.execute(f'SELECT note FROM "{name}".messages').fetchall() == []
-    assert versions(url, name) == [1, 2]
+    assert versions(url, name) == [*range(1, now + 1), next_]
     broker.publish("q", envelope())
     assert broker.queue_length("q") == 1
     broker.close()
@@ -97,7 +102,28 @@ def test_many_brokers_starting_on_an_empty_schema_create_it_once(schema: tuple[s
     for t in threads:
         t.join()
     assert errors == []
-    assert versions(url, name) == [1]
+    assert versions(url, name) == [m[0] for m in migrations.MIGRATIONS]
     check = PostgresBroker(with_schema(url, name))
     assert check.queue_length("q") == 6
     check.close()
+
+
+def test_taskq_db_migrate_upgrades_a_version_1_schema(schema: tuple[str, str], tmp_path: Path) -> None:
+    # Given a schema as the first release of the PostgreSQL broker left it, with a message in it
+    url, name = schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrations.migrate(conn, name, migrations.MIGRATIONS[:1])
+        conn.execute(f'INSERT INTO "{name}".messages (queue, payload) VALUES (%s, %s)', ("q", envelope().to_bytes()))
+    with pytest.raises(BrokerError, match="run `taskq db migrate"):
+        PostgresBroker(with_schema(url, name)).queue_length("q")
+    # When the user runs the migration
+    env = base_env(tmp_path, with_schema(url, name))
+    done = taskq("db", "migrate", "-A", "example_tasks:app", env=env)
+    # Then the later versions are applied, the message kept, and the broker works again
+    assert done.returncode == 0, done.stderr
+    later = [m[0] for m in migrations.MIGRATIONS[1:]]
+    assert f"applied version(s) {', '.join(map(str, later))}" in done.stdout
+    assert versions(url, name) == [m[0] for m in migrations.MIGRATIONS]
+    broker = PostgresBroker(with_schema(url, name))
+    assert broker.queue_length("q") == 1
+    broker.close()

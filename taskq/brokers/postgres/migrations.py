@@ -51,6 +51,28 @@ CREATE TRIGGER messages_ready AFTER INSERT ON "{s}".messages
     EXECUTE FUNCTION "{s}".notify_ready('{channel}');
 """,
     ),
+    (
+        2,
+        "outbox for transactional enqueue to other brokers",
+        """
+CREATE TABLE "{s}".outbox (
+    id bigserial PRIMARY KEY,
+    queue text NOT NULL,
+    priority smallint NOT NULL DEFAULT 0,
+    eta float8,
+    payload bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE FUNCTION "{s}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(TG_ARGV[0], '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER outbox_filled AFTER INSERT ON "{s}".outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION "{s}".notify_outbox('{outbox_channel}');
+""",
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -58,6 +80,11 @@ LATEST = MIGRATIONS[-1][0]
 def channel(schema: str) -> str:
     """The LISTEN/NOTIFY channel on which inserts (and requeues) announce ready queues."""
     return f"taskq.{schema}"
+
+
+def outbox_channel(schema: str) -> str:
+    """The channel on which inserts into the outbox wake the relay."""
+    return f"taskq.{schema}.outbox"
 
 
 def current_version(conn: Any, schema: str) -> int | None:
@@ -87,7 +114,8 @@ def migrate(conn: Any, schema: str, migrations: list[tuple[int, str, str]] | Non
         for version, name, script in migrations:
             if version in done:
                 continue
-            conn.execute(script.replace("{s}", schema).replace("{channel}", channel(schema)))
+            script = script.replace("{channel}", channel(schema)).replace("{outbox_channel}", outbox_channel(schema))
+            conn.execute(script.replace("{s}", schema))
             conn.execute(f'INSERT INTO "{schema}".taskq_migrations (version, name) VALUES (%s, %s)', (version, name))
             applied_now.append(version)
     return applied_now

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from taskq.brokers.base import Publication
 from taskq.brokers.postgres.migrations import channel
@@ -113,8 +113,18 @@ def insert_params(items: Sequence[Publication]) -> tuple[list[str], list[int], l
     )
 
 
+class InsertStatements(Protocol):
+    """The two INSERTs insert_messages needs (the broker's messages table, or the outbox)."""
+
+    @property
+    def insert_one(self) -> str: ...
+
+    @property
+    def insert(self) -> str: ...
+
+
 def insert_messages(
-    execute: Callable[[str, Sequence[Any]], Any], statements: Statements, items: Sequence[Publication]
+    execute: Callable[[str, Sequence[Any]], Any], statements: InsertStatements, items: Sequence[Publication]
 ) -> None:
     """Enqueue through ``execute`` (a connection's), inside whatever transaction it has open:
     one INSERT for one message, one INSERT per CHUNK messages. The commit wakes workers (the

@@ -1,0 +1,111 @@
+"""Transactional enqueue to a Redis broker through the outbox in PostgreSQL: rolled back →
+never sent; committed → relayed in order, each once; a relay killed with SIGKILL in the
+middle re-sends at most one batch and loses no row."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from taskq import TaskQ
+from taskq.brokers.base import Broker
+from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
+from tests.contract.redis_factories import delete_prefixed, unique_prefix
+from tests.integration.workers import PROJECT, base_env, wait_until
+from tests.servers import require_postgres, require_redis
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[tuple[TaskQ, dict[str, str], str]]:
+    """A producer app on Redis with its outbox in PostgreSQL, the relay's environment, and
+    the user's database URL."""
+    redis_url, prefix = require_redis(), unique_prefix()
+    pg_url, schema = require_postgres(), unique_schema()
+    options = {"global_keyprefix": prefix}
+    app = TaskQ("producer", broker=redis_url, backend="none", broker_transport_options=options,
+                outbox_url=with_schema(pg_url, schema))  # fmt: skip
+    env = base_env(tmp_path, redis_url, "none", TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps(options),
+                   TASKQ_OUTBOX_URL=with_schema(pg_url, schema))  # fmt: skip
+    try:
+        yield app, env, pg_url
+    finally:
+        app.close()
+        delete_prefixed(redis_url, prefix)
+        drop_schema(pg_url, schema)
+
+
+def relay(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "taskq", "outbox", "relay", "-A", "example_tasks:app", *args]
+    return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def drain_ids(broker: Broker) -> list[str]:
+    """Every task id on the default queue, in the order the broker hands them out."""
+    ids: list[str] = []
+    while batch := broker.fetch(["celery"], 500, 1.0):
+        ids += [d.envelope.id for d in batch if d.envelope]
+        broker.ack(batch)
+    return ids
+
+
+def test_rolled_back_never_sent_committed_relayed_in_order(setup: tuple[TaskQ, dict[str, str], str]) -> None:
+    app, env, pg_url = setup
+    with psycopg.connect(pg_url) as conn:
+        with pytest.raises(RuntimeError), app.transaction(conn):
+            app.send_task("example_tasks.add", (0, 0), task_id="rolled-back")
+            raise RuntimeError("rolled back")
+        with app.transaction(conn):
+            sent = [app.send_task("example_tasks.add", (i, i)).id for i in range(5)]
+            sent += [r.id for r in app.send_many("example_tasks.add", [((i, i), {}) for i in range(20)])]
+    assert app.broker.queue_length("celery") == 0  # nothing reaches Redis until the relay runs
+    done = relay(env, "--once")
+    out, err = done.communicate(timeout=60)
+    assert done.returncode == 0, err
+    assert out.strip() == "relayed 25 message(s)"
+    assert drain_ids(app.broker) == sent
+
+
+def test_a_relay_killed_mid_batch_resends_that_batch_and_loses_nothing(
+    setup: tuple[TaskQ, dict[str, str], str],
+) -> None:
+    # Given 3,000 committed rows in the outbox
+    app, env, pg_url = setup
+    schema = env["TASKQ_OUTBOX_URL"].rsplit("=", 1)[1]
+    with psycopg.connect(pg_url) as conn, app.transaction(conn):
+        sent = [r.id for r in app.send_many("example_tasks.add", [((i, i), {}) for i in range(3000)])]
+    # And a stall between publishing a batch and deleting it (the middle of a batch, held open)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE FUNCTION "{schema}".stall() RETURNS trigger LANGUAGE plpgsql AS'
+            " $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+        )
+        conn.execute(f'CREATE TRIGGER stall BEFORE DELETE ON "{schema}".outbox EXECUTE FUNCTION "{schema}".stall()')
+    # When a relay (batches of 200) is killed with SIGKILL while its first batch is on Redis
+    # but its delete is not committed
+    victim = relay(env, "--batch", "200")
+    wait_until(lambda: app.broker.queue_length("celery") > 0 or victim.poll() is not None, 30, "the first batch")
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=10)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP TRIGGER stall ON "{schema}".outbox')
+    # And another relay finishes the job
+    done = relay(env, "--once", "--batch", "200")
+    assert done.communicate(timeout=60) and done.returncode == 0
+    # Then every row reached the broker, and exactly the interrupted batch twice
+    counts = Counter(drain_ids(app.broker))
+    assert set(counts) == set(sent)
+    twice = sorted(sent.index(task_id) for task_id, n in counts.items() if n == 2)
+    assert twice == list(range(200)), "only the first batch, the one in flight, is sent again"
+    assert max(counts.values()) == 2
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(f'SELECT count(*) FROM "{schema}".outbox').fetchone() == (0,)
