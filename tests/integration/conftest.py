@@ -41,7 +41,8 @@ def postgres_broker_env(tmp_path: Path) -> tuple[dict[str, str], Callable[[], No
     from tests.servers import require_postgres
 
     url, schema = require_postgres(), unique_schema()
-    env = base_env(tmp_path, with_schema(url, schema), f"sqlite:///{tmp_path}/results.db")
+    # Results in the same database and schema, through the db+postgresql backend.
+    env = base_env(tmp_path, with_schema(url, schema), "db+" + with_schema(url, schema))
     return env, lambda: drop_schema(url, schema)
 
 
