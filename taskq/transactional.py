@@ -1,9 +1,10 @@
 """Enqueue inside the caller's own database transaction.
 
-``with app.transaction(conn):`` opens a transaction on the caller's psycopg connection (a
-savepoint when one is open already) and sends every task of the block through it; a send
-option ``using=conn`` does the same for one call. The messages are rows the caller's
-transaction writes: rolled back, they never existed; committed, they run at least once.
+``with app.transaction(conn):`` opens a transaction on the caller's connection (psycopg,
+SQLAlchemy Connection or Session, Django; a savepoint when one is open already) and sends
+every task of the block through it; a send option ``using=conn`` does the same for one
+call. The messages are rows the caller's transaction writes: rolled back, they never
+existed; committed, they run at least once.
 A PostgreSQL broker stores them in its own table; any other broker gets them through the
 outbox (``outbox_url``) and ``taskq outbox relay``.
 """
@@ -17,7 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import url_scheme
-from taskq.errors import ConfigurationError, NotSupportedYet
+from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -29,11 +30,10 @@ _bound: ContextVar[tuple[TaskQ, Any] | None] = ContextVar("taskq_transaction", d
 @contextmanager
 def transaction(app: TaskQ, conn: Any) -> Iterator[Any]:
     """Commit on leaving the block, roll back on an exception; tasks sent inside go with it."""
+    from taskq.brokers.postgres.callers import transaction_for
+
     enqueue_in(app)  # a broker that cannot is an error before the block runs, not in it
-    opener = getattr(conn, "transaction", None)
-    if opener is None:
-        raise NotSupportedYet(f"app.transaction() with a {type(conn).__name__} (use a psycopg connection)")
-    with opener():
+    with transaction_for(conn):
         token = _bound.set((app, conn))
         try:
             yield conn

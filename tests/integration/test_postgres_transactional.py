@@ -174,5 +174,39 @@ def test_sqlalchemy_connections_and_sessions_enqueue_in_their_transaction(produc
             producer.send_many("example_tasks.add", [((i, i), {}) for i in range(5)], using=session)
             session.commit()
         assert producer.broker.queue_length("celery") == 6
+        with engine.connect() as conn:
+            with pytest.raises(RuntimeError), producer.transaction(conn):  # conn.begin() underneath
+                producer.send_task("example_tasks.add", (0, 0))
+                raise RuntimeError("rolled back")
+            with producer.transaction(conn):
+                producer.send_task("example_tasks.add", (3, 3))
+        assert producer.broker.queue_length("celery") == 7
     finally:
         engine.dispose()
+
+
+def test_django_connection_enqueues_in_atomic_blocks(producer: TaskQ) -> None:
+    django = pytest.importorskip("django")
+    from django.conf import settings
+
+    if not settings.configured:
+        parts = psycopg.conninfo.conninfo_to_dict(require_postgres())
+        settings.configure(DATABASES={"default": {
+            "ENGINE": "django.db.backends.postgresql", "NAME": parts.get("dbname", ""), "USER": parts.get("user", ""),
+            "HOST": parts.get("host", ""), "PORT": parts.get("port", ""), "PASSWORD": parts.get("password", ""),
+        }})  # fmt: skip
+        django.setup()
+    from django.db import connection, transaction
+
+    try:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            producer.send_task("example_tasks.add", (1, 1), using=connection)
+            raise RuntimeError("rolled back")
+        assert producer.broker.queue_length("celery") == 0
+        with producer.transaction(connection):  # atomic() underneath
+            producer.send_task("example_tasks.add", (1, 2))
+            producer.send_many("example_tasks.add", [((i, i), {}) for i in range(4)])
+            assert producer.broker.queue_length("celery") == 0
+        assert producer.broker.queue_length("celery") == 5
+    finally:
+        connection.close()
