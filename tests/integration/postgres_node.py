@@ -82,6 +82,21 @@ class ThrowawayPostgres:
         self.shutdown()
         self.start()
 
+    def crash(self) -> None:
+        """SIGKILL the postmaster and its backends (the server's own processes, by pid): what
+        was only in shared memory — WAL not yet written — is lost, as in a real crash."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        for pid in [postmaster, *map(int, children)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(20)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in map(int, children)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def stop(self) -> None:
         self.shutdown()
         shutil.rmtree(self.folder, ignore_errors=True)

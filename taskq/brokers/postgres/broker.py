@@ -130,7 +130,12 @@ class PostgresBroker:
         """This thread's 'look again at' times; LISTEN first on a new connection, so no
         commit between our LISTEN and our first claim goes unnoticed."""
         if getattr(self._local, "conn", None) is not conn:
-            conn.execute(f'LISTEN "{self.sql.channel}"')
+            # A fetching connection commits without waiting for the WAL flush: its claims,
+            # acks and the messages its tasks send. A server crash loses at most a suffix of
+            # those commits, in WAL order, so a lost publish always comes with the loss of
+            # the later ack of the task that sent it: that task runs again (at-least-once).
+            # Producers' connections keep synchronous commits: a sent task is on disk.
+            conn.execute(f'LISTEN "{self.sql.channel}"; SET synchronous_commit = off')
             self._local.conn, self._local.look_at = conn, {}
         look_at: dict[frozenset[str], float] = self._local.look_at
         return look_at
