@@ -109,10 +109,15 @@ class PgConnections:
             raise
         self._local.conn, self._local.pid, self._local.fresh = conn, os.getpid(), True
         with self._lock:
-            if self._pid != os.getpid():
-                self._all, self._pid = [], os.getpid()  # the parent's connections are not ours
-            self._all.append(conn)
+            self._forget_parents()
+            self._all = [c for c in self._all if not c.closed] + [conn]
         return conn
+
+    def _forget_parents(self) -> None:
+        """After a fork the parent's connections are not ours to close (psycopg itself never
+        ends a connection from a process other than the one that opened it)."""
+        if self._pid != os.getpid():
+            self._all, self._pid = [], os.getpid()
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
@@ -157,8 +162,8 @@ class PgConnections:
     def close(self) -> None:
         """Close every connection this process opened; later use reconnects."""
         with self._lock:
-            mine, self._all = (self._all if self._pid == os.getpid() else []), []
-            self._pid = os.getpid()
+            self._forget_parents()
+            mine, self._all = self._all, []
         for conn in mine:
             conn.close()
         self._local.conn = None
