@@ -1,4 +1,4 @@
-"""Transactional enqueue to a Redis broker through the outbox in PostgreSQL: rolled back →
+"""Transactional enqueue to a Redis or RabbitMQ broker through the outbox in PostgreSQL: rolled back →
 never sent; committed → relayed in order, each once; a relay killed with SIGKILL in the
 middle re-sends at most one batch and loses no row."""
 
@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -18,30 +19,44 @@ import pytest
 from taskq import TaskQ
 from taskq.brokers.base import Broker
 from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
+from tests.contract.rabbitmq_factories import fresh_vhost
 from tests.contract.redis_factories import delete_prefixed, unique_prefix
 from tests.integration.workers import PROJECT, base_env, wait_until
-from tests.servers import require_postgres, require_redis
+from tests.servers import require_postgres, require_rabbitmq, require_redis
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple[TaskQ, dict[str, str], str]]:
-    """A producer app on Redis with its outbox in PostgreSQL, the relay's environment, and
-    the user's database URL."""
-    redis_url, prefix = require_redis(), unique_prefix()
-    pg_url, schema = require_postgres(), unique_schema()
-    options = {"global_keyprefix": prefix}
-    app = TaskQ("producer", broker=redis_url, backend="none", broker_transport_options=options,
-                outbox_url=with_schema(pg_url, schema))  # fmt: skip
-    env = base_env(tmp_path, redis_url, "none", TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps(options),
-                   TASKQ_OUTBOX_URL=with_schema(pg_url, schema))  # fmt: skip
+@contextmanager
+def redis_broker() -> Iterator[tuple[str, dict[str, str]]]:
+    url, prefix = require_redis(), unique_prefix()
     try:
-        yield app, env, pg_url
+        yield url, {"global_keyprefix": prefix}
     finally:
-        app.close()
-        delete_prefixed(redis_url, prefix)
-        drop_schema(pg_url, schema)
+        delete_prefixed(url, prefix)
+
+
+@contextmanager
+def rabbitmq_broker() -> Iterator[tuple[str, dict[str, str]]]:
+    with fresh_vhost(require_rabbitmq()) as url:
+        yield url, {}
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[TaskQ, dict[str, str], str]]:
+    """A producer app on Redis or RabbitMQ with its outbox in PostgreSQL, the relay's
+    environment, and the user's database URL."""
+    pg_url, schema = require_postgres(), unique_schema()
+    with (redis_broker() if request.param == "redis" else rabbitmq_broker()) as (broker_url, options):
+        app = TaskQ("producer", broker=broker_url, backend="none", broker_transport_options=options,
+                    outbox_url=with_schema(pg_url, schema))  # fmt: skip
+        env = base_env(tmp_path, broker_url, "none", TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps(options),
+                       TASKQ_OUTBOX_URL=with_schema(pg_url, schema))  # fmt: skip
+        try:
+            yield app, env, pg_url
+        finally:
+            app.close()
+            drop_schema(pg_url, schema)
 
 
 def relay(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
