@@ -102,7 +102,7 @@ def test_a_relay_killed_mid_batch_resends_that_batch_and_loses_nothing(
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             f'CREATE FUNCTION "{schema}".stall() RETURNS trigger LANGUAGE plpgsql AS'
-            " $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$"
+            " $$ BEGIN PERFORM pg_sleep(2); RETURN NULL; END $$"
         )
         conn.execute(f'CREATE TRIGGER stall BEFORE DELETE ON "{schema}".outbox EXECUTE FUNCTION "{schema}".stall()')
     # When a relay (batches of 200) is killed with SIGKILL while its first batch is on Redis
