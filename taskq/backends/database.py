@@ -125,14 +125,19 @@ class DatabaseBackend(ResultBackend):
         if row is None:
             return None
         done = row.date_done.replace(tzinfo=timezone.utc).isoformat() if row.date_done else None
-        meta = {
-            "status": row.status,
-            "result": None if row.result is None else json.loads(row.result),
-            "traceback": row.traceback,
-            "children": json.loads(row.children) if row.children else [],
-            "date_done": done if row.status in states.READY_STATES else None,
-            "task_id": self._task_id(key),
-        }
+        try:
+            meta = {
+                "status": row.status,
+                "result": None if row.result is None else json.loads(row.result),
+                "traceback": row.traceback,
+                "children": json.loads(row.children) if row.children else [],
+                "date_done": done if row.status in states.READY_STATES else None,
+                "task_id": self._task_id(key),
+            }
+        except ValueError:  # e.g. a Celery app with result_serializer = "pickle"
+            raise BackendError(
+                f"the result of task {self._task_id(key)} is not JSON (the writer's result_serializer must be json)"
+            ) from None
         return self.encode_meta(meta)
 
     def _row(self, key: str, value: bytes) -> dict[str, Any]:

@@ -120,3 +120,17 @@ def test_taskq_results_cleanup_removes_expired_results(
         left = conn.execute(sa.select(backend.task.c.task_id)).scalars().all()
     assert old not in left and new in left
     tq.close()
+
+
+def test_a_result_that_is_not_json_is_one_clear_error(urls: tuple[str, str, dict[str, object]]) -> None:
+    from taskq.errors import BackendError
+
+    taskq_url, celery_url, conf = urls
+    cel = celery.Celery("interop", backend=celery_url)
+    cel.conf.update(conf, result_serializer="pickle", accept_content=["pickle", "json"])
+    task_id = uuid.uuid4().hex
+    cel.backend.mark_as_done(task_id, {"n": 1})
+    tq = TaskQ("interop", broker="memory://", backend=taskq_url)
+    with pytest.raises(BackendError, match="is not JSON"):
+        tq.AsyncResult(task_id).get(timeout=5)
+    tq.close()
