@@ -18,6 +18,7 @@ import pytest
 
 from taskq import TaskQ
 from taskq.brokers.base import Broker
+from taskq.brokers.postgres.migrations import outbox_channel
 from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
 from tests.contract.rabbitmq_factories import fresh_vhost
 from tests.contract.redis_factories import delete_prefixed, unique_prefix
@@ -64,6 +65,20 @@ def relay(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def relay_is_asleep(pg_url: str, schema: str) -> bool:
+    """The relay holds its advisory lock (the key of this schema's outbox) and its session is
+    idle after a batch, waiting on LISTEN."""
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid, (SELECT hashtext(%s)::bigint AS k) key"
+            " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+            " AND l.objid = (key.k & 4294967295)::oid AND l.classid = ((key.k >> 32) & 4294967295)::oid"
+            " AND a.state = 'idle' AND a.query = 'COMMIT'",
+            (outbox_channel(schema),),
+        ).fetchone()
+    return row is not None
+
+
 def drain_ids(broker: Broker) -> list[str]:
     """Every task id on the default queue, in the order the broker hands them out."""
     ids: list[str] = []
@@ -88,6 +103,18 @@ def test_rolled_back_never_sent_committed_relayed_in_order(setup: tuple[TaskQ, d
     assert done.returncode == 0, err
     assert out.strip() == "relayed 25 message(s)"
     assert drain_ids(app.broker) == sent
+    # A running relay wakes on the next commit (NOTIFY) and stops cleanly on SIGTERM
+    running = relay(env)
+    schema = env["TASKQ_OUTBOX_URL"].rsplit("=", 1)[1]
+    wait_until(lambda: relay_is_asleep(pg_url, schema), 30, "the relay to empty the outbox and sleep")
+    with psycopg.connect(pg_url) as conn, app.transaction(conn):
+        late = app.send_task("example_tasks.add", (9, 9)).id
+    wait_until(lambda: app.broker.queue_length("celery") == 1, 3, "the relay to wake (its safety look is 5 s)")
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=20)
+    assert running.returncode == 0, err
+    assert out.strip() == "relayed 1 message(s)"
+    assert drain_ids(app.broker) == [late]
 
 
 def test_a_relay_killed_mid_batch_resends_that_batch_and_loses_nothing(
