@@ -263,7 +263,8 @@ class TaskQ:
 
     def transaction(self, conn: Any) -> AbstractContextManager[Any]:
         """``with app.transaction(conn):`` tasks sent in the block are written in a transaction
-        on your psycopg connection: rolled back, they never run; committed, they run."""
+        on your connection (psycopg, SQLAlchemy, Django): rolled back, they never run;
+        committed, they run. On a broker other than PostgreSQL they go through the outbox."""
         return transactional.transaction(self, conn)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
