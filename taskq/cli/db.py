@@ -7,25 +7,25 @@ from typing import Any
 
 import click
 
+from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, run_guarded
 from taskq.config import url_scheme
 
 
 @click.group()
 def db() -> None:
-    """Create or upgrade the tables of a postgresql:// broker, or of the outbox (outbox_url)."""
+    """Create or upgrade taskq's tables: a postgresql:// broker's or the outbox's (in their
+    ?schema=), and a db+ result backend's."""
 
 
-def _with_schema(app_spec: str, action: Callable[[Any, str], str]) -> None:
-    app = run_guarded(lambda: load_app(app_spec))
-    url = app.conf.broker_url
-    if url_scheme(url) not in ("postgresql", "postgres"):
-        if not app.conf.outbox_url:
-            raise CommandError(
-                f"taskq db needs a postgresql:// broker or an outbox_url, and this app's broker is {url_scheme(url)}://"
-            )
-        url = app.conf.outbox_url  # the outbox's tables, for a Redis or RabbitMQ broker
+def _schema_url(app: TaskQ) -> str | None:
+    """The PostgreSQL URL whose schema holds taskq's versioned tables, if any."""
+    if url_scheme(app.conf.broker_url) in ("postgresql", "postgres"):
+        return app.conf.broker_url
+    return app.conf.outbox_url  # the outbox's tables, for a Redis or RabbitMQ broker
 
+
+def _with_schema(url: str, action: Callable[[Any, str], str]) -> str:
     def run() -> str:
         from taskq.brokers.postgres.connection import PgConnections, split_url
         from taskq.errors import BrokerError
@@ -38,7 +38,28 @@ def _with_schema(app_spec: str, action: Callable[[Any, str], str]) -> None:
         finally:
             connections.close()
 
-    click.echo(run_guarded(run))
+    result: str = run_guarded(run)
+    return result
+
+
+def _result_tables(app: TaskQ) -> str | None:
+    """Create a db+ result backend's tables (Celery's layout; they have no versions)."""
+    backend_url = app.conf.result_backend_url
+    if not backend_url or url_scheme(backend_url) != "db":
+        return None
+
+    def create() -> str:
+        from taskq.backends.database import DatabaseBackend
+
+        backend = app.backend
+        if not isinstance(backend, DatabaseBackend):  # the db scheme always maps to it
+            raise CommandError(f"{backend_url!r} is not a database result backend")
+        backend.engine  # noqa: B018 - first use creates the tables (and, on PostgreSQL, the trigger)
+        app.close()
+        return f"result backend {backend.dialect}: celery_taskmeta, celery_tasksetmeta and taskq_counters ready"
+
+    result: str = run_guarded(create)
+    return result
 
 
 def _init(conn: Any, schema: str) -> str:
@@ -65,12 +86,25 @@ def _migrate(conn: Any, schema: str) -> str:
 @db.command()
 @app_option
 def init(app_spec: str) -> None:
-    """Create the tables in the broker URL's schema (default taskq) if it has none."""
-    _with_schema(app_spec, _init)
+    """Create the tables in the broker URL's (or outbox_url's) schema if it has none, and a
+    db+ result backend's tables."""
+    app = run_guarded(lambda: load_app(app_spec))
+    url = _schema_url(app)
+    done = [_with_schema(url, _init) if url else None, _result_tables(app)]
+    if done == [None, None]:
+        raise CommandError("nothing to create: no postgresql:// broker, outbox_url or db+ result backend")
+    for line in done:
+        if line:
+            click.echo(line)
 
 
 @db.command()
 @app_option
 def migrate(app_spec: str) -> None:
     """Apply the migrations the schema lacks, in order, each once."""
-    _with_schema(app_spec, _migrate)
+    app = run_guarded(lambda: load_app(app_spec))
+    url = _schema_url(app)
+    if url is None:
+        scheme = url_scheme(app.conf.broker_url)
+        raise CommandError(f"taskq db needs a postgresql:// broker or an outbox_url, and this app's broker is {scheme}://")
+    click.echo(_with_schema(url, _migrate))

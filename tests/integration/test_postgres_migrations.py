@@ -34,15 +34,18 @@ def versions(url: str, schema: str) -> list[int]:
 
 def test_db_init_creates_the_tables_and_migrate_finds_nothing_to_do(schema: tuple[str, str], tmp_path: Path) -> None:
     url, name = schema
-    env = base_env(tmp_path, with_schema(url, name))
+    env = base_env(tmp_path, with_schema(url, name), "db+" + with_schema(url, name))
     created = taskq("db", "init", "-A", "example_tasks:app", env=env)
     assert created.returncode == 0, created.stderr
     assert f"schema '{name}': tables created at version {migrations.LATEST}" in created.stdout
+    assert "result backend postgresql: celery_taskmeta, celery_tasksetmeta and taskq_counters ready" in created.stdout
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f'"{name}".celery_taskmeta',)).fetchone() != (None,)
     assert versions(url, name) == [m[0] for m in migrations.MIGRATIONS]
     again = taskq("db", "migrate", "-A", "example_tasks:app", env=env)
     assert again.returncode == 0 and "up to date" in again.stdout
     init_again = taskq("db", "init", "-A", "example_tasks:app", env=env)
-    assert init_again.stdout.strip().endswith(f"already at version {migrations.LATEST}")
+    assert f"schema '{name}': already at version {migrations.LATEST}" in init_again.stdout
 
 
 def test_db_commands_on_a_broker_that_is_not_postgresql_fail_in_one_line(tmp_path: Path) -> None:
