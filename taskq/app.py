@@ -6,11 +6,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, TypeVar, overload
 
-from taskq import message
+from taskq import message, transactional
 from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
@@ -235,9 +236,14 @@ class TaskQ:
     def send_task(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
-        """Send a task by name (it need not be registered here)."""
+        """Send a task by name (it need not be registered here); ``using=conn`` or an
+        enclosing ``app.transaction(conn)`` writes it in that connection's transaction."""
+        conn = transactional.pop_connection(self, options)
         pub = self.build_publication(name, args, kwargs, **options)
-        self.broker.publish(pub.queue, pub.envelope, pub.eta)
+        if conn is not None:
+            transactional.enqueue(self, conn, [pub])
+        else:
+            self.broker.publish(pub.queue, pub.envelope, pub.eta)
         return AsyncResult(pub.envelope.id, self)
 
     def send_many(
@@ -251,14 +257,24 @@ class TaskQ:
         chunk (the chunks before it were sent) with the serializer's error."""
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
+        conn = transactional.pop_connection(self, options)
         plan = self._send_plan(options)
         calls = list(calls)  # any iterable of calls; indexed below
         for args, kwargs in calls:
             _check_arguments(args, kwargs)
         ids = [message.new_task_id() for _ in range(len(calls))]
         pubs = _LazyPublications(lambda i, task_id: self._publication(name, *calls[i], plan, task_id), ids)
-        self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
+        if conn is not None:
+            transactional.enqueue(self, conn, pubs)
+        else:
+            self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
         return [AsyncResult(task_id, self) for task_id in ids]
+
+    def transaction(self, conn: Any) -> AbstractContextManager[Any]:
+        """``with app.transaction(conn):`` tasks sent in the block are written in a transaction
+        on your connection (psycopg, SQLAlchemy, Django): rolled back, they never run;
+        committed, they run. On a broker other than PostgreSQL they go through the outbox."""
+        return transactional.transaction(self, conn)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)

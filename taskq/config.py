@@ -17,7 +17,7 @@ from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
 DEFAULT_BROKER_URL = "sqlite:///taskq.db"
-KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps")
+KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps", "postgresql", "postgres")
 # Schemes whose server can also keep results (DESIGN.md section 5).
 RESULT_CAPABLE = ("memory", "sqlite", "redis", "rediss")
 
@@ -27,6 +27,7 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     result_backend: str | None = None  # None: the broker's own server when it can store results
     beat_store_url: str | None = None
+    outbox_url: str | None = None  # postgresql://...?schema=: transactional enqueue to a non-PostgreSQL broker
     task_default_queue: str = "celery"  # Celery's default, so both sides meet on one queue
     task_serializer: str = "json"
     result_serializer: str = "json"
@@ -141,8 +142,13 @@ def _parse_env(name: str, raw: str, default: Any) -> Any:
     return raw or None
 
 
+DATABASE_DIALECTS = ("postgresql", "postgres", "mysql", "sqlite")  # result backends as db+DIALECT[+driver]://
+
+
 def url_scheme(url: str) -> str:
     scheme = urlsplit(url).scheme.lower()
+    if scheme.startswith("db+"):
+        return "db"
     return "kombu" if scheme.startswith("kombu+") else scheme
 
 
@@ -156,6 +162,14 @@ def check_url(url: str, what: str = "broker") -> str:
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
             raise ConfigurationError(f"{what} URL {redact(url)!r} names no kombu transport")
+        return scheme
+    if scheme == "db":
+        dialect = url.split("://", 1)[0][len("db+"):].split("+", 1)[0].lower()
+        if what == "broker" or dialect not in DATABASE_DIALECTS:
+            raise ConfigurationError(
+                f"{what} URL {redact(url)!r} is not supported"
+                " (db+postgresql://, db+mysql:// and db+sqlite:/// are result backends)"
+            )
         return scheme
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)

@@ -71,3 +71,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+POSTGRES_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+
+
+def require_postgres() -> str:
+    return require(POSTGRES_URL, 5432, "PostgreSQL")
+
+
+def require_mariadb() -> str:
+    return require(MARIADB_URL, 3306, "MariaDB")

@@ -18,6 +18,7 @@ ALIASES = {
     "sqlite": "taskq.backends.sqlite:SQLiteBackend",
     "redis": "taskq.backends.redis:RedisBackend",
     "rediss": "taskq.backends.redis:RedisBackend",
+    "db": "taskq.backends.database:DatabaseBackend",
 }
 
 
@@ -25,7 +26,7 @@ def create_backend(url: str, settings: Settings) -> ResultBackend:
     scheme = check_url(url, "result backend")
     if scheme not in ALIASES:
         raise ConfigurationError(
-            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results (use sqlite or redis)"
+            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results (use sqlite, redis or db+postgresql)"
         )
     backend: ResultBackend = load_class(ALIASES[scheme])(url, settings)
     return backend

@@ -20,6 +20,8 @@ ALIASES = {
     "amqp": "taskq.brokers.rabbitmq:RabbitMQBroker",
     "amqps": "taskq.brokers.rabbitmq:RabbitMQBroker",
     "kombu": "taskq.brokers.kombu:KombuBroker",
+    "postgresql": "taskq.brokers.postgres:PostgresBroker",
+    "postgres": "taskq.brokers.postgres:PostgresBroker",
 }
 
 

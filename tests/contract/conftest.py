@@ -56,7 +56,8 @@ BACKENDS: dict[str, Factory] = {
 }
 
 # Optional implementations register themselves from their own modules.
-for _module in ("tests.contract.redis_factories", "tests.contract.rabbitmq_factories"):
+OPTIONAL = ("tests.contract.redis_factories", "tests.contract.rabbitmq_factories", "tests.contract.postgres_factories")
+for _module in OPTIONAL:
     try:
         __import__(_module)
     except ImportError:

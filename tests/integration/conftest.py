@@ -36,10 +36,21 @@ def redis_broker_env(tmp_path: Path) -> tuple[dict[str, str], Callable[[], None]
     return env, lambda: delete_prefixed(url, prefix)
 
 
+def postgres_broker_env(tmp_path: Path) -> tuple[dict[str, str], Callable[[], None]]:
+    from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
+    from tests.servers import require_postgres
+
+    url, schema = require_postgres(), unique_schema()
+    # Results in the same database and schema, through the db+postgresql backend.
+    env = base_env(tmp_path, with_schema(url, schema), "db+" + with_schema(url, schema))
+    return env, lambda: drop_schema(url, schema)
+
+
 # Add a broker to the worker suite (test_worker.py) = add one entry here.
 BROKER_ENVS: dict[str, Callable[[Path], tuple[dict[str, str], Callable[[], None]]]] = {
     "sqlite": sqlite_broker_env,
     "redis": redis_broker_env,
+    "postgresql": postgres_broker_env,
 }
 
 

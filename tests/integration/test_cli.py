@@ -45,8 +45,10 @@ def test_bad_input_is_one_line_and_exit_2(broker_env: dict[str, str], args: list
 
 
 def test_bad_and_unreachable_broker_urls(broker_env: dict[str, str]) -> None:
-    bad = {**broker_env, "TASKQ_BROKER_URL": "postgres://localhost/x"}
+    bad = {**broker_env, "TASKQ_BROKER_URL": "mongodb://localhost/x"}
     assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=bad), "is not supported")
+    no_database = {**broker_env, "TASKQ_BROKER_URL": "postgresql://postgres@127.0.0.1:5432/no_such_db"}
+    assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=no_database), "cannot connect")
     memory = {**broker_env, "TASKQ_BROKER_URL": "memory://x"}
     assert_one_line_error(taskq("worker", "-A", "example_tasks:app", env=memory), "use -P threads or -P solo")
     unreachable = {**broker_env, "TASKQ_BROKER_URL": "redis://127.0.0.1:1/0"}

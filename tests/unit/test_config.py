@@ -49,7 +49,7 @@ def test_unknown_setting_and_bad_values_are_clear_errors(monkeypatch: pytest.Mon
 @pytest.mark.parametrize(
     ("url", "text"),
     [
-        ("postgres://x", "not supported"),
+        ("mongodb://x", "not supported"),
         ("nonsense", "not supported"),
         ("kombu+://", "names no kombu transport"),
         ("foo://x", "not supported"),
