@@ -42,6 +42,8 @@ class Settings:
     task_track_started: bool = False
     task_default_retry_delay: float = 180.0
     task_max_retries: int = 3
+    task_always_eager: bool = False  # delay/apply_async run the task here, at once (tests; Celery's name)
+    task_eager_propagates: bool = False  # eager mode: a failing task raises from delay/apply_async itself
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
