@@ -53,6 +53,7 @@ class Settings:
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
+    broker_management_url: str | None = None  # RabbitMQ's management API; None: http://<broker host>:15672
     result_backend_transport_options: dict[str, Any] = field(default_factory=dict)  # e.g. global_keyprefix
     queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     beat_schedule: dict[str, Any] = field(default_factory=dict)
