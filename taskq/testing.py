@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from taskq.app import TaskQ
+from taskq.brokers.base import Broker, Delivery
 from taskq.errors import ConfigurationError
 from taskq.worker.consumer import Consumer
 
@@ -61,6 +62,22 @@ class _Activity:
         return tracked
 
 
+class _QuickFetch:
+    """The broker, its idle fetch cut to FETCH_SLICE: a consumer notices a stop request only
+    between fetches, and a test suite stops a worker per test."""
+
+    FETCH_SLICE = 0.1
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._broker, name)
+
+    def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        return self._broker.fetch(queues, max_count, min(timeout, self.FETCH_SLICE))
+
+
 class InProcessWorker:
     """A worker in threads of this process: one real Consumer per slot (fetch loop, task
     runner, claim keeper), as the threads pool runs them, without the pool's signal handlers
@@ -75,6 +92,7 @@ class InProcessWorker:
         self._activity = _Activity()
         self.consumers = [Consumer(app, self.queues, prefetch) for _ in range(max(1, concurrency))]
         for consumer in self.consumers:
+            setattr(consumer, "broker", _QuickFetch(consumer.broker))  # noqa: B010 - stops in 0.1 s, not 1 s
             # Outcomes are written by handle() or by a later flush(): both count as busy.
             runner = consumer.runner
             setattr(runner, "handle", self._activity.track(runner.handle))  # noqa: B010 - wraps the instance's method
