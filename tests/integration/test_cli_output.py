@@ -7,8 +7,10 @@ import json
 import os
 import pty
 import re
+import select
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,7 +38,12 @@ def in_terminal(env: dict[str, str], *args: str, without_rich: Path | None = Non
         )
         os.close(follower)
         chunks = []
+        deadline = time.monotonic() + 60
         while True:
+            ready, _, _ = select.select([leader], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                proc.kill()
+                raise AssertionError(f"taskq {' '.join(args)} did not finish within 60s")
             try:
                 chunk = os.read(leader, 65536)
             except OSError:  # EIO: the child closed the terminal
