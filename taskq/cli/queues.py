@@ -11,6 +11,7 @@ from taskq.app import TaskQ
 from taskq.cli.common import app_option, load_app, run_guarded, split_queues
 from taskq.cli.output import Column, json_option, progress, show_table
 from taskq.config import url_scheme
+from taskq.display import redact
 
 QUEUE_COLUMNS = (Column("queue", "queue"), Column("messages", "messages", "right"), Column("dead", "dead", "right"))
 DEAD_LETTER_COLUMNS = (
@@ -27,7 +28,7 @@ def queue_names(app: TaskQ) -> list[str]:
 
         listed = vhost_queues(app.conf.broker_url, app.conf)
         if listed is None:
-            where = management_url(app.conf.broker_url, app.conf)
+            where = redact(management_url(app.conf.broker_url, app.conf))
             click.echo(f"taskq: note: RabbitMQ management API not reachable at {where}: listing known queues", err=True)
         names |= set(listed or ())
     return sorted(names)

@@ -101,8 +101,14 @@ def test_queues_lists_every_queue_of_the_vhost_and_falls_back_without_the_api(
     queues, notes = listed(env)
     assert queues == {"celery": (2, 1), foreign: (2, 0)}, queues
     assert notes == ""
-    # When it does not (plugin off, other port), the queues taskq knows, with a note
+    # A login in the management URL is used instead of the broker URL's, and kept out of the request line
+    own_login = node.management_url.replace("http://", "http://guest:guest@")
+    assert listed({**env, "TASKQ_BROKER_MANAGEMENT_URL": own_login})[0] == queues
+    # When it does not answer (plugin off, other port, refused login), the queues taskq
+    # knows, with a note that hides the password
     closed = f"http://127.0.0.1:{free_port()}"
-    queues, notes = listed({**env, "TASKQ_BROKER_MANAGEMENT_URL": closed})
-    assert queues == {"celery": (2, 1)}
-    assert notes.strip() == f"taskq: note: RabbitMQ management API not reachable at {closed}: listing known queues"
+    wrong = node.management_url.replace("http://", "http://guest:wrong@")
+    for url, shown in [(closed, closed), (wrong, wrong.replace(":wrong@", ":***@"))]:
+        queues, notes = listed({**env, "TASKQ_BROKER_MANAGEMENT_URL": url})
+        assert queues == {"celery": (2, 1)}
+        assert notes.strip() == f"taskq: note: RabbitMQ management API not reachable at {shown}: listing known queues"
