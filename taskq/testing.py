@@ -201,7 +201,9 @@ def taskq_app(taskq_config: dict[str, Any], tmp_path: Path) -> Iterator[TaskQ]:
 
 @pytest.fixture
 def taskq_worker_parameters() -> dict[str, Any]:
-    """Keywords of InProcessWorker (queues, concurrency, prefetch); override to change them."""
+    """Keywords of InProcessWorker (queues, concurrency, prefetch); override to change them.
+    By default the worker consumes the default queue and the queues of the tasks registered
+    when it starts: a task declared in the test body with its own queue needs ``queues``."""
     return {}
 
 
