@@ -43,6 +43,8 @@ class Settings:
     task_track_started: bool = False
     task_default_retry_delay: float = 180.0
     task_max_retries: int = 3
+    task_always_eager: bool = False  # delay/apply_async run the task here, at once (tests; Celery's name)
+    task_eager_propagates: bool = False  # eager mode: a failing task raises from delay/apply_async itself
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
@@ -52,6 +54,7 @@ class Settings:
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
+    broker_management_url: str | None = None  # RabbitMQ's management API; None: http://<broker host>:15672
     result_backend_transport_options: dict[str, Any] = field(default_factory=dict)  # e.g. global_keyprefix
     queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     beat_schedule: dict[str, Any] = field(default_factory=dict)

@@ -97,11 +97,20 @@ class Task(Generic[P, R]):
         kwargs: dict[str, Any] | None = None,
         **options: Any,
     ) -> AsyncResult[R]:
-        """Send with options: countdown, eta, expires, queue, priority, task_id, headers."""
+        """Send with options: countdown, eta, expires, queue, priority, task_id, headers.
+        With ``app.conf.task_always_eager`` the task runs here instead (taskq/eager.py)."""
+        if self.app.conf.task_always_eager:
+            from taskq.eager import apply_eagerly
+
+            return apply_eagerly(self, args, kwargs, {**self._default_options(), **options})
         return self.app.send_task(self.name, args, kwargs, **{**self._default_options(), **options})
 
     def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
         """Send many calls (each a tuple of positional arguments) in few round trips."""
+        if self.app.conf.task_always_eager:
+            if "task_id" in options:
+                raise ConfigurationError("task_id cannot be given for many calls")
+            return [self.apply_async(tuple(c), None, **options) for c in calls]
         return self.app.send_many(self.name, [(tuple(c), {}) for c in calls], **{**self._default_options(), **options})
 
     def _default_options(self) -> dict[str, Any]:
@@ -175,3 +184,8 @@ def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> T
 
 def set_current_request(request: Request | None) -> None:
     _current.request = request
+
+
+def current_request() -> Request | None:
+    """The request of the task running in this thread, if any."""
+    return getattr(_current, "request", None)

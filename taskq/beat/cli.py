@@ -102,10 +102,24 @@ def _api(app_spec: str | None) -> ScheduleAPI:
     return ScheduleAPI(store, utc_now, timezone=conf.timezone, has_backend=conf.result_backend_url is not None)
 
 
-def _describe(entry: Entry) -> str:
+def _row(entry: Entry) -> dict[str, Any]:
     nxt = entry.next_run_time.isoformat() if entry.next_run_time and not entry.paused else "-"
     status = "paused" if entry.paused else "active"
-    return f"{entry.id}\t{entry.task}\t{entry.schedule!r}\t{nxt}\t{status}\t{entry.source}"
+    return {"id": entry.id, "task": entry.task, "schedule": repr(entry.schedule), "next_run": nxt,
+            "status": status, "source": entry.source}
+
+
+def _describe(entry: Entry) -> str:
+    """One entry as a tab-separated line (what add, pause and resume print)."""
+    return "\t".join(_row(entry).values())
+
+
+def _entry_columns() -> Any:
+    from taskq.cli.output import Column
+
+    names = (("id", "id"), ("task", "task"), ("schedule", "schedule"), ("next_run", "next run"), ("status", "status"),
+             ("source", "source"))
+    return tuple(Column(key, header) for key, header in names)
 
 
 @schedule.command("list")
@@ -118,11 +132,13 @@ def list_entries(app_spec: str | None, as_json: bool) -> None:
         entries = api.get_jobs()
     except TaskQError as exc:
         raise _fail(exc) from None
-    for entry in entries:
-        if as_json:
+    if as_json:
+        for entry in entries:
             click.echo(json.dumps({**entry.definition_dict(), "state": entry.state.to_dict()}))
-        else:
-            click.echo(_describe(entry))
+        return
+    from taskq.cli.output import show_table  # a table on a terminal, tab-separated lines when piped
+
+    show_table(_entry_columns(), [_row(entry) for entry in entries])
 
 
 def _json_arg(value: str | None, what: str, kind: type) -> Any:

@@ -75,7 +75,7 @@ def run(env: dict[str, str], *args: str) -> str:
 
 def counts(env: dict[str, str]) -> dict[str, tuple[int, int]]:
     """``taskq queues`` as {queue: (messages, dead letters)}."""
-    rows = [line.split() for line in run(env, "queues", "-A", "example_tasks:app").splitlines()[1:]]
+    rows = [line.split("\t") for line in run(env, "queues", "-A", "example_tasks:app").splitlines()]
     return {name: (int(messages), int(dead)) for name, messages, dead in rows}
 
 

@@ -15,6 +15,7 @@ from taskq.brokers.base import Publication
 from taskq.envelope import Envelope
 from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure, TaskRevokedError, TimeoutError
 from taskq.task import Task
+from taskq.testing import InProcessWorker
 from tests.unit.conftest import inline_worker
 
 
@@ -60,17 +61,16 @@ def test_send_options_are_validated(app: TaskQ) -> None:
         noop.apply_async(args="abc")
 
 
-def test_round_trip_with_kwargs_priority_and_custom_id(app: TaskQ) -> None:
-    @app.task
+def test_round_trip_with_kwargs_priority_and_custom_id(taskq_app: TaskQ, taskq_worker: InProcessWorker) -> None:
+    @taskq_app.task
     def greet(name: str, punctuation: str = "!") -> str:
         return f"hello {name}{punctuation}"
 
-    with inline_worker(app):
-        r = greet.apply_async(("ann",), {"punctuation": "?"}, task_id="my-id", priority=9)
-        assert r.id == "my-id"
-        assert r.get(timeout=5) == "hello ann?"
-        assert r.state == states.SUCCESS and r.ready() and r.successful() and not r.failed()
-        assert greet.delay("bob").get(timeout=5) == "hello bob!"
+    r = greet.apply_async(("ann",), {"punctuation": "?"}, task_id="my-id", priority=9)
+    assert r.id == "my-id"
+    assert r.get(timeout=5) == "hello ann?"
+    assert r.state == states.SUCCESS and r.ready() and r.successful() and not r.failed()
+    assert greet.delay("bob").get(timeout=5) == "hello bob!"
     r.forget()
     assert r.state == states.PENDING
 
@@ -106,20 +106,21 @@ def test_get_times_out(app: TaskQ) -> None:
         never.delay().get(timeout=0.2)
 
 
-def test_retry_sequence_then_success(app: TaskQ) -> None:
+def test_retry_sequence_then_success(taskq_app: TaskQ, taskq_worker: InProcessWorker) -> None:
     seen: list[int] = []
 
-    @app.task(bind=True, max_retries=3)
+    @taskq_app.task(bind=True, max_retries=3)
     def flaky(self: Task[[], str]) -> str:
         seen.append(self.request.retries)
         if self.request.retries < 2:
             raise self.retry(exc=ConnectionError("down"), countdown=0.1)
         return "ok"
 
-    with inline_worker(app):
-        assert flaky.delay().get(timeout=5) == "ok"
+    result = flaky.delay()
+    taskq_worker.wait_for_all(timeout=10)
+    assert result.state == states.SUCCESS and result.result == "ok"
     assert seen == [0, 1, 2]
-    assert app.broker.dead_letters() == []
+    assert taskq_app.broker.dead_letters() == []
 
 
 def test_exhausted_retries_end_failure_and_keep_the_message(app: TaskQ) -> None:
@@ -240,16 +241,15 @@ def test_ignore_result_and_at_most_once(app: TaskQ) -> None:
     assert r.state == states.PENDING
 
 
-def test_async_def_tasks_run(app: TaskQ) -> None:
+def test_async_def_tasks_run(taskq_app: TaskQ, taskq_worker: InProcessWorker) -> None:
     import asyncio
 
-    @app.task
+    @taskq_app.task
     async def double(x: int) -> int:
         await asyncio.sleep(0.01)
         return 2 * x
 
-    with inline_worker(app):
-        assert double.delay(21).get(timeout=5) == 42
+    assert double.delay(21).get(timeout=5) == 42
 
 
 def test_delay_many_sends_in_bulk(app: TaskQ) -> None:
