@@ -14,6 +14,7 @@ from taskq.errors import ConfigurationError, NotSupportedYet, Retry
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.canvas.signature import Signature
     from taskq.result import AsyncResult
 
 P = ParamSpec("P")
@@ -103,6 +104,37 @@ class Task(Generic[P, R]):
     def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
         """Send many calls (each a tuple of positional arguments) in few round trips."""
         return self.app.send_many(self.name, [(tuple(c), {}) for c in calls], **{**self._default_options(), **options})
+
+    # -- canvas (taskq/canvas) ---------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this call; in a chain it gets the previous result first."""
+        from taskq.canvas.signature import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a chain's previous result is not added to its arguments."""
+        from taskq.canvas.signature import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One task that calls this one for each item, in a worker (Celery's xmap)."""
+        from taskq.canvas.builtins import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Sequence[Any]]) -> Signature:
+        """As ``map``, each item being the positional arguments (Celery's xstarmap)."""
+        from taskq.canvas.builtins import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Signature:
+        """The calls split into tasks of ``n`` calls each, sent as a group."""
+        from taskq.canvas.builtins import chunks
+
+        return chunks(self, it, n)
 
     def _default_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}

@@ -1,0 +1,72 @@
+"""Celery's builtin tasks behind ``task.map``, ``task.starmap`` and ``task.chunks``.
+
+Registered on every app under Celery's names (``celery.map``, ``celery.starmap``,
+``celery.chunks``), so either library's worker runs the other's. ``map``/``starmap`` run
+every call inside one task on one worker; ``chunks`` becomes a group of starmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq.canvas.signature import Signature, signature
+from taskq.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+    from taskq.canvas.primitives import group
+    from taskq.task import Task
+
+
+def xmap(task: Task[Any, Any], it: Iterable[Any]) -> Signature:
+    return Signature("celery.map", (), {"task": task.s(), "it": list(it)}, app=task.app)
+
+
+def xstarmap(task: Task[Any, Any], it: Iterable[Sequence[Any]]) -> Signature:
+    return Signature("celery.starmap", (), {"task": task.s(), "it": [list(i) for i in it]}, app=task.app)
+
+
+class chunks(Signature):  # noqa: N801 - Celery's name
+    """``task.chunks(it, n)``: sent as a group of starmaps of ``n`` calls each."""
+
+    subtask_kind = "chunks"
+
+    def __init__(self, task: Task[Any, Any], it: Iterable[Sequence[Any]], n: int) -> None:
+        if not isinstance(n, int) or n < 1:
+            raise ConfigurationError(f"chunks: n must be a positive integer, not {n!r}")
+        super().__init__("celery.chunks", (), {"task": task.s(), "it": [list(i) for i in it], "n": n}, app=task.app)
+
+    def group(self) -> group:
+        from taskq.canvas.primitives import group
+
+        task, items, n = self.kwargs["task"], self.kwargs["it"], int(self.kwargs["n"])
+        starmaps = [
+            Signature("celery.starmap", (), {"task": task, "it": items[i : i + n]}, app=self.app)
+            for i in range(0, len(items), n)
+        ]
+        return group(*starmaps, app=self.app, **self.options)
+
+    def prepare(self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any) -> Any:
+        return self.group().prepare(args, kwargs, **options)
+
+
+def register_builtins(app: TaskQ) -> None:
+    def resolve(task: Any) -> Any:
+        return app.get_task(signature(task, app).name)
+
+    @app.task(name="celery.map")
+    def celery_map(task: Any, it: list[Any]) -> list[Any]:
+        fn = resolve(task)
+        return [fn(item) for item in it]
+
+    @app.task(name="celery.starmap")
+    def celery_starmap(task: Any, it: list[list[Any]]) -> list[Any]:
+        fn = resolve(task)
+        return [fn(*item) for item in it]
+
+    @app.task(name="celery.chunks")
+    def celery_chunks(task: Any, it: list[list[Any]], n: int) -> list[Any]:
+        """A chunks signature sent as one task (as Celery's worker does): its starmaps run here."""
+        fn = resolve(task)
+        return [[fn(*item) for item in it[i : i + n]] for i in range(0, len(it), n)]
