@@ -124,7 +124,10 @@ class Signature(dict[str, Any]):
         self.options.setdefault("link_error", []).append(errback)
         return errback
 
-    on_error = link_error  # Celery's alias
+    def on_error(self, errback: Signature) -> Signature:
+        """As ``link_error``, returning this signature (Celery's chaining form)."""
+        self.link_error(errback)
+        return self
 
     def __or__(self, other: Signature) -> Signature:
         from taskq.canvas.primitives import chain
