@@ -19,7 +19,6 @@ from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 from taskq.config import Settings
 from taskq.errors import BackendError
 
-
 # One script call per finished header task: HSETNX makes a second report of the same task id
 # change nothing, and the count returned is the hash's size after it.
 CHORD_ADD = """

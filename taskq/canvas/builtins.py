@@ -27,7 +27,7 @@ def xstarmap(task: Task[Any, Any], it: Iterable[Sequence[Any]]) -> Signature:
     return Signature("celery.starmap", (), {"task": task.s(), "it": [list(i) for i in it]}, app=task.app)
 
 
-class chunks(Signature):  # noqa: N801 - Celery's name
+class chunks(Signature):
     """``task.chunks(it, n)``: sent as a group of starmaps of ``n`` calls each."""
 
     subtask_kind = "chunks"

@@ -7,6 +7,7 @@ workflow; the rest travels inside those messages' embed (chain, chord, callbacks
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,7 @@ class _Container(Signature):
         return sig
 
 
-class chain(_Container):  # noqa: N801 - Celery's name
+class chain(_Container):
     """``chain(a.s(1), b.s(), c.s())``: each result becomes the next task's first argument."""
 
     subtask_kind = "chain"
@@ -57,7 +58,7 @@ class chain(_Container):  # noqa: N801 - Celery's name
     def tasks(self) -> list[Signature]:
         return [self._adopt(signature(t, self.app)) for t in self.kwargs.get("tasks", [])]
 
-    def __or__(self, other: Signature) -> Signature:
+    def __or__(self, other: Any) -> Any:
         if not isinstance(other, Signature):
             return NotImplemented
         tail = other.tasks if isinstance(other, chain) else [other]
@@ -101,7 +102,7 @@ class chain(_Container):  # noqa: N801 - Celery's name
                     step.link_error(errback)
             last = position == len(steps) - 1
             results.insert(0, step.freeze(task_id if last else None, **(dict(opts, **last_only) if last else opts)))
-        for earlier, later in zip(results, results[1:], strict=False):
+        for earlier, later in itertools.pairwise(results):
             later.parent = earlier
         self["kwargs"] = {**self.kwargs, "tasks": steps}
         self.options["task_id"] = results[-1].id
@@ -112,6 +113,7 @@ class chain(_Container):  # noqa: N801 - Celery's name
     ) -> tuple[Any, list[Publication]]:
         chained = options.pop("chain", None) or []  # this chain is itself a step of an outer one
         sig = self.clone()
+        assert isinstance(sig, chain)
         result, steps = sig._frozen(options.pop("task_id", None), **options)
         first, rest = steps[0], steps[1:]
         remaining = [*chained, *reversed(rest)]  # stored reversed: the worker pops the next
@@ -119,7 +121,7 @@ class chain(_Container):  # noqa: N801 - Celery's name
         return result, publications
 
 
-class group(_Container):  # noqa: N801 - Celery's name
+class group(_Container):
     """``group(a.s(1), a.s(2))``: run in parallel; ``apply_async`` returns a GroupResult."""
 
     subtask_kind = "group"
@@ -157,6 +159,7 @@ class group(_Container):  # noqa: N801 - Celery's name
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> tuple[Any, list[Publication]]:
         sig = self.clone()
+        assert isinstance(sig, group)
         options.pop("chain", None)  # a group ends a chain (one followed by a step is a chord)
         result = sig.freeze(options.pop("task_id", None), **options)
         publications: list[Publication] = []
@@ -166,7 +169,7 @@ class group(_Container):  # noqa: N801 - Celery's name
         return result, publications
 
 
-class chord(_Container):  # noqa: N801 - Celery's name
+class chord(_Container):
     """``chord(header, body)``: the body runs once, with the header's results in order."""
 
     subtask_kind = "chord"
@@ -235,6 +238,7 @@ class chord(_Container):  # noqa: N801 - Celery's name
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
     ) -> tuple[Any, list[Publication]]:
         sig = self.clone()
+        assert isinstance(sig, chord)
         result, header, body = sig._frozen(options.pop("task_id", None), **options)
         if not len(header):
             _, pubs = body.prepare(([],))

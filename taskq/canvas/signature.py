@@ -129,7 +129,7 @@ class Signature(dict[str, Any]):
         self.link_error(errback)
         return self
 
-    def __or__(self, other: Signature) -> Signature:
+    def __or__(self, other: Any) -> Any:  # a chain, not dict's merge
         from taskq.canvas.primitives import chain
 
         if not isinstance(other, Signature):

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def broker_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def broker_env(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
     yield from activate(request.param, tmp_path, monkeypatch)
 
 
@@ -49,7 +51,8 @@ def test_every_construct_nesting_and_failure(workers: WorkerFactory, app: TaskQ)
     assert g.get(timeout=30) == [0, 2, 4, 6, 8, 10] and g.completed_count() == 6
     # chord; chord of chains; a group inside a chain; a chain ending in a chord
     key = f"body-{uuid.uuid4().hex}"
-    assert chord([t.add.s(i, 1) for i in range(5)], t.collect.s(key=key)).apply_async().get(timeout=30) == [1, 2, 3, 4, 5]
+    c = chord([t.add.s(i, 1) for i in range(5)], t.collect.s(key=key)).apply_async()
+    assert c.get(timeout=30) == [1, 2, 3, 4, 5]
     c = chord([chain(t.add.s(i, 0), t.mul.s(2)) for i in range(4)], t.collect.s(key=key + "2")).apply_async()
     assert c.get(timeout=30) == [0, 2, 4, 6]
     assert chain(t.add.s(1, 1), group(t.mul.s(2), t.mul.s(3)), t.collect.s(key=key + "3")).apply_async().get(

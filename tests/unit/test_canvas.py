@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from taskq import ChordError, GroupResult, TaskQ, chain, chord, group, signature
-from taskq.envelope import Envelope
 from taskq.errors import ConfigurationError
 from taskq.message import parse
 from tests.unit.conftest import inline_worker
