@@ -163,15 +163,6 @@ class ResultBackend(ABC):
     def forget(self, task_id: str) -> None:
         self._delete(self.key_for(task_id))
 
-    def incr(self, key: str, ttl: float | None = None) -> int:
-        """Atomically add one to a counter and return the new value."""
-        return self._incr(key, self.expires if ttl is None else ttl)
-
-    def reset_counter(self, key: str) -> None:
-        """Drop a counter made by ``incr`` (where counters and values share keys, as in Redis,
-        that is ``_delete``; a backend that keeps them apart overrides this)."""
-        self._delete(key)
-
     # -- groups and chords (taskq/canvas) ------------------------------------------------
     def group_key_for(self, group_id: str) -> str:
         """Celery's ``celery-taskset-meta-<id>``, under the same stem as ``key_for``'s prefix."""
@@ -210,3 +201,13 @@ class ResultBackend(ABC):
 
     def chord_forget(self, group_id: str) -> None:
         self._chord_delete(self.group_key_for(group_id) + ".tq")
+
+    def incr(self, key: str, ttl: float | None = None) -> int:
+        """Atomically add one to a counter and return the new value."""
+        return self._incr(key, self.expires if ttl is None else ttl)
+
+    def reset_counter(self, key: str) -> None:
+        """Drop a counter made by ``incr`` (where counters and values share keys, as in Redis,
+        that is ``_delete``; a backend that keeps them apart overrides this)."""
+        self._delete(key)
+

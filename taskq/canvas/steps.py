@@ -20,7 +20,9 @@ from taskq import states
 from taskq.canvas import ids
 from taskq.canvas.chords import header_part_done
 from taskq.canvas.signature import Signature, signature
-from taskq.errors import BackendError
+from taskq.errors import BackendError, InvalidMessage
+from taskq.message import parse
+from taskq.signing import signer_for
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -108,3 +110,15 @@ class CanvasSteps:
             log.error("Result backend failed after the failure of %s (%s); it will be delivered again", msg.id, exc)
             return False
         return True
+
+    def given_up(self, delivery: Delivery, failure: dict[str, Any]) -> None:
+        """A message dead-lettered without a run (redelivered too often: it kills its worker)
+        fails its workflow as a failed run would, so a chord waiting for it ends."""
+        if delivery.envelope is None:
+            return
+        try:
+            msg = parse(delivery.envelope, self.app.accepted, signer_for(self.app.conf), delivery.queue)
+        except InvalidMessage:
+            return  # nothing of it can be trusted, its embed neither
+        if msg.embed:
+            self.after_failure(msg, failure, None)

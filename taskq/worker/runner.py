@@ -89,10 +89,6 @@ class TaskRunner:
             return
         if self._redelivered_too_often(delivery, msg) or self._replayed(delivery, msg):
             return
-        if self.canvas.duplicate(delivery, msg):
-            self.broker.ack([delivery])
-            log.info("Task %s[%s] is a second copy of a workflow step; acked without running", msg.task, msg.id)
-            return
         if delivery.redeliveries and self._already_finished(msg):
             self.broker.ack([delivery])
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
@@ -106,6 +102,10 @@ class TaskRunner:
 
     # -- the run --------------------------------------------------------------------------
     def _run(self, delivery: Delivery, msg: TaskMessage, task: Task[Any, Any]) -> None:
+        if self.canvas.duplicate(delivery, msg):
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] is a second copy of a workflow step; acked without running", msg.task, msg.id)
+            return
         acks_late = self.conf.task_acks_late if task.options.acks_late is None else task.options.acks_late
         if not acks_late:
             self.broker.ack([delivery])
@@ -237,8 +237,7 @@ class TaskRunner:
         reason = f"redelivered {count} times (max_deliveries={self.conf.max_deliveries}): it may crash its worker"
         self._dead_letter(delivery, reason, msg.id)
         failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
-        if msg.embed:
-            self.canvas.after_failure(msg, failure, None)  # a chord must not wait for it forever
+        self.canvas.given_up(delivery, failure)  # its chord must not wait for it forever
         self._store(msg.id, states.FAILURE, failure)
         return True
 

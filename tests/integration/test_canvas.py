@@ -1,6 +1,6 @@
 """Canvas on real `taskq worker` processes, on SQLite and on Redis: every construct and
-nesting, failures, a 1,000-task chord, a chord whose header worker is SIGKILLed mid-task, and
-a header task delivered twice that counts once."""
+nesting, failures, a 1,000-task chord, a chord whose header worker is SIGKILLed mid-task, a
+header task delivered twice that counts once, and a poison header task that fails its chord."""
 
 from __future__ import annotations
 
@@ -117,3 +117,16 @@ def test_header_task_delivered_twice_counts_once(workers: WorkerFactory, app: Ta
     wait_until(lambda: sum(1 for e, k, _ in workers.marks.lines() if e == "done" and k == key) >= 1, 10, "body")
     time.sleep(1.0)  # the copies have run by now (the queue drains first)
     assert workers.marks.count("done")[key] == 1
+
+
+def test_a_header_task_that_kills_every_worker_fails_the_chord(workers: WorkerFactory, app: TaskQ) -> None:
+    import example_tasks as t
+
+    # Given a chord one of whose header tasks kills its worker every time
+    workers.start("-c", "1", TASKQ_MAX_DELIVERIES="1", TASKQ_RECOVERY_TIME="1")
+    key, poison = f"body-{uuid.uuid4().hex}", f"poison-{uuid.uuid4().hex}"
+    result = chord([t.add.s(1, 1), t.crash_worker.si(poison)], t.collect.s(key=key)).apply_async()
+    # When it is dead-lettered after max_deliveries, Then the chord fails naming it (no hang)
+    with pytest.raises(ChordError, match=f"Dependency {result.parent.results[1].id} raised"):
+        result.get(timeout=60)
+    assert workers.marks.count("done")[key] == 0
