@@ -210,4 +210,3 @@ class ResultBackend(ABC):
         """Drop a counter made by ``incr`` (where counters and values share keys, as in Redis,
         that is ``_delete``; a backend that keeps them apart overrides this)."""
         self._delete(key)
-

@@ -115,4 +115,3 @@ def stamp(key: str) -> float:
 def record_instant(self: Task[[], None]) -> None:
     """A periodic task that records the scheduled instant beat stamped on its message."""
     mark("done", "instant@" + str(self.request.headers.get("taskq_beat_instant")))
-
