@@ -20,7 +20,7 @@ from taskq import states
 from taskq.canvas import ids
 from taskq.canvas.chords import header_part_done
 from taskq.canvas.signature import Signature, signature
-from taskq.errors import BackendError, InvalidMessage
+from taskq.errors import BackendError
 from taskq.message import parse
 from taskq.signing import signer_for
 
@@ -118,7 +118,7 @@ class CanvasSteps:
             return
         try:
             msg = parse(delivery.envelope, self.app.accepted, signer_for(self.app.conf), delivery.queue)
-        except InvalidMessage:
+        except Exception:  # InvalidMessage, or whatever a hostile message makes a decoder raise
             return  # nothing of it can be trusted, its embed neither
         if msg.embed:
             self.after_failure(msg, failure, None)
