@@ -44,7 +44,8 @@ def tsum(values):
 """
 TASKQ_SETUP = """from taskq import TaskQ
 app = TaskQ("bench_chord", broker=os.environ["BENCH_REDIS"], backend=os.environ["BENCH_REDIS"],
-            task_default_queue=os.environ["BENCH_QUEUE"], broker_transport_options={{"global_keyprefix": os.environ["BENCH_PREFIX"]}})"""
+            task_default_queue=os.environ["BENCH_QUEUE"],
+            broker_transport_options={{"global_keyprefix": os.environ["BENCH_PREFIX"]}})"""
 CELERY_SETUP = """from celery import Celery
 app = Celery("bench_chord", broker=os.environ["BENCH_REDIS"], backend=os.environ["BENCH_REDIS"])
 app.conf.task_default_queue = os.environ["BENCH_QUEUE"]
@@ -81,15 +82,16 @@ def run_side(name: str, size: int, concurrency: int, runs: int) -> list[float]:
         if name == "taskq":
             from taskq import chord
 
-            command = [sys.executable, "-m", "taskq", "worker", "-A", "bench_chord:app", "-c", str(concurrency), "-Q", queue]
+            command = [sys.executable, "-m", "taskq", "worker", "-A", "bench_chord:app", "-c", str(concurrency)]
+            command += ["-Q", queue]
 
             def send() -> Any:
                 return chord([bench_chord.add.s(i, 0) for i in range(size)], bench_chord.tsum.s()).apply_async()
         else:
             from celery import chord as cchord
 
-            command = [sys.executable, "-m", "celery", "-A", "bench_chord", "worker", "-c", str(concurrency), "-Q", queue,
-                       "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"]
+            command = [sys.executable, "-m", "celery", "-A", "bench_chord", "worker", "-c", str(concurrency)]
+            command += ["-Q", queue, "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"]
 
             def send() -> Any:
                 return cchord([bench_chord.add.s(i, 0) for i in range(size)])(bench_chord.tsum.s())

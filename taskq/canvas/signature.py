@@ -97,9 +97,9 @@ class Signature(dict[str, Any]):
         an immutable one), ``kwargs`` merge over them."""
         new = copy.deepcopy(dict(self))
         sig = type(self).from_dict(new, self.app)
-        if not self.immutable:
-            sig["args"] = [*args, *self.args]
-            sig["kwargs"] = {**self.kwargs, **(kwargs or {})}
+        if not self.immutable:  # the copy's own args and kwargs: nothing shared with self
+            sig["args"] = [*args, *sig.args]
+            sig["kwargs"] = {**sig.kwargs, **(kwargs or {})}
         sig.options.update(options)
         return sig
 

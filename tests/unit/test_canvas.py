@@ -164,3 +164,51 @@ def test_a_second_copy_of_a_step_does_not_run(app: TaskQ, tasks: dict[str, Any])
         app.broker.publish(pubs[0].queue, pubs[0].envelope)
         assert result.parent.get(timeout=5) == 2
     assert ran.count(2) == 1
+
+
+def test_celerys_dicts_become_our_primitives_and_run(app: TaskQ, tasks: dict[str, Any]) -> None:
+    def sig(name: str, *args: Any) -> dict[str, Any]:
+        return {"task": name, "args": list(args), "kwargs": {}, "options": {}, "subtask_type": None, "immutable": False}
+
+    # as Celery 5.7 serialises chain(...), group(...) and chord(...)
+    as_chain = {"task": "celery.chain", "args": [], "kwargs": {"tasks": [sig("t.add", 1, 2), sig("t.add", 3)]},
+                "options": {}, "subtask_type": "chain", "immutable": False}
+    as_group = {"task": "celery.group", "args": [], "kwargs": {"tasks": [sig("t.add", 1, 1), sig("t.add", 2, 2)]},
+                "options": {}, "subtask_type": "group", "immutable": False}
+    as_chord = {"task": "celery.chord", "args": [], "options": {}, "subtask_type": "chord", "immutable": False,
+                "kwargs": {"kwargs": {}, "header": [sig("t.add", 1, 1), sig("t.add", 2, 2)], "body": sig("t.tsum")}}
+    parsed = [signature(d, app=app) for d in (as_chain, as_group, as_chord)]
+    assert [type(p) for p in parsed] == [chain, group, chord]
+    with inline_worker(app):
+        assert [p.apply_async().get(timeout=10) for p in parsed] == [6, [2, 4], 6]
+
+
+def test_sending_twice_draws_new_ids_and_leaves_the_signature_alone(app: TaskQ, tasks: dict[str, Any]) -> None:
+    c = chain(tasks["add"].s(1, 2), tasks["add"].s(3))
+    before = json.dumps(c, sort_keys=True)
+    first, _ = c.prepare()
+    second, _ = c.prepare()
+    assert first.id != second.id and first.parent.id != second.parent.id
+    assert json.dumps(c, sort_keys=True) == before
+    frozen = c.freeze()  # frozen ids are kept by the send that follows
+    again, _ = c.prepare()
+    assert again.id == frozen.id
+
+
+def test_clear_errors(app: TaskQ, tasks: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="has no app"):
+        signature("t.add").delay(1, 2)
+    with pytest.raises(ConfigurationError, match="positive integer"):
+        tasks["add"].chunks([(1, 2)], 0)
+    with pytest.raises(ConfigurationError, match="empty chain"):
+        chain(app=app).apply_async()
+    with pytest.raises(ConfigurationError, match="not a signature"):
+        signature({"args": []}, app=app)
+    assert GroupResult.restore(uuid.uuid4().hex, app) is None
+
+
+def test_chord_header_then_body_form(app: TaskQ, tasks: dict[str, Any]) -> None:
+    with inline_worker(app):
+        result = chord(tasks["add"].s(i, i) for i in range(3))(tasks["tsum"].s())
+        assert result.get(timeout=10) == 6
+        assert chord([], tasks["tsum"].s()).apply_async().get(timeout=10) == 0  # an empty header
