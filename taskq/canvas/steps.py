@@ -59,6 +59,21 @@ class CanvasSteps:
         if headers.get(STEP_HEADER) and backend is not None:
             backend.reset_counter(f"{TAKEN_PREFIX}{headers.get('id')}-{headers.get('retries') or 0}")
 
+    @staticmethod
+    def retry_options(msg: TaskMessage) -> dict[str, Any]:
+        """Send options that keep a retried task in its workflow: its embed, its group, and
+        the step mark (a retry sent twice, by a worker that died before acking, runs once)."""
+        embed = msg.embed or {}
+        options: dict[str, Any] = {
+            "link": embed.get("callbacks"), "link_error": embed.get("errbacks"),
+            "chain": embed.get("chain"), "chord": embed.get("chord"),
+        }
+        if msg.group:
+            options.update(group_id=msg.group, group_index=msg.headers.get("group_index"))
+        if msg.headers.get(STEP_HEADER):
+            options["headers"] = {STEP_HEADER: 1}
+        return {k: v for k, v in options.items() if v is not None}
+
     # -- the sending side -------------------------------------------------------------------
     def send(self, sig: Signature, args: tuple[Any, ...], **options: Any) -> list[Any]:
         """Send a step marked as one; returns its result's Celery tuple (for ``children``)."""

@@ -205,7 +205,7 @@ class TaskRunner:
         pub = self.app.build_publication(
             msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
             queue=delivery.queue, priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
-            parent_id=msg.parent_id,
+            parent_id=msg.parent_id, **self.canvas.retry_options(msg),
         )
         self.broker.publish(pub.queue, pub.envelope, pub.eta)
         self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None)

@@ -212,3 +212,39 @@ def test_chord_header_then_body_form(app: TaskQ, tasks: dict[str, Any]) -> None:
         result = chord(tasks["add"].s(i, i) for i in range(3))(tasks["tsum"].s())
         assert result.get(timeout=10) == 6
         assert chord([], tasks["tsum"].s()).apply_async().get(timeout=10) == 0  # an empty header
+
+
+def test_retried_header_tasks_and_chain_steps_keep_their_workflow(app: TaskQ, tasks: dict[str, Any]) -> None:
+    attempts: dict[str, int] = {}
+
+    @app.task(name="t.flaky", bind=True, max_retries=3)
+    def flaky(self: Any, value: int) -> int:
+        attempts[self.request.id] = attempts.get(self.request.id, 0) + 1
+        if attempts[self.request.id] < 2:
+            raise self.retry(countdown=0)
+        return value
+
+    with inline_worker(app):
+        c = chord([flaky.s(1), flaky.s(2), tasks["add"].s(1, 2)], tasks["tsum"].s()).apply_async()
+        assert c.get(timeout=10) == 6
+        r = chain(tasks["add"].s(1, 1), flaky.s(), tasks["add"].s(10)).apply_async()
+        assert r.get(timeout=10) == 12
+    assert sorted(attempts.values()) == [2, 2, 2]
+
+
+def test_options_and_errbacks_take_effect(app: TaskQ, tasks: dict[str, Any]) -> None:
+    _, (pub,) = tasks["add"].s(1, 2).set(queue="elsewhere", priority=5, countdown=30).prepare()
+    assert pub.queue == "elsewhere" and pub.envelope.priority == 5 and pub.eta is not None
+    seen: list[Any] = []
+
+    @app.task(name="t.note")
+    def note(*args: Any) -> None:
+        seen.append(args)
+
+    with inline_worker(app):
+        failing = tasks["boom"].apply_async(link_error=note.s("failed"))
+        with pytest.raises(ValueError):
+            failing.get(timeout=5)
+        wait = __import__("tests.integration.workers", fromlist=["wait_until"]).wait_until
+        wait(lambda: seen, 5, "the errback")
+    assert seen == [(failing.id, "failed")]  # the failed task's id first, as Celery's task errbacks
