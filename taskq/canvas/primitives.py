@@ -223,7 +223,8 @@ class chord(_Container):
         self.options.update({k: v for k, v in options.items() if v is not None})
         opts = dict(self.options)
         header, body = self.header, self.body
-        body_keys = ("link", "link_error", "chain", "group_id", "group_index")
+        # the body reports for the whole chord: to a group or an outer chord it is a member of
+        body_keys = ("link", "link_error", "chain", "chord", "group_id", "group_index")
         body_opts = {k: opts.pop(k) for k in body_keys if k in opts}
         body_id = task_id or opts.pop("task_id", None)
         opts.pop("task_id", None)
