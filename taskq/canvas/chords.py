@@ -51,17 +51,14 @@ def header_part_done(app: TaskQ, msg: TaskMessage, body_data: Any, state: str, r
 
 
 def fail_body(app: TaskQ, body: Signature, failed: ChordPart, msg: TaskMessage, send: Any) -> None:
-    from taskq.worker.runner import exception_meta
-
+    """Store ChordError naming the failed header task as the body's result, send its errbacks."""
     exc = exception_from_meta(failed.result) if failed.state == states.FAILURE else None
-    from taskq.errors import ChordError
-
-    error = ChordError(f"Dependency {failed.task_id} raised {exc!r}" if exc else
-                       f"Dependency {failed.task_id} ended {failed.state}")
+    text = f"Dependency {failed.task_id} raised {exc!r}" if exc else f"Dependency {failed.task_id} ended {failed.state}"
     backend = app.backend
-    assert backend is not None
+    assert backend is not None  # a chord is counted in it
     if body.id:
-        backend.store(body.id, states.FAILURE, exception_meta(error))
-    log.error("Chord body %s failed: %s", body.id, error)
+        failure = {"exc_type": "ChordError", "exc_message": [text], "exc_module": "taskq.errors"}
+        backend.store(body.id, states.FAILURE, failure)
+    log.error("Chord body %s failed: %s", body.id, text)
     for errback in body.options.get("link_error") or []:
         send(signature(errback, app), (body.id,), parent_id=msg.id, root_id=msg.root_id)

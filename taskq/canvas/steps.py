@@ -20,7 +20,7 @@ from taskq import states
 from taskq.canvas import ids
 from taskq.canvas.chords import header_part_done
 from taskq.canvas.signature import Signature, signature
-from taskq.errors import BackendError
+from taskq.errors import BackendError, ConfigurationError
 from taskq.message import parse
 from taskq.signing import signer_for
 
@@ -78,7 +78,17 @@ class CanvasSteps:
     def send(self, sig: Signature, args: tuple[Any, ...], **options: Any) -> list[Any]:
         """Send a step marked as one; returns its result's Celery tuple (for ``children``)."""
         headers = {**(sig.options.get("headers") or {}), **(options.pop("headers", None) or {}), STEP_HEADER: 1}
-        result = sig.apply_async(args, headers=headers, **options)
+        try:
+            result = sig.apply_async(args, headers=headers, **options)
+        except ConfigurationError as exc:
+            # A step this worker cannot send (an option it does not know, from another producer):
+            # its result says so, so whoever waits for the workflow is told, not left waiting.
+            log.error("Step %r after a task could not be sent: %s", sig, exc)
+            backend = self.app.backend
+            if sig.id and backend is not None:
+                meta = {"exc_type": "ConfigurationError", "exc_message": [str(exc)], "exc_module": "taskq.errors"}
+                backend.store(sig.id, states.FAILURE, meta)
+            return [[sig.id, None], None]
         return list(result.as_tuple())
 
     def after_success(self, msg: TaskMessage, result: Any) -> list[Any] | None:

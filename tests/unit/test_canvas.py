@@ -252,3 +252,15 @@ def test_options_and_errbacks_take_effect(app: TaskQ, tasks: dict[str, Any]) -> 
         wait = __import__("tests.integration.workers", fromlist=["wait_until"]).wait_until
         wait(lambda: seen, 5, "the errback")
     assert seen == [(failing.id, "failed")]  # the failed task's id first, as Celery's task errbacks
+
+
+def test_a_step_the_worker_cannot_send_fails_visibly(app: TaskQ, tasks: dict[str, Any]) -> None:
+    # Given a chain whose next step carries an option no taskq worker knows (another producer's)
+    odd = tasks["add"].s(1)
+    odd.options["weird_option"] = True
+    result, pubs = chain(tasks["add"].s(1, 1), odd).prepare()
+    with inline_worker(app):
+        app.broker.publish_many(pubs)
+        # Then the step's result reports it instead of staying PENDING
+        with pytest.raises(ConfigurationError, match="weird_option"):
+            result.get(timeout=10)
