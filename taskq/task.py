@@ -14,7 +14,7 @@ from taskq.errors import ConfigurationError, NotSupportedYet, Retry
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
-    from taskq.canvas.signature import Signature
+    from taskq.canvas.signatures import Signature
     from taskq.result import AsyncResult
 
 P = ParamSpec("P")
@@ -108,31 +108,31 @@ class Task(Generic[P, R]):
     # -- canvas (taskq/canvas) ---------------------------------------------------------------
     def s(self, *args: Any, **kwargs: Any) -> Signature:
         """A signature of this call; in a chain it gets the previous result first."""
-        from taskq.canvas.signature import Signature
+        from taskq.canvas.signatures import Signature
 
         return Signature(self, args, kwargs)
 
     def si(self, *args: Any, **kwargs: Any) -> Signature:
         """An immutable signature: a chain's previous result is not added to its arguments."""
-        from taskq.canvas.signature import Signature
+        from taskq.canvas.signatures import Signature
 
         return Signature(self, args, kwargs, immutable=True)
 
     def map(self, it: Iterable[Any]) -> Signature:
         """One task that calls this one for each item, in a worker (Celery's xmap)."""
-        from taskq.canvas.builtins import xmap
+        from taskq.canvas.mapping import xmap
 
         return xmap(self, it)
 
     def starmap(self, it: Iterable[Sequence[Any]]) -> Signature:
         """As ``map``, each item being the positional arguments (Celery's xstarmap)."""
-        from taskq.canvas.builtins import xstarmap
+        from taskq.canvas.mapping import xstarmap
 
         return xstarmap(self, it)
 
     def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Signature:
         """The calls split into tasks of ``n`` calls each, sent as a group."""
-        from taskq.canvas.builtins import chunks
+        from taskq.canvas.mapping import chunks
 
         return chunks(self, it, n)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from taskq import states
 from taskq.backends.base import ChordPart
 from taskq.canvas import ids
-from taskq.canvas.signature import Signature, signature
+from taskq.canvas.signatures import Signature, signature
 from taskq.result import exception_from_meta
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from taskq.canvas import ids
-from taskq.canvas.signature import Signature, signature
+from taskq.canvas.signatures import Signature, signature
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:

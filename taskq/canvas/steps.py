@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from taskq import states
 from taskq.canvas import ids
 from taskq.canvas.chords import header_part_done
-from taskq.canvas.signature import Signature, signature
+from taskq.canvas.signatures import Signature, signature
 from taskq.errors import BackendError, ConfigurationError
 from taskq.message import parse
 from taskq.signing import signer_for
