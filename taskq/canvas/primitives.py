@@ -71,7 +71,7 @@ class chain(_Container):
             flat.extend(step._steps() if isinstance(step, chain) else [step])
         steps: list[Signature] = []
         for step in flat:
-            if steps and isinstance(steps[-1], group) and not isinstance(step, group):
+            if steps and isinstance(steps[-1], group):  # a group after it too: the body is a group
                 steps[-1] = chord(steps[-1], step, app=self.app)
             else:
                 steps.append(step)

@@ -109,6 +109,9 @@ def test_nesting(app: TaskQ, tasks: dict[str, Any]) -> None:
         # a chain ending in a group
         g = chain(add.s(2, 2), group(mul.s(1), mul.s(2))).apply_async()
         assert g.get(timeout=10) == [4, 8]
+        # a group after a group: each member of the second gets the first's results
+        g = chain(group(add.s(1, 1), add.s(2, 2)), group(tsum.s(), tsum.s())).apply_async()
+        assert g.get(timeout=10) == [6, 6]
         # a chord inside a chord's header, and a chord inside a group
         inner = chord([add.s(1, 1), add.s(2, 2)], tsum.s())
         assert chord([inner, add.s(10, 0)], tsum.s()).apply_async().get(timeout=10) == 16
