@@ -38,7 +38,8 @@ class ChordParts:
         def engine(self) -> Any: ...
 
     def _parts_table(self) -> Any:
-        table = self.metadata.tables.get(f"{self.metadata.schema}.{PARTS_TABLE}" if self.metadata.schema else PARTS_TABLE)
+        schema = self.metadata.schema
+        table = self.metadata.tables.get(f"{schema}.{PARTS_TABLE}" if schema else PARTS_TABLE)
         if table is None:
             sa = self.sa
             table = sa.Table(
@@ -56,7 +57,7 @@ class ChordParts:
         return table
 
     def _chord_add(self, key: str, member: str, value: bytes, ttl: float) -> int:
-        from taskq.backends.db_tables import _insert, counter_upsert
+        from taskq.backends.db_tables import _insert, counter_upsert  # type: ignore[import-not-found, unused-ignore]  # db+ backend: on main
 
         parts, now = self._parts_table(), time.time()
         with self._begin() as conn:
@@ -91,7 +92,7 @@ class ChordParts:
         return int(values[0]) if values else None
 
     def save_group(self, group_id: str, document: dict[str, Any]) -> None:
-        from taskq.backends.db_tables import upsert
+        from taskq.backends.db_tables import upsert  # type: ignore[import-not-found, unused-ignore]  # db+ backend: on main
 
         row = {
             "taskset_id": group_id,
