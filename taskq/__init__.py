@@ -3,9 +3,11 @@
 from taskq import states
 from taskq.app import TaskQ
 from taskq.beat import at, cron, crontab, every
+from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
 from taskq.errors import (
     BackendError,
     BrokerError,
+    ChordError,
     ConfigurationError,
     NotRegistered,
     NotSupportedYet,
@@ -24,11 +26,14 @@ __all__ = [
     "AsyncResult",
     "BackendError",
     "BrokerError",
+    "ChordError",
     "ConfigurationError",
+    "GroupResult",
     "MaxRetriesExceededError",
     "NotRegistered",
     "NotSupportedYet",
     "Retry",
+    "Signature",
     "Task",
     "TaskFailure",
     "TaskQ",
@@ -37,8 +42,12 @@ __all__ = [
     "TimeoutError",
     "__version__",
     "at",
+    "chain",
+    "chord",
     "cron",
     "crontab",
     "every",
+    "group",
+    "signature",
     "states",
 ]

@@ -16,6 +16,8 @@ from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker, Publication
+from taskq.canvas.builtins import register_builtins
+from taskq.canvas.embed import CANVAS_OPTIONS, embed_of, group_headers
 from taskq.config import Settings, check_url
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
@@ -29,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SEND_OPTIONS = frozenset(
     {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id"}
+    | CANVAS_OPTIONS
 )
 
 
@@ -55,6 +58,7 @@ class TaskQ:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
+        register_builtins(self)  # celery.map, celery.starmap, celery.chunks: what canvas sends
 
     def __repr__(self) -> str:
         return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
@@ -201,7 +205,8 @@ class TaskQ:
             retries=int(options.get("retries") or 0),
             root_id=options.get("root_id"),
             parent_id=options.get("parent_id"),
-            headers=options.get("headers"),
+            headers=group_headers(options),
+            embed=embed_of(options),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
         )
@@ -228,6 +233,7 @@ class TaskQ:
             root_id=plan.root_id,
             parent_id=plan.parent_id,
             headers=plan.headers,
+            embed=plan.embed,
             signer=plan.signer,
             queue=plan.queue,
         )
@@ -292,6 +298,7 @@ class _SendPlan:
     root_id: str | None
     parent_id: str | None
     headers: dict[str, Any] | None
+    embed: dict[str, Any] | None  # callbacks, errbacks, chain, chord (taskq/canvas/embed.py)
     serializer: Serializer
     signer: Signer | None
 

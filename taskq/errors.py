@@ -17,6 +17,7 @@ boundary, into this tree, so callers catch taskq errors only::
     ├── TimeoutError                AsyncResult.get() waited too long (also builtins.TimeoutError)
     ├── TaskRevokedError            the task was revoked or expired before running
     ├── TaskFailure                 a failed task's exception that cannot be rebuilt locally
+    ├── ChordError                  a chord's header task failed: its body does not run
     └── Retry                       raised by Task.retry() to ask the worker for a retry
 """
 
@@ -88,6 +89,10 @@ class TaskFailure(TaskQError):
     def __init__(self, exc_type: str, message: str) -> None:
         super().__init__(f"{exc_type}: {message}")
         self.exc_type = exc_type
+
+
+class ChordError(TaskQError):
+    """A header task of a chord failed; the message names it (Celery's name)."""
 
 
 class Retry(TaskQError):

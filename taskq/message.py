@@ -48,6 +48,7 @@ class TaskMessage:
     priority: int = 0
     headers: dict[str, Any] = field(default_factory=dict)
     valid_until: datetime | None = None  # signed messages: when the signature's window closes
+    embed: dict[str, Any] | None = None  # callbacks, errbacks, chain, chord: run by taskq/canvas
 
 
 def new_task_id() -> str:
@@ -97,10 +98,11 @@ def build(
     headers: dict[str, Any] | None = None,
     signer: Signer | None = None,
     queue: str = "",
+    embed: dict[str, Any] | None = None,
 ) -> Envelope:
     """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
     queue the message is published to: the worker verifies against the queue it read)."""
-    body = serializer.dumps([list(args), kwargs, EMPTY_EMBED])
+    body = serializer.dumps([list(args), kwargs, embed or EMPTY_EMBED])
     argsrepr = _repr.repr(tuple(args)) if args else "()"
     kwargsrepr = _repr.repr(kwargs) if kwargs else "{}"
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
@@ -237,8 +239,8 @@ def parse(
         raise InvalidMessage("body args is not a list or kwargs is not an object")
     if embed is not None and not isinstance(embed, dict):
         raise InvalidMessage("body embed is not an object")
-    if embed and any(embed.get(k) for k in EMPTY_EMBED):
-        raise InvalidMessage("canvas not supported yet (callbacks, errbacks, chain or chord)")
+    if embed and any(embed.get(k) is not None and not isinstance(embed.get(k), (list, dict)) for k in EMPTY_EMBED):
+        raise InvalidMessage("body embed: callbacks, errbacks, chain and chord must be lists or objects")
     retries = h.get("retries") or 0
     if not isinstance(retries, int):
         raise InvalidMessage("header 'retries' is not an integer")
@@ -262,4 +264,5 @@ def parse(
         priority=envelope.priority,
         headers=h,
         valid_until=valid_until,
+        embed=embed if embed and any(embed.get(k) for k in EMPTY_EMBED) else None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import reprlib
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from taskq import states
@@ -46,9 +47,10 @@ def _short_repr(value: Any) -> str:
 
 
 class AsyncResult(Generic[R]):
-    def __init__(self, task_id: str, app: TaskQ) -> None:
+    def __init__(self, task_id: str, app: TaskQ, parent: Any = None) -> None:
         self.id = task_id
         self.app = app
+        self.parent = parent  # the previous step of a chain (or a chord's header), when known here
 
     def __repr__(self) -> str:
         return f"<AsyncResult: {self.id}>"
@@ -110,6 +112,27 @@ class AsyncResult(Generic[R]):
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         """``get`` for asyncio code: waits in a thread so the event loop keeps running."""
         return await asyncio.to_thread(self.get, timeout, propagate)
+
+    @property
+    def children(self) -> list[Any]:
+        """The results of the steps this task's worker sent (chain step, callbacks, chord body)."""
+        from taskq.canvas.results import result_from_tuple
+
+        return [result_from_tuple(child, self.app) for child in self._meta().get("children") or []]
+
+    def collect(self, timeout: float | None = None) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this task and then, depth first, everything it started."""
+        yield self, self.get(timeout=timeout)
+        for child in self.children:
+            if isinstance(child, AsyncResult):
+                yield from child.collect(timeout)
+            else:
+                for member in child.results:
+                    yield from member.collect(timeout)
+
+    def as_tuple(self) -> list[Any]:
+        """Celery's form: ``[[id, parent], None]``."""
+        return [[self.id, None if self.parent is None else self.parent.as_tuple()], None]
 
     def forget(self) -> None:
         self.backend.forget(self.id)

@@ -14,6 +14,7 @@ from taskq.errors import ConfigurationError, NotSupportedYet, Retry
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.canvas.signatures import Signature
     from taskq.result import AsyncResult
 
 P = ParamSpec("P")
@@ -112,6 +113,37 @@ class Task(Generic[P, R]):
                 raise ConfigurationError("task_id cannot be given for many calls")
             return [self.apply_async(tuple(c), None, **options) for c in calls]
         return self.app.send_many(self.name, [(tuple(c), {}) for c in calls], **{**self._default_options(), **options})
+
+    # -- canvas (taskq/canvas) ---------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature of this call; in a chain it gets the previous result first."""
+        from taskq.canvas.signatures import Signature
+
+        return Signature(self, args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: a chain's previous result is not added to its arguments."""
+        from taskq.canvas.signatures import Signature
+
+        return Signature(self, args, kwargs, immutable=True)
+
+    def map(self, it: Iterable[Any]) -> Signature:
+        """One task that calls this one for each item, in a worker (Celery's xmap)."""
+        from taskq.canvas.mapping import xmap
+
+        return xmap(self, it)
+
+    def starmap(self, it: Iterable[Sequence[Any]]) -> Signature:
+        """As ``map``, each item being the positional arguments (Celery's xstarmap)."""
+        from taskq.canvas.mapping import xstarmap
+
+        return xstarmap(self, it)
+
+    def chunks(self, it: Iterable[Sequence[Any]], n: int) -> Signature:
+        """The calls split into tasks of ``n`` calls each, sent as a group."""
+        from taskq.canvas.mapping import chunks
+
+        return chunks(self, it, n)
 
     def _default_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}

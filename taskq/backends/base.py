@@ -8,6 +8,11 @@ once; a backend implements five small primitives on keys and bytes:
 * ``_wait(key, timeout)``: block until the key may have changed; the default polls, a
   backend that can be notified (Redis pub/sub) overrides it.
 
+Chord counting is one more small primitive, optional (``supports_chords``):
+``_chord_add(key, member, value, ttl)`` records ``value`` under ``member`` once (a second
+call for the same member changes nothing) and returns how many members the key holds, in
+one atomic step; ``_chord_members(key)`` reads them back. See taskq/canvas/chords.py.
+
 The result document is Celery's: ``{"status", "result", "traceback", "children",
 "date_done", "task_id"}`` under ``celery-task-meta-<id>``, so either library reads the
 other's results.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +34,17 @@ if TYPE_CHECKING:
     from taskq.config import Settings
 
 META_PREFIX = "celery-task-meta-"
+GROUP_STEM = "celery-taskset-meta-"  # Celery's key of a saved group (and of its chord's ".s" size)
+
+
+@dataclass(frozen=True)
+class ChordPart:
+    """One finished header task of a chord, as its worker recorded it."""
+
+    index: int
+    task_id: str
+    state: str
+    result: Any
 
 
 class ResultBackend(ABC):
@@ -52,6 +69,19 @@ class ResultBackend(ABC):
 
     @abstractmethod
     def _incr(self, key: str, ttl: float) -> int: ...
+
+    supports_chords = False  # True where _chord_add/_chord_members are implemented
+
+    def _chord_add(self, key: str, member: str, value: bytes, ttl: float) -> int:
+        """Store ``value`` under ``member`` of ``key`` unless the member is there already,
+        and return the number of members, as ONE atomic step."""
+        raise NotImplementedError(f"{type(self).__name__} cannot count chords")
+
+    def _chord_members(self, key: str) -> list[bytes]:
+        raise NotImplementedError(f"{type(self).__name__} cannot count chords")
+
+    def _chord_delete(self, key: str) -> None:
+        self._delete(key)
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
         """Several writes; a backend that can batch them in one round trip overrides this."""
@@ -131,6 +161,45 @@ class ResultBackend(ABC):
 
     def forget(self, task_id: str) -> None:
         self._delete(self.key_for(task_id))
+
+    # -- groups and chords (taskq/canvas) ------------------------------------------------
+    def group_key_for(self, group_id: str) -> str:
+        """Celery's ``celery-taskset-meta-<id>``, under the same stem as ``key_for``'s prefix."""
+        stem = self.prefix[: -len(META_PREFIX)] if self.prefix.endswith(META_PREFIX) else self.prefix
+        return stem + GROUP_STEM + group_id
+
+    def save_group(self, group_id: str, document: dict[str, Any]) -> None:
+        self._set(self.group_key_for(group_id), self.encode_meta(document), self.expires)
+
+    def restore_group(self, group_id: str) -> dict[str, Any] | None:
+        raw = self._get(self.group_key_for(group_id))
+        return None if raw is None else dict(json.loads(raw))
+
+    def forget_group(self, group_id: str) -> None:
+        self._delete(self.group_key_for(group_id))
+
+    def set_chord_size(self, group_id: str, size: int) -> None:
+        """Celery's ``<group key>.s``: a Celery worker sharing this backend reads the size there."""
+        self._set(self.group_key_for(group_id) + ".s", str(size).encode(), self.expires)
+
+    def chord_size(self, group_id: str) -> int | None:
+        raw = self._get(self.group_key_for(group_id) + ".s")
+        return None if raw is None else int(raw)
+
+    def chord_add(self, group_id: str, part: ChordPart) -> int:
+        """Record a finished header task of a chord, once per task id however often it is
+        called (a redelivered header task is not counted twice); return how many distinct
+        header tasks are recorded. One atomic step in the store: never a poll."""
+        value = json.dumps([part.index, part.task_id, part.state, part.result], separators=(",", ":")).encode()
+        return self._chord_add(self.group_key_for(group_id) + ".tq", part.task_id, value, self.expires)
+
+    def chord_parts(self, group_id: str) -> list[ChordPart]:
+        """The recorded header tasks, in header order."""
+        parts = [ChordPart(*json.loads(raw)) for raw in self._chord_members(self.group_key_for(group_id) + ".tq")]
+        return sorted(parts, key=lambda p: p.index)
+
+    def chord_forget(self, group_id: str) -> None:
+        self._chord_delete(self.group_key_for(group_id) + ".tq")
 
     def incr(self, key: str, ttl: float | None = None) -> int:
         """Atomically add one to a counter and return the new value."""

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import states
 from taskq.backends.base import ResultBackend
+from taskq.backends.db_chords import ChordParts
 from taskq.display import redact
 from taskq.errors import BackendError, ConfigurationError
 
@@ -52,7 +53,7 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)  # Celery's column is naive UTC
 
 
-class DatabaseBackend(ResultBackend):
+class DatabaseBackend(ChordParts, ResultBackend):
     def __init__(self, url: str, settings: Settings) -> None:
         super().__init__(url, settings)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -42,6 +43,21 @@ class MemoryBackend(ResultBackend):
             count = count + 1 if until >= now else 1  # an expired counter starts again, as in Redis
             self._counters[key] = (count, now + ttl if ttl > 0 else float("inf"))
             return count
+
+    supports_chords = True
+
+    def _chord_add(self, key: str, member: str, value: bytes, ttl: float) -> int:
+        # The members live as one JSON object among the values; the lock makes the add atomic.
+        with self._cond:
+            item = self._values.get(key)
+            members: dict[str, str] = json.loads(item[0]) if item and item[1] >= time.time() else {}
+            members.setdefault(member, value.decode())
+            self._values[key] = (json.dumps(members).encode(), time.time() + ttl)
+            return len(members)
+
+    def _chord_members(self, key: str) -> list[bytes]:
+        raw = self._get(key)
+        return [] if raw is None else [v.encode() for v in json.loads(raw).values()]
 
     def reset_counter(self, key: str) -> None:
         with self._cond:

@@ -18,8 +18,18 @@ from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 from taskq.config import Settings
 from taskq.errors import BackendError, InvalidResult
 
+# One script call per finished header task: HSETNX makes a second report of the same task id
+# change nothing, and the count returned is the hash's size after it.
+CHORD_ADD = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('HLEN', KEYS[1])
+"""
+
 
 class RedisBackend(ResultBackend):
+    supports_chords = True
+
     def __init__(self, url: str, settings: Settings | None = None, *, global_keyprefix: str | None = None) -> None:
         """``global_keyprefix`` goes before every key and channel, as Celery's option of that
         name in ``result_backend_transport_options`` does (both sides must use the same one)."""
@@ -64,6 +74,16 @@ class RedisBackend(ResultBackend):
             if ttl > 0:
                 pipe.pexpire(name, max(int(ttl * 1000), 1))
             return int(pipe.execute()[0])
+
+    def _chord_add(self, key: str, member: str, value: bytes, ttl: float) -> int:
+        ttl_ms = max(int(ttl * 1000), 1) if ttl > 0 else 0
+        with self._conn.errors(BackendError, "redis result backend chord count"):
+            script = self._conn.client.register_script(CHORD_ADD)
+            return int(script(keys=[self._key(key)], args=[member, value, ttl_ms]))
+
+    def _chord_members(self, key: str) -> list[bytes]:
+        with self._conn.errors(BackendError, "redis result backend chord read"):
+            return list(self._conn.client.hvals(self._key(key)))  # type: ignore[arg-type]
 
     def _wait(self, key: str, timeout: float) -> None:
         """Return when a value is published on the key's channel, or after ``timeout``."""

@@ -19,6 +19,13 @@ CREATE TABLE IF NOT EXISTS taskq_results (
     value BLOB NOT NULL,
     expires REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS taskq_chord_parts (
+    key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    value BLOB NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (key, member)
+);
 CREATE TABLE IF NOT EXISTS taskq_counters (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL,
@@ -68,6 +75,27 @@ class SQLiteBackend(ResultBackend):
             ).fetchone()
         return int(row[0])
 
+    supports_chords = True
+
+    def _chord_add(self, key: str, member: str, value: bytes, ttl: float) -> int:
+        """One transaction: the part is inserted unless its task id is there, then counted."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO taskq_chord_parts (key, member, value, expires) VALUES (?, ?, ?, ?)",
+                (key, member, value, time.time() + ttl),
+            )
+            row = conn.execute("SELECT COUNT(*) FROM taskq_chord_parts WHERE key = ?", (key,)).fetchone()
+        return int(row[0])
+
+    def _chord_members(self, key: str) -> list[bytes]:
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT value FROM taskq_chord_parts WHERE key = ?", (key,)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def _chord_delete(self, key: str) -> None:
+        with self._db.connection() as conn:
+            conn.execute("DELETE FROM taskq_chord_parts WHERE key = ?", (key,))
+
     def _wait(self, key: str, timeout: float) -> None:
         with self._db.connection() as conn:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -82,6 +110,7 @@ class SQLiteBackend(ResultBackend):
         with self._db.connection() as conn:
             removed = conn.execute("DELETE FROM taskq_results WHERE expires < ?", (now,)).rowcount
             conn.execute("DELETE FROM taskq_counters WHERE expires < ?", (now,))
+            conn.execute("DELETE FROM taskq_chord_parts WHERE expires < ?", (now,))
         return int(removed)
 
     def close(self) -> None:

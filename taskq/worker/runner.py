@@ -26,6 +26,7 @@ from typing import Any
 from taskq import states
 from taskq.app import TaskQ
 from taskq.brokers.base import Broker, Delivery, describe_error
+from taskq.canvas.steps import CanvasSteps
 from taskq.display import OneLineRecords
 from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
@@ -64,6 +65,7 @@ class TaskRunner:
         self.accepted = app.accepted
         self.signer = signer_for(self.conf)
         self.replays = ReplayMemory(lambda: self.backend)
+        self.canvas = CanvasSteps(app)  # workflow steps after a task ends (taskq/canvas/steps.py)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._results: list[tuple[str, bytes]] = []
         self._acks: list[Delivery] = []
@@ -120,6 +122,10 @@ class TaskRunner:
 
     # -- the run --------------------------------------------------------------------------
     def _run(self, delivery: Delivery, msg: TaskMessage, task: Task[Any, Any]) -> None:
+        if self.canvas.duplicate(delivery, msg):
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] is a second copy of a workflow step; acked without running", msg.task, msg.id)
+            return
         acks_late = self.conf.task_acks_late if task.options.acks_late is None else task.options.acks_late
         if not acks_late:
             self.broker.ack([delivery])
@@ -152,11 +158,14 @@ class TaskRunner:
         finally:
             set_current_request(None)
         runtime = time.perf_counter() - start
+        children = self.canvas.after_success(msg, result) if msg.embed else []
+        if children is None:
+            return  # the result backend failed: the claim expires and the message runs again
         ignore = self.conf.task_ignore_result if task.options.ignore_result is None else task.options.ignore_result
         prepared = None
         if not ignore and self.backend is not None:
             try:
-                prepared = self.backend.prepare(msg.id, states.SUCCESS, result)
+                prepared = self.backend.prepare(msg.id, states.SUCCESS, result, children=children)
             except (TypeError, ValueError, RecursionError) as exc:
                 prepared = self.backend.prepare(
                     msg.id, states.FAILURE, exception_meta(exc), f"result not serializable: {exc}"
@@ -216,7 +225,7 @@ class TaskRunner:
         pub = self.app.build_publication(
             msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
             queue=delivery.queue, priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
-            parent_id=msg.parent_id,
+            parent_id=msg.parent_id, **self.canvas.retry_options(msg),
         )
         self.broker.publish(pub.queue, pub.envelope, pub.eta)
         self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None)
@@ -228,6 +237,8 @@ class TaskRunner:
         self, delivery: Delivery, msg: TaskMessage, request: Request, exc: BaseException, runtime: float, acked: bool
     ) -> None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if msg.embed and not self.canvas.after_failure(msg, exception_meta(exc), tb):
+            return  # the result backend failed: the claim expires and the message runs again
         if request.retries_exhausted and acked:
             # Dead-letter before storing FAILURE: whoever sees the failure finds the message kept.
             self.broker.dead_letter(delivery, f"retries exhausted after {msg.retries}: {exc!r}")
@@ -247,6 +258,7 @@ class TaskRunner:
         self._dead_letter(delivery, reason, task_id or "?")
         if task_id:
             failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
+            self.canvas.given_up(delivery, failure)  # its chord must not wait for it forever
             self._store(task_id, states.FAILURE, failure)
         return True
 
@@ -264,6 +276,11 @@ class TaskRunner:
 
     def release(self, delivery: Delivery) -> None:
         """A started delivery goes back to its queue uncounted: its next run is no replay."""
+        if delivery.envelope is not None:
+            try:
+                self.canvas.release(delivery.envelope.headers)
+            except BackendError as exc:
+                log.warning("Could not clear the step mark of %s (%s)", delivery.envelope.id, exc)
         if self.signer is not None and delivery.envelope is not None:
             try:
                 self.replays.forget(delivery.envelope.headers)

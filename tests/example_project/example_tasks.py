@@ -32,6 +32,32 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+# -- canvas (tests/integration/test_canvas*.py) --------------------------------------------
+@app.task
+def mul(a: int, b: int) -> int:
+    return a * b
+
+
+@app.task
+def collect(values: list[int], key: str) -> list[int]:
+    """A chord body that records each run, so tests count how often the body ran."""
+    mark("done", key)
+    return values
+
+
+@app.task
+def fail(*args: object) -> None:
+    raise ValueError(f"failed on {args!r}")
+
+
+@app.task
+def slow_add(a: int, b: int, key: str, seconds: float) -> int:
+    mark("start", key)
+    time.sleep(seconds)
+    mark("done", key)
+    return a + b
+
+
 @app.task
 def sleep_then(key: str, seconds: float) -> str:
     mark("start", key)

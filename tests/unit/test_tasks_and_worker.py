@@ -193,7 +193,7 @@ def test_poison_messages_go_to_dead_letters_and_the_worker_keeps_running(app: Ta
     broker = app.broker
     broker.publish("celery", Envelope({"task": "no.such.task", "id": "unknown"}, b"[[], {}, {}]"))
     broker.publish("celery", Envelope({"task": fine.name, "id": "bad-body"}, b"{{{"))
-    broker.publish("celery", Envelope({"task": fine.name, "id": "canvas"}, b'[[], {}, {"chain": [{"task": "x"}]}]'))
+    broker.publish("celery", Envelope({"task": fine.name, "id": "canvas"}, b'[[], {}, {"chain": "x"}]'))
     broker.publish("celery", Envelope({"task": fine.name, "id": "pickled"}, b"x", "application/x-python-serialize"))
     with inline_worker(app):
         assert fine.delay().get(timeout=5) == "fine"
@@ -201,7 +201,7 @@ def test_poison_messages_go_to_dead_letters_and_the_worker_keeps_running(app: Ta
     reasons = {d.id: d.reason for d in broker.dead_letters()}
     assert "unknown task 'no.such.task'" in reasons["unknown"]
     assert "does not decode" in reasons["bad-body"]
-    assert "canvas not supported yet" in reasons["canvas"]
+    assert "callbacks, errbacks, chain and chord must be lists or objects" in reasons["canvas"]
     assert "not accepted" in reasons["pickled"]
 
 
