@@ -395,11 +395,13 @@ def test_the_fetch_batch_grows_while_tasks_are_fast(app: TaskQ) -> None:
     @app.task
     def noop() -> None: ...
 
-    results = noop.delay_many([()] * 400)
+    results = noop.delay_many([()] * 1000)
     with inline_worker(app, prefetch=4) as consumer:
-        for r in results:
+        largest = 0
+        for r in results:  # one slow batch on a loaded machine starts the doubling again
+            largest = max(largest, consumer.batch)
             r.get(timeout=10)
-        assert consumer.batch == consumer.batch_max == 64
+        assert max(largest, consumer.batch) == consumer.batch_max == 64
 
 
 def test_an_idle_worker_keeps_its_fetch_batch_small(app: TaskQ) -> None:
