@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import click
@@ -53,7 +54,17 @@ def load_app(spec: str) -> TaskQ:
     if not isinstance(app, TaskQ):
         raise ConfigurationError(f"-A {spec!r}: no TaskQ app found there")
     app.check()  # bad broker/backend URLs fail here, for every command, before any I/O
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # close when the command ends: RabbitMQ acks still buffered are written then
+        ctx.call_on_close(partial(_close_quietly, app))
     return app
+
+
+def _close_quietly(app: TaskQ) -> None:
+    try:
+        app.close()
+    except Exception as exc:  # the command's outcome is already printed; an unreachable server stays one line
+        click.echo(f"taskq: warning: closing the connections failed: {redact(str(exc))}", err=True)
 
 
 def app_option(fn: F) -> F:
