@@ -18,6 +18,8 @@ ALIASES = {
     "sqlite": "taskq.backends.sqlite:SQLiteBackend",
     "redis": "taskq.backends.redis:RedisBackend",
     "rediss": "taskq.backends.redis:RedisBackend",
+    "redis+cluster": "taskq.backends.redis:RedisBackend",
+    "redis+sentinel": "taskq.backends.redis:RedisBackend",
 }
 
 
