@@ -1,0 +1,181 @@
+"""taskq on a Redis Cluster (3 masters + 3 replicas on loopback, started once for this module):
+keys of a queue in one slot, queues spread over the shards, round trip through a worker with
+results on the cluster, countdown, priorities, claims of a SIGKILLed worker.
+The failover test (a master SIGKILLed mid-run) is in test_redis_failover.py."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskq import TaskQ, states
+from taskq.brokers.redis import RedisBroker
+from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import BrokerError
+from tests.integration.workers import WorkerFactory, base_env, wait_until
+from tests.redis_topology import ThrowawayCluster
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
+    server = ThrowawayCluster(tmp_path_factory.mktemp("cluster"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def envelope(task_id: str, priority: int = 0) -> Envelope:
+    return Envelope({"task": "t.noop", "id": task_id, "lang": "py"}, b"[[], {}, {}]", properties={"priority": priority})
+
+
+def broker(cluster: ThrowawayCluster) -> RedisBroker:
+    settings = Settings()
+    settings.recovery_time = 2.0
+    return RedisBroker(cluster.url, settings)
+
+
+def test_a_queues_keys_share_one_slot_and_queues_spread_over_the_shards(cluster: ThrowawayCluster) -> None:
+    b = broker(cluster)
+    client = cluster.client(cluster.ports[0])
+    try:
+        queues = [f"spread-{i}" for i in range(12)]  # fixed names: fixed slots (the cluster is this module's own)
+        for q in queues:
+            b.publish(q, envelope(f"{q}-now"))
+            b.publish(q, envelope(f"{q}-late"), eta=time.time() + 60)
+        # Every key a script of one queue touches hashes to the queue's slot...
+        for q in queues:
+            keys = [*b._fetch_keys(q), b._registry_for(q), b.wake_key(q)]
+            assert len({client.cluster("keyslot", k) for k in keys}) == 1, q  # type: ignore[no-untyped-call]
+        # ...and the queues are spread over the three masters.
+        assert len({cluster.master_of(b.lane_key(q, 0)) for q in queues}) == 3
+        assert set(queues) <= set(b.queues())
+        assert all(b.queue_length(q) == 2 for q in queues)
+        taken = b.fetch(queues, 100, timeout=1)
+        assert {d.envelope.id for d in taken if d.envelope} == {f"{q}-now" for q in queues}
+        b.ack(taken)
+        assert sum(b.purge(q) for q in queues) == len(queues)  # the delayed ones
+    finally:
+        b.close()
+
+
+def test_the_single_server_key_layout_is_unchanged() -> None:
+    b = RedisBroker("redis://127.0.0.1:6379/0")
+    assert (b.lane_key("celery", 3), b.delayed_key("celery"), b.registry_key) == (
+        "taskq:q:celery:3", "taskq:q:celery:delayed", "taskq:queues",
+    )
+    assert b._registry_for("celery") == "taskq:queues"
+
+
+def test_priorities_highest_first_within_and_across_queues(cluster: ThrowawayCluster) -> None:
+    b = broker(cluster)
+    try:
+        first, second = f"prio-a-{uuid.uuid4().hex[:6]}", f"prio-b-{uuid.uuid4().hex[:6]}"
+        b.publish_many([])
+        for p in (0, 5, 9, 2):
+            b.publish(first, envelope(f"a{p}", p))
+            b.publish(second, envelope(f"b{p}", p))
+        got: list[str] = []
+        while len(got) < 8:
+            batch = b.fetch([first], 2, timeout=1) if len(got) < 4 else b.fetch([second], 2, timeout=1)
+            b.ack(batch)
+            got += [d.envelope.id for d in batch if d.envelope]
+        assert got == ["a9", "a5", "a2", "a0", "b9", "b5", "b2", "b0"]
+        # One fetch over both queues: the batch is ordered by priority across them.
+        for p in (1, 7):
+            b.publish(first, envelope(f"a{p}", p))
+            b.publish(second, envelope(f"b{p}", p))
+        batch = b.fetch([first, second], 10, timeout=1)
+        b.ack(batch)
+        assert [d.envelope.id for d in batch if d.envelope] == ["a7", "b7", "a1", "b1"]
+    finally:
+        b.close()
+
+
+def test_a_blocked_fetch_over_several_queues_wakes_for_any_of_them(cluster: ThrowawayCluster) -> None:
+    b, producer = broker(cluster), broker(cluster)
+    try:
+        queues = [f"wake-{uuid.uuid4().hex[:6]}-{i}" for i in range(4)]
+        assert b.fetch(queues, 10, timeout=0.2) == []  # makes the groups
+        for q in queues:
+            started = time.monotonic()
+            producer.publish(q, envelope(q))
+            batch = b.fetch(queues, 10, timeout=5)
+            assert [d.envelope.id for d in batch if d.envelope] == [q]
+            assert time.monotonic() - started < 1.0
+            b.ack(batch)
+        # A countdown: the blocked fetch wakes when the message is due.
+        producer.publish(queues[2], envelope("due"), eta=time.time() + 0.5)
+        started = time.monotonic()
+        batch = b.fetch(queues, 10, timeout=5)
+        assert [d.envelope.id for d in batch if d.envelope] == ["due"]
+        assert 0.4 < time.monotonic() - started < 2.0
+        b.ack(batch)
+    finally:
+        b.close()
+        producer.close()
+
+
+@pytest.fixture
+def workers(cluster: ThrowawayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WorkerFactory]:
+    prefix = f"t{uuid.uuid4().hex[:6]}:"
+    env = base_env(
+        tmp_path,
+        cluster.url,
+        TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps({"global_keyprefix": prefix}),
+        TASKQ_RESULT_KEY_PREFIX=f"{prefix}celery-task-meta-",
+        TASKQ_BEAT_STORE_URL=f"sqlite:///{tmp_path}/beat.db",
+    )
+    for key, value in env.items():
+        if key.startswith("TASKQ_"):
+            monkeypatch.setenv(key, value)
+    factory = WorkerFactory(tmp_path, env)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+def test_round_trip_and_countdown_through_a_worker_with_results_on_the_cluster(workers: WorkerFactory) -> None:
+    workers.start("-c", "2", "-P", "threads")
+    producer = TaskQ("producer")
+    try:
+        results = [producer.send_task("example_tasks.add", (i, i)) for i in range(20)]
+        assert [r.get(timeout=20) for r in results] == [2 * i for i in range(20)]
+        sent = time.time()
+        late = producer.send_task("example_tasks.stamp", ("late",), countdown=1.0)
+        assert late.get(timeout=20) >= sent + 0.9
+        assert late.state == states.SUCCESS
+    finally:
+        producer.close()
+
+
+def test_claims_of_a_sigkilled_worker_run_elsewhere(workers: WorkerFactory) -> None:
+    marks = workers.marks
+    producer = TaskQ("producer")
+    try:
+        keys = [f"k{i}" for i in range(30)]
+        results = producer.send_many("example_tasks.sleep_then", [((k, 0.1), {}) for k in keys])
+        victim = workers.start("-c", "1", "--prefetch-multiplier", "30")  # its first fetch takes all
+        wait_until(lambda: sum(marks.count("done").values()) >= 3, 20, "three tasks done")
+        victim.kill_tree()
+        workers.start("-c", "2")
+        assert [r.get(timeout=60) for r in results] == keys
+        assert set(marks.count("done")) == set(keys)
+    finally:
+        producer.close()
+
+
+def test_a_cluster_url_without_a_reachable_node_is_one_clear_error() -> None:
+    b = RedisBroker("redis+cluster://127.0.0.1:1", Settings())
+    with pytest.raises(BrokerError, match="redis broker publish"):
+        b.publish("q", envelope("x"))
