@@ -60,10 +60,12 @@ class _Processes:
         self.directory = directory
         self.binary = _binary("redis-server")
         self.processes: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
+        self.arguments: dict[int, tuple[str, ...]] = {}  # port -> its arguments, for a restart
 
     def spawn(self, port: int, *args: str) -> None:
         folder = self.directory / str(port)
         folder.mkdir(exist_ok=True)
+        self.arguments[port] = args
         self.processes[port] = subprocess.Popen(
             [self.binary, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
              "--save", "", "--appendonly", "no", "--logfile", str(folder / "log")],
@@ -75,6 +77,11 @@ class _Processes:
         process = self.processes.pop(port)
         process.kill()
         process.wait(10)
+
+    def restart(self, port: int) -> None:
+        """Start a killed server again, same port, folder and arguments (it rejoins as a replica)."""
+        self.spawn(port, *self.arguments[port])
+        wait_for(self.client(port).ping, 10, f"redis-server on {port} again")
 
     def stop(self) -> None:
         for port in list(self.processes):
@@ -114,9 +121,14 @@ class ThrowawayCluster(_Processes):
             check=True, capture_output=True, timeout=30,
         )
         wait_for(self.healthy, 20, "cluster_state:ok on every node")
+        wait_for(lambda: all(self.replicas_in_sync(m) for m in self.masters()), 20, "replicas in sync")
 
     def healthy(self) -> bool:
         return all(self.client(p).cluster("info")["cluster_state"] == "ok" for p in self.processes)  # type: ignore[no-untyped-call]
+
+    def masters(self) -> set[int]:
+        client = self.client(next(iter(self.processes)))
+        return {int(master[1]) for _, _, master, *_ in client.cluster("slots")}  # type: ignore[no-untyped-call]
 
     def master_of(self, key: str) -> int:
         """The port of the master that serves ``key`` now."""
@@ -131,9 +143,8 @@ class ThrowawayCluster(_Processes):
         """The master's replicas have every write it made so far (offsets equal)."""
         info = self.client(master).info("replication")
         offset = int(info["master_repl_offset"])
-        return int(info["connected_slaves"]) >= 1 and all(
-            int(info[f"slave{i}"]["offset"]) >= offset for i in range(int(info["connected_slaves"]))
-        )
+        replicas = [info[f"slave{i}"] for i in range(int(info["connected_slaves"]))]
+        return bool(replicas) and all(r["state"] == "online" and int(r["offset"]) >= offset for r in replicas)
 
 
 class ThrowawaySentinels(_Processes):
@@ -169,14 +180,11 @@ class ThrowawaySentinels(_Processes):
 
     def _sentinels_ready(self) -> bool:
         for port in self.sentinels:
-            state = self.client(port).execute_command("SENTINEL", "MASTER", self.service)
-            fields = dict(zip(state[0::2], state[1::2], strict=True))
-            if int(fields[b"num-slaves"]) < 1 or int(fields[b"num-other-sentinels"]) < 2:
+            state = self.client(port).sentinel_master(self.service)
+            if int(state["num-slaves"]) < 1 or int(state["num-other-sentinels"]) < 2:
                 return False
         return True
 
     def current_master(self) -> int:
-        _, port = self.client(self.sentinels[0]).execute_command(
-            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
-        )
+        _, port = self.client(self.sentinels[0]).sentinel_get_master_addr_by_name(self.service)
         return int(port)

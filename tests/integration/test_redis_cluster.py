@@ -179,3 +179,22 @@ def test_a_cluster_url_without_a_reachable_node_is_one_clear_error() -> None:
     b = RedisBroker("redis+cluster://127.0.0.1:1", Settings())
     with pytest.raises(BrokerError, match="redis broker publish"):
         b.publish("q", envelope("x"))
+
+
+def test_wait_replicas_confirms_on_the_replica_or_fails_the_publish(cluster: ThrowawayCluster) -> None:
+    settings = Settings()
+    settings.broker_transport_options = {"wait_replicas": 1, "wait_timeout": 0.2}
+    b = RedisBroker(cluster.url, settings)
+    settings2 = Settings()
+    settings2.broker_transport_options = {"wait_replicas": 2, "wait_timeout": 0.2}
+    too_many = RedisBroker(cluster.url, settings2)
+    try:
+        queue = f"wait-{uuid.uuid4().hex[:6]}"
+        b.publish(queue, envelope("kept"))  # each master has one replica: confirmed
+        with pytest.raises(BrokerError, match="only 1 of 2 replica"):
+            too_many.publish(queue, envelope("unconfirmed"))
+        # Unconfirmed is not undone: the message may still run (at least once, never lost).
+        assert b.queue_length(queue) == 2
+    finally:
+        b.close()
+        too_many.close()
