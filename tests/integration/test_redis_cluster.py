@@ -6,19 +6,27 @@ The failover test (a master SIGKILLed mid-run) is in test_redis_failover.py."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from taskq import TaskQ, states
+from taskq.beat.core.entry import Entry, EntryState
+from taskq.beat.core.schedules import every
+from taskq.beat.core.stores.base import ClaimResult
+from taskq.beat.core.stores.redis import RedisScheduleStore
 from taskq.brokers.redis import RedisBroker
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
-from tests.integration.workers import WorkerFactory, base_env, wait_until
+from tests.integration.workers import PROJECT, WorkerFactory, base_env, wait_until
 from tests.redis_topology import ThrowawayCluster
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -198,3 +206,44 @@ def test_wait_replicas_confirms_on_the_replica_or_fails_the_publish(cluster: Thr
     finally:
         b.close()
         too_many.close()
+
+
+def test_beat_schedule_store_on_the_cluster(cluster: ThrowawayCluster) -> None:
+    """Every key of one schedule shares the prefix's hash tag: its multi-key scripts
+    (claim, write) and transactions run in one slot; a change wakes a waiting beat."""
+    store = RedisScheduleStore(f"{cluster.url}?prefix=beat-{uuid.uuid4().hex[:6]}:")
+    waiter = RedisScheduleStore(store.url)
+    try:
+        assert store.prefix.startswith("{beat-") and store.prefix.endswith("}:")
+        start = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+        entry = Entry("e", "t.task", every(seconds=1), start_date=start, state=EntryState(next_run_time=start))
+        known = waiter.revision()
+        woke = threading.Event()
+        thread = threading.Thread(
+            target=lambda: woke.set() if waiter.wait_for_change(5, threading.Event(), known) else None
+        )
+        thread.start()
+        assert store.add(entry) and [e.id for e in store.entries()] == ["e"]
+        thread.join(6)
+        assert woke.is_set()
+        assert store.acquire_lock("a", 5) and not store.acquire_lock("b", 5)
+        advanced = EntryState(next_run_time=start + timedelta(seconds=1), last_run_time=start)
+        assert store.claim("a", "e", start, start, advanced, []) is ClaimResult.CLAIMED
+        assert store.claim("a", "e", start, start, advanced, []) is ClaimResult.TAKEN
+        assert store.get("e").state.last_run_time == start  # type: ignore[union-attr]
+        assert not store.enqueues_atomically  # a broker's queues are in other slots
+        store.release_lock("a")
+        assert store.lock_owner() is None
+    finally:
+        store.close()
+        waiter.close()
+
+
+def test_a_bad_cluster_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = base_env(tmp_path, "redis+cluster://127.0.0.1:6379/3")
+    proc = subprocess.run(
+        [sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "a Redis Cluster has database 0 only" in proc.stderr

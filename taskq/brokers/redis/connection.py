@@ -284,6 +284,13 @@ class RedisConnector:
             conn.disconnect()  # type: ignore[no-untyped-call]  # reconnects on its next command
 
 
+def make_client(url: str, retries: int = 0) -> redis.Redis:
+    """One client for a redis://, redis+cluster:// or redis+sentinel:// URL, for a caller that
+    manages its own (beat's schedule store): the options the connector uses, no pools kept."""
+    connector = RedisConnector(url, retries=retries)
+    return connector._make_client(retries)
+
+
 # A lock held by another thread at fork time stays held in the child: replace them there.
 _CONNECTORS: weakref.WeakSet[RedisConnector] = weakref.WeakSet()
 
