@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from taskq import TaskQ
 from tests.integration.failover_traffic import FailoverTraffic
+from tests.integration.workers import WorkerFactory, base_env
 from tests.redis_topology import ThrowawayCluster, ThrowawaySentinels, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -88,3 +90,34 @@ def test_sentinel_master_sigkilled_mid_run_loses_no_acknowledged_message(sentine
     counts["outage_ms"] = int(traffic.publish_resumed(killed) * 1000)
     print(f"\nredis sentinel failover (wait_replicas=1): {counts}")
     assert counts["lost"] == 0, counts
+
+
+def test_a_worker_and_a_producer_follow_the_new_master(
+    sentinels: ThrowawaySentinels, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = base_env(tmp_path, sentinels.url, TASKQ_BEAT_STORE_URL=f"sqlite:///{tmp_path}/beat.db")
+    for key, value in env.items():
+        if key.startswith("TASKQ_"):
+            monkeypatch.setenv(key, value)
+    workers = WorkerFactory(tmp_path, env)
+    producer = TaskQ("producer")  # broker and results on the sentinel-managed master
+    try:
+        workers.start("-c", "2", "-P", "threads")
+        assert [producer.send_task("example_tasks.add", (i, 1)).get(timeout=20) for i in range(10)] == list(
+            range(1, 11)
+        )
+        old = sentinels.current_master()
+        killed = time.monotonic()
+        sentinels.kill(old)
+        # The first send after the kill waits (retrying) until the sentinels name the replica.
+        assert producer.send_task("example_tasks.add", (100, 1)).get(timeout=30) == 101
+        followed = time.monotonic() - killed
+        assert sentinels.current_master() != old
+        assert [producer.send_task("example_tasks.add", (i, 2)).get(timeout=20) for i in range(10)] == list(
+            range(2, 12)
+        )
+        print(f"\nworker and producer on the new master {followed:.1f} s after the kill")
+        assert followed < 20
+    finally:
+        producer.close()
+        workers.close()
