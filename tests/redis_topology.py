@@ -185,6 +185,10 @@ class ThrowawaySentinels(_Processes):
                 return False
         return True
 
+    def has_replica(self, master: int) -> bool:
+        info = self.client(master).info("replication")
+        return any(info[f"slave{i}"]["state"] == "online" for i in range(int(info["connected_slaves"])))
+
     def current_master(self) -> int:
         _, port = self.client(self.sentinels[0]).sentinel_get_master_addr_by_name(self.service)
         return int(port)

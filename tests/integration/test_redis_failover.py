@@ -81,7 +81,9 @@ def test_sentinel_master_sigkilled_mid_run_loses_no_acknowledged_message(sentine
         killed = time.monotonic()
         sentinels.kill(old)
         wait_for(lambda: sentinels.current_master() != old, 15, "the sentinels to promote the replica")
-        sentinels.restart(old)  # the sentinels make it a replica of the new master
+        sentinels.restart(old)  # the sentinels make it a replica of the new master...
+        # ...once they see it up again (their INFO round): until then WAIT 1 confirms nothing.
+        wait_for(lambda: sentinels.has_replica(sentinels.current_master()), 30, "the old master as a replica")
         after = len(traffic.acknowledged)
         wait_for(lambda: len(traffic.acknowledged) > after + 100, 20, "publishing to the new master")
         counts = traffic.finish(timeout=20)
