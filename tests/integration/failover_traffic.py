@@ -28,7 +28,7 @@ class FailoverTraffic:
         self.producer = RedisBroker(url, settings)
         self.consumers = [RedisBroker(url, settings) for _ in range(consumers)]
         self.acknowledged: list[str] = []
-        self.acknowledged_at: list[float] = []  # monotonic time of each acknowledged publish
+        self.acknowledged_at: list[tuple[float, str]] = []  # (monotonic time, queue) of each
         self.unconfirmed = 0  # publish raised: no promise (it may still be delivered)
         self.delivered: Counter[str] = Counter()
         self.redelivered = 0
@@ -50,7 +50,7 @@ class FailoverTraffic:
                 self.unconfirmed += 1
                 continue
             self.acknowledged.append(task_id)
-            self.acknowledged_at.append(time.monotonic())
+            self.acknowledged_at.append((time.monotonic(), queue))
             time.sleep(0.002)
 
     def _consume(self, broker: RedisBroker) -> None:
@@ -77,9 +77,10 @@ class FailoverTraffic:
             assert time.monotonic() < deadline, f"only {len(self.delivered)} of {count} delivered"
             time.sleep(0.05)
 
-    def publish_resumed(self, since: float) -> float:
-        """Seconds from ``since`` (a monotonic time) to the first publish acknowledged after it."""
-        return next(t for t in self.acknowledged_at if t > since) - since
+    def publish_resumed(self, since: float, queue: str) -> float:
+        """Seconds from ``since`` (a monotonic time) to the first publish to ``queue``
+        acknowledged after it."""
+        return next(t for t, q in self.acknowledged_at if t > since and q == queue) - since
 
     def finish(self, timeout: float) -> dict[str, int]:
         """Stop producing, wait until every acknowledged message was delivered (or the

@@ -65,7 +65,7 @@ def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster:
         counts = traffic.finish(timeout=20)
     finally:
         traffic.abort()
-    counts["outage_ms"] = int(traffic.publish_resumed(killed) * 1000)
+    counts["outage_ms"] = int(traffic.publish_resumed(killed, queues[0]) * 1000)
     print(f"\nredis cluster failover (wait_replicas=1): {counts}")
     # ...and every message whose publish returned was delivered.
     assert counts["lost"] == 0, counts
@@ -89,7 +89,7 @@ def test_sentinel_master_sigkilled_mid_run_loses_no_acknowledged_message(sentine
         counts = traffic.finish(timeout=20)
     finally:
         traffic.abort()
-    counts["outage_ms"] = int(traffic.publish_resumed(killed) * 1000)
+    counts["outage_ms"] = int(traffic.publish_resumed(killed, queues[0]) * 1000)
     print(f"\nredis sentinel failover (wait_replicas=1): {counts}")
     assert counts["lost"] == 0, counts
 
