@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from redis.cluster import ClusterNode, RedisCluster
 
 from taskq import TaskQ, states
 from taskq.beat.core.entry import Entry, EntryState
@@ -153,12 +154,21 @@ def workers(cluster: ThrowawayCluster, tmp_path: Path, monkeypatch: pytest.Monke
         factory.close()
 
 
-def test_round_trip_and_countdown_through_a_worker_with_results_on_the_cluster(workers: WorkerFactory) -> None:
+def test_round_trip_and_countdown_through_a_worker_with_results_on_the_cluster(
+    cluster: ThrowawayCluster, workers: WorkerFactory
+) -> None:
     workers.start("-c", "2", "-P", "threads")
     producer = TaskQ("producer")
     try:
         results = [producer.send_task("example_tasks.add", (i, i)) for i in range(20)]
         assert [r.get(timeout=20) for r in results] == [2 * i for i in range(20)]
+        # Results keep Celery's key names on the cluster (no hash tag): celery-task-meta-<id>.
+        store = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", cluster.ports[0])])  # type: ignore[no-untyped-call]
+        try:
+            prefix = workers.env["TASKQ_RESULT_KEY_PREFIX"]
+            assert all(store.get(f"{prefix}{r.id}") for r in results)
+        finally:
+            store.close()
         sent = time.time()
         late = producer.send_task("example_tasks.stamp", ("late",), countdown=1.0)
         assert late.get(timeout=20) >= sent + 0.9
