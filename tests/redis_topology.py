@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,12 +29,12 @@ def _binary(name: str) -> str:
     return path
 
 
-def wait_for(predicate: object, timeout: float, what: str) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
     """Poll ``predicate()`` (errors count as not yet) until true or the deadline."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if predicate():  # type: ignore[operator]
+            if predicate():
                 return
         except (redis.RedisError, OSError):
             pass
@@ -55,6 +56,10 @@ def cluster_port() -> int:
         return port
 
 
+class PortTaken(Exception):
+    """A server exited at start: its port was taken after it was chosen."""
+
+
 class _Processes:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -72,6 +77,30 @@ class _Processes:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
 
+    def start_with_retries(self, start: Callable[[], None], choose_ports: Callable[[], None]) -> None:
+        """Start; if a server exits at once (another process took its port between the
+        choice and the start), stop everything and try again on fresh ports, twice at most."""
+        for attempt in range(3):
+            try:
+                start()
+                return
+            except PortTaken:
+                self.stop()
+                if attempt == 2:
+                    raise
+                choose_ports()
+            except BaseException:
+                self.stop()
+                raise
+
+    def wait_up(self, port: int) -> None:
+        def answers() -> bool:
+            if self.processes[port].poll() is not None:
+                raise PortTaken(f"redis-server on {port} exited at start (see {self.directory / str(port)}/log)")
+            return bool(self.client(port).ping())
+
+        wait_for(answers, 10, f"redis-server on {port}")
+
     def kill(self, port: int) -> None:
         """SIGKILL: the server gets no chance to hand anything over."""
         process = self.processes.pop(port)
@@ -81,7 +110,7 @@ class _Processes:
     def restart(self, port: int) -> None:
         """Start a killed server again, same port, folder and arguments (it rejoins as a replica)."""
         self.spawn(port, *self.arguments[port])
-        wait_for(self.client(port).ping, 10, f"redis-server on {port} again")
+        self.wait_up(port)
 
     def stop(self) -> None:
         for port in list(self.processes):
@@ -99,22 +128,22 @@ class ThrowawayCluster(_Processes):
 
     def __init__(self, directory: Path, nodes: int = 6) -> None:
         super().__init__(directory)
-        self.ports = [cluster_port() for _ in range(nodes)]
+        self.nodes = nodes
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        self.ports = [cluster_port() for _ in range(self.nodes)]
         self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
 
     def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+        self.start_with_retries(self._start, self._choose_ports)
 
     def _start(self) -> None:
         for port in self.ports:
             self.spawn(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                        "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-require-full-coverage", "no")
         for port in self.ports:
-            wait_for(self.client(port).ping, 10, f"redis-server on {port}")
+            self.wait_up(port)
         subprocess.run(
             [_binary("redis-cli"), "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
              "--cluster-replicas", "1", "--cluster-yes"],
@@ -153,20 +182,21 @@ class ThrowawaySentinels(_Processes):
     def __init__(self, directory: Path, service: str = "mymaster") -> None:
         super().__init__(directory)
         self.service = service
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
         self.master, self.replica = free_port(), free_port()
         self.sentinels = [free_port() for _ in range(3)]
-        self.url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinels) + f"/{service}/0"
+        self.url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinels) + f"/{self.service}/0"
 
     def start(self) -> None:
-        try:
-            self._start()
-        except BaseException:
-            self.stop()
-            raise
+        self.start_with_retries(self._start, self._choose_ports)
 
     def _start(self) -> None:
         self.spawn(self.master)
+        self.wait_up(self.master)
         self.spawn(self.replica, "--replicaof", "127.0.0.1", str(self.master))
+        self.wait_up(self.replica)
         for port in self.sentinels:
             conf = self.directory / f"sentinel-{port}.conf"
             conf.write_text(
@@ -175,6 +205,7 @@ class ThrowawaySentinels(_Processes):
                 f"sentinel failover-timeout {self.service} 5000\n"
             )
             self.spawn(port, str(conf), "--sentinel")
+            self.wait_up(port)
         wait_for(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up", 15, "replica")
         wait_for(self._sentinels_ready, 15, "sentinels that know the replica and each other")
 

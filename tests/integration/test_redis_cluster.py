@@ -257,3 +257,19 @@ def test_a_bad_cluster_url_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "a Redis Cluster has database 0 only" in proc.stderr
+
+
+def test_acks_of_several_queues_on_one_cluster_pipeline(cluster: ThrowawayCluster) -> None:
+    b = broker(cluster)
+    try:
+        queues = [f"pipe-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
+        for q in queues:
+            b.publish(q, envelope(q))
+        taken = b.fetch(queues, 10, timeout=1)
+        assert len(taken) == 3
+        pipe = b.client.pipeline(transaction=False)
+        b.add_acks_to_pipeline(pipe, taken)
+        assert pipe.execute() == [1, 1, 1]  # one ACK script per queue (slot), each acked its message
+        assert all(b.queue_length(q) == 0 for q in queues)
+    finally:
+        b.close()

@@ -390,7 +390,7 @@ class RedisBroker(ClusterRouting, RedisAdmin):
         can then write a batch's results and ack its messages in one round trip)."""
         for group in self._per_slot(deliveries):
             keys, args = self._ack_args(group)
-            pipe.eval(ACK, len(keys), *keys, *args)  # EVAL: a pipeline cannot load a script first
+            pipe.execute_command("EVAL", ACK, len(keys), *keys, *args)  # a pipeline cannot load a script first
 
     def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
         by_stream: dict[str, list[str]] = defaultdict(list)

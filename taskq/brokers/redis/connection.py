@@ -56,12 +56,13 @@ from taskq.errors import TaskQError
 DEFAULT_RETRIES = 16
 DEFAULT_SOCKET_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+DROPPED = (redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError)
 # What a failover looks like to a client: the cluster has no master for a slot yet, the old
-# master came back as a replica (READONLY), the sentinels name no master yet. Retried and
-# waited out like a dropped connection.
+# master came back as a replica (READONLY), the sentinels name no master yet. Waited out like
+# a dropped connection; retried by the clients of clustered URLs only (on a single server,
+# READONLY means a wrong URL: one error at once, as before).
 CONNECTION_ERRORS = (
-    redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError,
-    ClusterDownError, TryAgainError, SlotNotCoveredError, ReadOnlyError, MasterNotFoundError,
+    *DROPPED, ClusterDownError, TryAgainError, SlotNotCoveredError, ReadOnlyError, MasterNotFoundError,
     RedisClusterUnreachableError,
 )
 
@@ -92,13 +93,14 @@ class RedisConnector:
         _CONNECTORS.add(self)
 
     def _options(self, retries: int) -> dict[str, Any]:
+        retried = CONNECTION_ERRORS if self.topology is not None else DROPPED
         return {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             "socket_keepalive": True,
             "health_check_interval": 30,
-            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=CONNECTION_ERRORS),
-            "retry_on_error": list(CONNECTION_ERRORS),
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=retried),
+            "retry_on_error": list(retried),
         }
 
     def _make_client(self, retries: int) -> redis.Redis:
