@@ -67,12 +67,12 @@ class _Processes:
         self.processes: dict[int, subprocess.Popen[bytes]] = {}  # port -> process
         self.arguments: dict[int, tuple[str, ...]] = {}  # port -> its arguments, for a restart
 
-    def spawn(self, port: int, *args: str) -> None:
+    def spawn(self, port: int, *args: str, bind: str = "127.0.0.1") -> None:
         folder = self.directory / str(port)
         folder.mkdir(exist_ok=True)
         self.arguments[port] = args
         self.processes[port] = subprocess.Popen(
-            [self.binary, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+            [self.binary, *args, "--port", str(port), "--bind", *bind.split(), "--dir", str(folder),
              "--save", "", "--appendonly", "no", "--logfile", str(folder / "log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
