@@ -154,6 +154,10 @@ def check_url(url: str, what: str = "broker") -> str:
     ``app.check()``), so a typo is one line, never a traceback or a silent default.
     """
     scheme = url_scheme(url)
+    if scheme in ("amqp", "amqps") and ";" in url:  # RabbitMQ nodes in failover order
+        for part in url.split(";"):
+            check_url(part.strip(), what)
+        return scheme
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
             raise ConfigurationError(f"{what} URL {redact(url)!r} names no kombu transport")

@@ -9,7 +9,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from taskq.brokers.redis import RedisBroker
+from taskq.brokers import create_broker
+from taskq.brokers.base import Broker
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -19,14 +20,18 @@ def envelope(task_id: str) -> Envelope:
     return Envelope({"task": "t.noop", "id": task_id, "lang": "py"}, b"[[], {}, {}]")
 
 
+def redis_settings(wait_replicas: int) -> Settings:
+    settings = Settings()
+    settings.recovery_time = 2.0  # claims lost with a master come back within 2 s
+    settings.broker_transport_options = {"wait_replicas": wait_replicas, "wait_timeout": 1.0}
+    return settings
+
+
 class FailoverTraffic:
-    def __init__(self, url: str, queues: Sequence[str], wait_replicas: int, consumers: int = 2) -> None:
-        settings = Settings()
-        settings.recovery_time = 2.0  # claims lost with a master come back within 2 s
-        settings.broker_transport_options = {"wait_replicas": wait_replicas, "wait_timeout": 1.0}
+    def __init__(self, url: str, queues: Sequence[str], settings: Settings, consumers: int = 2) -> None:
         self.queues = list(queues)
-        self.producer = RedisBroker(url, settings)
-        self.consumers = [RedisBroker(url, settings) for _ in range(consumers)]
+        self.producer = create_broker(url, settings)
+        self.consumers = [create_broker(url, settings) for _ in range(consumers)]
         self.acknowledged: list[str] = []
         self.acknowledged_at: list[tuple[float, str]] = []  # (monotonic time, queue) of each
         self.unconfirmed = 0  # publish raised: no promise (it may still be delivered)
@@ -53,7 +58,7 @@ class FailoverTraffic:
             self.acknowledged_at.append((time.monotonic(), queue))
             time.sleep(0.002)
 
-    def _consume(self, broker: RedisBroker) -> None:
+    def _consume(self, broker: Broker) -> None:
         while not self.stop_consuming.is_set():
             try:
                 batch = broker.fetch(self.queues, 20, timeout=0.3)

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from taskq import TaskQ
-from tests.integration.failover_traffic import FailoverTraffic
+from taskq.brokers.redis import RedisBroker
+from tests.integration.failover_traffic import FailoverTraffic, redis_settings
 from tests.integration.workers import WorkerFactory, base_env
 from tests.redis_topology import ThrowawayCluster, ThrowawaySentinels, wait_for
 
@@ -46,17 +47,19 @@ def sentinels(tmp_path: Path) -> Iterator[ThrowawaySentinels]:
 
 def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster: ThrowawayCluster) -> None:
     queues = [f"failover-{uuid.uuid4().hex[:6]}-{i}" for i in range(3)]
-    traffic = FailoverTraffic(cluster.url, queues, wait_replicas=1)
+    traffic = FailoverTraffic(cluster.url, queues, redis_settings(wait_replicas=1))
+    producer = traffic.producer
+    assert isinstance(producer, RedisBroker)
     try:
         # Given producers and consumers busy on three queues
         traffic.start()
         traffic.wait_delivered(200, timeout=20)
         # When the master that serves the first queue is SIGKILLed
-        victim = cluster.master_of(traffic.producer.lane_key(queues[0], 0))
+        victim = cluster.master_of(producer.lane_key(queues[0], 0))
         killed = time.monotonic()
         cluster.kill(victim)
         # Then its replica takes over and the traffic goes on there by itself...
-        wait_for(lambda: cluster.master_of(traffic.producer.lane_key(queues[0], 0)) != victim, 15, "failover")
+        wait_for(lambda: cluster.master_of(producer.lane_key(queues[0], 0)) != victim, 15, "failover")
         # (with its only replica promoted, the shard confirms nothing with WAIT 1 until the
         # old master is back, as a replica of the new one)
         cluster.restart(victim)
@@ -73,7 +76,7 @@ def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster:
 
 def test_sentinel_master_sigkilled_mid_run_loses_no_acknowledged_message(sentinels: ThrowawaySentinels) -> None:
     queues = [f"sentinel-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
-    traffic = FailoverTraffic(sentinels.url, queues, wait_replicas=1)
+    traffic = FailoverTraffic(sentinels.url, queues, redis_settings(wait_replicas=1))
     try:
         traffic.start()
         traffic.wait_delivered(200, timeout=20)
