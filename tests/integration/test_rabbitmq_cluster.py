@@ -12,10 +12,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from taskq import TaskQ
+from taskq.brokers.rabbitmq import RabbitMQBroker
 from taskq.config import Settings
+from taskq.envelope import Envelope
+from taskq.errors import ConfigurationError
+from tests.contract.rabbitmq_factories import delete_queues
 from tests.integration.failover_traffic import FailoverTraffic
 from tests.integration.rabbitmq_cluster import ThrowawayRabbitCluster
 from tests.redis_topology import wait_for
+from tests.servers import free_port, require_rabbitmq
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -57,3 +63,21 @@ def test_a_node_stopped_mid_run_loses_nothing_confirmed(cluster: ThrowawayRabbit
     listed = json.loads(cluster.nodes[1].ctl("list_queues", "name", "type", "members", "--formatter", "json"))
     ours = [q for q in listed if q["name"] in queues]
     assert len(ours) == 2 and all(q["type"] == "quorum" and len(q["members"]) == 3 for q in ours), ours
+
+
+def test_the_next_node_in_the_url_is_used_when_the_first_does_not_answer() -> None:
+    url = require_rabbitmq()
+    queue = f"failover-order-{uuid.uuid4().hex[:6]}"
+    broker = RabbitMQBroker(f"amqp://guest:guest@127.0.0.1:{free_port()}//;{url}", Settings())
+    try:
+        broker.publish(queue, Envelope({"task": "t.noop", "id": "x", "lang": "py"}, b"[[], {}, {}]"))
+        assert broker.queue_length(queue) == 1
+        assert broker.purge(queue) == 1
+    finally:
+        broker.close()
+        delete_queues(url, [queue])
+
+
+def test_every_node_of_a_failover_url_is_checked() -> None:
+    with pytest.raises(ConfigurationError, match="the port must be a number"):
+        TaskQ("x", broker="amqp://guest:guest@127.0.0.1:5672//;amqp://guest:guest@127.0.0.1:99999//").check()
