@@ -17,9 +17,10 @@ from taskq.errors import ConfigurationError
 
 ENV_PREFIX = "TASKQ_"
 DEFAULT_BROKER_URL = "sqlite:///taskq.db"
-KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", "amqp", "amqps", "postgresql", "postgres")
+REDIS_CLUSTERED = ("redis+cluster", "redis+sentinel")  # docs/scaling.md
+KNOWN_SCHEMES = ("memory", "sqlite", "redis", "rediss", *REDIS_CLUSTERED, "amqp", "amqps", "postgresql", "postgres")
 # Schemes whose server can also keep results (DESIGN.md section 5).
-RESULT_CAPABLE = ("memory", "sqlite", "redis", "rediss")
+RESULT_CAPABLE = ("memory", "sqlite", "redis", "rediss", *REDIS_CLUSTERED)
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Settings:
         if self.beat_store_url:
             return self.beat_store_url
         scheme = url_scheme(self.broker_url)
-        return self.broker_url if scheme in ("sqlite", "redis", "rediss") else "sqlite:///taskq-beat.db"
+        return self.broker_url if scheme in ("sqlite", "redis", "rediss", *REDIS_CLUSTERED) else "sqlite:///taskq-beat.db"
 
     @property
     def heartbeat_path(self) -> str:
@@ -162,6 +163,10 @@ def check_url(url: str, what: str = "broker") -> str:
     ``app.check()``), so a typo is one line, never a traceback or a silent default.
     """
     scheme = url_scheme(url)
+    if scheme in ("amqp", "amqps") and ";" in url:  # RabbitMQ nodes in failover order
+        for part in url.split(";"):
+            check_url(part.strip(), what)
+        return scheme
     if scheme == "kombu":
         if not url.split("://", 1)[0][len("kombu+"):]:
             raise ConfigurationError(f"{what} URL {redact(url)!r} names no kombu transport")
@@ -177,6 +182,11 @@ def check_url(url: str, what: str = "broker") -> str:
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
         raise ConfigurationError(f"{what} URL {redact(url)!r} is not supported (use {known} or kombu+TRANSPORT://)")
+    if scheme in REDIS_CLUSTERED:
+        from taskq.brokers.redis.urls import parse_topology
+
+        parse_topology(url, what)  # several hosts: urlsplit cannot read their ports
+        return scheme
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - parsing it is the check

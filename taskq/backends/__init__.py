@@ -19,6 +19,8 @@ ALIASES = {
     "redis": "taskq.backends.redis:RedisBackend",
     "rediss": "taskq.backends.redis:RedisBackend",
     "db": "taskq.backends.database:DatabaseBackend",
+    "redis+cluster": "taskq.backends.redis:RedisBackend",
+    "redis+sentinel": "taskq.backends.redis:RedisBackend",
 }
 
 

@@ -5,6 +5,10 @@ MULTI, by ``PUBLISH <same name> <json>``: Celery's ``AsyncResult.get()`` wakes o
 results and taskq's ``wait_for`` wakes on Celery's. Waiting subscribes to that channel
 *before* reading the key again, so a result written in between is never missed, and then
 blocks on the subscription: no polling.
+
+On a Redis Cluster each result key lives in its own slot (results spread over the shards,
+key names unchanged) and a cluster pipeline cannot PUBLISH: each result is one small script
+(SET, then PUBLISH, atomically in the key's slot), the scripts of a batch pipelined.
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ CHORD_ADD = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return redis.call('HLEN', KEYS[1])
+"""
+
+# KEYS: the result key.  ARGV: the value, its time to live in ms (0: none).
+_SET_AND_PUBLISH = """
+if ARGV[2] ~= '0' then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) else redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('PUBLISH', KEYS[1], ARGV[1])
 """
 
 
@@ -51,6 +61,9 @@ class RedisBackend(ResultBackend):
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
         """Results in one round trip: one MULTI of SET-with-expiry + PUBLISH each, as Celery writes."""
+        if self._conn.clustered:
+            self._set_many_clustered(items, ttl)
+            return
         with self._conn.errors(BackendError, "redis result backend set"):
             pipe = self._conn.client.pipeline(transaction=True)
             for key, value in items:
@@ -60,6 +73,14 @@ class RedisBackend(ResultBackend):
                 else:
                     pipe.set(name, value)  # result_expires 0/None: keep forever, as Celery does
                 pipe.publish(name, value)
+            pipe.execute()
+
+    def _set_many_clustered(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        ttl_ms = max(int(ttl * 1000), 1) if ttl > 0 else 0
+        with self._conn.errors(BackendError, "redis result backend set"):
+            pipe = self._conn.client.pipeline(transaction=False)
+            for key, value in items:
+                pipe.execute_command("EVAL", _SET_AND_PUBLISH, 1, self._key(key), value, ttl_ms)  # type: ignore[no-untyped-call]
             pipe.execute()
 
     def _delete(self, key: str) -> None:

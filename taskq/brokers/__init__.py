@@ -17,6 +17,8 @@ ALIASES = {
     "sqlite": "taskq.brokers.sqlite:SQLiteBroker",
     "redis": "taskq.brokers.redis:RedisBroker",
     "rediss": "taskq.brokers.redis:RedisBroker",
+    "redis+cluster": "taskq.brokers.redis:RedisBroker",
+    "redis+sentinel": "taskq.brokers.redis:RedisBroker",
     "amqp": "taskq.brokers.rabbitmq:RabbitMQBroker",
     "amqps": "taskq.brokers.rabbitmq:RabbitMQBroker",
     "kombu": "taskq.brokers.kombu:KombuBroker",

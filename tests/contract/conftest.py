@@ -56,8 +56,8 @@ BACKENDS: dict[str, Factory] = {
 }
 
 # Optional implementations register themselves from their own modules.
-OPTIONAL = ("tests.contract.redis_factories", "tests.contract.rabbitmq_factories", "tests.contract.postgres_factories")
-for _module in OPTIONAL:
+_OPTIONAL = ("redis_factories", "redis_cluster_factories", "rabbitmq_factories", "postgres_factories")
+for _module in (f"tests.contract.{name}" for name in _OPTIONAL):
     try:
         __import__(_module)
     except ImportError:

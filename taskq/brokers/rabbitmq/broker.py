@@ -37,6 +37,7 @@ from taskq.brokers.rabbitmq.claims import Claim, Claims
 from taskq.brokers.rabbitmq.confirms import Confirms, Refused, Unencodable, Unroutable
 from taskq.brokers.rabbitmq.dead import dead_letter_of, sweep
 from taskq.brokers.rabbitmq.decode import undecodable_reason
+from taskq.brokers.rabbitmq.hosts import failover_urls, open_link
 from taskq.brokers.rabbitmq.link import ChannelClosed, Link
 from taskq.brokers.rabbitmq.queues import QueueCatalog
 from taskq.brokers.rabbitmq.wire import (
@@ -76,7 +77,7 @@ class RabbitMQBroker:
         self.prefetch: int | None = int(options["prefetch_count"]) if "prefetch_count" in options else None
         self.publish_retry_timeout = float(options.get("publish_retry_timeout", 10.0))
         self.timeout = float(options.get("timeout", 10.0))
-        self._params = connection_parameters(url)
+        self._params = [connection_parameters(node) for node in failover_urls(url)]  # failover order
         self._lock = threading.RLock()
         self._sweep_lock = threading.Lock()
         self._pid = os.getpid()
@@ -98,7 +99,7 @@ class RabbitMQBroker:
             if wait > 0:
                 raise BrokerError(f"RabbitMQ unreachable ({self._last_error}); next attempt in {wait:.1f}s")
             try:
-                link = Link(self._params, self.timeout)
+                link = open_link(self._params, self.timeout)
             except BrokerError as exc:
                 self._backoff = min(max(self._backoff * 2, 0.2), 10.0)
                 self._next_attempt = time.monotonic() + self._backoff

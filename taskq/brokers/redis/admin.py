@@ -20,6 +20,7 @@ class _Broker(Protocol):
     """What these methods use of RedisBroker."""
 
     claim_timeout: float
+    clustered: bool
 
     @property
     def client(self) -> redis.Redis: ...
@@ -96,7 +97,8 @@ class RedisAdmin:
 
     def purge_dead_letters(self: _Broker, queue: str | None = None) -> int:
         with self._errors("purge_dead_letters"):
-            pipe = self.client.pipeline(transaction=True)
+            # A transaction must stay in one slot: on a cluster, each queue is counted apart.
+            pipe = self.client.pipeline(transaction=not self.clustered)
             for name in self._dead_queues(queue):
                 pipe.xlen(self.dead_key(name))
                 pipe.delete(self.dead_key(name))

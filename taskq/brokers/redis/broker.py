@@ -24,25 +24,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from taskq.brokers.base import Delivery, Publication, decode_delivery
 from taskq.brokers.redis.admin import RedisAdmin, _s
+from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
+from taskq.brokers.redis.owned import OwnedClaims
 from taskq.brokers.redis.scripts import (
-    ABANDON,
     ACK,
     DEAD_LETTER,
-    EXTEND,
-    EXTEND_OWNER,
     FETCH,
     GROUP,
     LANES,
     PUBLISH,
-    REQUEUE,
 )
 from taskq.config import Settings
 from taskq.display import redact
@@ -51,7 +48,6 @@ from taskq.errors import BrokerError
 
 log = logging.getLogger("taskq.brokers.redis")
 
-PUBLISH_CHUNK = 1000
 REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry (listings only)
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
@@ -59,15 +55,6 @@ DEFAULT_MAX_BLOCK = 1.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
 _HOST = socket.gethostname()
-
-
-@dataclass(slots=True)
-class _Found:
-    """What a claim call learned besides the messages: when the next delayed message is due,
-    and which lane streams exist (those a blocking read waits on)."""
-
-    next_due: float | None
-    lanes: list[str]
 
 
 def _entry_order(entry_id: str) -> tuple[int, int]:
@@ -80,7 +67,7 @@ def lane_of(priority: int) -> int:
     return min(max(int(priority), 0), LANES - 1)
 
 
-class RedisBroker(RedisAdmin):
+class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
     counts_redeliveries = True
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
@@ -107,6 +94,10 @@ class RedisBroker(RedisAdmin):
             socket_timeout=socket_timeout,
             connect_timeout=float(options.get("socket_connect_timeout", 5.0)),
         )
+        self.clustered = self._conn.clustered
+        # Publish returns once this many replicas have the message too (WAIT; docs/scaling.md).
+        self.wait_replicas = int(options.get("wait_replicas", 0))
+        self.wait_timeout = float(options.get("wait_timeout", 2.0))
         self._token = uuid.uuid4().hex[:8]
         self._registered: dict[str, float] = {}  # queue -> when this process last registered it
         self._recovery_turn: dict[str, float] = {}  # queue -> when to try the recovery gate again
@@ -114,28 +105,40 @@ class RedisBroker(RedisAdmin):
         self._scripts: dict[str, Any] = {}
 
     # -- keys and plumbing ------------------------------------------------------------
+    def _q(self, queue: str) -> str:
+        """The start of every key of a queue. On a cluster the queue name is a hash tag, so
+        all of a queue's keys share one slot (each script call stays on one shard) while
+        different queues spread over the shards; a single server keeps the untagged names."""
+        return f"{self.prefix}q:{{{queue}}}" if self.clustered else f"{self.prefix}q:{queue}"
+
     def lane_key(self, queue: str, lane: int) -> str:
-        return f"{self.prefix}q:{queue}:{lane}"
+        return f"{self._q(queue)}:{lane}"
 
     def delayed_key(self, queue: str) -> str:
-        return f"{self.prefix}q:{queue}:delayed"
+        return f"{self._q(queue)}:delayed"
 
     def lanes_key(self, queue: str) -> str:
-        return f"{self.prefix}q:{queue}:lanes"
+        return f"{self._q(queue)}:lanes"
 
     def wake_key(self, queue: str) -> str:
-        return f"{self.prefix}q:{queue}:wake"
+        return f"{self._q(queue)}:wake"
 
     def dead_key(self, queue: str) -> str:
-        return f"{self.prefix}q:{queue}:dead"
+        return f"{self._q(queue)}:dead"
 
     @property
     def registry_key(self) -> str:
         return f"{self.prefix}queues"
 
+    def _registry_for(self, queue: str) -> str:
+        """The registry key a script that touches ``queue`` may write. On a cluster the
+        registry lives in another slot: scripts write a set of the queue's own instead, and
+        publish adds the queue to the registry with a command of its own."""
+        return f"{self._q(queue)}:registry" if self.clustered else self.registry_key
+
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
-        gate, cursor = f"{self.prefix}q:{queue}:recover", f"{self.prefix}q:{queue}:cursor"
+        gate, cursor = f"{self._q(queue)}:recover", f"{self._q(queue)}:cursor"
         return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue), self.dead_key(queue)]
 
     @property
@@ -165,7 +168,8 @@ class RedisBroker(RedisAdmin):
 
     # -- producing --------------------------------------------------------------------
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:
-        if (eta is None or eta <= time.time()) and lane_of(envelope.priority) == 0 and not self._stale((queue,)):
+        ready = eta is None or eta <= time.time()
+        if ready and lane_of(envelope.priority) == 0 and not self.wait_replicas and not self._stale((queue,)):
             # The common case is one command: no pipeline, nothing else to write.
             key, raw = self.lane_key(queue, 0), envelope.to_bytes()
             self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", raw)
@@ -177,8 +181,11 @@ class RedisBroker(RedisAdmin):
         in flight: the next chunk is taken from ``items`` (encoded there, when send_many
         passes a lazy sequence) while Redis runs the one before."""
         registered: list[str] = []
-        calls = self._publish_calls(items, registered)
-        self._conn.direct_many(BrokerError, "redis broker publish", calls)
+        if self.clustered or self.wait_replicas:
+            self._publish_routed(items, registered)
+        else:
+            calls = self._publish_calls(items, registered)
+            self._conn.direct_many(BrokerError, "redis broker publish", calls)
         self._registered.update(dict.fromkeys(registered, time.monotonic()))
 
     def _publish_calls(self, items: Sequence[Publication], registered: list[str]) -> Iterator[tuple[Any, ...]]:
@@ -252,7 +259,7 @@ class RedisBroker(RedisAdmin):
         backoff = 0.05
         while True:
             try:
-                taken, found = self._claim(queues, max_count)
+                taken, found = (self._claim_each if self.clustered else self._claim)(queues, max_count)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
@@ -285,7 +292,7 @@ class RedisBroker(RedisAdmin):
             log.warning("redis broker %s reachable again", redact(self.url))
 
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
-        keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self.registry_key]
+        keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self._registry_for(queues[0])]
         args = [
             GROUP,
             self.consumer,
@@ -331,6 +338,8 @@ class RedisBroker(RedisAdmin):
             wait = min(wait, found.next_due - time.time())
         if wait <= 0.001:
             return []
+        if self.clustered and len(queues) > 1:
+            return self._block_each(queues, max_count, min(deadline, time.monotonic() + wait), found)
         wakes = [self.wake_key(q) for q in queues]
         streams = dict.fromkeys([*found.lanes, *wakes], ">")
         try:
@@ -381,13 +390,15 @@ class RedisBroker(RedisAdmin):
         if not deliveries:
             return
         with self._errors("ack"):
-            self._run(ACK, *self._ack_args(deliveries))
+            for group in self._per_slot(deliveries):
+                self._run(ACK, *self._ack_args(group))
 
     def add_acks_to_pipeline(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
         """Queue the acks of ``deliveries`` on a caller's pipeline to the same server (a worker
         can then write a batch's results and ack its messages in one round trip)."""
-        keys, args = self._ack_args(deliveries)
-        pipe.eval(ACK, len(keys), *keys, *args)  # EVAL: a pipeline cannot load a script first
+        for group in self._per_slot(deliveries):
+            keys, args = self._ack_args(group)
+            pipe.execute_command("EVAL", ACK, len(keys), *keys, *args)  # a pipeline cannot load a script first
 
     def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
         by_stream: dict[str, list[str]] = defaultdict(list)
@@ -399,41 +410,12 @@ class RedisBroker(RedisAdmin):
             args += [len(ids), low, high, *ids]
         return list(by_stream), args
 
-    def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int:
-        if not deliveries:
-            return 0
-        with self._errors(what):
-            keys = [d.tag[0] for d in deliveries]
-            return int(self._run(source, keys, [GROUP, self.consumer, *(d.tag[1] for d in deliveries)]))
-
-    def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        self._owned(REQUEUE, deliveries, "requeue")
-
-    def extend(self, deliveries: Sequence[Delivery]) -> None:
-        self._owned(EXTEND, deliveries, "extend")
-
-    @property
-    def claim_owner(self) -> str:
-        return self.consumer
-
-    def abandon(self, deliveries: Sequence[Delivery]) -> None:
-        self._owned(ABANDON, deliveries, "abandon")
-
-    def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
-        """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.
-        On the non-retrying connection: the prefork supervisor calls this from its loop, which
-        must not wait out the command pool's retries while Redis is away."""
-        keys = [self.lane_key(queue, lane) for queue in queues for lane in range(LANES)]
-        with self._errors("extend_owner"):
-            script = self._script(EXTEND_OWNER)
-            return int(script(keys=keys, args=[GROUP, owner], client=self._conn.blocking))
-
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{eid}"
         lane = int(stream.rsplit(":", 1)[1])
         with self._errors("dead_letter"):
-            keys = [stream, self.dead_key(delivery.queue), self.registry_key]
+            keys = [stream, self.dead_key(delivery.queue), self._registry_for(delivery.queue)]
             self._run(
                 DEAD_LETTER,
                 keys,

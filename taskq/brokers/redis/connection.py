@@ -13,6 +13,11 @@ knowledge from its parent.
 
 After ``os.fork`` the child must not touch the parent's sockets (two processes reading one
 socket interleave replies), so both pools are rebuilt lazily when the pid changes.
+
+A ``redis+cluster://`` URL builds redis-py's RedisCluster (it follows MOVED replies and a
+failover by itself), a ``redis+sentinel://`` URL a client of the master the sentinels name
+(it asks them again after a connection error); both through ``_make_client``. Neither has
+the direct per-thread connection: their commands go through the client, which routes them.
 """
 
 from __future__ import annotations
@@ -20,25 +25,46 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import Connection
+from redis.exceptions import (
+    ClusterDownError,
+    MovedError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
 
+from taskq.brokers.redis.urls import CLUSTER, SCHEMES, SENTINEL, Topology, parse_topology
 from taskq.errors import TaskQError
 
 # Enough attempts to span a Redis restart of several seconds (backoff 0.1 s doubling to 1 s: ~13 s).
 DEFAULT_RETRIES = 16
 DEFAULT_SOCKET_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError)
+DROPPED = (redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError)
+# What a failover looks like to a client: the cluster has no master for a slot yet, the old
+# master came back as a replica (READONLY), the sentinels name no master yet. Waited out like
+# a dropped connection; retried by the clients of clustered URLs only (on a single server,
+# READONLY means a wrong URL: one error at once, as before).
+CONNECTION_ERRORS = (
+    *DROPPED, ClusterDownError, TryAgainError, SlotNotCoveredError, ReadOnlyError, MasterNotFoundError,
+    RedisClusterUnreachableError,
+)
 
 
 class RedisConnector:
@@ -53,6 +79,8 @@ class RedisConnector:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         self.url = url
+        self.topology: Topology | None = parse_topology(url) if url.split("://")[0].lower() in SCHEMES else None
+        self.clustered = self.topology is not None and self.topology.kind == CLUSTER
         self.retries = retries
         self.socket_timeout = socket_timeout
         self.connect_timeout = connect_timeout
@@ -64,17 +92,33 @@ class RedisConnector:
         self._direct_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
         _CONNECTORS.add(self)
 
-    def _pool(self, retries: int) -> redis.ConnectionPool:
-        options: dict[str, Any] = {
+    def _options(self, retries: int) -> dict[str, Any]:
+        retried = CONNECTION_ERRORS if self.topology is not None else DROPPED
+        return {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             "socket_keepalive": True,
             "health_check_interval": 30,
-            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=CONNECTION_ERRORS),
-            "retry_on_error": list(CONNECTION_ERRORS),
+            "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=retried),
+            "retry_on_error": list(retried),
         }
-        # from_url understands redis://, rediss:// (TLS) and unix:// and their query options.
-        return redis.ConnectionPool.from_url(self.url, **options)
+
+    def _make_client(self, retries: int) -> redis.Redis:
+        options = self._options(retries)
+        topology = self.topology
+        if topology is None:
+            # from_url understands redis://, rediss:// (TLS) and unix:// and their query options.
+            return redis.Redis(connection_pool=redis.ConnectionPool.from_url(self.url, **options))
+        credentials: dict[str, Any] = {"username": topology.username, "password": topology.password}
+        if topology.kind == SENTINEL:
+            asked = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+            sentinel = Sentinel(list(topology.hosts), sentinel_kwargs=asked, **asked)
+            master: redis.Redis = sentinel.master_for(topology.service, db=topology.db, **options, **credentials)
+            return master
+        del options["retry_on_error"], options["health_check_interval"]
+        nodes = [ClusterNode(host, port) for host, port in topology.hosts]  # type: ignore[no-untyped-call]
+        # RedisCluster offers the command methods of redis.Redis (the callers' type).
+        return cast(redis.Redis, RedisCluster(startup_nodes=nodes, **options, **credentials))
 
     def _ensure(self) -> tuple[redis.Redis, redis.Redis]:
         clients = self._clients
@@ -83,8 +127,8 @@ class RedisConnector:
         with self._lock:
             if self._clients is None or self._pid != os.getpid():
                 # A new process (or after close): fresh pools; the parent's are left alone.
-                command = redis.Redis(connection_pool=self._pool(self.retries))
-                blocking = redis.Redis(connection_pool=self._pool(0))
+                command = self._make_client(self.retries)
+                blocking = self._make_client(0)
                 self._clients, self._pid = (command, blocking), os.getpid()
             return self._clients
 
@@ -115,7 +159,12 @@ class RedisConnector:
         and sends the unanswered commands once more through the pooled client, whose retry
         rides out an outage (at least once: a command may have run before the error). An
         error reply (a script error, WRONGTYPE) stops the sending: the reply in flight is
-        read, so the connection stays in step, and the error says how many calls completed."""
+        read, so the connection stays in step, and the error says how many calls completed.
+
+        A cluster or sentinel client sends each command through the client, which routes it."""
+        if self.topology is not None:
+            with self.errors(error, what):
+                return [self.client.execute_command(*args) for args in commands]  # type: ignore[no-untyped-call]
         pending = iter(commands)
         replies: list[Any] = []
         unanswered: deque[Sequence[Any]] = deque()
@@ -145,10 +194,55 @@ class RedisConnector:
             if refused is not None:
                 done = sum(1 for reply in replies if not isinstance(reply, redis.ResponseError))
                 raise redis.ResponseError(f"{refused} (after {done} call(s) completed)")
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, RedisClusterException) as exc:
             raise translated(error, what, exc) from None
         self.reached = True
         return replies
+
+    def confirmed(
+        self, error: type[TaskQError], what: str, command: Sequence[Any], key: str, replicas: int, timeout: float
+    ) -> Any:
+        """Run ``command`` and then ``WAIT replicas timeout`` on one connection to the master
+        that holds ``key``: the reply comes back only once that many replicas have the write,
+        so a failover that promotes one of them keeps it. Fewer replicas in time is an error
+        (the write may survive: a retry can duplicate it, never lose it). A connection error
+        or a moved slot (a failover under way) refreshes the topology and tries again, as
+        often as the command pool retries."""
+        attempts = max(self.retries, 1)
+        backoff = ExponentialBackoff(cap=1.0, base=0.05)
+        for attempt in range(1, attempts + 1):
+            try:
+                client = self.client
+                if self.clustered:
+                    cluster: Any = client
+                    client = cluster.get_redis_connection(cluster.get_node_from_key(key))
+                pipe = client.pipeline(transaction=False)
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                pipe.execute_command("WAIT", replicas, max(int(timeout * 1000), 1))  # type: ignore[no-untyped-call]
+                reply, acked = pipe.execute()
+            except (*CONNECTION_ERRORS, MovedError) as exc:
+                if attempt == attempts:
+                    raise translated(error, what, exc) from None
+                self._refresh()
+                time.sleep(backoff.compute(attempt))
+                continue
+            except (redis.RedisError, OSError, RedisClusterException) as exc:
+                raise translated(error, what, exc) from None
+            self.reached = True
+            if int(acked) < replicas:
+                raise error(f"{what}: only {acked} of {replicas} replica(s) confirmed the write within {timeout} s")
+            return reply
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _refresh(self) -> None:
+        """After a failover: a cluster client learns the new slot owners again."""
+        if not self.clustered:
+            return
+        cluster: Any = self.client
+        try:
+            cluster.nodes_manager.initialize()
+        except (redis.RedisError, OSError, RedisClusterException):
+            pass  # still electing: the next attempt refreshes again
 
     def _thread_connection(self) -> Connection:
         local = self._local
@@ -182,11 +276,21 @@ class RedisConnector:
             return
         if clients is not None:
             for client in clients:
-                client.connection_pool.disconnect()
+                if self.clustered:
+                    client.close()
+                else:
+                    client.connection_pool.disconnect()
         with self._lock:
             direct = list(self._direct_connections)
         for conn in direct:
             conn.disconnect()  # type: ignore[no-untyped-call]  # reconnects on its next command
+
+
+def make_client(url: str, retries: int = 0) -> redis.Redis:
+    """One client for a redis://, redis+cluster:// or redis+sentinel:// URL, for a caller that
+    manages its own (beat's schedule store): the options the connector uses, no pools kept."""
+    connector = RedisConnector(url, retries=retries)
+    return connector._make_client(retries)
 
 
 # A lock held by another thread at fork time stays held in the child: replace them there.
@@ -206,7 +310,8 @@ def translate_errors(error: type[TaskQError], what: str) -> Iterator[None]:
     """Turn redis-py's errors into taskq's tree, once, at the boundary."""
     try:
         yield
-    except (redis.RedisError, OSError) as exc:  # OSError: a socket error redis-py did not wrap
+    # OSError: a socket error redis-py did not wrap; RedisClusterException: not a RedisError
+    except (redis.RedisError, OSError, RedisClusterException) as exc:
         raise translated(error, what, exc) from None
 
 

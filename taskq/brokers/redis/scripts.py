@@ -12,6 +12,7 @@ it was requeued, ``r`` (the redeliveries it already had), so requeueing never lo
 from __future__ import annotations
 
 GROUP = "taskq"  # the one consumer group of every stream
+PUBLISH_CHUNK = 1000  # messages per PUBLISH call
 LANES = 10
 # Keys per queue passed to FETCH, in this order, followed by one last key: the queue registry.
 FETCH_KEYS_PER_QUEUE = LANES + 5  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use, dead

@@ -4,7 +4,9 @@ Keys (prefix ``taskq:beat:`` unless the URL says ``?prefix=...``): hashes ``entr
 (definitions), ``state`` and ``next`` (next run per entry, compared on claim), counter
 ``revision``, lock string ``lock`` (SET NX PX; renewed by a compare-and-extend script that
 checks the owner every time), claim strings ``claim:<entry>:<instant>``, and the pub/sub
-channel ``changes`` that wakes sleeping beats at once.
+channel ``changes`` that wakes sleeping beats at once. On a Redis Cluster the prefix is a
+hash tag (``{taskq:beat}:``), so every key of one schedule is in one slot and the scripts
+below, which touch several of them, run there.
 
 Claim: a Lua script checks the lock owner, sets the claim key and advances the state in
 one step. With a broker that offers ``add_to_pipeline(pipe, publications)`` on the same
@@ -27,6 +29,9 @@ import redis
 
 from taskq.beat.core.entry import Entry, EntryState
 from taskq.beat.core.stores.base import CLAIM_RETENTION, ClaimResult, StoreError
+from taskq.brokers.redis.connection import make_client
+from taskq.brokers.redis.urls import CLUSTER, SCHEMES
+from taskq.config import url_scheme
 from taskq.display import redact
 
 DEFAULT_PREFIX = "taskq:beat:"
@@ -109,7 +114,13 @@ class RedisScheduleStore:
     def __init__(self, url: str, broker: Any = None) -> None:
         self.url = url
         redis_url, self.prefix = split_prefix(url)
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=10.0, socket_connect_timeout=5.0)
+        scheme = url_scheme(redis_url)
+        if scheme == CLUSTER and "{" not in self.prefix:
+            self.prefix = "{" + self.prefix.rstrip(":") + "}:"
+        if scheme in SCHEMES:
+            self.client = make_client(redis_url)
+        else:
+            self.client = redis.Redis.from_url(redis_url, socket_timeout=10.0, socket_connect_timeout=5.0)
         self._pipeline_publisher: Callable[[Any, Sequence[Any]], None] | None = None
         add_to_pipeline = getattr(broker, "add_to_pipeline", None)
         if add_to_pipeline is not None and _same_server(redis_url, getattr(broker, "url", "")):
