@@ -69,6 +69,7 @@ class Claims:
         link.on_consumer_lost = self._on_lost
         link.on_consumer_cancelled = self._on_cancelled
         self._tick = max(0.05, min(1.0, recovery_time / 4))
+        self._next_check = time.monotonic() + self._tick
         link.post(lambda: link.call_later(self._tick, self._expire))
 
     # -- consumers -------------------------------------------------------------------------
@@ -250,7 +251,15 @@ class Claims:
         if not self.link.alive:
             return
         now = time.monotonic()
+        # Ran this late: the whole process stood still (a task holding the GIL in one C call
+        # stops every thread, this one and the claim keepers too). Nobody could extend a
+        # claim meanwhile, which says nothing of its holder: the deadlines move by as much.
+        stalled = now - self._next_check - self._tick
+        self._next_check = now + self._tick
         with self._cond:
+            if stalled > 0:
+                for claim in self._held.values():
+                    claim.deadline += stalled
             expired = [c for c in self._held.values() if c.deadline < now]
             for claim in expired:
                 self._forget(claim)
