@@ -42,6 +42,9 @@ class Settings:
     task_track_started: bool = False
     task_default_retry_delay: float = 180.0
     task_max_retries: int = 3
+    task_time_limit: float | None = None  # seconds; the worker stops the task (docs/worker.md)
+    task_soft_time_limit: float | None = None  # seconds; SoftTimeLimitExceeded inside the task
+    revoke_expires: float = 10800.0  # seconds a revocation is kept (Celery's persistent revokes)
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first

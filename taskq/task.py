@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from taskq.errors import ConfigurationError, NotSupportedYet, Retry
+from taskq.worker.timelimits import check_limit
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-UNSUPPORTED_OPTIONS = ("time_limit", "soft_time_limit", "rate_limit")
+UNSUPPORTED_OPTIONS = ("rate_limit",)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TaskOptions:
     ignore_result: bool | None = None
     acks_late: bool | None = None
     expires: float | None = None  # seconds after sending
+    time_limit: float | None = None  # hard limit, seconds (docs/worker.md)
+    soft_time_limit: float | None = None  # SoftTimeLimitExceeded inside the task, seconds
 
 
 @dataclass
@@ -112,6 +115,10 @@ class Task(Generic[P, R]):
             opts["priority"] = self.options.priority
         if self.options.expires is not None:
             opts["expires"] = self.options.expires
+        if self.options.time_limit is not None:  # in the timelimit header, as Celery reads it
+            opts["time_limit"] = self.options.time_limit
+        if self.options.soft_time_limit is not None:
+            opts["soft_time_limit"] = self.options.soft_time_limit
         return opts
 
     # -- retries ------------------------------------------------------------------------
@@ -161,6 +168,9 @@ def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> T
     for key in UNSUPPORTED_OPTIONS:
         if kwargs.pop(key, None) is not None:
             raise NotSupportedYet(f"task option {key}= (on {name})")
+    for key in ("time_limit", "soft_time_limit"):
+        if key in kwargs:
+            kwargs[key] = check_limit(kwargs[key], f"task {name}: {key}")
     autoretry = kwargs.get("autoretry_for", ())
     if isinstance(autoretry, type):
         kwargs["autoretry_for"] = (autoretry,)

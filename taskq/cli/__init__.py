@@ -11,6 +11,7 @@ from taskq.beat.cli import beat, schedule
 from taskq.cli.common import CommandError
 from taskq.cli.demo import demo
 from taskq.cli.queues import dead_letters, purge, queues
+from taskq.cli.revoke import revoke
 from taskq.cli.tasks import call, result
 from taskq.cli.worker import worker
 from taskq.errors import TaskQError
@@ -22,7 +23,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, revoke):
     cli.add_command(command)
 
 

@@ -28,9 +28,11 @@ from taskq.brokers.base import Broker, Delivery, describe_error
 from taskq.display import OneLineRecords
 from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
+from taskq.revocations import Revocations
 from taskq.signing import signer_for
 from taskq.task import Request, Task, set_current_request
 from taskq.worker.replay import ReplayMemory
+from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, run_coroutine
 
 log = logging.getLogger("taskq.worker")
 log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
@@ -67,6 +69,10 @@ class TaskRunner:
         self._oldest = 0.0
         self._deferred_lock = threading.Lock()
         self.on_first_deferred: Callable[[], None] = lambda: None
+        self.revocations = Revocations(app)
+        self.alarm = Alarm(hard_in_process=True)  # a prefork child leaves the hard limit to its supervisor
+        self.on_task: Callable[[str, Limits], None] = lambda task_id, limits: None  # prefork: the slot
+        self._app_limits = app_limits(self.conf)
 
     @property
     def backend(self) -> Any:
@@ -108,6 +114,11 @@ class TaskRunner:
             self.broker.ack([delivery])
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
             return None
+        if self.revocations.is_revoked(msg.id):
+            self._store(msg.id, states.REVOKED, "revoked")
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] revoked; not run", msg.task, msg.id)
+            return None
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
             self._store(msg.id, states.REVOKED, "expired")
             self.broker.ack([delivery])
@@ -130,8 +141,11 @@ class TaskRunner:
             self._store(msg.id, states.STARTED, None)
         set_current_request(request)
         start = time.perf_counter()
+        task_limits = Limits(task.options.time_limit, task.options.soft_time_limit)
+        limits = effective(msg.headers.get("timelimit"), task_limits, self._app_limits)
         try:
-            result = self._call(task, msg)
+            self.on_task(msg.id, limits)
+            result = self._call(task, msg, limits)
         except Retry as retry:
             self._retry(delivery, msg, retry, acks_late)
             return
@@ -147,6 +161,7 @@ class TaskRunner:
             self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
             return
         finally:
+            self.on_task("", Limits())
             set_current_request(None)
         runtime = time.perf_counter() - start
         ignore = self.conf.task_ignore_result if task.options.ignore_result is None else task.options.ignore_result
@@ -201,12 +216,16 @@ class TaskRunner:
         if acks:
             self.broker.ack(acks)
 
-    def _call(self, task: Task[Any, Any], msg: TaskMessage) -> Any:
-        result = task(*msg.args, **msg.kwargs)
+    def _call(self, task: Task[Any, Any], msg: TaskMessage, limits: Limits) -> Any:
+        self.alarm.arm(limits)
+        try:
+            result = task(*msg.args, **msg.kwargs)
+        finally:
+            self.alarm.disarm()
         if inspect.iscoroutine(result):  # async def tasks run on this thread's event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(result)
+            result = run_coroutine(self._loop, result, limits)
         return result
 
     def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:

@@ -26,6 +26,8 @@ from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
 from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
+from taskq.worker.timelimits import Limits
+from taskq.worker.watchdog import Watchdog
 
 log = logging.getLogger("taskq.worker")
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
@@ -54,6 +56,8 @@ class PreforkPool:
         self._crashes = RestartPolicy()
         self._dead = DeadConsumers(app.conf.heartbeat_path)
         self._lost_all = False
+        self._watchdog = Watchdog(app, self._slots)
+        self._killed: set[int] = set()  # pids the watchdog killed: replaced at once, no crash
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
@@ -63,6 +67,7 @@ class PreforkPool:
         if self._broker_open:  # a child must not inherit connections (SQLite forbids it)
             self.app.broker.close()
             self._broker_open = False
+        self._watchdog.close()
         # Signals stay blocked across the fork until the child has its own handlers, so a
         # shutdown signal sent to a just-forked child is delivered late, never lost.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
@@ -101,6 +106,14 @@ class PreforkPool:
         broker = self.app.broker
         if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):
             log.warning("Claim owner %r is too long for the supervisor to keep its claims", broker.claim_owner)
+        runner = consumer.runner
+        runner.alarm.hard_in_process = False  # the supervisor kills at the hard limit
+
+        def publish(task_id: str, limits: Limits) -> None:
+            hard = limits.hard or 0.0
+            self._slots.publish_task(slot, task_id, time.monotonic() + hard if hard else 0.0, hard)
+
+        runner.on_task = publish
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
         signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
@@ -153,6 +166,10 @@ class PreforkPool:
             slot = self.children.pop(pid, None)
             if slot is None or stopping:
                 continue
+            if pid in self._killed:  # the watchdog's doing: a fresh child takes its place now
+                self._killed.discard(pid)
+                self._slots.clear(slot)
+                continue
             code = os.waitstatus_to_exitcode(status)
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
             if slot != BEAT_SLOT:
@@ -185,6 +202,8 @@ class PreforkPool:
             stopping = self._signals > 0
             self._reap(stopping)
             now = time.monotonic()
+            if not stopping or self._warm_sent_at is not None:  # limits hold during a warm shutdown too
+                self._killed.update(kill.pid for kill in self._watchdog.check(self.children))
             if now >= self._next_keep:
                 self._next_keep = now + self._keep_every
                 self._keep_claims()
