@@ -130,7 +130,8 @@ def _location(app: TaskQ) -> tuple[str, str, str] | None:
         return conf.broker_url, scheme, conf.broker_transport_options.get("global_keyprefix", "taskq:")
     backend = conf.result_backend_url
     if backend and url_scheme(backend) in STORABLE:
-        return backend, url_scheme(backend), conf.result_backend_transport_options.get("global_keyprefix", "")
+        prefix = conf.result_backend_transport_options.get("global_keyprefix", "") + "taskq-"
+        return backend, url_scheme(backend), prefix
     return None
 
 

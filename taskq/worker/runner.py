@@ -115,7 +115,8 @@ class TaskRunner:
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
             return None
         if self.revocations.is_revoked(msg.id):
-            self._store(msg.id, states.REVOKED, "revoked")
+            if not self._already_finished(msg):  # e.g. a FAILURE the hard time limit recorded
+                self._store(msg.id, states.REVOKED, "revoked")
             self.broker.ack([delivery])
             log.info("Task %s[%s] revoked; not run", msg.task, msg.id)
             return None

@@ -7,7 +7,8 @@ its deadline or revoked with terminate, first records the outcome in the result 
 one. The message is not acked here (its claim belongs to the dead child): it comes back
 once the claim expires (or at once on RabbitMQ, when the child's connection drops), and the
 worker that receives it sees the task finished and acks it unrun (runner.py), so it is never
-run again.
+run again. A task killed at its hard limit is also entered in the revocations (its FAILURE
+kept), so even a copy of its message that comes back unflagged is skipped.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class Watchdog:
             meta = {"exc_type": "TimeLimitExceeded", "exc_message": [why], "exc_module": "taskq.errors"}
             tb = f"taskq.errors.TimeLimitExceeded: {why}; the worker killed the process running task {task.task_id}\n"
             self._record(task.task_id, states.FAILURE, meta, tb)
+            self._settle(task.task_id)
         else:
             why = "revoked with terminate=True"
             log.warning("Task [%s] %s: killing pool worker %d (pid %d)", task.task_id, why, slot + 1, pid)
@@ -91,6 +93,16 @@ class Watchdog:
             backend.store(task_id, state, result, tb)
         except BackendError as exc:
             log.error("Result backend failed recording %s for %s (%s); it will run again", state, task_id, exc)
+
+    def _settle(self, task_id: str) -> None:
+        """Also record the task as revoked: a copy of its message that comes back unflagged
+        (RabbitMQ returns a held message as a fresh copy) is then skipped too."""
+        if not self.revocations.available:
+            return
+        try:
+            self.revocations.revoke(task_id)
+        except BrokerError as exc:
+            log.error("Could not record %s as settled (%s)", task_id, exc)
 
     def close(self) -> None:
         """Before a fork: a child must not inherit this process's connections (SQLite's locks)."""
