@@ -50,6 +50,8 @@ class Settings:
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
     worker_prefetch_max: int = 64  # the claim grows to this while tasks stay fast (< 10 ms)
     worker_hold_limit: float = 1.0  # unstarted messages go back once a running task passes this
+    worker_max_tasks_per_child: int = 0  # prefork: a child is replaced after this many tasks (0: never)
+    worker_max_memory_per_child: int = 0  # prefork: ... once its resident memory passes this, KiB (0: never)
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again

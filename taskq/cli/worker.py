@@ -12,6 +12,7 @@ from taskq.cli.common import CommandError, app_option, load_app, setup_logging, 
 from taskq.display import redact
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
+from taskq.worker.timelimits import app_limits
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo")
@@ -38,6 +39,10 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
+@click.option("--max-tasks-per-child", type=click.IntRange(1), default=None,
+              help="Prefork: replace a child after this many tasks (worker_max_tasks_per_child)")
+@click.option("--max-memory-per-child", type=click.IntRange(1), default=None,
+              help="Prefork: replace a child once its resident memory passes this many KiB")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
@@ -48,6 +53,8 @@ def worker(
     loglevel: str,
     prefetch_multiplier: int | None,
     with_beat: bool,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
     check: bool,
     max_age: float,
 ) -> None:
@@ -56,6 +63,7 @@ def worker(
     try:
         app = load_app(app_spec)
         conf = app.finalize()
+        app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
     if check:
@@ -71,6 +79,12 @@ def worker(
     pool_name = pool or conf.worker_pool
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
+    recycle = (
+        max_tasks_per_child or conf.worker_max_tasks_per_child,
+        max_memory_per_child or conf.worker_max_memory_per_child,
+    )
+    if any(recycle) and pool_name != "prefork":
+        raise CommandError("--max-tasks-per-child and --max-memory-per-child recycle child processes: use -P prefork")
     check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
     def ready() -> None:  # logged once the signal handlers are in place
@@ -83,7 +97,7 @@ def worker(
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat).run(ready)
+        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat, recycle=recycle).run(ready)
     else:
         from taskq.worker.pools import ThreadPool
 

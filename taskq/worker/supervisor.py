@@ -24,6 +24,7 @@ from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.recycling import RECYCLED, Recycler
 from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
 from taskq.worker.timelimits import Limits
@@ -35,7 +36,10 @@ BEAT_SLOT = -1
 
 
 class PreforkPool:
-    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False) -> None:
+    def __init__(
+        self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False,
+        recycle: tuple[int, int] = (0, 0),
+    ) -> None:
         self.app = app
         self.queues = list(queues)
         self.concurrency = max(1, concurrency)
@@ -57,6 +61,7 @@ class PreforkPool:
         self._dead = DeadConsumers(app.conf.heartbeat_path)
         self._lost_all = False
         self._watchdog = Watchdog(app, self._slots)
+        self._recycle = recycle  # (max tasks, max memory KiB) per child; 0: no limit
         self._killed: set[int] = set()  # pids the watchdog killed: replaced at once, no crash
 
     # -- children -------------------------------------------------------------------------
@@ -83,7 +88,7 @@ class PreforkPool:
             die_with_parent()
             if os.getppid() != parent:  # the parent died before prctl took effect
                 os._exit(1)
-            self._child_main(slot)
+            code = self._child_main(slot)
         except BaseException:  # a child must never return into the parent's code
             log.exception("Pool worker %d crashed", slot + 1)
             code = 1
@@ -95,12 +100,13 @@ class PreforkPool:
             logging.shutdown()
             os._exit(code)
 
-    def _child_main(self, slot: int) -> None:
+    def _child_main(self, slot: int) -> int:
+        """Run the child's consumer (or beat); the exit status: 0, or RECYCLED."""
         import threading
 
         if slot == BEAT_SLOT:
             self._beat_main()
-            return
+            return 0
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
         consumer = Consumer(self.app, self.queues, self.prefetch)
         broker = self.app.broker
@@ -114,11 +120,18 @@ class PreforkPool:
             self._slots.publish_task(slot, task_id, time.monotonic() + hard if hard else 0.0, hard)
 
         runner.on_task = publish
+        recycler = Recycler(*self._recycle)
+        if recycler.active:
+            consumer.after_task = recycler.after_task
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
         signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         consumer.run()
+        if consumer.recycled:
+            log.info("Pool worker %d %s: a fresh one takes its place", slot + 1, consumer.recycled)
+            return RECYCLED
+        return 0
 
     def _beat_main(self) -> None:
         import threading
@@ -166,11 +179,11 @@ class PreforkPool:
             slot = self.children.pop(pid, None)
             if slot is None or stopping:
                 continue
-            if pid in self._killed:  # the watchdog's doing: a fresh child takes its place now
+            code = os.waitstatus_to_exitcode(status)
+            if pid in self._killed or code == RECYCLED:  # the watchdog's doing, or recycled: replace now
                 self._killed.discard(pid)
                 self._slots.clear(slot)
                 continue
-            code = os.waitstatus_to_exitcode(status)
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
             if slot != BEAT_SLOT:
                 self._dead.down(slot, f"exited with {code}")
