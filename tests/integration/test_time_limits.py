@@ -56,7 +56,8 @@ def test_soft_limit_is_raised_inside_the_task_which_cleans_up(
     workers.start("-P", pool, "-c", "2")
     key = f"soft-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    r = producer.send_task("example_tasks.sleep_until_soft_limit", (key, 30), soft_time_limit=0.5)
+    # whole seconds: pika reads an AMQP double as an integer (docs/worker.md), 0.5 would be 0
+    r = producer.send_task("example_tasks.sleep_until_soft_limit", (key, 30), soft_time_limit=1)
     assert r.get(timeout=20) == "cleaned"
     assert time.monotonic() - started < 15
     assert workers.marks.count("cleanup")[key] == 1 and workers.marks.count("done")[key] == 0
