@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
-from taskq.errors import ConfigurationError, NotSupportedYet, Retry
+from taskq.errors import ConfigurationError, Retry
+from taskq.worker.ratelimit import check_scope, parse_rate
 from taskq.worker.timelimits import check_limit
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-UNSUPPORTED_OPTIONS = ("rate_limit",)
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class TaskOptions:
     expires: float | None = None  # seconds after sending
     time_limit: float | None = None  # hard limit, seconds (docs/worker.md)
     soft_time_limit: float | None = None  # SoftTimeLimitExceeded inside the task, seconds
+    rate_limit: str | float | None = None  # "100/s", "10/m", "2/h" (worker/ratelimit.py)
+    rate_limit_scope: str = "worker"  # or "global": across workers, through Redis
 
 
 @dataclass
@@ -165,9 +166,10 @@ class MaxRetriesExceededError(Exception):
 
 
 def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> TaskOptions:
-    for key in UNSUPPORTED_OPTIONS:
-        if kwargs.pop(key, None) is not None:
-            raise NotSupportedYet(f"task option {key}= (on {name})")
+    if "rate_limit" in kwargs:
+        parse_rate(kwargs["rate_limit"])  # "10/s", "10/m", "10/h": else one clear error now
+    if "rate_limit_scope" in kwargs:
+        check_scope(kwargs["rate_limit_scope"])
     for key in ("time_limit", "soft_time_limit"):
         if key in kwargs:
             kwargs[key] = check_limit(kwargs[key], f"task {name}: {key}")

@@ -12,6 +12,7 @@ from taskq.cli.common import CommandError, app_option, load_app, setup_logging, 
 from taskq.display import redact
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
+from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
 
 log = logging.getLogger("taskq.worker")
@@ -64,6 +65,7 @@ def worker(
         app = load_app(app_spec)
         conf = app.finalize()
         app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
+        check_rates(app)
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
     if check:

@@ -31,6 +31,7 @@ from taskq.message import TaskMessage, parse
 from taskq.revocations import Revocations
 from taskq.signing import signer_for
 from taskq.task import Request, Task, set_current_request
+from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
 from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, run_coroutine
 
@@ -73,6 +74,7 @@ class TaskRunner:
         self.alarm = Alarm(hard_in_process=True)  # a prefork child leaves the hard limit to its supervisor
         self.on_task: Callable[[str, Limits], None] = lambda task_id, limits: None  # prefork: the slot
         self._app_limits = app_limits(self.conf)
+        self.rates = RateLimiter(app)  # pools share one per worker (pools.py, supervisor.py)
 
     @property
     def backend(self) -> Any:
@@ -107,6 +109,8 @@ class TaskRunner:
             self._dead_letter(delivery, f"unknown task {msg.task!r}", msg.id)
             return None
         if not self.broker.counts_redeliveries and self._redelivered_too_often(delivery, msg.id):
+            return None
+        if self._rate_limited(delivery, msg):
             return None
         if self._replayed(delivery, msg):
             return None
@@ -265,6 +269,17 @@ class TaskRunner:
         if task_id:
             failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
             self._store(task_id, states.FAILURE, failure)
+        return True
+
+    def _rate_limited(self, delivery: Delivery, msg: TaskMessage) -> bool:
+        """Too early for its task's rate: a delayed copy goes back for its reserved time and
+        the original is acked, so this worker runs other tasks meanwhile."""
+        wait = self.rates.wait(msg.task, msg.id)
+        if wait <= 0 or delivery.envelope is None:
+            return False
+        self.broker.publish(delivery.queue, delivery.envelope, time.time() + wait)
+        self.broker.ack([delivery])
+        log.debug("Task %s[%s] rate limited: runs in %.3fs", msg.task, msg.id, wait)
         return True
 
     def _replayed(self, delivery: Delivery, msg: TaskMessage) -> bool:

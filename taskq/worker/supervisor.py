@@ -24,6 +24,7 @@ from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.recycling import RECYCLED, Recycler
 from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
@@ -61,6 +62,7 @@ class PreforkPool:
         self._dead = DeadConsumers(app.conf.heartbeat_path)
         self._lost_all = False
         self._watchdog = Watchdog(app, self._slots)
+        self._clocks = SharedClocks()  # one rate per task name for all children (Celery's per worker)
         self._recycle = recycle  # (max tasks, max memory KiB) per child; 0: no limit
         self._killed: set[int] = set()  # pids the watchdog killed: replaced at once, no crash
 
@@ -120,6 +122,7 @@ class PreforkPool:
             self._slots.publish_task(slot, task_id, time.monotonic() + hard if hard else 0.0, hard)
 
         runner.on_task = publish
+        runner.rates = RateLimiter(self.app, self._clocks)
         recycler = Recycler(*self._recycle)
         if recycler.active:
             consumer.after_task = recycler.after_task
