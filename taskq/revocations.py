@@ -54,10 +54,14 @@ class Revocations:
         self._lock = threading.Lock()
         self._cache: dict[str, bool] = {}  # task id -> terminate
         self._fetched_at = -REFRESH
+        self._available: bool | None = None
 
     @property
     def available(self) -> bool:
-        return _location(self.app) is not None
+        """Whether this app has a server to keep revocations on (read once: asked per message)."""
+        if self._available is None:
+            self._available = _location(self.app) is not None
+        return self._available
 
     @property
     def store(self) -> RevocationStore:
