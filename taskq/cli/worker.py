@@ -16,7 +16,7 @@ from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
 
 log = logging.getLogger("taskq.worker")
-POOLS = ("prefork", "threads", "solo")
+POOLS = ("prefork", "threads", "solo", "asyncio")
 
 
 def check_servers(app: TaskQ, queues: list[str]) -> None:
@@ -36,7 +36,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @app_option
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
-@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool implementation (default prefork)")
+@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
@@ -79,6 +79,8 @@ def worker(
     queue_list = split_queues(queues, app)
     size = concurrency or conf.worker_concurrency
     pool_name = pool or conf.worker_pool
+    if pool_name not in POOLS:  # worker_pool from app.conf or TASKQ_WORKER_POOL
+        raise CommandError(f"unknown pool {pool_name!r} (worker_pool): use one of {', '.join(POOLS)}")
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
     recycle = (
@@ -101,6 +103,7 @@ def worker(
 
         code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat, recycle=recycle).run(ready)
     else:
+        from taskq.worker.asyncio_pool import AsyncioPool
         from taskq.worker.pools import ThreadPool
 
         scheduler = None
@@ -109,7 +112,10 @@ def worker(
 
             scheduler = start_embedded(app)
         try:
-            code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
+            if pool_name == "asyncio":
+                code = AsyncioPool(app, queue_list, size).run(ready)
+            else:
+                code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
         finally:
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()

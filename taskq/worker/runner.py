@@ -33,7 +33,7 @@ from taskq.signing import signer_for
 from taskq.task import Request, Task, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
-from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, run_coroutine
+from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, limited
 
 log = logging.getLogger("taskq.worker")
 log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
@@ -65,6 +65,7 @@ class TaskRunner:
         self.signer = signer_for(self.conf)
         self.replays = ReplayMemory(lambda: self.backend)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.shared_loop: asyncio.AbstractEventLoop | None = None  # -P asyncio: one loop for all threads
         self._results: list[tuple[str, bytes]] = []
         self._acks: list[Delivery] = []
         self._oldest = 0.0
@@ -227,10 +228,12 @@ class TaskRunner:
             result = task(*msg.args, **msg.kwargs)
         finally:
             self.alarm.disarm()
-        if inspect.iscoroutine(result):  # async def tasks run on this thread's event loop
+        if inspect.iscoroutine(result) and self.shared_loop is not None:  # the pool's one loop
+            result = asyncio.run_coroutine_threadsafe(limited(result, limits), self.shared_loop).result()
+        elif inspect.iscoroutine(result):  # async def tasks run on this thread's own event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()
-            result = run_coroutine(self._loop, result, limits)
+            result = self._loop.run_until_complete(limited(result, limits))
         return result
 
     def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:

@@ -156,9 +156,10 @@ class Alarm:
         return f"hard time limit ({self._limits.hard:g}s) exceeded"
 
 
-def run_coroutine(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], limits: Limits) -> Any:
-    """Run an ``async def`` task on ``loop``; at a limit it is cancelled, and the limit's
-    exception is what the call raises."""
+async def limited(coro: Coroutine[Any, Any, Any], limits: Limits) -> Any:
+    """Await an ``async def`` task on the running loop; at a limit it is cancelled, and the
+    limit's exception is what this raises."""
+    loop = asyncio.get_running_loop()
     task = loop.create_task(coro)
     hit: list[BaseException] = []
 
@@ -173,7 +174,7 @@ def run_coroutine(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any
             kind = "soft" if exc is SoftTimeLimitExceeded else "hard"
             handles.append(loop.call_later(delay, stop, exc(f"{kind} time limit ({delay:g}s) exceeded")))
     try:
-        return loop.run_until_complete(task)
+        return await task
     except asyncio.CancelledError:
         if hit:
             raise hit[-1] from None

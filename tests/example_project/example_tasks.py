@@ -135,3 +135,27 @@ def overrun(key: str) -> str:
     time.sleep(60)
     mark("done", key)
     return key
+
+
+@app.task
+async def async_sleep(key: str, seconds: float) -> str:
+    """Awaits; other coroutines run on the same event loop meanwhile."""
+    import asyncio
+
+    mark("start", key)
+    await asyncio.sleep(seconds)
+    mark("done", key)
+    return key
+
+
+@app.task
+async def async_until_soft_limit(key: str, seconds: float) -> str:
+    """At its soft time limit the coroutine is cancelled: it cleans up in ``finally``."""
+    import asyncio
+
+    mark("start", key)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        mark("cleanup", key)
+    return key

@@ -208,3 +208,30 @@ def test_sqlite_revocations_need_no_server(tmp_path: Path) -> None:
     store = SQLiteRevocations(f"sqlite:///{tmp_path}/x.db")
     assert store.active(time.time()) == []
     store.close()
+
+
+def test_aget_never_blocks_the_running_loop(app: TaskQ) -> None:
+    import asyncio
+
+    @app.task
+    def slow() -> str:
+        time.sleep(0.5)
+        return "done"
+
+    async def main() -> tuple[str, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        beat = asyncio.create_task(ticker())
+        value = await slow.delay().aget(timeout=5)
+        beat.cancel()
+        return value, ticks
+
+    with inline_worker(app):
+        value, ticks = asyncio.run(main())
+    assert value == "done" and ticks >= 20  # the loop ran on while the result was awaited
