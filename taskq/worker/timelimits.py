@@ -44,6 +44,9 @@ class Limits:
         return self.hard is not None or self.soft is not None
 
 
+NO_LIMITS = Limits()
+
+
 def check_limit(value: Any, what: str) -> float | None:
     """A limit in seconds, or None for none (None or 0); anything else is ConfigurationError."""
     if value is None:
@@ -66,6 +69,9 @@ def app_limits(conf: Settings) -> Limits:
 
 def effective(header: Any, task: Limits, app: Limits) -> Limits:
     """The limits of one call: the header's, else the task's, else the app's."""
+    given = isinstance(header, (list, tuple)) and len(header) == 2 and header != [None, None]
+    if not given and not (task.any or app.any):
+        return NO_LIMITS  # the common call: no limit anywhere, nothing to build
     hard = soft = None
     if isinstance(header, (list, tuple)) and len(header) == 2:
         hard, soft = (_header_value(v) for v in header)

@@ -38,6 +38,7 @@ def test_time_limits_come_from_the_header_then_the_task_then_the_app() -> None:
     assert effective([None, None], task, app) == Limits(10, 5)
     assert effective([3, 1], task, app) == Limits(3, 1)
     assert effective("junk", task, app) == Limits(10, 5)
+    assert effective({"a": 1}, Limits(), Limits()) == Limits() == effective([None, None, 3], Limits(), Limits())
     settings = Settings()
     settings.task_time_limit = -3  # type: ignore[assignment]
     with pytest.raises(ConfigurationError, match="task_time_limit"):
