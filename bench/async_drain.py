@@ -70,7 +70,8 @@ def main() -> None:
             adapter.close()
     cells = [f"{measure.median(r):,.0f} ({min(r):,.0f}-{max(r):,.0f})" for r in rates.values()]
     header = "| row | unit | " + " | ".join(adapters) + " |"
-    row = f"| drain, 1 process, no-op async def tasks ({args.tasks}, -c {args.concurrency}) | tasks/s | " + " | ".join(cells) + " |"
+    title = f"drain, 1 process, no-op async def tasks ({args.tasks}, -c {args.concurrency})"
+    row = f"| {title} | tasks/s | " + " | ".join(cells) + " |"
     table = "\n".join([header, "|" + "---|" * (len(adapters) + 2), row]) + "\n"
     print(table)
     OUT.write_text(table)

@@ -38,6 +38,7 @@ class Settings:
     recovery_time: float = 30.0  # a dead worker's claims return to the queue after this
     max_deliveries: int = 5  # involuntary redeliveries before a message is dead-lettered
     task_acks_late: bool = True
+    task_reject_on_worker_lost: bool = True  # False (Celery's default): a lost child's task ends FAILURE, not rerun
     task_ignore_result: bool = False
     task_track_started: bool = False
     task_default_retry_delay: float = 180.0

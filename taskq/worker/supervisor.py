@@ -189,6 +189,7 @@ class PreforkPool:
                 continue
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
             if slot != BEAT_SLOT:
+                self._watchdog.lost(slot, code)  # task_reject_on_worker_lost=False: FAILURE, not rerun
                 self._dead.down(slot, f"exited with {code}")
                 if self._crashes.crashed(slot, self._started.get(slot, 0.0)) is None:
                     self._give_up(slot)

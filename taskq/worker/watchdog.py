@@ -94,6 +94,18 @@ class Watchdog:
         except BackendError as exc:
             log.error("Result backend failed recording %s for %s (%s); it will run again", state, task_id, exc)
 
+    def lost(self, slot: int, code: int) -> None:
+        """A child died running a task, and ``task_reject_on_worker_lost`` is off (Celery's
+        default): the task ends FAILURE WorkerLostError and its message is settled, not rerun."""
+        task = self.slots.running(slot)
+        if task is None or self.app.conf.task_reject_on_worker_lost:
+            return
+        why = f"Worker exited prematurely: exit code {code}"
+        log.error("Task [%s] lost with pool worker %d: %s; not run again", task.task_id, slot + 1, why)
+        meta = {"exc_type": "WorkerLostError", "exc_message": [why], "exc_module": "taskq.errors"}
+        self._record(task.task_id, states.FAILURE, meta, f"taskq.errors.WorkerLostError: {why}\n")
+        self._settle(task.task_id)
+
     def _settle(self, task_id: str) -> None:
         """Also record the task as revoked: a copy of its message that comes back unflagged
         (RabbitMQ returns a held message as a fresh copy) is then skipped too."""
