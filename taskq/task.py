@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
@@ -62,7 +62,9 @@ class Request:
     retries_exhausted: bool = False  # set when retry() gave up; the worker dead-letters then
 
 
-_current = threading.local()
+# Per thread, as threading.local is, and per asyncio task: -P asyncio runs many tasks' coroutines
+# on one event loop thread, each in its own context (worker/timelimits.py ``limited``).
+_current: ContextVar[Request | None] = ContextVar("taskq_current_request", default=None)
 
 
 class Task(Generic[P, R]):
@@ -86,7 +88,7 @@ class Task(Generic[P, R]):
 
     @property
     def request(self) -> Request:
-        req: Request | None = getattr(_current, "request", None)
+        req = _current.get()
         if req is None:
             raise RuntimeError(f"{self.name}.request is only available while a worker runs the task")
         return req
@@ -186,4 +188,8 @@ def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> T
 
 
 def set_current_request(request: Request | None) -> None:
-    _current.request = request
+    _current.set(request)
+
+
+def current_request() -> Request | None:
+    return _current.get()

@@ -30,7 +30,7 @@ from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
 from taskq.revocations import Revocations
 from taskq.signing import signer_for
-from taskq.task import Request, Task, set_current_request
+from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
 from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, limited
@@ -229,7 +229,9 @@ class TaskRunner:
         finally:
             self.alarm.disarm()
         if inspect.iscoroutine(result) and self.shared_loop is not None:  # the pool's one loop
-            result = asyncio.run_coroutine_threadsafe(limited(result, limits), self.shared_loop).result()
+            request = current_request()
+            run = limited(result, limits, lambda: set_current_request(request))
+            result = asyncio.run_coroutine_threadsafe(run, self.shared_loop).result()
         elif inspect.iscoroutine(result):  # async def tasks run on this thread's own event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()

@@ -26,7 +26,7 @@ import ctypes
 import math
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,9 +162,11 @@ class Alarm:
         return f"hard time limit ({self._limits.hard:g}s) exceeded"
 
 
-async def limited(coro: Coroutine[Any, Any, Any], limits: Limits) -> Any:
+async def limited(coro: Coroutine[Any, Any, Any], limits: Limits, enter: Callable[[], None] = lambda: None) -> Any:
     """Await an ``async def`` task on the running loop; at a limit it is cancelled, and the
-    limit's exception is what this raises."""
+    limit's exception is what this raises. ``enter`` runs first, in this asyncio task's own
+    context (it sets the task's ``self.request`` there: the loop may run other tasks' too)."""
+    enter()
     loop = asyncio.get_running_loop()
     task = loop.create_task(coro)
     hit: list[BaseException] = []

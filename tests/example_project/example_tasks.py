@@ -159,3 +159,12 @@ async def async_until_soft_limit(key: str, seconds: float) -> str:
     finally:
         mark("cleanup", key)
     return key
+
+
+@app.task(bind=True)
+async def async_own_id(self: Task[[float], str], seconds: float) -> str:
+    """Its own request, read after awaiting while other tasks ran on the same loop."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return self.request.id

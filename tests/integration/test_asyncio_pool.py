@@ -41,6 +41,12 @@ def test_fifty_sleeping_coroutines_run_at_once(workers: WorkerFactory, producer:
     assert worker.stop() == 0
 
 
+def test_each_coroutine_sees_its_own_request(workers: WorkerFactory, producer: TaskQ) -> None:
+    workers.start("-P", "asyncio", "-c", "20")
+    results = [producer.send_task("example_tasks.async_own_id", (0.2 + (i % 5) / 10,)) for i in range(20)]
+    assert [r.get(timeout=30) for r in results] == [r.id for r in results]
+
+
 def test_warm_shutdown_finishes_running_coroutines(workers: WorkerFactory, producer: TaskQ) -> None:
     worker = workers.start("-P", "asyncio", "-c", "5")
     run = uuid.uuid4().hex[:8]
