@@ -26,7 +26,7 @@ from taskq.brokers.base import describe_error
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import KeeperProcess
-from taskq.worker.ratelimit import RateLimiter
+from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.restarts import LIMIT, RestartPolicy
 
 log = logging.getLogger("taskq.worker")
@@ -42,7 +42,7 @@ class ThreadPool:
         self.app = app
         self.queues = list(queues)
         self.prefetch = prefetch
-        self.rates = RateLimiter(app)  # one rate per task name for every consumer (per worker)
+        self.rates = RateLimiter(app, SharedClocks())  # one rate per task name for all consumers (per worker)
         self.consumers = [self._consumer() for _ in range(max(1, concurrency))]
         self._signals = 0
         self._stopping = threading.Event()

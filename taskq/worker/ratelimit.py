@@ -111,9 +111,10 @@ class RateLimiter:
 
     @property
     def clocks(self) -> SharedClocks:
-        if self._clocks is None:
-            self._clocks = SharedClocks()
-        return self._clocks
+        with self._lock:  # consumer threads ask at once: all must get the same clocks
+            if self._clocks is None:
+                self._clocks = SharedClocks()
+            return self._clocks
 
     def set_rate(self, task_name: str, rate: str | float | None) -> None:
         """Change a task's rate in this worker process (None: back to its declared rate)."""
