@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from taskq import message, transactional
 from taskq.backends import create_backend
@@ -26,11 +26,16 @@ from taskq.serialization import Serializer, accepted_content_types, get_serializ
 from taskq.signing import Signer, signer_for
 from taskq.task import P, R, Task, make_options
 
+if TYPE_CHECKING:
+    from taskq.revocations import Control
+from taskq.worker.timelimits import check_limit
+
 log = logging.getLogger("taskq")
 F = TypeVar("F", bound=Callable[..., Any])
 
 SEND_OPTIONS = frozenset(
-    {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id"}
+    {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id",
+     "time_limit", "soft_time_limit"}
     | CANVAS_OPTIONS
 )
 
@@ -59,6 +64,7 @@ class TaskQ:
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         register_builtins(self)  # celery.map, celery.starmap, celery.chunks: what canvas sends
+        self._control: Control | None = None
 
     def __repr__(self) -> str:
         return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
@@ -207,6 +213,10 @@ class TaskQ:
             parent_id=options.get("parent_id"),
             headers=group_headers(options),
             embed=embed_of(options),
+            timelimit=(
+                check_limit(options.get("time_limit"), "time_limit"),
+                check_limit(options.get("soft_time_limit"), "soft_time_limit"),
+            ),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
         )
@@ -236,6 +246,7 @@ class TaskQ:
             embed=plan.embed,
             signer=plan.signer,
             queue=plan.queue,
+            timelimit=plan.timelimit,
         )
         return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
 
@@ -285,6 +296,15 @@ class TaskQ:
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)
 
+    @property
+    def control(self) -> Control:
+        """Remote control of workers: ``app.control.revoke(ids, terminate=False)``."""
+        if self._control is None:
+            from taskq.revocations import Control
+
+            self._control = Control(self)
+        return self._control
+
 
 @dataclass(frozen=True, slots=True)
 class _SendPlan:
@@ -299,6 +319,7 @@ class _SendPlan:
     parent_id: str | None
     headers: dict[str, Any] | None
     embed: dict[str, Any] | None  # callbacks, errbacks, chain, chord (taskq/canvas/embed.py)
+    timelimit: tuple[float | None, float | None]  # [hard, soft], the header Celery reads
     serializer: Serializer
     signer: Signer | None
 

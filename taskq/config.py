@@ -40,17 +40,23 @@ class Settings:
     recovery_time: float = 30.0  # a dead worker's claims return to the queue after this
     max_deliveries: int = 5  # involuntary redeliveries before a message is dead-lettered
     task_acks_late: bool = True
+    task_reject_on_worker_lost: bool = True  # False (Celery's default): a lost child's task ends FAILURE, not rerun
     task_ignore_result: bool = False
     task_track_started: bool = False
     task_default_retry_delay: float = 180.0
     task_max_retries: int = 3
     task_always_eager: bool = False  # delay/apply_async run the task here, at once (tests; Celery's name)
     task_eager_propagates: bool = False  # eager mode: a failing task raises from delay/apply_async itself
+    task_time_limit: float | None = None  # seconds; the worker stops the task (docs/worker.md)
+    task_soft_time_limit: float | None = None  # seconds; SoftTimeLimitExceeded inside the task
+    revoke_expires: float = 10800.0  # seconds a revocation is kept (Celery's persistent revokes)
     worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
     worker_prefetch_max: int = 64  # the claim grows to this while tasks stay fast (< 10 ms)
     worker_hold_limit: float = 1.0  # unstarted messages go back once a running task passes this
+    worker_max_tasks_per_child: int = 0  # prefork: a child is replaced after this many tasks (0: never)
+    worker_max_memory_per_child: int = 0  # prefork: ... once its resident memory passes this, KiB (0: never)
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again

@@ -16,6 +16,8 @@ boundary, into this tree, so callers catch taskq errors only::
     ├── NotRegistered               no task of that name in this app
     ├── TimeoutError                AsyncResult.get() waited too long (also builtins.TimeoutError)
     ├── TaskRevokedError            the task was revoked or expired before running
+    ├── SoftTimeLimitExceeded       raised inside a task that passed its soft time limit
+    ├── TimeLimitExceeded           a task's hard time limit: it was stopped (the stored failure)
     ├── TaskFailure                 a failed task's exception that cannot be rebuilt locally
     ├── ChordError                  a chord's header task failed: its body does not run
     └── Retry                       raised by Task.retry() to ask the worker for a retry
@@ -81,6 +83,14 @@ class TimeoutError(TaskQError, builtins.TimeoutError):
 
 class TaskRevokedError(TaskQError):
     """The task was revoked or expired before it ran."""
+
+
+class SoftTimeLimitExceeded(TaskQError):
+    """Raised inside a running task at its soft time limit, so it can clean up (Celery's name)."""
+
+
+class TimeLimitExceeded(TaskQError):
+    """A task passed its hard time limit and was stopped; its result is this failure."""
 
 
 class TaskFailure(TaskQError):

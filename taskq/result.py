@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from taskq import states
-from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure
+from taskq.errors import ConfigurationError, TaskFailure
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -137,5 +137,6 @@ class AsyncResult(Generic[R]):
     def forget(self) -> None:
         self.backend.forget(self.id)
 
-    def revoke(self, terminate: bool = False) -> None:
-        raise NotSupportedYet("AsyncResult.revoke" + (" with terminate=True" if terminate else ""))
+    def revoke(self, terminate: bool = False, expires: float | None = None) -> None:
+        """No worker runs this task (``app.control.revoke``); ``terminate`` also stops it if running."""
+        self.app.control.revoke(self.id, terminate=terminate, expires=expires)

@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
-from taskq.errors import ConfigurationError, NotSupportedYet, Retry
+from taskq.errors import ConfigurationError, Retry
+from taskq.worker.ratelimit import check_scope, parse_rate
+from taskq.worker.timelimits import check_limit
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -19,8 +21,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-UNSUPPORTED_OPTIONS = ("time_limit", "soft_time_limit", "rate_limit")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class TaskOptions:
     ignore_result: bool | None = None
     acks_late: bool | None = None
     expires: float | None = None  # seconds after sending
+    time_limit: float | None = None  # hard limit, seconds (docs/worker.md)
+    soft_time_limit: float | None = None  # SoftTimeLimitExceeded inside the task, seconds
+    rate_limit: str | float | None = None  # "100/s", "10/m", "2/h" (worker/ratelimit.py)
+    rate_limit_scope: str = "worker"  # or "global": across workers, through Redis
 
 
 @dataclass
@@ -59,7 +63,9 @@ class Request:
     retries_exhausted: bool = False  # set when retry() gave up; the worker dead-letters then
 
 
-_current = threading.local()
+# Per thread, as threading.local is, and per asyncio task: -P asyncio runs many tasks' coroutines
+# on one event loop thread, each in its own context (worker/timelimits.py ``limited``).
+_current: ContextVar[Request | None] = ContextVar("taskq_current_request", default=None)
 
 
 class Task(Generic[P, R]):
@@ -83,7 +89,7 @@ class Task(Generic[P, R]):
 
     @property
     def request(self) -> Request:
-        req: Request | None = getattr(_current, "request", None)
+        req = _current.get()
         if req is None:
             raise RuntimeError(f"{self.name}.request is only available while a worker runs the task")
         return req
@@ -153,6 +159,10 @@ class Task(Generic[P, R]):
             opts["priority"] = self.options.priority
         if self.options.expires is not None:
             opts["expires"] = self.options.expires
+        if self.options.time_limit is not None:  # in the timelimit header, as Celery reads it
+            opts["time_limit"] = self.options.time_limit
+        if self.options.soft_time_limit is not None:
+            opts["soft_time_limit"] = self.options.soft_time_limit
         return opts
 
     # -- retries ------------------------------------------------------------------------
@@ -199,9 +209,13 @@ class MaxRetriesExceededError(Exception):
 
 
 def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> TaskOptions:
-    for key in UNSUPPORTED_OPTIONS:
-        if kwargs.pop(key, None) is not None:
-            raise NotSupportedYet(f"task option {key}= (on {name})")
+    if "rate_limit" in kwargs:
+        parse_rate(kwargs["rate_limit"])  # "10/s", "10/m", "10/h": else one clear error now
+    if "rate_limit_scope" in kwargs:
+        check_scope(kwargs["rate_limit_scope"])
+    for key in ("time_limit", "soft_time_limit"):
+        if key in kwargs:
+            kwargs[key] = check_limit(kwargs[key], f"task {name}: {key}")
     autoretry = kwargs.get("autoretry_for", ())
     if isinstance(autoretry, type):
         kwargs["autoretry_for"] = (autoretry,)
@@ -215,9 +229,9 @@ def make_options(name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> T
 
 
 def set_current_request(request: Request | None) -> None:
-    _current.request = request
+    _current.set(request)
 
 
 def current_request() -> Request | None:
-    """The request of the task running in this thread, if any."""
-    return getattr(_current, "request", None)
+    """The request of the task running here (this thread, or this coroutine on the asyncio pool), if any."""
+    return _current.get()

@@ -25,3 +25,8 @@ def noop() -> None:
 @app.task(name="bench.stamp")
 def stamp(sent_at: float) -> None:
     record_latency(sent_at)
+
+
+@app.task(name="bench.anoop")
+async def anoop() -> None:
+    return None

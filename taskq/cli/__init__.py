@@ -14,6 +14,7 @@ from taskq.cli.demo import demo
 from taskq.cli.outbox import outbox
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.results import results
+from taskq.cli.revoke import revoke
 from taskq.cli.tasks import call, result
 from taskq.cli.worker import worker
 from taskq.errors import TaskQError
@@ -25,7 +26,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke):
     cli.add_command(command)
 
 

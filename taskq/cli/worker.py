@@ -10,11 +10,14 @@ import click
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
 from taskq.display import redact
-from taskq.errors import TaskQError
+from taskq.errors import NotSupportedYet, TaskQError
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
+from taskq.worker.ratelimit import check_app as check_rates
+from taskq.worker.timelimits import app_limits
 
 log = logging.getLogger("taskq.worker")
-POOLS = ("prefork", "threads", "solo")
+POOLS = ("prefork", "threads", "solo", "asyncio")
+PLANNED_POOLS = ("gevent",)  # part of the design, not built yet: said so, never run as another pool
 
 
 def check_servers(app: TaskQ, queues: list[str]) -> None:
@@ -34,10 +37,14 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @app_option
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
-@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool implementation (default prefork)")
+@click.option("-P", "--pool", type=click.Choice(POOLS + PLANNED_POOLS), default=None, help="Pool (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
+@click.option("--max-tasks-per-child", type=click.IntRange(1), default=None,
+              help="Prefork: replace a child after this many tasks (worker_max_tasks_per_child)")
+@click.option("--max-memory-per-child", type=click.IntRange(1), default=None,
+              help="Prefork: replace a child once its resident memory passes this many KiB")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
@@ -48,6 +55,8 @@ def worker(
     loglevel: str,
     prefetch_multiplier: int | None,
     with_beat: bool,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
     check: bool,
     max_age: float,
 ) -> None:
@@ -56,6 +65,8 @@ def worker(
     try:
         app = load_app(app_spec)
         conf = app.finalize()
+        app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
+        check_rates(app)
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
     if check:
@@ -69,8 +80,18 @@ def worker(
     queue_list = split_queues(queues, app)
     size = concurrency or conf.worker_concurrency
     pool_name = pool or conf.worker_pool
+    if pool_name in PLANNED_POOLS:
+        raise CommandError(str(NotSupportedYet(f"-P {pool_name}")))
+    if pool_name not in POOLS:  # worker_pool from app.conf or TASKQ_WORKER_POOL
+        raise CommandError(f"unknown pool {pool_name!r} (worker_pool): use one of {', '.join(POOLS)}")
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
+    recycle = (
+        max_tasks_per_child or conf.worker_max_tasks_per_child,
+        max_memory_per_child or conf.worker_max_memory_per_child,
+    )
+    if any(recycle) and pool_name != "prefork":
+        raise CommandError("--max-tasks-per-child and --max-memory-per-child recycle child processes: use -P prefork")
     check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
     def ready() -> None:  # logged once the signal handlers are in place
@@ -83,8 +104,9 @@ def worker(
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat).run(ready)
+        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat, recycle=recycle).run(ready)
     else:
+        from taskq.worker.asyncio_pool import AsyncioPool
         from taskq.worker.pools import ThreadPool
 
         scheduler = None
@@ -93,7 +115,10 @@ def worker(
 
             scheduler = start_embedded(app)
         try:
-            code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
+            if pool_name == "asyncio":
+                code = AsyncioPool(app, queue_list, size).run(ready)
+            else:
+                code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
         finally:
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()

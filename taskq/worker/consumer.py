@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner, Delivery
@@ -56,6 +56,8 @@ class Consumer:
         self.unexpected_errors = 0  # exceptions that reached this loop: bugs, never bad input
         self._heartbeat = Heartbeat(app.conf.heartbeat_path)
         self.runner.on_first_deferred = self._wake.set
+        self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
+        self.recycled: str | None = None
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -117,6 +119,9 @@ class Consumer:
                     self._running = None
                     if time.monotonic() - self._started_at > FAST_TASK:
                         self._all_fast = False
+                self.recycled = self.after_task()
+                if self.recycled:
+                    break  # the finally below flushes and hands unstarted messages back
         except BaseException:  # the task ended this consumer (SystemExit...): its message comes back counted
             with self._lock:
                 running = self._running

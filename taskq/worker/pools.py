@@ -26,6 +26,7 @@ from taskq.brokers.base import describe_error
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import KeeperProcess
+from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.restarts import LIMIT, RestartPolicy
 
 log = logging.getLogger("taskq.worker")
@@ -41,11 +42,17 @@ class ThreadPool:
         self.app = app
         self.queues = list(queues)
         self.prefetch = prefetch
-        self.consumers = [Consumer(app, queues, prefetch) for _ in range(max(1, concurrency))]
+        self.rates = RateLimiter(app, SharedClocks())  # one rate per task name for all consumers (per worker)
+        self.consumers = [self._consumer() for _ in range(max(1, concurrency))]
         self._signals = 0
         self._stopping = threading.Event()
         self._restarts = RestartPolicy()
         self._dead = DeadConsumers(app.conf.heartbeat_path)
+
+    def _consumer(self) -> Consumer:
+        consumer = Consumer(self.app, self.queues, self.prefetch)
+        consumer.runner.rates = self.rates
+        return consumer
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -92,7 +99,7 @@ class ThreadPool:
             for slot in [s for s, at in due.items() if at <= now and not self._stopping.is_set()]:
                 del due[slot]
                 if slot in errors:  # a restart: a fresh consumer (the old one's state died with it)
-                    self.consumers[slot] = Consumer(self.app, self.queues, self.prefetch)
+                    self.consumers[slot] = self._consumer()
                     if self._stopping.is_set():  # a signal came in between: it missed this one
                         self.consumers[slot].warm_stop()
                     self._dead.up(slot)

@@ -30,9 +30,12 @@ from taskq.canvas.steps import CanvasSteps
 from taskq.display import OneLineRecords
 from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
+from taskq.revocations import Revocations
 from taskq.signing import signer_for
-from taskq.task import Request, Task, set_current_request
+from taskq.task import Request, Task, current_request, set_current_request
+from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
+from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, limited
 
 log = logging.getLogger("taskq.worker")
 log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
@@ -67,11 +70,17 @@ class TaskRunner:
         self.replays = ReplayMemory(lambda: self.backend)
         self.canvas = CanvasSteps(app)  # workflow steps after a task ends (taskq/canvas/steps.py)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.shared_loop: asyncio.AbstractEventLoop | None = None  # -P asyncio: one loop for all threads
         self._results: list[tuple[str, bytes]] = []
         self._acks: list[Delivery] = []
         self._oldest = 0.0
         self._deferred_lock = threading.Lock()
         self.on_first_deferred: Callable[[], None] = lambda: None
+        self.revocations = Revocations(app)
+        self.alarm = Alarm(hard_in_process=True)  # a prefork child leaves the hard limit to its supervisor
+        self.on_task: Callable[[str, Limits], None] = lambda task_id, limits: None  # prefork: the slot
+        self._app_limits = app_limits(self.conf)
+        self.rates = RateLimiter(app)  # pools share one per worker (pools.py, supervisor.py)
 
     @property
     def backend(self) -> Any:
@@ -107,11 +116,19 @@ class TaskRunner:
             return None
         if not self.broker.counts_redeliveries and self._redelivered_too_often(delivery, msg.id):
             return None
+        if self._rate_limited(delivery, msg):
+            return None
         if self._replayed(delivery, msg):
             return None
         if delivery.redeliveries and self._already_finished(msg):
             self.broker.ack([delivery])
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
+            return None
+        if self.revocations.is_revoked(msg.id):
+            if not self._already_finished(msg):  # e.g. a FAILURE the hard time limit recorded
+                self._store(msg.id, states.REVOKED, "revoked")
+            self.broker.ack([delivery])
+            log.info("Task %s[%s] revoked; not run", msg.task, msg.id)
             return None
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
             self._store(msg.id, states.REVOKED, "expired")
@@ -139,8 +156,11 @@ class TaskRunner:
             self._store(msg.id, states.STARTED, None)
         set_current_request(request)
         start = time.perf_counter()
+        task_limits = Limits(task.options.time_limit, task.options.soft_time_limit)
+        limits = effective(msg.headers.get("timelimit"), task_limits, self._app_limits)
         try:
-            result = self._call(task, msg)
+            self.on_task(msg.id, limits)
+            result = self._call(task, msg, limits)
         except Retry as retry:
             self._retry(delivery, msg, retry, acks_late)
             return
@@ -156,6 +176,7 @@ class TaskRunner:
             self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
             return
         finally:
+            self.on_task("", Limits())
             set_current_request(None)
         runtime = time.perf_counter() - start
         children = self.canvas.after_success(msg, result) if msg.embed else []
@@ -213,12 +234,20 @@ class TaskRunner:
         if acks:
             self.broker.ack(acks)
 
-    def _call(self, task: Task[Any, Any], msg: TaskMessage) -> Any:
-        result = task(*msg.args, **msg.kwargs)
-        if inspect.iscoroutine(result):  # async def tasks run on this thread's event loop
+    def _call(self, task: Task[Any, Any], msg: TaskMessage, limits: Limits) -> Any:
+        self.alarm.arm(limits)
+        try:
+            result = task(*msg.args, **msg.kwargs)
+        finally:
+            self.alarm.disarm()
+        if inspect.iscoroutine(result) and self.shared_loop is not None:  # the pool's one loop
+            request = current_request()
+            run = limited(result, limits, lambda: set_current_request(request))
+            result = asyncio.run_coroutine_threadsafe(run, self.shared_loop).result()
+        elif inspect.iscoroutine(result):  # async def tasks run on this thread's own event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()
-            result = self._loop.run_until_complete(result)
+            result = self._loop.run_until_complete(limited(result, limits))
         return result
 
     def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:
@@ -260,6 +289,17 @@ class TaskRunner:
             failure = {"exc_type": "WorkerLostError", "exc_message": [reason], "exc_module": "taskq.errors"}
             self.canvas.given_up(delivery, failure)  # its chord must not wait for it forever
             self._store(task_id, states.FAILURE, failure)
+        return True
+
+    def _rate_limited(self, delivery: Delivery, msg: TaskMessage) -> bool:
+        """Too early for its task's rate: a delayed copy goes back for its reserved time and
+        the original is acked, so this worker runs other tasks meanwhile."""
+        wait = self.rates.wait(msg.task, msg.id)
+        if wait <= 0 or delivery.envelope is None:
+            return False
+        self.broker.publish(delivery.queue, delivery.envelope, time.time() + wait)
+        self.broker.ack([delivery])
+        log.debug("Task %s[%s] rate limited: runs in %.3fs", msg.task, msg.id, wait)
         return True
 
     def _replayed(self, delivery: Delivery, msg: TaskMessage) -> bool:

@@ -2,9 +2,10 @@
 
 One fixed-size record per pool slot in an anonymous shared mapping that the supervisor makes
 before it forks (DESIGN.md section 6): a child writes, the supervisor reads, no message and
-no lock between them. Today a record holds the owner name of the child's broker claims,
-which the supervisor keeps alive for it (a task holding the GIL starves the child's own
-keeper thread).
+no lock between them. A record holds the owner name of the child's broker claims, which
+the supervisor keeps alive for it (a task holding the GIL starves the child's own keeper
+thread), and the task the child runs now with its hard deadline, which the supervisor
+enforces (time limits) and matches against revocations (terminate=True).
 
 A record is a length byte followed by the name. The writer stores the name first and the
 length last, and a reader takes the length first, so it never sees half a name.
@@ -13,15 +14,31 @@ length last, and a reader takes the length first, so it never sees half a name.
 from __future__ import annotations
 
 import mmap
+import struct
+from dataclasses import dataclass
 
 RECORD = 256  # bytes per slot: one length byte and a name of up to 255 bytes
+# The running task: a sequence number (odd while the child writes), the hard deadline
+# (time.monotonic(), the same clock in every process; 0 = none), the limit in seconds, then
+# the task id (length byte and bytes). The reader retries while the sequence moves.
+TASK = struct.Struct("=Iddb")
+TASK_RECORD = 128
+MAX_TASK_ID = TASK_RECORD - TASK.size
+
+
+@dataclass(frozen=True)
+class Running:
+    task_id: str
+    deadline: float  # monotonic; 0.0: no hard limit
+    limit: float
 
 
 class ChildSlots:
     def __init__(self, count: int) -> None:
         self.count = count
         # Anonymous and MAP_SHARED: every child forked afterwards writes into this same memory.
-        self._mem = mmap.mmap(-1, max(count, 1) * RECORD)
+        self._mem = mmap.mmap(-1, max(count, 1) * (RECORD + TASK_RECORD))
+        self._tasks = max(count, 1) * RECORD  # where the running-task records start
 
     def publish_owner(self, slot: int, owner: str) -> bool:
         """Called in the child: record its claim owner. False if the name does not fit."""
@@ -42,3 +59,25 @@ class ChildSlots:
     def clear(self, slot: int) -> None:
         """Called in the supervisor before it starts a child in ``slot``."""
         self._mem[slot * RECORD] = 0
+        self.publish_task(slot, "", 0.0, 0.0)
+
+    def publish_task(self, slot: int, task_id: str, deadline: float, limit: float) -> None:
+        """Called in the child as a task starts (``task_id`` "" once it ended)."""
+        start = self._tasks + slot * TASK_RECORD
+        data = task_id.encode()
+        if len(data) > MAX_TASK_ID:  # not enforceable from outside: the child's alarm still is
+            data, deadline = b"", 0.0
+        seq = TASK.unpack_from(self._mem, start)[0]
+        TASK.pack_into(self._mem, start, (seq + 1) & 0xFFFFFFFF, 0.0, 0.0, 0)  # odd: being written
+        self._mem[start + TASK.size : start + TASK.size + len(data)] = data
+        TASK.pack_into(self._mem, start, (seq + 2) & 0xFFFFFFFF, deadline, limit, len(data))
+
+    def running(self, slot: int) -> Running | None:
+        """Called in the supervisor: the task the child in ``slot`` runs now, if any."""
+        start = self._tasks + slot * TASK_RECORD
+        while True:
+            seq, deadline, limit, size = TASK.unpack_from(self._mem, start)
+            data = bytes(self._mem[start + TASK.size : start + TASK.size + max(size, 0)])
+            if seq % 2 == 0 and TASK.unpack_from(self._mem, start)[0] == seq:
+                break
+        return Running(data.decode(errors="replace"), deadline, limit) if data else None

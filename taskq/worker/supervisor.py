@@ -24,8 +24,12 @@ from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.ratelimit import RateLimiter, SharedClocks
+from taskq.worker.recycling import RECYCLED, Recycler
 from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
+from taskq.worker.timelimits import Limits
+from taskq.worker.watchdog import Watchdog
 
 log = logging.getLogger("taskq.worker")
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
@@ -33,7 +37,10 @@ BEAT_SLOT = -1
 
 
 class PreforkPool:
-    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False) -> None:
+    def __init__(
+        self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False,
+        recycle: tuple[int, int] = (0, 0),
+    ) -> None:
         self.app = app
         self.queues = list(queues)
         self.concurrency = max(1, concurrency)
@@ -54,6 +61,10 @@ class PreforkPool:
         self._crashes = RestartPolicy()
         self._dead = DeadConsumers(app.conf.heartbeat_path)
         self._lost_all = False
+        self._watchdog = Watchdog(app, self._slots)
+        self._clocks = SharedClocks()  # one rate per task name for all children (Celery's per worker)
+        self._recycle = recycle  # (max tasks, max memory KiB) per child; 0: no limit
+        self._killed: set[int] = set()  # pids the watchdog killed: replaced at once, no crash
 
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
@@ -63,6 +74,7 @@ class PreforkPool:
         if self._broker_open:  # a child must not inherit connections (SQLite forbids it)
             self.app.broker.close()
             self._broker_open = False
+        self._watchdog.close()
         # Signals stay blocked across the fork until the child has its own handlers, so a
         # shutdown signal sent to a just-forked child is delivered late, never lost.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
@@ -78,7 +90,7 @@ class PreforkPool:
             die_with_parent()
             if os.getppid() != parent:  # the parent died before prctl took effect
                 os._exit(1)
-            self._child_main(slot)
+            code = self._child_main(slot)
         except BaseException:  # a child must never return into the parent's code
             log.exception("Pool worker %d crashed", slot + 1)
             code = 1
@@ -90,22 +102,39 @@ class PreforkPool:
             logging.shutdown()
             os._exit(code)
 
-    def _child_main(self, slot: int) -> None:
+    def _child_main(self, slot: int) -> int:
+        """Run the child's consumer (or beat); the exit status: 0, or RECYCLED."""
         import threading
 
         if slot == BEAT_SLOT:
             self._beat_main()
-            return
+            return 0
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
         consumer = Consumer(self.app, self.queues, self.prefetch)
         broker = self.app.broker
         if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):
             log.warning("Claim owner %r is too long for the supervisor to keep its claims", broker.claim_owner)
+        runner = consumer.runner
+        runner.alarm.hard_in_process = False  # the supervisor kills at the hard limit
+
+        def publish(task_id: str, limits: Limits) -> None:
+            hard = limits.hard or 0.0
+            self._slots.publish_task(slot, task_id, time.monotonic() + hard if hard else 0.0, hard)
+
+        runner.on_task = publish
+        runner.rates = RateLimiter(self.app, self._clocks)
+        recycler = Recycler(*self._recycle)
+        if recycler.active:
+            consumer.after_task = recycler.after_task
         signal.signal(signal.SIGTERM, lambda s, f: consumer.warm_stop())
         signal.signal(signal.SIGQUIT, lambda s, f: consumer.cold_stop())
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides what Ctrl-C means
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         consumer.run()
+        if consumer.recycled:
+            log.info("Pool worker %d %s: a fresh one takes its place", slot + 1, consumer.recycled)
+            return RECYCLED
+        return 0
 
     def _beat_main(self) -> None:
         import threading
@@ -154,8 +183,13 @@ class PreforkPool:
             if slot is None or stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
+            if pid in self._killed or code == RECYCLED:  # the watchdog's doing, or recycled: replace now
+                self._killed.discard(pid)
+                self._slots.clear(slot)
+                continue
             name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
             if slot != BEAT_SLOT:
+                self._watchdog.lost(slot, code)  # task_reject_on_worker_lost=False: FAILURE, not rerun
                 self._dead.down(slot, f"exited with {code}")
                 if self._crashes.crashed(slot, self._started.get(slot, 0.0)) is None:
                     self._give_up(slot)
@@ -185,6 +219,8 @@ class PreforkPool:
             stopping = self._signals > 0
             self._reap(stopping)
             now = time.monotonic()
+            if not stopping or self._warm_sent_at is not None:  # limits hold during a warm shutdown too
+                self._killed.update(kill.pid for kill in self._watchdog.check(self.children))
             if now >= self._next_keep:
                 self._next_keep = now + self._keep_every
                 self._keep_claims()

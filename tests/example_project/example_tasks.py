@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from taskq import TaskQ
+from taskq import SoftTimeLimitExceeded, TaskQ
 from taskq.task import Task
 
 app = TaskQ("example_tasks")  # broker and backend from TASKQ_BROKER_URL / TASKQ_RESULT_BACKEND
@@ -137,3 +137,60 @@ def exit_once(key: str) -> str:
     if not earlier:
         raise SystemExit(3)
     return key
+
+
+@app.task
+def sleep_until_soft_limit(key: str, seconds: float) -> str:
+    """Sleeps; at its soft time limit it cleans up (marks "cleanup") and returns "cleaned"."""
+    mark("start", key)
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:  # short sleeps: the threads pool raises between bytecodes
+            time.sleep(0.05)
+    except SoftTimeLimitExceeded:
+        mark("cleanup", key)
+        return "cleaned"
+    mark("done", key)
+    return "finished"
+
+
+@app.task(time_limit=1)
+def overrun(key: str) -> str:
+    """Runs far past its 1 s hard time limit."""
+    mark("start", key)
+    time.sleep(60)
+    mark("done", key)
+    return key
+
+
+@app.task
+async def async_sleep(key: str, seconds: float) -> str:
+    """Awaits; other coroutines run on the same event loop meanwhile."""
+    import asyncio
+
+    mark("start", key)
+    await asyncio.sleep(seconds)
+    mark("done", key)
+    return key
+
+
+@app.task
+async def async_until_soft_limit(key: str, seconds: float) -> str:
+    """At its soft time limit the coroutine is cancelled: it cleans up in ``finally``."""
+    import asyncio
+
+    mark("start", key)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        mark("cleanup", key)
+    return key
+
+
+@app.task(bind=True)
+async def async_own_id(self: Task[[float], str], seconds: float) -> str:
+    """Its own request, read after awaiting while other tasks ran on the same loop."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    return self.request.id

@@ -13,7 +13,7 @@ from taskq import MaxRetriesExceededError, TaskQ, states
 from taskq.app import _LazyPublications
 from taskq.brokers.base import Publication
 from taskq.envelope import Envelope
-from taskq.errors import ConfigurationError, NotSupportedYet, TaskFailure, TaskRevokedError, TimeoutError
+from taskq.errors import ConfigurationError, TaskFailure, TaskRevokedError, TimeoutError
 from taskq.task import Task
 from taskq.testing import InProcessWorker
 from tests.unit.conftest import inline_worker
@@ -39,10 +39,10 @@ def test_task_names_follow_celerys_rule(app: TaskQ) -> None:
     assert add(2, 3) == 5  # a plain call runs here
 
 
-def test_unsupported_options_raise_instead_of_being_ignored(app: TaskQ) -> None:
-    for option in ("time_limit", "soft_time_limit", "rate_limit"):
-        with pytest.raises(NotSupportedYet, match=option):
-            app.task(**{option: 5})(lambda: None)
+def test_bad_task_options_raise_at_decoration(app: TaskQ) -> None:
+    for option, value in (("time_limit", -1), ("soft_time_limit", "soon"), ("rate_limit", "10/d")):
+        with pytest.raises(ConfigurationError, match=option):
+            app.task(**{option: value})(lambda: None)
     with pytest.raises(ConfigurationError, match="priority"):
         app.task(priority=12)(lambda: None)
     with pytest.raises(ConfigurationError, match="unexpected keyword"):
