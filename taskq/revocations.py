@@ -1,7 +1,7 @@
 """Revocations: task ids that no worker may run, kept on a server every worker reads.
 
 One small store, used by every worker, by ``app.control.revoke``, ``AsyncResult.revoke`` and
-``taskq revoke``. It lives on the broker's server when that is SQLite, Redis or memory (a
+``taskq revoke``. It lives on the broker's server when that is SQLite, Redis, PostgreSQL or memory (a
 table; a Redis sorted set scored by expiry), else on the result backend's server (a RabbitMQ
 broker with a Redis or SQLite backend), so a worker started later honours revocations made
 before it. Each entry is kept ``revoke_expires`` seconds (default 3 h, as Celery keeps its
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskq import states
 from taskq.config import url_scheme
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from taskq.app import TaskQ
 
 REFRESH = 0.5  # seconds a worker's copy of the set may be old
-STORABLE = ("sqlite", "redis", "rediss", "memory")
+STORABLE = ("sqlite", "redis", "rediss", "memory", "postgresql", "postgres")
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,14 @@ def _location(app: TaskQ) -> tuple[str, str, str] | None:
 def open_store(app: TaskQ) -> RevocationStore:
     where = _location(app)
     if where is None:
-        raise ConfigurationError("revoke needs a SQLite or Redis broker or result backend to keep revocations on")
+        raise ConfigurationError(
+            "revoke needs a SQLite, Redis or PostgreSQL broker or result backend to keep revocations on"
+        )
     url, scheme, prefix = where
     if scheme == "sqlite":
         return SQLiteRevocations(url)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresRevocations(url)
     if scheme == "memory":
         return MEMORY
     return RedisRevocations(url, prefix)
@@ -173,6 +177,49 @@ class SQLiteRevocations:
         with self.db.connection() as conn:
             rows = conn.execute("SELECT id, terminate, expires_at FROM taskq_revoked WHERE expires_at >= ?", (now,))
             return [Revoked(i, bool(t), e) for i, t, e in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresRevocations:
+    """A table in the broker's schema (``?schema=``, default taskq), beside its messages."""
+
+    def __init__(self, url: str) -> None:
+        from taskq.brokers.postgres.connection import PgConnections, split_url
+
+        conninfo, schema = split_url(url)
+        self.table = f"{schema}.taskq_revoked"  # schema: checked by split_url (letters, digits, _)
+
+        def create(conn: Any) -> None:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} "
+                "(id TEXT PRIMARY KEY, terminate BOOLEAN NOT NULL, expires_at DOUBLE PRECISION NOT NULL)"
+            )
+
+        self.db = PgConnections(conninfo, BrokerError, "postgresql revocations", on_open=create)
+
+    def add(self, entries: list[Revoked]) -> None:
+        def work(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute(f"DELETE FROM {self.table} WHERE expires_at < %s", (time.time(),))
+                conn.cursor().executemany(
+                    f"INSERT INTO {self.table} VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                    f"terminate = {self.table}.terminate OR excluded.terminate, "
+                    f"expires_at = greatest({self.table}.expires_at, excluded.expires_at)",
+                    [(r.task_id, r.terminate, r.expires_at) for r in entries],
+                )
+
+        self.db.run(work)
+
+    def active(self, now: float) -> list[Revoked]:
+        rows = self.db.run(
+            lambda conn: conn.execute(
+                f"SELECT id, terminate, expires_at FROM {self.table} WHERE expires_at >= %s", (now,)
+            ).fetchall()
+        )
+        return [Revoked(i, bool(t), float(e)) for i, t, e in rows]
 
     def close(self) -> None:
         self.db.close()
