@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
@@ -27,6 +28,17 @@ def test_store_and_read_celery_document(backend: ResultBackend) -> None:
     assert meta["task_id"] == tid
     assert set(meta) >= {"status", "result", "traceback", "children", "date_done", "task_id"}
     assert meta["date_done"]
+
+
+def test_the_time_a_result_was_done_keeps_its_fraction_of_a_second(backend: ResultBackend) -> None:
+    # Expiry is measured from date_done: stored in whole seconds it reads up to a second old
+    # (a result expiring in 1 s could be gone at once). Not earlier than the store began:
+    # with microseconds, a truncation would need the store to start on a whole second.
+    before = datetime.now(timezone.utc)
+    tid = uuid.uuid4().hex
+    backend.store(tid, states.SUCCESS, 1)
+    done = datetime.fromisoformat(backend.get_meta(tid)["date_done"])
+    assert before <= done <= datetime.now(timezone.utc)
 
 
 def test_wait_wakes_when_result_arrives(backend: ResultBackend) -> None:
