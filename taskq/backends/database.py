@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from taskq import states
-from taskq.backends.base import ResultBackend
+from taskq.backends.base import ResultBackend, load_json
 from taskq.display import redact
 from taskq.errors import BackendError, ConfigurationError
 
@@ -126,19 +126,17 @@ class DatabaseBackend(ResultBackend):
         if row is None:
             return None
         done = row.date_done.replace(tzinfo=timezone.utc).isoformat() if row.date_done else None
-        try:
-            meta = {
-                "status": row.status,
-                "result": None if row.result is None else json.loads(row.result),
-                "traceback": row.traceback,
-                "children": json.loads(row.children) if row.children else [],
-                "date_done": done if row.status in states.READY_STATES else None,
-                "task_id": self._task_id(key),
-            }
-        except ValueError:  # e.g. a Celery app with result_serializer = "pickle"
-            raise BackendError(
-                f"the result of task {self._task_id(key)} is not JSON (the writer's result_serializer must be json)"
-            ) from None
+        task_id = self._task_id(key)
+        # A Celery app with result_serializer = "pickle" (or msgpack) writes other bytes here:
+        # InvalidResult naming the task, as every backend reports such a result.
+        meta = {
+            "status": row.status,
+            "result": None if row.result is None else load_json(task_id, row.result),
+            "traceback": row.traceback,
+            "children": load_json(task_id, row.children) if row.children else [],
+            "date_done": done if row.status in states.READY_STATES else None,
+            "task_id": task_id,
+        }
         return self.encode_meta(meta)
 
     def _row(self, key: str, value: bytes) -> dict[str, Any]:
@@ -166,6 +164,11 @@ class DatabaseBackend(ResultBackend):
     def _delete(self, key: str) -> None:
         with self._begin() as conn:
             conn.execute(self.sa.delete(self.task).where(self.task.c.task_id == self._task_id(key)))
+
+    def reset_counter(self, key: str) -> None:
+        # Counters have their own table here: _delete would remove a task's result instead.
+        with self._begin() as conn:
+            conn.execute(self.sa.delete(self.counters).where(self.counters.c.key == key))
 
     def _incr(self, key: str, ttl: float) -> int:
         from taskq.backends.db_tables import counter_upsert
