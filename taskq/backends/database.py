@@ -11,6 +11,7 @@ MySQL and SQLite it polls with a backoff from 20 ms to 1 s. ``?schema=`` names t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,8 @@ from taskq.errors import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql"}
 POLL_FIRST, POLL_MAX = 0.02, 1.0
@@ -154,11 +157,27 @@ class DatabaseBackend(ResultBackend):
         self._set_many([(key, value)], ttl)
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        rows = list({self._task_id(k): self._row(k, v) for k, v in items}.values())  # one row per id
+        with self._translated():
+            try:
+                self._upsert(rows)
+            except self.sa.exc.DataError:
+                # A value the table cannot hold (an id with NUL on PostgreSQL, one longer than
+                # Celery's 155 characters) fails the whole batch: the others are written one by
+                # one, and that one is reported and left out, as no retry could ever store it.
+                for row in rows:
+                    try:
+                        self._upsert([row])
+                    except self.sa.exc.DataError as exc:
+                        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+                        log.error("Result of task %.200r not stored: %s cannot hold it (%s)", row["task_id"],
+                                  self.dialect, detail)
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> None:
         from taskq.backends.db_tables import upsert
 
-        rows = list({self._task_id(k): self._row(k, v) for k, v in items}.values())  # one row per id
         columns = ["status", "result", "date_done", "traceback", "children"]
-        with self._begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(upsert(self.dialect, self.task, rows, "task_id", columns))
 
     def _delete(self, key: str) -> None:

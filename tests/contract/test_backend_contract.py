@@ -41,6 +41,15 @@ def test_the_time_a_result_was_done_keeps_its_fraction_of_a_second(backend: Resu
     assert before <= done <= datetime.now(timezone.utc)
 
 
+def test_a_result_the_store_cannot_hold_does_not_lose_the_rest_of_its_batch(backend: ResultBackend) -> None:
+    # A worker writes finished tasks' results in batches; a fuzzed task id (NUL, longer than
+    # Celery's 155-character column) must not make the store fail its whole batch.
+    good = [uuid.uuid4().hex for _ in range(3)]
+    odd = ["nul\x00" + uuid.uuid4().hex, "long-" + "x" * 300]
+    backend.store_many([backend.prepare(tid, states.SUCCESS, tid) for tid in [good[0], *odd, *good[1:]]])
+    assert [backend.get_meta(tid)["result"] for tid in good] == good
+
+
 def test_wait_wakes_when_result_arrives(backend: ResultBackend) -> None:
     tid = uuid.uuid4().hex
     backend.store(tid, states.STARTED)
