@@ -192,8 +192,8 @@ class DatabaseBackend(ResultBackend):
     def _incr(self, key: str, ttl: float) -> int:
         from taskq.backends.db_tables import counter_upsert
 
-        now = time.time()
         with self._begin() as conn:
+            now = time.time()  # once connected: opening (and creating the tables) may take a while
             done = conn.execute(counter_upsert(self.dialect, self.counters, key, now, now + ttl))
             if self.dialect in ("mysql", "mariadb"):  # the row stays locked until this transaction ends
                 select = self.sa.select(self.counters.c.value).where(self.counters.c.key == key)
