@@ -5,8 +5,9 @@
 * ``fuzz(seed, count, task)``: a seeded generator of random malformed (and some valid)
   envelopes, made by mutating a valid one: wrong types, deep nesting, broken bytes.
 * ``inject(broker, queue, messages)``: stores them raw, past every producer-side check: a
-  row for SQLite, a stream entry for Redis, an AMQP message (pika) for RabbitMQ, the stored
-  blob for the memory broker.
+  row for SQLite and PostgreSQL, a stream entry for Redis, an AMQP message (pika) for
+  RabbitMQ, the stored blob for the memory broker.
+* ``store_unreadable_result(backend, task_id, blob)``: a result another serializer wrote.
 """
 
 from __future__ import annotations
@@ -202,6 +203,11 @@ def inject(broker: Any, queue: str, messages: Sequence[Raw]) -> None:
         pipe.execute()
     elif kind == "RabbitMQBroker":
         _inject_amqp(broker, queue, messages)
+    elif kind == "PostgresBroker":
+        conn = broker.connection()
+        with conn.transaction(), conn.cursor() as cursor:  # one commit: one NOTIFY wakes the worker
+            cursor.executemany(f'INSERT INTO "{broker.schema}".messages (queue, payload) VALUES (%s, %s)',
+                               [(queue, m.to_blob()) for m in messages])
     else:
         raise AssertionError(f"no raw injection for {kind}")
 
@@ -279,3 +285,18 @@ def dead_count(broker: Any, queue: str) -> int:
 
     with pika.BlockingConnection(connection_parameters(broker.url)) as connection:
         return int(connection.channel().queue_declare(dead_queue(queue), passive=True).method.message_count)
+
+
+def store_unreadable_result(backend: Any, task_id: str, blob: bytes) -> None:
+    """Store ``blob`` as the task's result, as a Celery worker with another result_serializer
+    (pickle) writes it: the whole value under the key on key-value backends; on a db+ backend,
+    whose columns hold the parts of the document, a SUCCESS row whose result column is ``blob``."""
+    if type(backend).__name__ != "DatabaseBackend":
+        backend._set(backend.key_for(task_id), blob, 600)
+        return
+    from taskq.backends.db_tables import upsert
+
+    row = {"task_id": task_id, "status": "SUCCESS", "result": blob, "date_done": None, "traceback": None,
+           "children": None}
+    with backend.engine.begin() as conn:
+        conn.execute(upsert(backend.dialect, backend.task, [row], "task_id", ["status", "result", "date_done"]))

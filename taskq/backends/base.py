@@ -210,13 +210,20 @@ class ResultBackend(ABC):
         that is ``_delete``; a backend that keeps them apart overrides this)."""
         self._delete(key)
 
+
 def decode_meta(task_id: str, raw: bytes) -> dict[str, Any]:
     """The stored result document; InvalidResult naming the task when it is not Celery's JSON
     document (a Celery worker with ``result_serializer='pickle'`` or msgpack writes those)."""
-    try:
-        meta = json.loads(raw)
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise InvalidResult(f"result of task {task_id} is not a JSON document ({type(exc).__name__})") from None
+    meta = load_json(task_id, raw)
     if not isinstance(meta, dict) or not isinstance(meta.get("status"), str):
         raise InvalidResult(f"result of task {task_id} is not a result document (no 'status' string)")
     return meta
+
+
+def load_json(task_id: str, raw: bytes) -> Any:
+    """JSON stored for a task (its document, or a column of it); InvalidResult naming the task
+    when it is not JSON (another serializer's bytes, broken UTF-8, nested beyond the stack)."""
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidResult(f"result of task {task_id} is not a JSON document ({type(exc).__name__})") from None

@@ -11,6 +11,7 @@ MySQL and SQLite it polls with a backoff from 20 ms to 1 s. ``?schema=`` names t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -20,13 +21,15 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from taskq import states
-from taskq.backends.base import ResultBackend
+from taskq.backends.base import ResultBackend, load_json
 from taskq.backends.db_chords import ChordParts
 from taskq.display import redact
 from taskq.errors import BackendError, ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.config import Settings
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql"}
 POLL_FIRST, POLL_MAX = 0.02, 1.0
@@ -127,19 +130,17 @@ class DatabaseBackend(ChordParts, ResultBackend):
         if row is None:
             return None
         done = row.date_done.replace(tzinfo=timezone.utc).isoformat() if row.date_done else None
-        try:
-            meta = {
-                "status": row.status,
-                "result": None if row.result is None else json.loads(row.result),
-                "traceback": row.traceback,
-                "children": json.loads(row.children) if row.children else [],
-                "date_done": done if row.status in states.READY_STATES else None,
-                "task_id": self._task_id(key),
-            }
-        except ValueError:  # e.g. a Celery app with result_serializer = "pickle"
-            raise BackendError(
-                f"the result of task {self._task_id(key)} is not JSON (the writer's result_serializer must be json)"
-            ) from None
+        task_id = self._task_id(key)
+        # A Celery app with result_serializer = "pickle" (or msgpack) writes other bytes here:
+        # InvalidResult naming the task, as every backend reports such a result.
+        meta = {
+            "status": row.status,
+            "result": None if row.result is None else load_json(task_id, row.result),
+            "traceback": row.traceback,
+            "children": load_json(task_id, row.children) if row.children else [],
+            "date_done": done if row.status in states.READY_STATES else None,
+            "task_id": task_id,
+        }
         return self.encode_meta(meta)
 
     def _row(self, key: str, value: bytes) -> dict[str, Any]:
@@ -157,22 +158,43 @@ class DatabaseBackend(ChordParts, ResultBackend):
         self._set_many([(key, value)], ttl)
 
     def _set_many(self, items: list[tuple[str, bytes]], ttl: float) -> None:
+        rows = list({self._task_id(k): self._row(k, v) for k, v in items}.values())  # one row per id
+        with self._translated():
+            try:
+                self._upsert(rows)
+            except self.sa.exc.DataError:
+                # A value the table cannot hold (an id with NUL on PostgreSQL, one longer than
+                # Celery's 155 characters) fails the whole batch: the others are written one by
+                # one, and that one is reported and left out, as no retry could ever store it.
+                for row in rows:
+                    try:
+                        self._upsert([row])
+                    except self.sa.exc.DataError as exc:
+                        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+                        log.error("Result of task %.200r not stored: %s cannot hold it (%s)", row["task_id"],
+                                  self.dialect, detail)
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> None:
         from taskq.backends.db_tables import upsert
 
-        rows = list({self._task_id(k): self._row(k, v) for k, v in items}.values())  # one row per id
         columns = ["status", "result", "date_done", "traceback", "children"]
-        with self._begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(upsert(self.dialect, self.task, rows, "task_id", columns))
 
     def _delete(self, key: str) -> None:
         with self._begin() as conn:
             conn.execute(self.sa.delete(self.task).where(self.task.c.task_id == self._task_id(key)))
 
+    def reset_counter(self, key: str) -> None:
+        # Counters have their own table here: _delete would remove a task's result instead.
+        with self._begin() as conn:
+            conn.execute(self.sa.delete(self.counters).where(self.counters.c.key == key))
+
     def _incr(self, key: str, ttl: float) -> int:
         from taskq.backends.db_tables import counter_upsert
 
-        now = time.time()
         with self._begin() as conn:
+            now = time.time()  # once connected: opening (and creating the tables) may take a while
             done = conn.execute(counter_upsert(self.dialect, self.counters, key, now, now + ttl))
             if self.dialect in ("mysql", "mariadb"):  # the row stays locked until this transaction ends
                 select = self.sa.select(self.counters.c.value).where(self.counters.c.key == key)

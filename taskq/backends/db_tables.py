@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 TASK_TABLE = "celery_taskmeta"
 GROUP_TABLE = "celery_tasksetmeta"
@@ -19,6 +20,10 @@ COUNTER_TABLE = "taskq_counters"
 
 # Celery's id type: Integer, BigInteger on MS SQL.
 _ID = sa.Integer().with_variant(sa.BigInteger, "mssql")
+# Celery's DateTime, with microseconds on MySQL/MariaDB too: their plain DATETIME keeps whole
+# seconds, so a result would look up to a second older than it is and expire early (Celery
+# reads and writes these columns the same way).
+_DONE = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def build_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, sa.Table]:
@@ -30,7 +35,7 @@ def build_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, s
         sa.Column("task_id", sa.String(155), unique=True),
         sa.Column("status", sa.String(50)),
         sa.Column("result", sa.LargeBinary, nullable=True),
-        sa.Column("date_done", sa.DateTime, nullable=True, index=True),
+        sa.Column("date_done", _DONE, nullable=True, index=True),
         sa.Column("traceback", sa.Text, nullable=True),
         sa.Column("children", sa.LargeBinary, nullable=True),
         sqlite_autoincrement=True,
@@ -41,7 +46,7 @@ def build_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, s
         sa.Column("id", _ID, sa.Sequence("taskset_id_sequence", schema=schema), primary_key=True, autoincrement=True),
         sa.Column("taskset_id", sa.String(155), unique=True),
         sa.Column("result", sa.LargeBinary, nullable=True),
-        sa.Column("date_done", sa.DateTime, nullable=True, index=True),
+        sa.Column("date_done", _DONE, nullable=True, index=True),
         sqlite_autoincrement=True,
     )
     counters = sa.Table(
@@ -49,7 +54,7 @@ def build_tables(schema: str | None) -> tuple[sa.MetaData, sa.Table, sa.Table, s
         metadata,
         sa.Column("key", sa.String(255), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
-        sa.Column("expires", sa.Float, nullable=False),
+        sa.Column("expires", sa.Double, nullable=False),  # unix time: MySQL's FLOAT (4 bytes) is minutes apart
     )
     return metadata, task, group, counters
 

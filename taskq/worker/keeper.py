@@ -4,7 +4,7 @@ A task that holds the GIL in one long C call (a huge ``sum``, a regex that backt
 extension that does not release it) stops every other thread of its process, the
 consumer's claim keeper thread too; past about 0.6 x the recovery time its claim would
 expire and the message run a second time elsewhere. So claims are also extended from
-another process, by owner name (``ClaimsByOwner``, sqlite and Redis):
+another process, by owner name (``ClaimsByOwner``: sqlite, Redis, PostgreSQL):
 
 * prefork: the supervisor, for the owners its children publish in their slots (supervisor.py);
 * threads and solo: a small keeper process forked at start (``KeeperProcess``), for the

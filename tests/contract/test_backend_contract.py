@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
@@ -27,6 +28,26 @@ def test_store_and_read_celery_document(backend: ResultBackend) -> None:
     assert meta["task_id"] == tid
     assert set(meta) >= {"status", "result", "traceback", "children", "date_done", "task_id"}
     assert meta["date_done"]
+
+
+def test_the_time_a_result_was_done_keeps_its_fraction_of_a_second(backend: ResultBackend) -> None:
+    # Expiry is measured from date_done: stored in whole seconds it reads up to a second old
+    # (a result expiring in 1 s could be gone at once). Not earlier than the store began:
+    # with microseconds, a truncation would need the store to start on a whole second.
+    before = datetime.now(timezone.utc)
+    tid = uuid.uuid4().hex
+    backend.store(tid, states.SUCCESS, 1)
+    done = datetime.fromisoformat(backend.get_meta(tid)["date_done"])
+    assert before <= done <= datetime.now(timezone.utc)
+
+
+def test_a_result_the_store_cannot_hold_does_not_lose_the_rest_of_its_batch(backend: ResultBackend) -> None:
+    # A worker writes finished tasks' results in batches; a fuzzed task id (NUL, longer than
+    # Celery's 155-character column) must not make the store fail its whole batch.
+    good = [uuid.uuid4().hex for _ in range(3)]
+    odd = ["nul\x00" + uuid.uuid4().hex, "long-" + "x" * 300]
+    backend.store_many([backend.prepare(tid, states.SUCCESS, tid) for tid in [good[0], *odd, *good[1:]]])
+    assert [backend.get_meta(tid)["result"] for tid in good] == good
 
 
 def test_wait_wakes_when_result_arrives(backend: ResultBackend) -> None:

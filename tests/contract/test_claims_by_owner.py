@@ -1,4 +1,4 @@
-"""Brokers whose claims another process can keep alive (ClaimsByOwner: sqlite, Redis).
+"""Brokers whose claims another process can keep alive (ClaimsByOwner: sqlite, Redis, PostgreSQL).
 
 The prefork supervisor extends its children's claims by owner name, because a child whose
 task holds the GIL cannot run its own keeper thread.

@@ -123,7 +123,7 @@ def test_taskq_results_cleanup_removes_expired_results(
 
 
 def test_a_result_that_is_not_json_is_one_clear_error(urls: tuple[str, str, dict[str, object]]) -> None:
-    from taskq.errors import BackendError
+    from taskq.errors import InvalidResult
 
     taskq_url, celery_url, conf = urls
     cel = celery.Celery("interop", backend=celery_url)
@@ -131,6 +131,6 @@ def test_a_result_that_is_not_json_is_one_clear_error(urls: tuple[str, str, dict
     task_id = uuid.uuid4().hex
     cel.backend.mark_as_done(task_id, {"n": 1})
     tq = TaskQ("interop", broker="memory://", backend=taskq_url)
-    with pytest.raises(BackendError, match="is not JSON"):
+    with pytest.raises(InvalidResult, match=f"result of task {task_id} is not a JSON document"):
         tq.AsyncResult(task_id).get(timeout=5)
     tq.close()

@@ -173,7 +173,16 @@ def test_a_consumer_ended_by_its_task_is_started_again(workers: WorkerFactory, p
 
 @pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
 def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
-    from tests.poison import Raw, dead_count, expected_dead_ids, fuzz, inject, shapes, valid_doc
+    from tests.poison import (
+        Raw,
+        dead_count,
+        expected_dead_ids,
+        fuzz,
+        inject,
+        shapes,
+        store_unreadable_result,
+        valid_doc,
+    )
 
     task = "example_tasks.record_any"
     # Given a redelivered message whose stored result is not JSON (a Celery worker with
@@ -181,7 +190,7 @@ def test_no_poison_shape_or_fuzzed_envelope_stops_a_worker(workers: WorkerFactor
     late = producer.send_task(task, task_id=f"pickled-{uuid.uuid4()}")  # ids are unique: the backend is shared
     backend = producer.backend
     assert backend is not None
-    backend._set(backend.key_for(late.id), b"\x80\x04\x95 pickled by celery", 600)
+    store_unreadable_result(backend, late.id, b"\x80\x04\x95 pickled by celery")
     assert producer.broker.fetch(["celery"], 1, 10)
     producer.broker.close()  # RabbitMQ returns it marked redelivered; elsewhere it expires in 2 s
     # and every poison shape, and fuzzed envelopes between good messages, stored raw

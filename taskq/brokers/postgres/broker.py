@@ -170,6 +170,20 @@ class PostgresBroker:
     def extend(self, deliveries: Sequence[Delivery]) -> None:
         self._by_owner(self.sql.extend, deliveries, self.recovery_time)
 
+    # -- claims kept from another process (ClaimsByOwner) ------------------------------------
+    @property
+    def claim_owner(self) -> str:
+        return self.owner
+
+    def extend_owner(self, owner: str, queues: Sequence[str]) -> int:
+        """Extend every claim ``owner`` (another process) holds on these queues: the prefork
+        supervisor and the keeper process call this for a worker whose task holds the GIL."""
+        params = (self.recovery_time, list(queues), owner)
+        return self._db.run(lambda conn: int(conn.execute(self.sql.extend_owner, params).rowcount))
+
+    def abandon(self, deliveries: Sequence[Delivery]) -> None:
+        self._by_owner(self.sql.abandon, deliveries, after=(self.sql.channel,))
+
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{delivery.tag}"
         self._db.run(lambda conn: conn.execute(self.sql.dead_letter, (delivery.tag, self.owner, message_id, reason)))
@@ -213,6 +227,9 @@ class PostgresBroker:
             (*params, limit),
         )
         return [DeadLetter(r[0], r[1], r[2], r[3], bytes(r[4])) for r in rows]
+
+    def dead_letter_count(self, queue: str) -> int:
+        return int(self._rows('SELECT count(*) FROM "{s}".dead_letters WHERE queue = %s', (queue,))[0][0])
 
     def requeue_dead_letters(self, queue: str | None = None, ids: Sequence[str] = ()) -> int:
         where, params = self._dead_filter(queue, ids)

@@ -94,6 +94,27 @@ WITH released AS (
 SELECT pg_notify(%s, queue) FROM (SELECT DISTINCT queue FROM released) AS r"""
 
     @property
+    def extend_owner(self) -> str:
+        """Another process's claims on these queues (the index's leading queue column
+        narrows the scan; no index on the owner: it would cost every claim)."""
+        return (
+            f'UPDATE "{self.schema}".messages SET claim_until = now() + make_interval(secs => %s)'
+            " WHERE queue = ANY(%s) AND claim_owner = %s"
+        )
+
+    @property
+    def abandon(self) -> str:
+        """Claims that lapse now, as a dead worker's would: an owner nobody extends and an
+        expiry in the past, so the next claim counts the redelivery; fetchers of those
+        queues are woken (they would otherwise sleep until the old expiry)."""
+        return f"""
+WITH lapsed AS (
+    UPDATE "{self.schema}".messages SET claim_owner = '', claim_until = '-infinity'
+    WHERE id = ANY(%s) AND claim_owner = %s RETURNING queue
+)
+SELECT pg_notify(%s, queue) FROM (SELECT DISTINCT queue FROM lapsed) AS r"""
+
+    @property
     def dead_letter(self) -> str:
         s = self.schema
         return f"""
