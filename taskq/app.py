@@ -28,7 +28,10 @@ log = logging.getLogger("taskq")
 F = TypeVar("F", bound=Callable[..., Any])
 
 SEND_OPTIONS = frozenset(
-    {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id"}
+    {
+        "countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id",
+        "reply_to",
+    }
 )
 
 
@@ -111,6 +114,15 @@ class TaskQ:
             self._backend = create_backend(url, self.conf) if url else None
             self._backend_resolved = True
         return self._backend
+
+    def _reply_to(self) -> str:
+        """Where results of the tasks sent now come back: the rpc:// backend's reply queue
+        (declared before the first send), "" for a backend that stores results by id (no
+        backend is made for that: sending needs none)."""
+        if not (self.conf.result_backend or "").startswith("rpc:"):
+            return ""
+        backend = self.backend
+        return backend.reply_queue() if backend is not None else ""
 
     def close(self) -> None:
         if self._broker is not None:
@@ -204,6 +216,7 @@ class TaskQ:
             headers=options.get("headers"),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
+            reply_to=options.get("reply_to") or self._reply_to(),
         )
 
     def _publication(
@@ -230,6 +243,7 @@ class TaskQ:
             headers=plan.headers,
             signer=plan.signer,
             queue=plan.queue,
+            reply_to=plan.reply_to,
         )
         return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
 
@@ -294,6 +308,7 @@ class _SendPlan:
     headers: dict[str, Any] | None
     serializer: Serializer
     signer: Signer | None
+    reply_to: str
 
 
 class _LazyPublications(Sequence[Publication]):

@@ -48,6 +48,7 @@ class TaskMessage:
     priority: int = 0
     headers: dict[str, Any] = field(default_factory=dict)
     valid_until: datetime | None = None  # signed messages: when the signature's window closes
+    reply_to: str = ""  # the sender's reply queue (the rpc:// backend sends the result there)
 
 
 def new_task_id() -> str:
@@ -97,6 +98,7 @@ def build(
     headers: dict[str, Any] | None = None,
     signer: Signer | None = None,
     queue: str = "",
+    reply_to: str = "",
 ) -> Envelope:
     """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
     queue the message is published to: the worker verifies against the queue it read)."""
@@ -106,11 +108,11 @@ def build(
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
     if headers:
         all_headers.update(headers)
-    envelope = _envelope(all_headers, body, serializer, task_id, priority)
+    envelope = _envelope(all_headers, body, serializer, task_id, priority, reply_to)
     if signer is not None:
         signer.sign(queue, envelope)
     plain = not (headers or signer or retries) and eta is None and expires is None and parent_id is None
-    plain = plain and timelimit == (None, None)
+    plain = plain and timelimit == (None, None) and not reply_to
     if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
         # The common call: encode from the task's template instead of the whole document.
         envelope.encoded = _encode_plain(task, priority, serializer, task_id, argsrepr, kwargsrepr, body)
@@ -149,13 +151,15 @@ def _headers(
     }
 
 
-def _envelope(headers: dict[str, Any], body: bytes, serializer: Serializer, task_id: str, priority: int) -> Envelope:
+def _envelope(
+    headers: dict[str, Any], body: bytes, serializer: Serializer, task_id: str, priority: int, reply_to: str = ""
+) -> Envelope:
     return Envelope(
         headers=headers,
         body=body,
         content_type=serializer.content_type,
         content_encoding=serializer.content_encoding,
-        properties={"correlation_id": task_id, "reply_to": "", "priority": priority, "delivery_mode": 2},
+        properties={"correlation_id": task_id, "reply_to": reply_to, "priority": priority, "delivery_mode": 2},
     )
 
 
@@ -262,4 +266,5 @@ def parse(
         priority=envelope.priority,
         headers=h,
         valid_until=valid_until,
+        reply_to=reply_to if isinstance(reply_to := envelope.properties.get("reply_to"), str) else "",
     )

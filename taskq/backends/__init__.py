@@ -19,6 +19,7 @@ ALIASES = {
     "redis": "taskq.backends.redis:RedisBackend",
     "rediss": "taskq.backends.redis:RedisBackend",
     "db": "taskq.backends.database:DatabaseBackend",
+    "rpc": "taskq.backends.rpc:RPCBackend",
 }
 
 
@@ -26,7 +27,8 @@ def create_backend(url: str, settings: Settings) -> ResultBackend:
     scheme = check_url(url, "result backend")
     if scheme not in ALIASES:
         raise ConfigurationError(
-            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results (use sqlite, redis or db+postgresql)"
+            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results"
+            " (use sqlite, redis, db+postgresql or rpc)"
         )
     backend: ResultBackend = load_class(ALIASES[scheme])(url, settings)
     return backend
