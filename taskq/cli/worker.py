@@ -38,6 +38,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
+@click.option("--outbox", "with_outbox", is_flag=True, help="Also relay the outbox (outbox_url) to the broker")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
@@ -48,6 +49,7 @@ def worker(
     loglevel: str,
     prefetch_multiplier: int | None,
     with_beat: bool,
+    with_outbox: bool,
     check: bool,
     max_age: float,
 ) -> None:
@@ -71,6 +73,8 @@ def worker(
     pool_name = pool or conf.worker_pool
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
+    if with_outbox and not conf.outbox_url:
+        raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
     check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
     def ready() -> None:  # logged once the signal handlers are in place
@@ -83,7 +87,7 @@ def worker(
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat).run(ready)
+        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat, outbox=with_outbox).run(ready)
     else:
         from taskq.worker.pools import ThreadPool
 
@@ -92,9 +96,16 @@ def worker(
             from taskq.beat.schedulers.background import start_embedded
 
             scheduler = start_embedded(app)
+        stop_relay = None
+        if with_outbox:
+            from taskq.transactional import start_relay_thread
+
+            stop_relay = start_relay_thread(app)
         try:
             code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
         finally:
+            if stop_relay is not None:
+                stop_relay()
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()
             app.close()

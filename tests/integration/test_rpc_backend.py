@@ -47,12 +47,14 @@ def test_a_caller_gets_success_failure_and_others_results_arrive_meanwhile(
         first = app.send_task("example_tasks.add", (2, 3))
         second = app.send_task("example_tasks.add", (10, 20))
         failing = app.send_task("example_tasks.add", (1, "x"))  # int + str: TypeError in the task
+        retried = app.send_task("example_tasks.flaky", ("rpc-flaky", 2))  # the retries keep reply_to
         # Waiting for the last one reads the others' replies too: they are kept, not lost.
         with pytest.raises(TypeError):
             failing.get(timeout=30)
         assert second.get(timeout=30) == 30
         assert first.get(timeout=30) == 5
         assert first.state == "SUCCESS" and failing.state == "FAILURE"
+        assert retried.get(timeout=30) == 2
         # The messages carried the caller's reply queue; another caller never sees the state.
         assert app.backend is not None and app.backend.reply_queue()
         assert other.AsyncResult(first.id).state == "PENDING"
