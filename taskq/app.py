@@ -16,6 +16,7 @@ from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker, Publication
+from taskq.builtins import add_builtin_tasks
 from taskq.config import Settings, check_url
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
@@ -58,6 +59,7 @@ class TaskQ:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
+        add_builtin_tasks(self)  # celery.backend_cleanup, which beat sends daily (builtins.py)
 
     def __repr__(self) -> str:
         return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
