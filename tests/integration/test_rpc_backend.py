@@ -68,7 +68,7 @@ def test_a_caller_gets_success_failure_and_others_results_arrive_meanwhile(
 def test_a_result_read_from_another_thread_of_the_caller(workers: WorkerFactory, amqp: str) -> None:
     import asyncio
 
-    workers.start("-P", "solo")
+    workers.start("-P", "prefork", "-c", "1")  # a forked child publishes the reply
     app = _app(amqp)
     try:
         result = app.send_task("example_tasks.add", (4, 4))
@@ -126,4 +126,21 @@ def test_taskq_rpc_backend_reads_a_celery_worker_s_result(tmp_path: Path, amqp: 
         assert result.state == "SUCCESS"
     finally:
         worker.stop()
+        app.close()
+
+
+def test_every_state_reaches_the_caller_and_forget_drops_its_copy(tmp_path: Path, amqp: str) -> None:
+    from tests.integration.workers import wait_until
+
+    workers = WorkerFactory(tmp_path, base_env(tmp_path, amqp, "rpc://", TASKQ_TASK_TRACK_STARTED="true"))
+    app = _app(amqp)
+    try:
+        workers.start("-P", "solo")
+        result = app.send_task("example_tasks.sleep_then", ("rpc-started", 1.0))
+        wait_until(lambda: result.state == "STARTED", 20, "the STARTED reply")
+        assert result.get(timeout=30) == "rpc-started"
+        result.forget()
+        assert result.state == "PENDING"  # nothing is kept server-side: the caller's copy is gone
+    finally:
+        workers.close()
         app.close()
