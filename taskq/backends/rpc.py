@@ -84,6 +84,10 @@ class RPCBackend(ResultBackend):
                 f"not {redact(settings.broker_url)!r}"
             )
         self._params = connection_parameters(settings.broker_url)
+        # No heartbeats: a blocking connection only answers them while it is being read, so a
+        # caller busy elsewhere for minutes would lose its connection, its queue and the
+        # replies in it. A dead peer is still noticed by TCP and on the next use.
+        self._params.heartbeat = 0
         self._local = threading.local()
         self._counters: dict[str, int] = {}
         self._counters_lock = threading.Lock()
@@ -160,7 +164,8 @@ class RPCBackend(ResultBackend):
 
     def _wait(self, key: str, timeout: float) -> None:
         task_id = self._task_of(key)
-        if task_id is None or self._reply_link is None:  # no caller here: it stays PENDING
+        link = self._reply_link
+        if task_id is None or link is None or not link.connection.is_open:  # no caller here: it stays PENDING
             time.sleep(min(self.poll_interval, max(timeout, 0.0)))
             return
         # Returns early on a reply; in slices, so other threads get the connection in turn.
