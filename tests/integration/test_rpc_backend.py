@@ -144,3 +144,27 @@ def test_every_state_reaches_the_caller_and_forget_drops_its_copy(tmp_path: Path
     finally:
         workers.close()
         app.close()
+
+
+def test_a_result_connection_the_server_closed_is_replaced_on_the_next_send(amqp: str) -> None:
+    from taskq import states
+    from tests.contract.rabbitmq_factories import rabbitmqctl
+
+    caller, worker_side = _app(amqp), _app(amqp)
+    try:
+        assert caller.backend is not None and worker_side.backend is not None
+        queue = caller.backend.reply_queue()
+        worker_side.backend.store("rpc-first", states.SUCCESS, 1, reply_to=queue)
+        assert caller.AsyncResult("rpc-first").get(timeout=10) == 1
+        # When the server closes the connection results were sent on (as after a restart)
+        sock = worker_side.backend._local.link.connection._impl._transport._sock  # type: ignore[attr-defined]
+        port = sock.getsockname()[1]
+        names = rabbitmqctl("list_connections", "--no-table-headers", "name", "pid").splitlines()
+        (pid,) = [line.split("\t")[1] for line in names if line.startswith(f"127.0.0.1:{port} ->")]
+        rabbitmqctl("close_connection", pid, "test: server closed it")
+        # Then the next result goes out on a new connection and reaches the caller
+        worker_side.backend.store("rpc-second", states.SUCCESS, 2, reply_to=queue)
+        assert caller.AsyncResult("rpc-second").get(timeout=10) == 2
+    finally:
+        caller.close()
+        worker_side.close()
