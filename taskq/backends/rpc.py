@@ -36,6 +36,7 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from taskq import states
 from taskq.backends.base import ResultBackend
 from taskq.brokers.rabbitmq.broker import connection_parameters
 from taskq.config import Settings, url_scheme
@@ -63,6 +64,9 @@ class _Link:
         task_id = properties.correlation_id or _task_id_in(body)
         if not task_id:
             return  # not a result document: nothing to file it under
+        previous = self.states.get(task_id)
+        if previous is not None and _is_ready(previous) and not _is_ready(body):
+            return  # a late STARTED (sent on another connection) never hides the outcome
         self.states[task_id] = body
         self.states.move_to_end(task_id)
         while len(self.states) > STATES_KEPT:
@@ -236,6 +240,14 @@ def _parse(key: str) -> tuple[str, str]:
     except (ValueError, TypeError):
         return "", ""
     return (reply_to, task_id) if isinstance(reply_to, str) and isinstance(task_id, str) else ("", "")
+
+
+def _is_ready(body: bytes) -> bool:
+    try:
+        doc = json.loads(body)
+    except (ValueError, TypeError):
+        return False
+    return isinstance(doc, dict) and doc.get("status") in states.READY_STATES
 
 
 def _task_id_in(body: bytes) -> str:
