@@ -16,6 +16,7 @@ from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker, Publication
+from taskq.builtins import add_builtin_tasks
 from taskq.canvas.builtins import register_builtins
 from taskq.canvas.embed import CANVAS_OPTIONS, embed_of, group_headers
 from taskq.config import Settings, check_url
@@ -35,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SEND_OPTIONS = frozenset(
     {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id",
-     "time_limit", "soft_time_limit"}
+     "time_limit", "soft_time_limit", "reply_to"}
     | CANVAS_OPTIONS
 )
 
@@ -64,6 +65,7 @@ class TaskQ:
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
         register_builtins(self)  # celery.map, celery.starmap, celery.chunks: what canvas sends
+        add_builtin_tasks(self)  # celery.backend_cleanup, which beat sends daily (builtins.py)
         self._control: Control | None = None
 
     def __repr__(self) -> str:
@@ -121,6 +123,15 @@ class TaskQ:
             self._backend = create_backend(url, self.conf) if url else None
             self._backend_resolved = True
         return self._backend
+
+    def _reply_to(self) -> str:
+        """Where results of the tasks sent now come back: the rpc:// backend's reply queue
+        (declared before the first send), "" for a backend that stores results by id (no
+        backend is made for that: sending needs none)."""
+        if not (self.conf.result_backend or "").startswith("rpc:"):
+            return ""
+        backend = self.backend
+        return backend.reply_queue() if backend is not None else ""
 
     def close(self) -> None:
         if self._broker is not None:
@@ -219,6 +230,7 @@ class TaskQ:
             ),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
+            reply_to=options.get("reply_to") or self._reply_to(),
         )
 
     def _publication(
@@ -247,6 +259,7 @@ class TaskQ:
             signer=plan.signer,
             queue=plan.queue,
             timelimit=plan.timelimit,
+            reply_to=plan.reply_to,
         )
         return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
 
@@ -322,6 +335,7 @@ class _SendPlan:
     timelimit: tuple[float | None, float | None]  # [hard, soft], the header Celery reads
     serializer: Serializer
     signer: Signer | None
+    reply_to: str
 
 
 class _LazyPublications(Sequence[Publication]):

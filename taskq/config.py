@@ -185,6 +185,10 @@ def check_url(url: str, what: str = "broker") -> str:
                 " (db+postgresql://, db+mysql:// and db+sqlite:/// are result backends)"
             )
         return scheme
+    if scheme == "rpc" and what != "broker":
+        if url.split("://", 1)[1:] not in ([""], ["/"]):
+            raise ConfigurationError(f"{what} URL {redact(url)!r}: rpc:// takes nothing after it (it uses the broker)")
+        return scheme
     if scheme not in KNOWN_SCHEMES or "://" not in url:
         known = ", ".join(s + "://" for s in KNOWN_SCHEMES)
         raise ConfigurationError(f"{what} URL {redact(url)!r} is not supported (use {known} or kombu+TRANSPORT://)")

@@ -49,6 +49,7 @@ class TaskMessage:
     headers: dict[str, Any] = field(default_factory=dict)
     valid_until: datetime | None = None  # signed messages: when the signature's window closes
     embed: dict[str, Any] | None = None  # callbacks, errbacks, chain, chord: run by taskq/canvas
+    reply_to: str = ""  # the sender's reply queue (the rpc:// backend sends the result there)
 
 
 def new_task_id() -> str:
@@ -99,6 +100,7 @@ def build(
     signer: Signer | None = None,
     queue: str = "",
     embed: dict[str, Any] | None = None,
+    reply_to: str = "",
 ) -> Envelope:
     """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
     queue the message is published to: the worker verifies against the queue it read)."""
@@ -108,11 +110,11 @@ def build(
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
     if headers:
         all_headers.update(headers)
-    envelope = _envelope(all_headers, body, serializer, task_id, priority)
+    envelope = _envelope(all_headers, body, serializer, task_id, priority, reply_to)
     if signer is not None:
         signer.sign(queue, envelope)
     plain = not (headers or signer or retries) and eta is None and expires is None and parent_id is None
-    plain = plain and timelimit == (None, None)
+    plain = plain and timelimit == (None, None) and not reply_to
     if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
         # The common call: encode from the task's template instead of the whole document.
         envelope.encoded = _encode_plain(task, priority, serializer, task_id, argsrepr, kwargsrepr, body)
@@ -151,13 +153,15 @@ def _headers(
     }
 
 
-def _envelope(headers: dict[str, Any], body: bytes, serializer: Serializer, task_id: str, priority: int) -> Envelope:
+def _envelope(
+    headers: dict[str, Any], body: bytes, serializer: Serializer, task_id: str, priority: int, reply_to: str = ""
+) -> Envelope:
     return Envelope(
         headers=headers,
         body=body,
         content_type=serializer.content_type,
         content_encoding=serializer.content_encoding,
-        properties={"correlation_id": task_id, "reply_to": "", "priority": priority, "delivery_mode": 2},
+        properties={"correlation_id": task_id, "reply_to": reply_to, "priority": priority, "delivery_mode": 2},
     )
 
 
@@ -265,4 +269,5 @@ def parse(
         headers=h,
         valid_until=valid_until,
         embed=embed if embed and any(embed.get(k) for k in EMPTY_EMBED) else None,
+        reply_to=reply_to if isinstance(reply_to := envelope.properties.get("reply_to"), str) else "",
     )

@@ -6,24 +6,28 @@ every task of the block through it; a send option ``using=conn`` does the same f
 call. The messages are rows the caller's transaction writes: rolled back, they never
 existed; committed, they run at least once.
 A PostgreSQL broker stores them in its own table; any other broker gets them through the
-outbox (``outbox_url``) and ``taskq outbox relay``.
+outbox (``outbox_url``) and its relay: ``taskq outbox relay``, or ``taskq worker --outbox``
+(``relay_until``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from taskq.config import url_scheme
-from taskq.errors import ConfigurationError
+from taskq.errors import BrokerError, ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
     from taskq.brokers.base import Publication
 
+log = logging.getLogger("taskq.outbox")
 _bound: ContextVar[tuple[TaskQ, Any] | None] = ContextVar("taskq_transaction", default=None)
 
 
@@ -80,3 +84,38 @@ def outbox_for(url: str) -> Any:
     if key not in _outboxes:
         _outboxes[key] = Outbox(url)
     return _outboxes[key]
+
+
+def relay_until(app: TaskQ, stop: threading.Event, batch: int = 500, once: bool = False) -> int:
+    """Relay the app's outbox to its broker until ``stop`` is set (with ``once``: until the
+    outbox is empty); broker outages are waited out with backoff. Returns the count moved.
+    A BrokerError ends a ``once`` relay (there is nobody to wait for)."""
+    if not app.conf.outbox_url:
+        raise ConfigurationError("the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
+    source = outbox_for(app.conf.outbox_url)
+    backoff, total = 0.5, 0
+    while not stop.is_set():
+        try:
+            total += source.relay(app.broker, batch, once=once, stop=stop.is_set)
+            if once:
+                break
+        except BrokerError as exc:
+            if once:
+                raise
+            log.warning("Relay interrupted (%s); retrying in %.1fs", exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+    return total
+
+
+def start_relay_thread(app: TaskQ) -> Callable[[], None]:
+    """Relay in a daemon thread (a threads/solo worker's ``--outbox``); returns its stop."""
+    stop = threading.Event()
+    thread = threading.Thread(target=relay_until, args=(app, stop), name="OutboxRelay", daemon=True)
+    thread.start()
+
+    def stop_and_join() -> None:
+        stop.set()
+        thread.join(10)
+
+    return stop_and_join

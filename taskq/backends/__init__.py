@@ -21,6 +21,7 @@ ALIASES = {
     "db": "taskq.backends.database:DatabaseBackend",
     "redis+cluster": "taskq.backends.redis:RedisBackend",
     "redis+sentinel": "taskq.backends.redis:RedisBackend",
+    "rpc": "taskq.backends.rpc:RPCBackend",
 }
 
 
@@ -28,7 +29,8 @@ def create_backend(url: str, settings: Settings) -> ResultBackend:
     scheme = check_url(url, "result backend")
     if scheme not in ALIASES:
         raise ConfigurationError(
-            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results (use sqlite, redis or db+postgresql)"
+            f"result backend URL {redact(url)!r}: {scheme}:// cannot store results"
+            " (use sqlite, redis, db+postgresql or rpc)"
         )
     backend: ResultBackend = load_class(ALIASES[scheme])(url, settings)
     return backend

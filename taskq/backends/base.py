@@ -102,6 +102,15 @@ class ResultBackend(ABC):
     def key_for(self, task_id: str) -> str:
         return self.prefix + task_id
 
+    def destination(self, task_id: str, reply_to: str) -> str:
+        """Where a worker writes the state of a task whose message named ``reply_to``: the
+        task's key here; rpc:// sends it to that reply queue instead."""
+        return self.key_for(task_id)
+
+    def reply_queue(self) -> str:
+        """The ``reply_to`` of messages sent now; "" where results are stored by id."""
+        return ""
+
     @staticmethod
     def encode_meta(meta: dict[str, Any]) -> bytes:
         return json.dumps(meta, separators=(",", ":")).encode()
@@ -126,13 +135,31 @@ class ResultBackend(ABC):
         return meta
 
     def prepare(
-        self, task_id: str, state: str, result: Any = None, traceback: str | None = None, **extra: Any
+        self,
+        task_id: str,
+        state: str,
+        result: Any = None,
+        traceback: str | None = None,
+        *,
+        reply_to: str = "",
+        **extra: Any,
     ) -> tuple[str, bytes]:
-        """The key and encoded document; TypeError/ValueError when the result is not serializable."""
-        return self.key_for(task_id), self.encode_meta(self.build_meta(task_id, state, result, traceback, **extra))
+        """The key (``destination``) and encoded document; TypeError/ValueError when the
+        result is not serializable."""
+        meta = self.build_meta(task_id, state, result, traceback, **extra)
+        return self.destination(task_id, reply_to), self.encode_meta(meta)
 
-    def store(self, task_id: str, state: str, result: Any = None, traceback: str | None = None, **extra: Any) -> None:
-        key, value = self.prepare(task_id, state, result, traceback, **extra)
+    def store(
+        self,
+        task_id: str,
+        state: str,
+        result: Any = None,
+        traceback: str | None = None,
+        *,
+        reply_to: str = "",
+        **extra: Any,
+    ) -> None:
+        key, value = self.prepare(task_id, state, result, traceback, reply_to=reply_to, **extra)
         self._set(key, value, self.expires)
 
     def store_many(self, prepared: list[tuple[str, bytes]]) -> None:

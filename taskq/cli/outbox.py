@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from types import FrameType
@@ -10,9 +9,7 @@ from types import FrameType
 import click
 
 from taskq.cli.common import CommandError, app_option, load_app, run_guarded, setup_logging
-from taskq.errors import BrokerError
-
-log = logging.getLogger("taskq.outbox")
+from taskq.errors import TaskQError
 
 
 @click.group()
@@ -29,11 +26,8 @@ def relay(app_spec: str, batch: int, once: bool, loglevel: str) -> None:
     """Relay until SIGTERM/SIGINT (the batch in flight finishes first)."""
     setup_logging(loglevel)
     app = run_guarded(lambda: load_app(app_spec))
-    if not app.conf.outbox_url:
-        raise CommandError("the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
-    from taskq.transactional import outbox_for
+    from taskq.transactional import relay_until
 
-    source = run_guarded(lambda: outbox_for(app.conf.outbox_url))
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -41,17 +35,8 @@ def relay(app_spec: str, batch: int, once: bool, loglevel: str) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    broker = run_guarded(lambda: app.broker)
-    backoff, total = 0.5, 0
-    while not stopping.is_set():
-        try:
-            total += source.relay(broker, batch, once=once, stop=stopping.is_set)
-            if once:
-                break
-        except BrokerError as exc:
-            if once:
-                raise CommandError(str(exc)) from None
-            log.warning("Relay interrupted (%s); retrying in %.1fs", exc, backoff)
-            stopping.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
+    try:
+        total = relay_until(app, stopping, batch, once)
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
     click.echo(f"relayed {total} message(s)")

@@ -45,6 +45,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
               help="Prefork: replace a child after this many tasks (worker_max_tasks_per_child)")
 @click.option("--max-memory-per-child", type=click.IntRange(1), default=None,
               help="Prefork: replace a child once its resident memory passes this many KiB")
+@click.option("--outbox", "with_outbox", is_flag=True, help="Also relay the outbox (outbox_url) to the broker")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 def worker(
@@ -57,6 +58,7 @@ def worker(
     with_beat: bool,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
+    with_outbox: bool,
     check: bool,
     max_age: float,
 ) -> None:
@@ -92,6 +94,8 @@ def worker(
     )
     if any(recycle) and pool_name != "prefork":
         raise CommandError("--max-tasks-per-child and --max-memory-per-child recycle child processes: use -P prefork")
+    if with_outbox and not conf.outbox_url:
+        raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
     check_servers(app, queue_list)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
     def ready() -> None:  # logged once the signal handlers are in place
@@ -104,7 +108,9 @@ def worker(
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
-        code = PreforkPool(app, queue_list, size, prefetch, beat=with_beat, recycle=recycle).run(ready)
+        code = PreforkPool(
+            app, queue_list, size, prefetch, beat=with_beat, recycle=recycle, outbox=with_outbox
+        ).run(ready)
     else:
         from taskq.worker.asyncio_pool import AsyncioPool
         from taskq.worker.pools import ThreadPool
@@ -114,12 +120,19 @@ def worker(
             from taskq.beat.schedulers.background import start_embedded
 
             scheduler = start_embedded(app)
+        stop_relay = None
+        if with_outbox:
+            from taskq.transactional import start_relay_thread
+
+            stop_relay = start_relay_thread(app)
         try:
             if pool_name == "asyncio":
                 code = AsyncioPool(app, queue_list, size).run(ready)
             else:
                 code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
         finally:
+            if stop_relay is not None:
+                stop_relay()
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()
             app.close()

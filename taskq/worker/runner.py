@@ -131,7 +131,7 @@ class TaskRunner:
             log.info("Task %s[%s] revoked; not run", msg.task, msg.id)
             return None
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
-            self._store(msg.id, states.REVOKED, "expired")
+            self._store(msg.id, states.REVOKED, "expired", reply_to=msg.reply_to)
             self.broker.ack([delivery])
             log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
             return None
@@ -153,7 +153,7 @@ class TaskRunner:
         )
         log.info("Task %s[%s] received", msg.task, msg.id)
         if self.conf.task_track_started:
-            self._store(msg.id, states.STARTED, None)
+            self._store(msg.id, states.STARTED, None, reply_to=msg.reply_to)
         set_current_request(request)
         start = time.perf_counter()
         task_limits = Limits(task.options.time_limit, task.options.soft_time_limit)
@@ -186,10 +186,13 @@ class TaskRunner:
         prepared = None
         if not ignore and self.backend is not None:
             try:
-                prepared = self.backend.prepare(msg.id, states.SUCCESS, result, children=children)
+                prepared = self.backend.prepare(
+                    msg.id, states.SUCCESS, result, children=children, reply_to=msg.reply_to
+                )
             except (TypeError, ValueError, RecursionError) as exc:
                 prepared = self.backend.prepare(
-                    msg.id, states.FAILURE, exception_meta(exc), f"result not serializable: {exc}"
+                    msg.id, states.FAILURE, exception_meta(exc), f"result not serializable: {exc}",
+                    reply_to=msg.reply_to,
                 )
         self._defer(prepared, delivery if acks_late else None)
         log.info("Task %s[%s] succeeded in %.4fs: %.200r", msg.task, msg.id, runtime, result)
@@ -254,10 +257,10 @@ class TaskRunner:
         pub = self.app.build_publication(
             msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
             queue=delivery.queue, priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
-            parent_id=msg.parent_id, **self.canvas.retry_options(msg),
+            parent_id=msg.parent_id, reply_to=msg.reply_to, **self.canvas.retry_options(msg),
         )
         self.broker.publish(pub.queue, pub.envelope, pub.eta)
-        self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None)
+        self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None, reply_to=msg.reply_to)
         if acks_late:
             self.broker.ack([delivery])
         log.info("Task %s[%s] retry %d in %.3gs: %r", msg.task, msg.id, msg.retries + 1, retry.countdown, retry.exc)
@@ -271,8 +274,8 @@ class TaskRunner:
         if request.retries_exhausted and acked:
             # Dead-letter before storing FAILURE: whoever sees the failure finds the message kept.
             self.broker.dead_letter(delivery, f"retries exhausted after {msg.retries}: {exc!r}")
-            self._store(msg.id, states.FAILURE, exception_meta(exc), tb)
-        elif self._store(msg.id, states.FAILURE, exception_meta(exc), tb) and acked:
+            self._store(msg.id, states.FAILURE, exception_meta(exc), tb, reply_to=msg.reply_to)
+        elif self._store(msg.id, states.FAILURE, exception_meta(exc), tb, reply_to=msg.reply_to) and acked:
             self.broker.ack([delivery])
         log.error("Task %s[%s] failed in %.4fs: %s", msg.task, msg.id, runtime, _REPR.repr(exc))
 
@@ -340,13 +343,14 @@ class TaskRunner:
         self.broker.dead_letter(delivery, reason)
         log.error("Message %s from queue %s dead-lettered: %s", task_id, delivery.queue, reason)
 
-    def _store(self, task_id: str, state: str, result: Any, tb: str | None = None) -> bool:
-        """Write the state; False when the backend failed (the claim is then left to expire)."""
+    def _store(self, task_id: str, state: str, result: Any, tb: str | None = None, reply_to: str = "") -> bool:
+        """Write the state (``reply_to``: the message's, where rpc:// sends it); False when
+        the backend failed (the claim is then left to expire)."""
         backend = self.backend
         if backend is None:
             return True
         try:
-            backend.store(task_id, state, result, tb)
+            backend.store(task_id, state, result, tb, reply_to=reply_to)
         except BackendError as exc:
             log.error("Result backend failed for %s (%s); the message will be delivered again", task_id, exc)
             return False

@@ -34,20 +34,22 @@ from taskq.worker.watchdog import Watchdog
 log = logging.getLogger("taskq.worker")
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
 BEAT_SLOT = -1
+OUTBOX_SLOT = -2  # service slots are negative: they run no consumer
 
 
 class PreforkPool:
     def __init__(
         self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False,
         recycle: tuple[int, int] = (0, 0),
+        outbox: bool = False,
     ) -> None:
         self.app = app
         self.queues = list(queues)
         self.concurrency = max(1, concurrency)
         self.prefetch = prefetch
-        # Slots 0..N-1 run consumers; with --beat one more child runs the scheduler, so the
-        # supervisor itself never has a thread when it forks.
-        self.slots = list(range(self.concurrency)) + ([BEAT_SLOT] if beat else [])
+        # Slots 0..N-1 run consumers; with --beat one more child runs the scheduler, with
+        # --outbox one the outbox relay, so the supervisor itself never has a thread when it forks.
+        self.slots = list(range(self.concurrency)) + ([BEAT_SLOT] if beat else []) + ([OUTBOX_SLOT] if outbox else [])
         self.children: dict[int, int] = {}  # pid -> slot
         self._signals = 0
         self._warm_sent_at: float | None = None
@@ -69,7 +71,7 @@ class PreforkPool:
     # -- children -------------------------------------------------------------------------
     def _spawn(self, slot: int) -> None:
         parent = os.getpid()
-        if slot != BEAT_SLOT:
+        if slot >= 0:
             self._slots.clear(slot)  # until the new child publishes its own owner
         if self._broker_open:  # a child must not inherit connections (SQLite forbids it)
             self.app.broker.close()
@@ -108,6 +110,9 @@ class PreforkPool:
 
         if slot == BEAT_SLOT:
             self._beat_main()
+            return 0
+        if slot == OUTBOX_SLOT:
+            self._outbox_main()
             return 0
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
         consumer = Consumer(self.app, self.queues, self.prefetch)
@@ -148,6 +153,19 @@ class PreforkPool:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
         scheduler.start()  # its own SIGTERM handler stops the loop
 
+    def _outbox_main(self) -> None:
+        import threading
+
+        from taskq.transactional import relay_until
+
+        threading.current_thread().name = "OutboxRelay"
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGQUIT):  # the batch in flight finishes first
+            signal.signal(sig, lambda s, f: stop.set())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
+        relay_until(self.app, stop)
+
     # -- supervision ----------------------------------------------------------------------
     def _keep_claims(self) -> None:
         """Extend the claims of every live child from here, outside the children's GIL."""
@@ -155,7 +173,7 @@ class PreforkPool:
         if not isinstance(broker, ClaimsByOwner):
             return
         # Children reaped are gone from self.children; a new one publishes before it fetches.
-        owners = [self._slots.owner(slot) for slot in self.children.values() if slot != BEAT_SLOT]
+        owners = [self._slots.owner(slot) for slot in self.children.values() if slot >= 0]
         if any(owners):
             self._broker_open = True
             extend_owners(broker, filter(None, owners), self.queues)
@@ -187,8 +205,8 @@ class PreforkPool:
                 self._killed.discard(pid)
                 self._slots.clear(slot)
                 continue
-            name = "Beat" if slot == BEAT_SLOT else f"Pool worker {slot + 1}"
-            if slot != BEAT_SLOT:
+            name = {BEAT_SLOT: "Beat", OUTBOX_SLOT: "Outbox relay"}.get(slot, f"Pool worker {slot + 1}")
+            if slot >= 0:
                 self._watchdog.lost(slot, code)  # task_reject_on_worker_lost=False: FAILURE, not rerun
                 self._dead.down(slot, f"exited with {code}")
                 if self._crashes.crashed(slot, self._started.get(slot, 0.0)) is None:
@@ -203,10 +221,10 @@ class PreforkPool:
         once no consumer is left the pool stops and exits 1."""
         log.error("Pool worker %d died %d times in a row at start; not started again", slot + 1, LIMIT)
         self.slots.remove(slot)
-        if all(s == BEAT_SLOT for s in self.slots):
+        if all(s < 0 for s in self.slots):
             log.error("Every pool worker is dead; the worker exits")
             self._lost_all = True
-            self._signals = max(self._signals, 1)  # a warm shutdown of what is left (beat)
+            self._signals = max(self._signals, 1)  # a warm shutdown of what is left (beat, relay)
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         for sig in SHUTDOWN_SIGNALS:

@@ -172,3 +172,15 @@ def test_task_ids_stay_unique_across_threads_and_forks() -> None:
     parent = {first, *(new_task_id() for _ in range(300)), *threads[0], *threads[1]}
     assert len(child) == 200 and len(parent) == 2301
     assert not child & parent
+
+
+def test_reply_to_travels_in_the_properties_and_bypasses_the_plain_template() -> None:
+    from taskq.message import build, new_task_id, parse
+    from taskq.serialization import get_serializer
+
+    serializer = get_serializer("json")
+    envelope = build("t.add", (1,), {}, task_id=new_task_id(), serializer=serializer, reply_to="caller-q")
+    assert envelope.properties["reply_to"] == "caller-q" and envelope.encoded is None
+    assert parse(envelope, frozenset({"application/json"})).reply_to == "caller-q"
+    plain = build("t.add", (1,), {}, task_id=new_task_id(), serializer=serializer)
+    assert parse(plain, frozenset({"application/json"})).reply_to == ""

@@ -1,5 +1,9 @@
 """Entries from the app's configuration: ``app.conf.beat_schedule`` (Celery's format) and
-``@app.periodic(schedule)``. These get Celery beat's defaults (DESIGN.md section 7)."""
+``@app.periodic(schedule)``. These get Celery beat's defaults (DESIGN.md section 7).
+
+Like Celery beat, beat adds ``celery.backend_cleanup`` at 4:00 daily when the result backend
+keeps expired results until they are deleted (db+ and sqlite); a beat_schedule entry of that
+name replaces it."""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from taskq.beat.core.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.core.schedules import as_schedule
-from taskq.config import Settings
+from taskq.beat.core.schedules import as_schedule, crontab
+from taskq.builtins import BACKEND_CLEANUP, CLEANED_SCHEMES
+from taskq.config import Settings, url_scheme
 from taskq.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -89,12 +94,22 @@ def entries_from_app(app: ConfiguredApp) -> list[Entry]:
     """All configured entries of the app: beat_schedule first, then @app.periodic ones."""
     conf = app.conf
     has_backend = conf.result_backend_url is not None
-    specs: dict[str, Mapping[str, Any]] = dict(conf.beat_schedule or {})
+    specs: dict[str, Mapping[str, Any]] = {**builtin_specs(conf), **(conf.beat_schedule or {})}
     for entry_id, spec in _PERIODIC.get(app, {}).items():
         if entry_id in specs:
             raise ConfigurationError(f"beat entry {entry_id!r} is defined twice (beat_schedule and @app.periodic)")
         specs[entry_id] = spec
     return [entry_from_spec(entry_id, spec, conf.timezone, has_backend) for entry_id, spec in specs.items()]
+
+
+def builtin_specs(conf: Settings) -> dict[str, Mapping[str, Any]]:
+    """The entries beat adds by itself: Celery's ``celery.backend_cleanup`` (4:00 daily, a
+    message that expires after 12 hours) for a backend that does not expire results itself."""
+    url = conf.result_backend_url
+    if url is None or url_scheme(url) not in CLEANED_SCHEMES or not conf.result_expires:
+        return {}
+    schedule = crontab(minute=0, hour=4)
+    return {BACKEND_CLEANUP: {"task": BACKEND_CLEANUP, "schedule": schedule, "options": {"expires": 12 * 3600}}}
 
 
 def _policy_dict(policy: Policy) -> dict[str, Any]:
