@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from taskq import message
 from taskq.backends import create_backend
@@ -18,10 +18,15 @@ from taskq.brokers.base import Broker, Publication
 from taskq.config import Settings, check_url
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
+from taskq.events import publish_hooks
 from taskq.result import AsyncResult
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
 from taskq.signing import Signer, signer_for
 from taskq.task import P, R, Task, make_options
+
+if TYPE_CHECKING:
+    from taskq.control.client import Control
+    from taskq.events.receiver import Events
 
 log = logging.getLogger("taskq")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +59,7 @@ class TaskQ:
         self._broker: Broker | None = None
         self._backend: ResultBackend | None = None
         self._backend_resolved = False
+        self._control: Control | None = None
 
     def __repr__(self) -> str:
         return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
@@ -237,7 +243,12 @@ class TaskQ:
     ) -> AsyncResult[Any]:
         """Send a task by name (it need not be registered here)."""
         pub = self.build_publication(name, args, kwargs, **options)
-        self.broker.publish(pub.queue, pub.envelope, pub.eta)
+        if publish_hooks.watched(self):
+            publish_hooks.before(self, [pub])
+            self.broker.publish(pub.queue, pub.envelope, pub.eta)
+            publish_hooks.after(self, [pub])
+        else:
+            self.broker.publish(pub.queue, pub.envelope, pub.eta)
         return AsyncResult(pub.envelope.id, self)
 
     def send_many(
@@ -257,8 +268,30 @@ class TaskQ:
             _check_arguments(args, kwargs)
         ids = [message.new_task_id() for _ in range(len(calls))]
         pubs = _LazyPublications(lambda i, task_id: self._publication(name, *calls[i], plan, task_id), ids)
-        self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
+        if publish_hooks.watched(self):
+            built = [pubs[i] for i in range(len(pubs))]
+            publish_hooks.before(self, built)
+            self.broker.publish_many(built)
+            publish_hooks.after(self, built)
+        else:
+            self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
         return [AsyncResult(task_id, self) for task_id in ids]
+
+    @property
+    def control(self) -> Control:
+        """Remote control of running workers, as Celery's ``app.control``."""
+        if self._control is None:
+            from taskq.control.client import Control
+
+            self._control = Control(self)
+        return self._control
+
+    @property
+    def events(self) -> Events:
+        """The fleet's events, as Celery's ``app.events`` (``app.events.Receiver(handlers=...)``)."""
+        from taskq.events.receiver import Events
+
+        return Events(self)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
         return AsyncResult(task_id, self)

@@ -49,6 +49,10 @@ class Settings:
     worker_hold_limit: float = 1.0  # unstarted messages go back once a running task passes this
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
+    worker_hostname: str | None = None  # the node name (-n); None: taskq@<host>
+    worker_send_task_events: bool = False  # task-* events (-E); worker-* events are always sent
+    worker_event_heartbeat: float = 2.0  # seconds between worker-heartbeat events (Celery's default)
+    task_send_sent_event: bool = False  # task-sent events from producers
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
     result_backend_transport_options: dict[str, Any] = field(default_factory=dict)  # e.g. global_keyprefix

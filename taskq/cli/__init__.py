@@ -10,6 +10,8 @@ import click
 from taskq.beat.cli import beat, schedule
 from taskq.cli.common import CommandError
 from taskq.cli.demo import demo
+from taskq.cli.events import events
+from taskq.cli.inspect import control, inspect
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.tasks import call, result
 from taskq.cli.worker import worker
@@ -22,7 +24,7 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo):
+for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, inspect, control, events):
     cli.add_command(command)
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
-import socket
+from collections.abc import Callable
 
 import click
 
+from taskq import signals
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
 from taskq.display import redact
+from taskq.control.mailbox import create_mailbox
+from taskq.control.monitor import Monitor
+from taskq.control.nodename import nodename
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import heartbeat_age
 
@@ -40,6 +44,8 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
+@click.option("-n", "--hostname", default=None, help="Node name (%h, %n, %d expand; default taskq@<host>)")
+@click.option("-E", "--task-events", is_flag=True, help="Send task-* events (worker_send_task_events)")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -50,11 +56,14 @@ def worker(
     with_beat: bool,
     check: bool,
     max_age: float,
+    hostname: str | None,
+    task_events: bool,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
     setup_logging(loglevel)
     try:
         app = load_app(app_spec)
+        prepare_node(app, hostname, task_events)
         conf = app.finalize()
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
@@ -69,14 +78,35 @@ def worker(
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
     check_servers(app, queue_list)
+    node = conf.worker_hostname or ""
+    check_name_free(app, node)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
+
     def ready() -> None:  # logged once the signal handlers are in place
         log.info(
             "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
-            socket.gethostname(), redact(conf.broker_url), ",".join(queue_list), pool_name, size,
+            node, redact(conf.broker_url), ",".join(queue_list), pool_name, size,
             ",".join(sorted(app.tasks)),
         )
+        if signals.worker_ready.receivers:
+            signals.worker_ready.send(sender=node)
 
+    monitor = Monitor(app, node, queue_list, pool_name, size, prefetch)
+    monitor.start()  # before the pool forks children or starts threads
+    try:
+        code = run_pool(app, queue_list, pool_name, size, prefetch, with_beat, ready)
+    finally:
+        monitor.stop()
+        if signals.worker_shutdown.receivers:
+            signals.worker_shutdown.send(sender=node)
+    log.info("taskq worker stopped")
+    raise SystemExit(code)
+
+
+def run_pool(
+    app: TaskQ, queue_list: list[str], pool_name: str, size: int, prefetch: int, with_beat: bool,
+    ready: Callable[[], None],
+) -> int:
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
@@ -95,5 +125,30 @@ def worker(
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()
             app.close()
-    log.info("taskq worker stopped")
-    raise SystemExit(code)
+    return code
+
+
+def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:
+    """The node name (-n, expanded as Celery's) and -E, set before the settings freeze."""
+    if hostname is not None or app.conf.worker_hostname is None:
+        app.conf.worker_hostname = nodename(hostname or app.conf.worker_hostname)
+    if task_events:
+        app.conf.worker_send_task_events = True
+
+
+def check_name_free(app: TaskQ, node: str) -> None:
+    """Two workers with one name would split its mailbox: the second one stops here."""
+    try:
+        mailbox = create_mailbox(app.conf)
+        try:
+            taken = mailbox.name_in_use(node)
+        finally:
+            mailbox.close()
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # kombu's own errors: the broker is unreachable for control
+        raise CommandError(f"remote control unavailable: {exc}") from None
+    finally:
+        app.close()
+    if taken:
+        raise CommandError(f"a worker named {node} is already running (give this one another name with -n)")

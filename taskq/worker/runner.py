@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from taskq import states
+from taskq import signals, states
 from taskq.app import TaskQ
 from taskq.brokers.base import Broker, Delivery
 from taskq.display import OneLineRecords
@@ -43,6 +43,14 @@ def exception_meta(exc: BaseException) -> dict[str, Any]:
     """Celery's failure document; arguments that JSON cannot carry become their repr."""
     args = [a if _jsonable(a) else repr(a) for a in exc.args]
     return {"exc_type": type(exc).__name__, "exc_message": args, "exc_module": type(exc).__module__}
+
+
+def _postrun(task: Task[Any, Any], request: Request, retval: Any, state: str) -> None:
+    if signals.task_postrun.receivers:
+        signals.task_postrun.send(
+            sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs, retval=retval,
+            state=state, request=request,
+        )
 
 
 def _jsonable(value: Any) -> bool:
@@ -94,6 +102,8 @@ class TaskRunner:
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
             self._store(msg.id, states.REVOKED, "expired")
             self.broker.ack([delivery])
+            if signals.task_revoked.receivers:
+                signals.task_revoked.send(sender=task, request=msg, terminated=False, signum=None, expired=True)
             log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
             return
         self._run(delivery, msg, task)
@@ -109,14 +119,21 @@ class TaskRunner:
             priority=msg.priority, headers=msg.headers,
         )
         log.info("Task %s[%s] received", msg.task, msg.id)
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=task, request=request)
         if self.conf.task_track_started:
             self._store(msg.id, states.STARTED, None)
         set_current_request(request)
+        if signals.task_prerun.receivers:
+            signals.task_prerun.send(
+                sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
+            )
         start = time.perf_counter()
         try:
             result = self._call(task, msg)
         except Retry as retry:
             self._retry(delivery, msg, retry, acks_late)
+            _postrun(task, request, None, states.RETRY)
             return
         except Exception as exc:
             if isinstance(exc, task.options.autoretry_for) and not request.retries_exhausted:
@@ -124,10 +141,12 @@ class TaskRunner:
                     task.retry(exc=exc)
                 except Retry as retry:
                     self._retry(delivery, msg, retry, acks_late)
+                    _postrun(task, request, None, states.RETRY)
                     return
                 except Exception as final:
                     exc = final
             self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
+            _postrun(task, request, exc, states.FAILURE)
             return
         finally:
             set_current_request(None)
@@ -143,6 +162,9 @@ class TaskRunner:
                 )
         self._defer(prepared, delivery if acks_late else None)
         log.info("Task %s[%s] succeeded in %.4fs: %.200r", msg.task, msg.id, runtime, result)
+        if signals.task_success.receivers:
+            signals.task_success.send(sender=task, result=result, request=request, runtime=runtime)
+        _postrun(task, request, result, states.SUCCESS)
 
     # -- deferred outcomes ----------------------------------------------------------------
     def _defer(self, prepared: tuple[str, bytes] | None, delivery: Delivery | None) -> None:
@@ -202,6 +224,10 @@ class TaskRunner:
         self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None)
         if acks_late:
             self.broker.ack([delivery])
+        if signals.task_retry.receivers:
+            signals.task_retry.send(
+                sender=self.app.tasks.get(msg.task), request=msg, reason=retry.exc or retry, einfo=None,
+            )
         log.info("Task %s[%s] retry %d in %.3gs: %r", msg.task, msg.id, msg.retries + 1, retry.countdown, retry.exc)
 
     def _failed(
@@ -215,6 +241,11 @@ class TaskRunner:
         elif self._store(msg.id, states.FAILURE, exception_meta(exc), tb) and acked:
             self.broker.ack([delivery])
         log.error("Task %s[%s] failed in %.4fs: %r", msg.task, msg.id, runtime, exc)
+        if signals.task_failure.receivers:
+            signals.task_failure.send(
+                sender=self.app.tasks.get(msg.task), task_id=msg.id, exception=exc, args=msg.args,
+                kwargs=msg.kwargs, traceback=exc.__traceback__, einfo=tb, request=request,
+            )
 
     # -- checks ---------------------------------------------------------------------------
     def _redelivered_too_often(self, delivery: Delivery, msg: TaskMessage) -> bool:
@@ -261,6 +292,8 @@ class TaskRunner:
     def _dead_letter(self, delivery: Delivery, reason: str, task_id: str) -> None:
         self.broker.dead_letter(delivery, reason)
         log.error("Message %s from queue %s dead-lettered: %s", task_id, delivery.queue, reason)
+        if signals.task_rejected.receivers:
+            signals.task_rejected.send(sender=None, message=delivery, exc=reason, task_id=task_id)
 
     def _store(self, task_id: str, state: str, result: Any, tb: str | None = None) -> bool:
         """Write the state; False when the backend failed (the claim is then left to expire)."""

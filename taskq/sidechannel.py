@@ -1,0 +1,49 @@
+"""Where the side channels (remote control and events) travel, by broker URL.
+
+They are implemented once per broker family, not once per broker:
+
+* ``kombu``: amqp://, amqps://, redis://, rediss:// and kombu+TRANSPORT:// speak kombu's own
+  pidbox and celeryev formats through a kombu Connection, so Celery's tools and taskq's
+  meet on the same exchanges and channels;
+* ``sqlite``: tables in the broker's database file;
+* ``memory``: one process only (tests), through in-process queues.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from taskq.config import url_scheme
+
+if TYPE_CHECKING:
+    from kombu import Connection
+
+    from taskq.config import Settings
+
+Family = Literal["kombu", "sqlite", "memory"]
+KOMBU_SCHEMES = {"amqp": "amqp", "amqps": "amqps", "redis": "redis", "rediss": "rediss"}
+
+
+def family(url: str) -> Family:
+    scheme = url_scheme(url)
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme == "memory":
+        return "memory"
+    return "kombu"
+
+
+def kombu_url(url: str) -> str:
+    """The kombu URL of a taskq broker URL: same server, same credentials and vhost or db."""
+    scheme, rest = url.split("://", 1)
+    if scheme.startswith("kombu+"):
+        return f"{scheme[len('kombu+'):]}://{rest}"
+    return f"{KOMBU_SCHEMES[scheme]}://{rest}"
+
+
+def kombu_connection(conf: Settings) -> Connection:
+    """A kombu Connection for the side channels. No key prefix on Redis: Celery's tools read
+    ``/{db}.celeryev`` and ``/{db}.celery.pidbox`` unprefixed, whatever taskq's own keys use."""
+    from kombu import Connection
+
+    return Connection(kombu_url(conf.broker_url), connect_timeout=5)
