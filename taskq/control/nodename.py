@@ -14,7 +14,7 @@ _FIELD = re.compile(r"%([hnd%])")
 
 
 def expand(template: str, host: str | None = None) -> str:
-    host = host or socket.getfqdn() or socket.gethostname()
+    host = host or socket.gethostname()  # Celery's %h is gethostname(), not the FQDN
     short, _, domain = host.partition(".")
     values = {"h": host, "n": short, "d": domain, "%": "%"}
     return _FIELD.sub(lambda m: values[m.group(1)], template)
