@@ -80,8 +80,12 @@ class KombuMailbox:
             queue = box.get_queue(hostname)
             try:
                 _, _, consumers = queue(self._conn.channel()).queue_declare(passive=True)
-            except self._conn.channel_errors:
-                return False  # no such queue: nobody holds the name
+            except self._conn.channel_errors as exc:
+                # 405 RESOURCE_LOCKED: another connection holds the exclusive queue (a live
+                # worker of that name); 404: no such queue, nobody holds the name.
+                self._conn.release()
+                self._conn = None
+                return getattr(exc, "code", getattr(exc, "reply_code", 0)) == 405
             return bool(consumers)
         return bool(self.call("ping", {}, [hostname], NAME_CHECK_TIMEOUT))
 

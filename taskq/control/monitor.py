@@ -19,6 +19,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kombu.exceptions import InconsistencyError
+
 from taskq.control import handlers, signing
 from taskq.control.handlers import WorkerInfo
 from taskq.control.mailbox import ControlRequest, MailboxNode, create_mailbox
@@ -136,6 +138,9 @@ class Monitor:
         while not self._stop.is_set():
             try:
                 return create_mailbox(self.app.conf).node(self.hostname)
+            except InconsistencyError:  # RabbitMQ: another worker holds this name's queue
+                log.error("Remote control off: another worker already uses the name %s", self.hostname)
+                return None
             except Exception as exc:
                 log.warning("Remote control unavailable (%s); retrying in %.0fs", exc, RETRY_OPEN)
                 self._stop.wait(RETRY_OPEN)

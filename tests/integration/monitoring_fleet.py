@@ -7,6 +7,7 @@ members are removed afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import redis
 
+from taskq import TaskQ
 from tests.contract.rabbitmq_factories import fresh_vhost
 from tests.integration.workers import PROJECT, wait_until
 from tests.servers import require_rabbitmq, require_redis
@@ -92,9 +94,20 @@ class Fleet:
         assert proc.poll() is None, self.log(log)
         return proc
 
-    def run(self, *cmd: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(list(cmd), cwd=self.tmp, env=self.env(), capture_output=True, text=True,
+    def run(self, *cmd: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(cmd), cwd=self.tmp, env=self.env(**env), capture_output=True, text=True,
                               timeout=timeout)
+
+    def taskq(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """``taskq ARGS -A example_tasks:app`` as a user runs it."""
+        return self.run(sys.executable, "-m", "taskq", *args, "-A", "example_tasks:app", **env)
+
+    def producer(self) -> TaskQ:
+        app = TaskQ("producer", broker=self.broker)
+        options = self.env().get("TASKQ_BROKER_TRANSPORT_OPTIONS")
+        if options:
+            app.conf.broker_transport_options = json.loads(options)
+        return app
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -113,6 +126,13 @@ def fleet(kind: str, tmp: Path) -> Iterator[Fleet]:
     token = uuid.uuid4().hex[:10]
     (tmp / "cproj").mkdir()
     (tmp / "cproj" / "cproj.py").write_text(textwrap.dedent(CELERY_PROJECT))
+    if kind == "sqlite":
+        f = Fleet(f"sqlite:///{tmp}/broker.db", token, tmp)
+        try:
+            yield f
+        finally:
+            f.stop_all()
+        return
     if kind == "rabbitmq":
         with fresh_vhost(require_rabbitmq()) as url:
             f = Fleet(url, token, tmp)
