@@ -11,13 +11,11 @@ They are implemented once per broker family, not once per broker:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskq.config import url_scheme
 
 if TYPE_CHECKING:
-    from kombu import Connection
-
     from taskq.config import Settings
 
 Family = Literal["kombu", "sqlite", "memory"]
@@ -41,9 +39,10 @@ def kombu_url(url: str) -> str:
     return f"{KOMBU_SCHEMES[scheme]}://{rest}"
 
 
-def kombu_connection(conf: Settings) -> Connection:
+def kombu_connection(conf: Settings) -> Any:
     """A kombu Connection for the side channels. No key prefix on Redis: Celery's tools read
     ``/{db}.celeryev`` and ``/{db}.celery.pidbox`` unprefixed, whatever taskq's own keys use."""
-    from kombu import Connection
+    import kombu.connection  # kombu is only partly annotated: its objects are Any here
 
-    return Connection(kombu_url(conf.broker_url), connect_timeout=5)
+    connection: Any = kombu.connection.Connection
+    return connection(kombu_url(conf.broker_url), connect_timeout=5)

@@ -95,7 +95,19 @@ worker_shutdown = Signal("worker_shutdown")
 beat_init = Signal("beat_init")
 
 __all__ = [
-    "Signal", "before_task_publish", "after_task_publish", "task_received", "task_prerun", "task_postrun",
-    "task_success", "task_failure", "task_retry", "task_revoked", "task_rejected", "worker_process_init",
-    "worker_ready", "worker_shutdown", "beat_init",
+    "Signal",
+    "after_task_publish",
+    "beat_init",
+    "before_task_publish",
+    "task_failure",
+    "task_postrun",
+    "task_prerun",
+    "task_received",
+    "task_rejected",
+    "task_retry",
+    "task_revoked",
+    "task_success",
+    "worker_process_init",
+    "worker_ready",
+    "worker_shutdown",
 ]

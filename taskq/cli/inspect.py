@@ -117,7 +117,7 @@ def control(
     method, wanted = CONTROL[command]
     if len(args) != len(wanted):
         raise CommandError(f"{command} takes {len(wanted)} argument(s): {' '.join(w.upper() for w in wanted)}")
-    arguments: dict[str, Any] = dict(zip(wanted, args))
+    arguments: dict[str, Any] = dict(zip(wanted, args, strict=True))
     if "n" in arguments:
         if not args[0].isdigit() or int(args[0]) < 1:
             raise CommandError(f"{command}: N must be a positive whole number, not {args[0]!r}")

@@ -10,10 +10,10 @@ import click
 from taskq import signals
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
-from taskq.display import redact
 from taskq.control.mailbox import create_mailbox
 from taskq.control.monitor import Monitor
 from taskq.control.nodename import nodename
+from taskq.display import redact
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import heartbeat_age
 

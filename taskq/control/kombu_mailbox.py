@@ -11,28 +11,28 @@ client's routing key and the request's ticket. On Redis kombu maps these to PUBL
 from __future__ import annotations
 
 import logging
-import socket
 from typing import TYPE_CHECKING, Any
 
-from kombu import pidbox
+import kombu.pidbox
 
 from taskq.control.mailbox import ControlRequest, parse_request
 from taskq.errors import BrokerError
 from taskq.sidechannel import kombu_connection
 
 if TYPE_CHECKING:
-    from kombu import Connection, Message
-
     from taskq.config import Settings
+
+# kombu is only partly annotated (mypy --strict rejects its untyped calls): its objects are Any here.
+Mailbox: Any = kombu.pidbox.Mailbox
 
 log = logging.getLogger("taskq.control")
 NAMESPACE = "celery"  # Celery's control_exchange default
 NAME_CHECK_TIMEOUT = 0.5  # Redis cannot tell who listens: a ping to the name decides
 
 
-def celery_mailbox() -> pidbox.Mailbox:
+def celery_mailbox() -> Any:
     """The Mailbox exactly as celery/app/control.py builds it with Celery's defaults."""
-    return pidbox.Mailbox(
+    return Mailbox(
         NAMESPACE, type="fanout", accept=["json"], serializer="json", queue_ttl=300.0, reply_queue_ttl=300.0,
         queue_expires=10.0, queue_exclusive=True, queue_durable=False, reply_queue_expires=10.0,
     )
@@ -41,9 +41,9 @@ def celery_mailbox() -> pidbox.Mailbox:
 class KombuMailbox:
     def __init__(self, conf: Settings) -> None:
         self.conf = conf
-        self._conn: Connection | None = None
+        self._conn: Any = None
 
-    def _bound(self) -> pidbox.Mailbox:
+    def _bound(self) -> Any:
         if self._conn is None:
             self._conn = kombu_connection(self.conf)
         return celery_mailbox()(self._conn)
@@ -74,7 +74,6 @@ class KombuMailbox:
 
     def name_in_use(self, hostname: str) -> bool:
         box = self._bound()
-        assert self._conn is not None
         if self._conn.transport.driver_type == "amqp":
             # The node's queue is exclusive: a live worker of that name is its consumer.
             queue = box.get_queue(hostname)
@@ -109,19 +108,19 @@ class KombuNode:
         consumer.consume()
         self._consumer = consumer
 
-    def _on_message(self, body: Any, message: Message) -> None:
+    def _on_message(self, body: Any, message: Any) -> None:
         headers = dict(message.headers or {})
         self._node.adjust_clock(_int(headers.get("clock")))
         self._inbox.append(parse_request(body, headers))
 
-    def _on_decode_error(self, message: Message, exc: Exception) -> None:
+    def _on_decode_error(self, message: Any, exc: Exception) -> None:
         self._inbox.append(f"undecodable ({message.content_type}): {exc}")
 
     def poll(self, timeout: float) -> list[ControlRequest | str]:
         if not self._inbox:
             try:
                 self._conn.drain_events(timeout=timeout)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 pass
         items, self._inbox = self._inbox, []
         return items

@@ -72,7 +72,9 @@ def parse_request(body: Any, headers: dict[str, Any]) -> ControlRequest | str:
     """A request from a received body, or a description of what is wrong with it."""
     if not isinstance(body, dict):
         return f"not a dict: {type(body).__name__}"
-    method, arguments = body.get("method"), body.get("arguments") or {}
+    method, arguments = body.get("method"), body.get("arguments")
+    if arguments is None:
+        arguments = {}
     destination = body.get("destination")
     if not isinstance(method, str) or not isinstance(arguments, dict):
         return "no method name or arguments that are not a dict"

@@ -10,7 +10,6 @@ Celery's TTLs (5 s per message, 60 s for an unused queue), as Celery's Receiver 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -18,22 +17,27 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from kombu import Consumer, Exchange, Producer, Queue
+import kombu.entity
+import kombu.messaging
 
 from taskq.events.event import routing_key
 from taskq.sidechannel import kombu_connection
 
 if TYPE_CHECKING:
-    from kombu import Connection, Message
-
     from taskq.config import Settings
+
+# kombu is only partly annotated (mypy --strict rejects its untyped calls): its objects are Any here.
+Consumer: Any = kombu.messaging.Consumer
+Producer: Any = kombu.messaging.Producer
+Exchange: Any = kombu.entity.Exchange
+Queue: Any = kombu.entity.Queue
 
 log = logging.getLogger("taskq.events")
 EXCHANGE = "celeryev"
 WARN_EVERY = 30.0  # seconds between two "events are being dropped" lines
 
 
-def event_exchange(conn: Connection) -> Exchange:
+def event_exchange(conn: Any) -> Any:
     fanout = conn.transport.driver_type in ("redis", "gcpubsub")
     return Exchange(EXCHANGE, type="fanout" if fanout else "topic")
 
@@ -41,12 +45,12 @@ def event_exchange(conn: Connection) -> Exchange:
 class KombuEventBus:
     def __init__(self, conf: Settings) -> None:
         self.conf = conf
-        self._conn: Connection | None = None
-        self._producer: Producer | None = None
+        self._conn: Any = None
+        self._producer: Any = None
         self._lock = threading.Lock()  # consumer threads share one producer
         self._warned = 0.0
 
-    def _producer_for(self) -> Producer:
+    def _producer_for(self) -> Any:
         if self._producer is None:
             self._conn = kombu_connection(self.conf)
             self._exchange = event_exchange(self._conn)
@@ -98,7 +102,7 @@ class KombuSubscription:
         )
         self._consumer.consume()
 
-    def _on_message(self, body: Any, message: Message) -> None:
+    def _on_message(self, body: Any, message: Any) -> None:
         # Celery sends one dict or a list of them (a buffered group).
         for event in body if isinstance(body, list) else [body]:
             if isinstance(event, dict) and isinstance(event.get("type"), str):
@@ -112,7 +116,7 @@ class KombuSubscription:
                 return
             try:
                 self._conn.drain_events(timeout=left)
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 return
         while self._inbox:
             yield self._inbox.popleft()

@@ -69,5 +69,5 @@ class Events:
     def __init__(self, app: TaskQ) -> None:
         self.app = app
 
-    def Receiver(self, handlers: dict[str, Handler] | None = None) -> EventReceiver:  # noqa: N802 - Celery's name
+    def Receiver(self, handlers: dict[str, Handler] | None = None) -> EventReceiver:
         return EventReceiver(create_bus(self.app.conf), handlers)

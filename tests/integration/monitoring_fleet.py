@@ -57,7 +57,7 @@ class Fleet:
             **extra,
         )
         if self.broker.startswith("redis"):
-            env["TASKQ_BROKER_TRANSPORT_OPTIONS"] = '{"global_keyprefix": "%s:"}' % self.token
+            env["TASKQ_BROKER_TRANSPORT_OPTIONS"] = json.dumps({"global_keyprefix": f"{self.token}:"})
             env["TASKQ_RESULT_BACKEND"] = self.broker
         if self.broker.startswith("amqp"):
             env["TASKQ_BEAT_STORE_URL"] = f"sqlite:///{self.tmp}/beat.db"

@@ -80,8 +80,8 @@ def test_rabbitmq_url_error_hides_the_password() -> None:
 
 
 def test_redis_job_store_quotes_the_password_and_prefix() -> None:
-    from taskq.beat.jobstores.redis import RedisJobStore
     from taskq.beat.core.stores.redis import split_prefix
+    from taskq.beat.jobstores.redis import RedisJobStore
 
     store = RedisJobStore(host="h", port=1, db=2, password="a/b@c#d", prefix="p&x=1")
     url, prefix = split_prefix(store.url)
