@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from taskq.control.nodename import nodename
 from taskq.display import redact
 from taskq.errors import TaskQError
 from taskq.worker.heartbeat import heartbeat_age
+
+if TYPE_CHECKING:
+    from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo")
@@ -46,6 +50,9 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 @click.option("-n", "--hostname", default=None, help="Node name (%h, %n, %d expand; default taskq@<host>)")
 @click.option("-E", "--task-events", is_flag=True, help="Send task-* events (worker_send_task_events)")
+@click.option("--logfile", default=None, help="Append the log to this file (default: stderr)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="json: one object a line")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus /metrics here")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -58,9 +65,12 @@ def worker(
     max_age: float,
     hostname: str | None,
     task_events: bool,
+    metrics_port: int | None,
+    logfile: str | None,
+    log_format: str,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
-    setup_logging(loglevel)
+    setup_logging(loglevel, logfile, log_format)
     try:
         app = load_app(app_spec)
         prepare_node(app, hostname, task_events)
@@ -91,12 +101,15 @@ def worker(
         if signals.worker_ready.receivers:
             signals.worker_ready.send(sender=node)
 
-    monitor = Monitor(app, node, queue_list, pool_name, size, prefetch)
+    metrics = worker_metrics(app, node, queue_list, metrics_port) if metrics_port else None
+    monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
         code = run_pool(app, queue_list, pool_name, size, prefetch, with_beat, ready)
     finally:
         monitor.stop()
+        if metrics is not None:
+            metrics.cleanup()
         if signals.worker_shutdown.receivers:
             signals.worker_shutdown.send(sender=node)
     log.info("taskq worker stopped")
@@ -126,6 +139,19 @@ def run_pool(
                 scheduler.shutdown()
             app.close()
     return code
+
+
+def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> WorkerMetrics:
+    from taskq import metrics
+
+    problem = metrics.check_port(port)
+    if problem:
+        raise CommandError(problem)
+    own_dir = metrics.prepare()  # before prometheus_client is imported
+    try:
+        return metrics.WorkerMetrics(app, node, queue_list, port, own_dir)
+    except ImportError:
+        raise CommandError("--metrics-port needs prometheus_client: pip install 'taskq[metrics]'") from None
 
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:

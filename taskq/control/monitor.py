@@ -32,6 +32,7 @@ from taskq.sidechannel import family
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.control")
 log.addFilter(OneLineRecords())  # method names come from the network
@@ -42,7 +43,8 @@ class Monitor:
     """Everything the worker needs for control and events: made in the pool's process."""
 
     def __init__(
-        self, app: TaskQ, hostname: str, queues: Sequence[str], pool: str, concurrency: int, prefetch: int
+        self, app: TaskQ, hostname: str, queues: Sequence[str], pool: str, concurrency: int, prefetch: int,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.app = app
         self.hostname = hostname
@@ -51,6 +53,7 @@ class Monitor:
         self.events = EventDispatcher(app.conf, hostname)
         self.info.clock = lambda: self.events.clock.value
         self.task_events = TaskEvents(self.events) if app.conf.worker_send_task_events else None
+        self.metrics = metrics
         self.pid: int | None = None
         self._stop = threading.Event()
         self._stopped = threading.Event()
@@ -61,6 +64,8 @@ class Monitor:
         self.stats.install()
         if self.task_events is not None:
             self.task_events.install()
+        if self.metrics is not None:
+            self.metrics.install()
         self.info.worker_pid = os.getpid()
         if family(self.app.conf.broker_url) == "memory":  # one process: serve from a thread
             threading.Thread(target=self.serve, name="taskq-control", daemon=True).start()
@@ -89,6 +94,8 @@ class Monitor:
         """Ask the control process to send worker-offline and end; kill it after ``timeout``."""
         if self.task_events is not None:
             self.task_events.uninstall()
+        if self.metrics is not None:
+            self.metrics.uninstall()
         self.stats.uninstall()
         if self._thread_mode:
             self._stop.set()
@@ -112,6 +119,11 @@ class Monitor:
 
     # -- the control process --------------------------------------------------------------
     def serve(self) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.serve(self.stats)
+            except OSError as exc:
+                log.error("Metrics not served: %s", exc)
         node = self._open_node()
         if node is None:
             self._stopped.set()

@@ -76,12 +76,15 @@ class Fleet:
         path = self.tmp / name
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def taskq_worker(self, label: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    def taskq_worker(self, label: str, *args: str, logfile: str | None = None, **env: str) -> subprocess.Popen[bytes]:
+        """A worker named ``<label>-<token>@testhost`` on this fleet's queue; its log is
+        ``<label>.log`` (or ``logfile``, relative to the test folder, when it writes one)."""
         log = f"{label}.log"
         cmd = [sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app", "-l", "info",
                "-n", self.name(label), "-Q", f"q-{self.token}", *args]
         proc = self.start(cmd, log, **env)
-        wait_until(lambda: "ready:" in self.log(log) or proc.poll() is not None, 30, "taskq worker start")
+        ready_in = logfile or log
+        wait_until(lambda: "ready:" in self.log(ready_in) or proc.poll() is not None, 30, "taskq worker start")
         assert proc.poll() is None, self.log(log)
         return proc
 
