@@ -100,10 +100,10 @@ class TaskRunner:
             log.info("Task %s[%s] already finished; redelivered copy acked without running", msg.task, msg.id)
             return
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
+            if signals.task_revoked.receivers:  # the message is the request: it never ran
+                signals.task_revoked.send(sender=task, request=msg, terminated=False, signum=None, expired=True)
             self._store(msg.id, states.REVOKED, "expired")
             self.broker.ack([delivery])
-            if signals.task_revoked.receivers:
-                signals.task_revoked.send(sender=task, request=msg, terminated=False, signum=None, expired=True)
             log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
             return
         self._run(delivery, msg, task)
