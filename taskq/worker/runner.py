@@ -146,6 +146,12 @@ class TaskRunner:
                 except Exception as final:
                     exc = final
             self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
+            if signals.task_failure.receivers:
+                signals.task_failure.send(
+                    sender=task, task_id=msg.id, exception=exc, args=msg.args, kwargs=msg.kwargs,
+                    traceback=exc.__traceback__, request=request,
+                    einfo="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                )
             _postrun(task, request, exc, states.FAILURE)
             return
         finally:
@@ -241,11 +247,6 @@ class TaskRunner:
         elif self._store(msg.id, states.FAILURE, exception_meta(exc), tb) and acked:
             self.broker.ack([delivery])
         log.error("Task %s[%s] failed in %.4fs: %r", msg.task, msg.id, runtime, exc)
-        if signals.task_failure.receivers:
-            signals.task_failure.send(
-                sender=self.app.tasks.get(msg.task), task_id=msg.id, exception=exc, args=msg.args,
-                kwargs=msg.kwargs, traceback=exc.__traceback__, einfo=tb, request=request,
-            )
 
     # -- checks ---------------------------------------------------------------------------
     def _redelivered_too_often(self, delivery: Delivery, msg: TaskMessage) -> bool:
