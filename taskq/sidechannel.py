@@ -11,7 +11,10 @@ They are implemented once per broker family, not once per broker:
 
 from __future__ import annotations
 
+import ast
+import ssl
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from taskq.config import url_scheme
 
@@ -39,10 +42,33 @@ def kombu_url(url: str) -> str:
     return f"{KOMBU_SCHEMES[scheme]}://{rest}"
 
 
+def kombu_ssl(url: str) -> tuple[str, dict[str, Any] | bool]:
+    """amqps:// with pika's ``?ssl_options={...}`` (docs/rabbitmq.md, TLS): the URL without
+    it and kombu's ``ssl`` argument (py-amqp's keys: ca_certs, certfile, keyfile, cert_reqs)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    raw = next((v for k, v in query if k == "ssl_options"), None)
+    if parts.scheme != "amqps":
+        return url, False
+    rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "ssl_options"])))
+    options: dict[str, Any] = {}
+    if raw:
+        try:
+            given = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            given = {}
+        if isinstance(given, dict):
+            options = {k: v for k, v in given.items() if k in ("ca_certs", "certfile", "keyfile", "server_hostname")}
+    if options.get("ca_certs"):
+        options["cert_reqs"] = ssl.CERT_REQUIRED
+    return rest, options or True
+
+
 def kombu_connection(conf: Settings) -> Any:
     """A kombu Connection for the side channels. No key prefix on Redis: Celery's tools read
     ``/{db}.celeryev`` and ``/{db}.celery.pidbox`` unprefixed, whatever taskq's own keys use."""
     import kombu.connection  # kombu is only partly annotated: its objects are Any here
 
     connection: Any = kombu.connection.Connection
-    return connection(kombu_url(conf.broker_url), connect_timeout=5)
+    url, tls = kombu_ssl(kombu_url(conf.broker_url))
+    return connection(url, connect_timeout=5, ssl=tls)

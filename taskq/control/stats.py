@@ -9,12 +9,13 @@ reads them for ``inspect active``, ``stats`` and heartbeats. A record of a dead 
 reused; its processed count is kept in the header's total first.
 
 Written by receivers of task_prerun/task_postrun (taskq.signals): nothing else in the
-worker knows about it.
+worker knows about it. They cost about a microsecond a task: no JSON and no system call on
+the way (a record is the start time and the fields joined by a unit separator; the record
+index is per thread and reset in a forked child by os.register_at_fork).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import mmap
 import multiprocessing
@@ -31,6 +32,13 @@ RECORD = 1024
 HEAD = struct.Struct("<qqQH")  # pid, thread id, processed, active length
 HEADER = 64  # the retired processed total of reused records lives here
 ARGS_REPR_MAX = 300
+START = struct.Struct("<d")
+LENGTH = struct.Struct("<H")
+LENGTH_AT = 24  # the active length's offset in a record (after pid, thread id, processed)
+SEP = "\x1f"  # ASCII unit separator between a running task's fields
+FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "worker_pid")
+_generation = [0]  # bumped in every forked child: a thread's cached record index is the parent's
+os.register_at_fork(after_in_child=lambda: _generation.__setitem__(0, _generation[0] + 1))
 
 
 class SharedStats:
@@ -43,11 +51,11 @@ class SharedStats:
 
     # -- the consumers' side --------------------------------------------------------------
     def _my_record(self) -> int | None:
-        pid = os.getpid()
-        if getattr(self._local, "pid", None) == pid:
-            return self._local.index  # type: ignore[no-any-return]
-        index = self._claim(pid, threading.get_ident())
-        self._local.pid, self._local.index = pid, index
+        local = self._local
+        if getattr(local, "generation", -1) == _generation[0]:
+            return local.index  # type: ignore[no-any-return]
+        index = self._claim(os.getpid(), threading.get_ident())
+        local.generation, local.index = _generation[0], index
         return index
 
     def _claim(self, pid: int, tid: int) -> int | None:
@@ -70,15 +78,17 @@ class SharedStats:
             total = struct.unpack_from("<Q", self._mem, 0)[0]
             struct.pack_into("<Q", self._mem, 0, total + processed)
 
-    def task_started(self, info: dict[str, Any]) -> None:
+    def task_started(self, *fields: str) -> None:
+        """``fields`` in the order of FIELDS, the last (worker_pid) filled in here."""
         index = self._my_record()
         if index is None:
             return
-        data = json.dumps(info, default=repr).encode()[: RECORD - HEAD.size]
+        text = SEP.join((*fields, str(self._pid())))
+        data = (START.pack(time.time()) + text.encode("utf-8", "replace"))[: RECORD - HEAD.size]
         start = HEADER + index * RECORD
-        struct.pack_into("<H", self._mem, start + 24, 0)
+        LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
         self._mem[start + HEAD.size : start + HEAD.size + len(data)] = data
-        struct.pack_into("<H", self._mem, start + 24, len(data))
+        LENGTH.pack_into(self._mem, start + LENGTH_AT, len(data))
 
     def task_finished(self) -> None:
         index = self._my_record()
@@ -87,7 +97,7 @@ class SharedStats:
         start = HEADER + index * RECORD
         processed = struct.unpack_from("<Q", self._mem, start + 16)[0]
         struct.pack_into("<Q", self._mem, start + 16, processed + 1)
-        struct.pack_into("<H", self._mem, start + 24, 0)
+        LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
 
     # -- the control process's side -------------------------------------------------------
     def processed(self) -> int:
@@ -103,10 +113,14 @@ class SharedStats:
             pid, _, _, size = HEAD.unpack_from(self._mem, start)
             if not (pid and size) or not _alive(pid):
                 continue
-            try:
-                found.append(json.loads(self._mem[start + HEAD.size : start + HEAD.size + size]))
-            except ValueError:
-                continue  # rewritten while read: the next look sees it whole
+            data = self._mem[start + HEAD.size : start + HEAD.size + size]
+            values = data[START.size :].decode("utf-8", "replace").split(SEP)
+            if len(data) < START.size or len(values) != len(FIELDS):
+                continue  # rewritten while read (or cut at the record's end): the next look sees it whole
+            run: dict[str, Any] = dict(zip(FIELDS, values, strict=True))
+            run["time_start"] = START.unpack_from(data)[0]
+            run["priority"], run["worker_pid"] = _int(run["priority"]), _int(run["worker_pid"])
+            found.append(run)
         return found
 
     def pids(self) -> list[int]:
@@ -127,21 +141,33 @@ class SharedStats:
         signals.task_prerun.disconnect(self._on_prerun)
         signals.task_postrun.disconnect(self._on_postrun)
 
+    def _pid(self) -> int:
+        local = self._local
+        if getattr(local, "pid_generation", -1) != _generation[0]:
+            local.pid, local.pid_generation = os.getpid(), _generation[0]
+        return local.pid  # type: ignore[no-any-return]
+
     def _on_prerun(self, task_id: str, task: Any, args: Any, kwargs: Any, request: Any = None, **_: Any) -> None:
         headers = getattr(request, "headers", None) or {}
-        self.task_started({
-            "id": task_id, "name": getattr(task, "name", str(task)),
-            "args": _short(headers.get("argsrepr"), args), "kwargs": _short(headers.get("kwargsrepr"), kwargs),
-            "time_start": time.time(), "worker_pid": os.getpid(),
-            "queue": getattr(request, "queue", ""), "priority": getattr(request, "priority", 0),
-        })
+        self.task_started(
+            task_id, getattr(task, "name", "?"), _short(headers.get("argsrepr"), args),
+            _short(headers.get("kwargsrepr"), kwargs), getattr(request, "queue", ""),
+            str(getattr(request, "priority", 0)),
+        )
 
     def _on_postrun(self, **_: Any) -> None:
         self.task_finished()
 
 
 def _short(text: Any, value: Any) -> str:
-    return (text if isinstance(text, str) else repr(value))[:ARGS_REPR_MAX]
+    return (text if isinstance(text, str) else repr(value))[:ARGS_REPR_MAX].replace(SEP, " ")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return 0
 
 
 def _alive(pid: int) -> bool:

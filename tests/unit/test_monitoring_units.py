@@ -188,9 +188,9 @@ def test_shared_stats_add_up_across_forked_children() -> None:
             pid = os.fork()
             if pid == 0:
                 for i in range(n + 1):
-                    stats.task_started({"id": f"t{n}-{i}", "name": "x"})
+                    stats.task_started(f"t{n}-{i}", "x", "()", "{}", "q", "0")
                     stats.task_finished()
-                stats.task_started({"id": f"running-{n}", "name": "x"})
+                stats.task_started(f"running-{n}", "x", "(1,)", "{}", "q", "5")
                 time.sleep(30)
                 os._exit(0)
             pids.append(pid)
@@ -198,12 +198,15 @@ def test_shared_stats_add_up_across_forked_children() -> None:
         while stats.processed() < 6 or len(stats.active()) < 3:
             assert time.monotonic() < deadline, (stats.processed(), stats.active())
             time.sleep(0.02)
-        assert sorted(a["id"] for a in stats.active()) == ["running-0", "running-1", "running-2"]
+        active = sorted(stats.active(), key=lambda a: a["id"])
+        assert [a["id"] for a in active] == ["running-0", "running-1", "running-2"]
+        assert {a["worker_pid"] for a in active} == set(pids)  # each child's own pid, not the parent's
+        assert active[0]["args"] == "(1,)" and active[0]["priority"] == 5 and active[0]["time_start"] > 0
         # A dead child's running task is no longer active; its count stays in the total
         os.kill(pids[0], 9)
         os.waitpid(pids[0], 0)
         assert sorted(a["id"] for a in stats.active()) == ["running-1", "running-2"]
-        stats.task_started({"id": "parent", "name": "x"})  # reuses the dead child's record
+        stats.task_started("parent", "x", "()", "{}", "q", "0")  # reuses the dead child's record
         assert stats.processed() == 6
     finally:
         stats.uninstall()
@@ -231,3 +234,17 @@ def test_task_events_have_celery_s_fields_and_a_rising_clock(app: TaskQ) -> None
     assert got[2]["result"] == "4" and isinstance(got[2]["runtime"], float)
     assert isinstance(got[0]["utcoffset"], float) and isinstance(got[0]["timestamp"], float)
     receiver.close()
+
+
+def test_amqps_side_channels_take_pika_s_ssl_options() -> None:
+    import ssl
+    from urllib.parse import urlencode
+
+    from taskq.sidechannel import kombu_ssl, kombu_url
+
+    query = urlencode({"ssl_options": repr({"ca_certs": "/ca.pem", "password": "x"}), "heartbeat": "5"})
+    url, options = kombu_ssl(kombu_url(f"amqps://u:p@host:5671/vh?{query}"))
+    assert url == "amqps://u:p@host:5671/vh?heartbeat=5"
+    assert options == {"ca_certs": "/ca.pem", "cert_reqs": ssl.CERT_REQUIRED}  # the password stays out
+    assert kombu_ssl("amqps://h//") == ("amqps://h//", True)
+    assert kombu_ssl(kombu_url("kombu+redis://h:6379/3")) == ("redis://h:6379/3", False)
