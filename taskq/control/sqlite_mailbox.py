@@ -8,11 +8,14 @@ costs up to two polls)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import uuid
 from typing import Any
 
 from taskq.control.mailbox import ControlRequest, parse_request
+from taskq.control.stats import alive
 from taskq.errors import BrokerError
 from taskq.sqlite_db import SQLiteConnections
 
@@ -22,7 +25,8 @@ CREATE TABLE IF NOT EXISTS taskq_pidbox (
 CREATE TABLE IF NOT EXISTS taskq_pidbox_replies (
     id INTEGER PRIMARY KEY AUTOINCREMENT, ticket TEXT NOT NULL, created REAL NOT NULL, body TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS taskq_pidbox_replies_ticket ON taskq_pidbox_replies (ticket);
-CREATE TABLE IF NOT EXISTS taskq_pidbox_nodes (hostname TEXT PRIMARY KEY, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS taskq_pidbox_nodes (
+    hostname TEXT PRIMARY KEY, seen REAL NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL);
 """
 POLL = 0.05
 KEEP_SECONDS = 60.0
@@ -76,9 +80,15 @@ class SQLiteMailbox:
         self._send(method, arguments, destination, None, 0)
 
     def name_in_use(self, hostname: str) -> bool:
+        """A node polled within NODE_FRESH seconds holds the name, unless it ran on this host
+        and its process is gone (a worker restarted right after a crash takes its name back)."""
         with self.db.connection() as conn:
-            row = conn.execute("SELECT seen FROM taskq_pidbox_nodes WHERE hostname = ?", (hostname,)).fetchone()
-        return row is not None and row[0] > time.time() - NODE_FRESH
+            row = conn.execute(
+                "SELECT seen, host, pid FROM taskq_pidbox_nodes WHERE hostname = ?", (hostname,)
+            ).fetchone()
+        if row is None or row[0] <= time.time() - NODE_FRESH:
+            return False
+        return row[1] != socket.gethostname() or alive(row[2])
 
     def node(self, hostname: str) -> SQLiteNode:
         return SQLiteNode(self.db, hostname)
@@ -100,8 +110,9 @@ class SQLiteNode:
         self._seen_at = time.monotonic()
         with self.db.connection() as conn:
             conn.execute(
-                "INSERT INTO taskq_pidbox_nodes (hostname, seen) VALUES (?, ?) "
-                "ON CONFLICT (hostname) DO UPDATE SET seen = excluded.seen", (self.hostname, time.time()),
+                "INSERT INTO taskq_pidbox_nodes (hostname, seen, host, pid) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (hostname) DO UPDATE SET seen = excluded.seen, host = excluded.host, pid = excluded.pid",
+                (self.hostname, time.time(), socket.gethostname(), os.getpid()),
             )
 
     def poll(self, timeout: float) -> list[ControlRequest | str]:

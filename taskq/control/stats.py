@@ -62,7 +62,7 @@ class SharedStats:
         with self._lock:
             for i in range(self.records):
                 owner = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
-                if owner and _alive(owner):
+                if owner and alive(owner):
                     continue
                 self._retire(i)
                 HEAD.pack_into(self._mem, HEADER + i * RECORD, pid, tid, 0, 0)
@@ -111,7 +111,7 @@ class SharedStats:
         for i in range(self.records):
             start = HEADER + i * RECORD
             pid, _, _, size = HEAD.unpack_from(self._mem, start)
-            if not (pid and size) or not _alive(pid):
+            if not (pid and size) or not alive(pid):
                 continue
             data = self._mem[start + HEAD.size : start + HEAD.size + size]
             values = data[START.size :].decode("utf-8", "replace").split(SEP)
@@ -127,7 +127,7 @@ class SharedStats:
         out = []
         for i in range(self.records):
             pid = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
-            if pid and _alive(pid) and pid not in out:
+            if pid and alive(pid) and pid not in out:
                 out.append(pid)
         return out
 
@@ -170,7 +170,7 @@ def _int(text: str) -> int:
         return 0
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -67,7 +67,7 @@ def test_inspect_answers_from_a_named_worker_and_control_shuts_it_down(side: Fle
 
 
 def test_two_workers_with_one_name_the_second_exits_2(side: Fleet) -> None:
-    side.taskq_worker("dup", "-P", "solo")
+    first = side.taskq_worker("dup", "-P", "solo")
     second = side.run(
         sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app", "-n", side.name("dup"), "-P", "solo",
         "-Q", f"q-{side.token}",
@@ -77,6 +77,13 @@ def test_two_workers_with_one_name_the_second_exits_2(side: Fleet) -> None:
     assert lines[-1] == f"taskq: error: a worker named {side.name('dup')} is already running " \
         "(give this one another name with -n)"
     assert "Traceback" not in second.stderr
+    # And a worker killed with SIGKILL gives its name back at once: a restart takes it
+    first.kill()
+    first.wait(10)
+    again = side.taskq_worker("dup", "-P", "solo")
+    wait_until(lambda: side.log("dup.log").count("ready:") == 2 or again.poll() is not None, 30, "the restart")
+    assert again.poll() is None, side.log("dup.log")
+    assert side.taskq("inspect", "ping", "-d", side.name("dup"), "--timeout", "5").returncode == 0
 
 
 def test_bad_inspect_input_is_one_line_exit_2(side: Fleet) -> None:
