@@ -156,8 +156,7 @@ def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> W
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:
     """The node name (-n, expanded as Celery's) and -E, set before the settings freeze."""
-    if hostname is not None or app.conf.worker_hostname is None:
-        app.conf.worker_hostname = nodename(hostname or app.conf.worker_hostname)
+    app.conf.worker_hostname = nodename(hostname or app.conf.worker_hostname)  # -n beats TASKQ_WORKER_HOSTNAME
     if task_events:
         app.conf.worker_send_task_events = True
 

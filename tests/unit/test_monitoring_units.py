@@ -248,3 +248,18 @@ def test_amqps_side_channels_take_pika_s_ssl_options() -> None:
     assert options == {"ca_certs": "/ca.pem", "cert_reqs": ssl.CERT_REQUIRED}  # the password stays out
     assert kombu_ssl("amqps://h//") == ("amqps://h//", True)
     assert kombu_ssl(kombu_url("kombu+redis://h:6379/3")) == ("redis://h:6379/3", False)
+
+
+def test_the_node_name_comes_from_dash_n_else_the_variable_both_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from taskq.cli.worker import prepare_node
+
+    monkeypatch.setenv("TASKQ_WORKER_HOSTNAME", "env@%h")
+    from_env = TaskQ("n", broker="memory://")
+    prepare_node(from_env, None, False)
+    assert from_env.conf.worker_hostname == f"env@{socket.gethostname()}"
+    from_flag = TaskQ("n", broker="memory://")
+    prepare_node(from_flag, "flag@%n", True)
+    assert from_flag.conf.worker_hostname == f"flag@{socket.gethostname().partition('.')[0]}"
+    assert from_flag.conf.worker_send_task_events
