@@ -107,6 +107,12 @@ class KombuNode:
         consumer.on_decode_error = self._on_decode_error
         consumer.consume()
         self._consumer = consumer
+        # kombu's Redis transport subscribes on the first drain: do it now, so the node
+        # listens when it is made (a request published before would be lost on pub/sub).
+        try:
+            self._conn.drain_events(timeout=0.05)
+        except TimeoutError:
+            pass
 
     def _on_message(self, body: Any, message: Any) -> None:
         headers = dict(message.headers or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskq.control")
 log.addFilter(OneLineRecords())  # method names come from the network
 RETRY_OPEN = 2.0  # seconds between attempts to open the mailbox while the broker is down
+LISTEN_WAIT = 10.0  # seconds the worker waits at start for its mailbox to listen
 
 
 class Monitor:
@@ -58,6 +60,8 @@ class Monitor:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._thread_mode = False
+        self._listening = threading.Event()
+        self._listen_pipe: int | None = None
 
     def start(self) -> None:
         """Connect the receivers the consumers need, then fork the control process."""
@@ -70,11 +74,20 @@ class Monitor:
         if family(self.app.conf.broker_url) == "memory":  # one process: serve from a thread
             threading.Thread(target=self.serve, name="taskq-control", daemon=True).start()
             self._thread_mode = True
+            self._listening.wait(LISTEN_WAIT)
             return
+        # The worker says "ready" once its mailbox listens: on Redis pub/sub a request sent
+        # before the subscription would be lost.
+        read_end, self._listen_pipe = os.pipe()
         pid = os.fork()
         if pid:
             self.pid = pid
+            os.close(self._listen_pipe)
+            if not select.select([read_end], [], [], LISTEN_WAIT)[0]:
+                log.warning("Remote control is not listening yet; the worker starts without waiting for it")
+            os.close(read_end)
             return
+        os.close(read_end)
         code = 0
         try:
             from taskq.worker.keeper import die_with_parent
@@ -125,6 +138,7 @@ class Monitor:
             except OSError as exc:
                 log.error("Metrics not served: %s", exc)
         node = self._open_node()
+        self._tell_listening()
         if node is None:
             self._stopped.set()
             return
@@ -146,6 +160,12 @@ class Monitor:
                 self.events.close()
                 self._stopped.set()
 
+    def _tell_listening(self) -> None:
+        self._listening.set()
+        if self._listen_pipe is not None:
+            os.close(self._listen_pipe)  # the parent's select() wakes on end of file
+            self._listen_pipe = None
+
     def _open_node(self) -> MailboxNode | None:
         while not self._stop.is_set():
             try:
@@ -154,6 +174,7 @@ class Monitor:
                 log.error("Remote control off: another worker already uses the name %s", self.hostname)
                 return None
             except Exception as exc:
+                self._tell_listening()  # the worker need not wait for a broker that is down
                 log.warning("Remote control unavailable (%s); retrying in %.0fs", exc, RETRY_OPEN)
                 self._stop.wait(RETRY_OPEN)
         return None
