@@ -59,6 +59,7 @@ class Fleet:
         if self.broker.startswith("redis"):
             env["TASKQ_BROKER_TRANSPORT_OPTIONS"] = json.dumps({"global_keyprefix": f"{self.token}:"})
             env["TASKQ_RESULT_BACKEND"] = self.broker
+            env["TASKQ_RESULT_KEY_PREFIX"] = f"{self.token}:celery-task-meta-"  # removed with the token's keys
         if self.broker.startswith("amqp"):
             env["TASKQ_BEAT_STORE_URL"] = f"sqlite:///{self.tmp}/beat.db"
         return env
