@@ -22,13 +22,15 @@ from taskq.canvas.embed import CANVAS_OPTIONS, embed_of, group_headers
 from taskq.config import Settings, check_url
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
+from taskq.events import publish_hooks
 from taskq.result import AsyncResult
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
 from taskq.signing import Signer, signer_for
 from taskq.task import P, R, Task, make_options
 
 if TYPE_CHECKING:
-    from taskq.revocations import Control
+    from taskq.control.client import Control
+    from taskq.events.receiver import Events
 from taskq.worker.timelimits import check_limit
 
 log = logging.getLogger("taskq")
@@ -272,6 +274,10 @@ class TaskQ:
         pub = self.build_publication(name, args, kwargs, **options)
         if conn is not None:
             transactional.enqueue(self, conn, [pub])
+        elif publish_hooks.watched(self):
+            publish_hooks.before(self, [pub])
+            self.broker.publish(pub.queue, pub.envelope, pub.eta)
+            publish_hooks.after(self, [pub])
         else:
             self.broker.publish(pub.queue, pub.envelope, pub.eta)
         return AsyncResult(pub.envelope.id, self)
@@ -296,6 +302,11 @@ class TaskQ:
         pubs = _LazyPublications(lambda i, task_id: self._publication(name, *calls[i], plan, task_id), ids)
         if conn is not None:
             transactional.enqueue(self, conn, pubs)
+        elif publish_hooks.watched(self):
+            built = [pubs[i] for i in range(len(pubs))]
+            publish_hooks.before(self, built)
+            self.broker.publish_many(built)
+            publish_hooks.after(self, built)
         else:
             self.broker.publish_many(pubs)  # each broker chunks as its protocol likes (confirms in flight)
         return [AsyncResult(task_id, self) for task_id in ids]
@@ -305,18 +316,24 @@ class TaskQ:
         on your connection (psycopg, SQLAlchemy, Django): rolled back, they never run;
         committed, they run. On a broker other than PostgreSQL they go through the outbox."""
         return transactional.transaction(self, conn)
-
-    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
-        return AsyncResult(task_id, self)
-
     @property
     def control(self) -> Control:
-        """Remote control of workers: ``app.control.revoke(ids, terminate=False)``."""
+        """Remote control of running workers, as Celery's ``app.control``."""
         if self._control is None:
-            from taskq.revocations import Control
+            from taskq.control.client import Control
 
             self._control = Control(self)
         return self._control
+
+    @property
+    def events(self) -> Events:
+        """The fleet's events, as Celery's ``app.events`` (``app.events.Receiver(handlers=...)``)."""
+        from taskq.events.receiver import Events
+
+        return Events(self)
+
+    def AsyncResult(self, task_id: str) -> AsyncResult[Any]:
+        return AsyncResult(task_id, self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,10 @@ class Settings:
     worker_max_memory_per_child: int = 0  # prefork: ... once its resident memory passes this, KiB (0: never)
     worker_shutdown_timeout: float = 30.0  # warm-shutdown grace before running tasks are abandoned
     worker_heartbeat_file: str | None = None  # None: <tempdir>/taskq-worker.heartbeat
+    worker_hostname: str | None = None  # the node name (-n); None: taskq@<host>
+    worker_send_task_events: bool = False  # task-* events (-E); worker-* events are always sent
+    worker_event_heartbeat: float = 2.0  # seconds between worker-heartbeat events (Celery's default)
+    task_send_sent_event: bool = False  # task-sent events from producers
     broker_poll_interval: float = 0.05  # sqlite only: how often an idle fetch looks again
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
     broker_management_url: str | None = None  # RabbitMQ's management API; None: http://<broker host>:15672

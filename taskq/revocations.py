@@ -113,19 +113,6 @@ class Revocations:
             self._store = None
 
 
-class Control:
-    """``app.control``: remote control of workers (revoke today)."""
-
-    def __init__(self, app: TaskQ) -> None:
-        self.app = app
-        self.revocations = Revocations(app)
-
-    def revoke(self, task_id: str | Iterable[str], terminate: bool = False, expires: float | None = None) -> None:
-        """Every worker skips these tasks; with ``terminate`` a prefork worker also kills the
-        child running one (other pools: docs/worker.md)."""
-        self.revocations.revoke(task_id, terminate, expires)
-
-
 def _location(app: TaskQ) -> tuple[str, str, str] | None:
     """(url, scheme, redis key prefix) of the server that keeps revocations, or None."""
     conf = app.conf

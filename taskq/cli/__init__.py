@@ -11,6 +11,8 @@ from taskq.beat.cli import beat, schedule
 from taskq.cli.common import CommandError
 from taskq.cli.db import db
 from taskq.cli.demo import demo
+from taskq.cli.events import events
+from taskq.cli.inspect import control, inspect
 from taskq.cli.outbox import outbox
 from taskq.cli.queues import dead_letters, purge, queues
 from taskq.cli.results import results
@@ -26,7 +28,10 @@ def cli() -> None:
     """taskq: a distributed task queue."""
 
 
-for command in (worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke):
+for command in (
+    worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke,
+    inspect, control, events,
+):
     cli.add_command(command)
 
 

@@ -73,8 +73,19 @@ def app_option(fn: F) -> F:
     )(fn)
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+def setup_logging(level: str, logfile: str | None = None, log_format: str = "text") -> None:
+    """``-l`` level, ``--logfile`` (appended to; stderr without it), ``--log-format text|json``."""
+    try:
+        handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
+    except OSError as exc:
+        raise CommandError(f"--logfile {logfile}: {exc.strerror or exc}") from None
+    if log_format == "json":
+        from taskq.logformat import JSONFormatter
+
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     # pika narrates every connection step at INFO; keep its warnings and errors only.
     logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))
 

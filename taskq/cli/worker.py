@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import logging
-import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
+from taskq import signals
 from taskq.app import TaskQ
 from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
+from taskq.control.mailbox import create_mailbox
+from taskq.control.monitor import Monitor
+from taskq.control.nodename import nodename
 from taskq.display import redact
 from taskq.errors import NotSupportedYet, TaskQError
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
 from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
+
+if TYPE_CHECKING:
+    from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo", "asyncio")
@@ -48,6 +56,11 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--outbox", "with_outbox", is_flag=True, help="Also relay the outbox (outbox_url) to the broker")
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
+@click.option("-n", "--hostname", default=None, help="Node name (%h, %n, %d expand; default taskq@<host>)")
+@click.option("-E", "--task-events", is_flag=True, help="Send task-* events (worker_send_task_events)")
+@click.option("--logfile", default=None, help="Append the log to this file (default: stderr)")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="json: one object a line")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus /metrics here")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -61,11 +74,17 @@ def worker(
     with_outbox: bool,
     check: bool,
     max_age: float,
+    hostname: str | None,
+    task_events: bool,
+    metrics_port: int | None,
+    logfile: str | None,
+    log_format: str,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
-    setup_logging(loglevel)
+    setup_logging(loglevel, logfile, log_format)
     try:
         app = load_app(app_spec)
+        prepare_node(app, hostname, task_events)
         conf = app.finalize()
         app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
         check_rates(app)
@@ -97,14 +116,38 @@ def worker(
     if with_outbox and not conf.outbox_url:
         raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
     check_servers(app, queue_list)
+    node = conf.worker_hostname or ""
+    check_name_free(app, node)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
+
     def ready() -> None:  # logged once the signal handlers are in place
         log.info(
             "taskq worker %s ready: broker=%s queues=%s pool=%s concurrency=%d tasks=%s",
-            socket.gethostname(), redact(conf.broker_url), ",".join(queue_list), pool_name, size,
+            node, redact(conf.broker_url), ",".join(queue_list), pool_name, size,
             ",".join(sorted(app.tasks)),
         )
+        if signals.worker_ready.receivers:
+            signals.worker_ready.send(sender=node)
 
+    metrics = worker_metrics(app, node, queue_list, metrics_port) if metrics_port else None
+    monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
+    monitor.start()  # before the pool forks children or starts threads
+    try:
+        code = run_pool(app, queue_list, pool_name, size, prefetch, ready, with_beat, with_outbox, recycle)
+    finally:
+        monitor.stop()
+        if metrics is not None:
+            metrics.cleanup()
+        if signals.worker_shutdown.receivers:
+            signals.worker_shutdown.send(sender=node)
+    log.info("taskq worker stopped")
+    raise SystemExit(code)
+
+
+def run_pool(
+    app: TaskQ, queue_list: list[str], pool_name: str, size: int, prefetch: int, ready: Callable[[], None],
+    with_beat: bool, with_outbox: bool, recycle: tuple[int, int],
+) -> int:
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
@@ -136,5 +179,41 @@ def worker(
             if scheduler is not None and scheduler.running:
                 scheduler.shutdown()
             app.close()
-    log.info("taskq worker stopped")
-    raise SystemExit(code)
+    return code
+
+
+def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> WorkerMetrics:
+    from taskq import metrics
+
+    problem = metrics.check_port(port)
+    if problem:
+        raise CommandError(problem)
+    own_dir = metrics.prepare()  # before prometheus_client is imported
+    try:
+        return metrics.WorkerMetrics(app, node, queue_list, port, own_dir)
+    except ImportError:
+        raise CommandError("--metrics-port needs prometheus_client: pip install 'taskq[metrics]'") from None
+
+
+def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:
+    """The node name (-n, expanded as Celery's) and -E, set before the settings freeze."""
+    app.conf.worker_hostname = nodename(hostname or app.conf.worker_hostname)  # -n beats TASKQ_WORKER_HOSTNAME
+    if task_events:
+        app.conf.worker_send_task_events = True
+
+
+def check_name_free(app: TaskQ, node: str) -> None:
+    """Two workers with one name would split its mailbox: the second one stops here."""
+    try:
+        mailbox = create_mailbox(app.conf)
+        try:
+            taken = mailbox.name_in_use(node)
+        finally:
+            mailbox.close()
+    except Exception as exc:  # the worker still runs; its control process keeps trying
+        log.warning("Could not check that the name %s is free (%s); remote control may be unavailable", node, exc)
+        return
+    finally:
+        app.close()
+    if taken:
+        raise CommandError(f"a worker named {node} is already running (give this one another name with -n)")

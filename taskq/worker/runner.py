@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from taskq import states
+from taskq import signals, states
 from taskq.app import TaskQ
 from taskq.brokers.base import Broker, Delivery, describe_error
 from taskq.canvas.steps import CanvasSteps
@@ -50,6 +50,14 @@ def exception_meta(exc: BaseException) -> dict[str, Any]:
     """Celery's failure document; arguments that JSON cannot carry become their repr."""
     args = [a if _jsonable(a) else _REPR.repr(a) for a in exc.args]
     return {"exc_type": type(exc).__name__, "exc_message": args, "exc_module": type(exc).__module__}
+
+
+def _postrun(task: Task[Any, Any], request: Request, retval: Any, state: str) -> None:
+    if signals.task_postrun.receivers:
+        signals.task_postrun.send(
+            sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs, retval=retval,
+            state=state, request=request,
+        )
 
 
 def _jsonable(value: Any) -> bool:
@@ -131,6 +139,8 @@ class TaskRunner:
             log.info("Task %s[%s] revoked; not run", msg.task, msg.id)
             return None
         if msg.expires is not None and msg.expires < datetime.now(timezone.utc):
+            if signals.task_revoked.receivers:  # the message is the request: it never ran
+                signals.task_revoked.send(sender=task, request=msg, terminated=False, signum=None, expired=True)
             self._store(msg.id, states.REVOKED, "expired", reply_to=msg.reply_to)
             self.broker.ack([delivery])
             log.info("Task %s[%s] expired at %s; not run", msg.task, msg.id, msg.expires.isoformat())
@@ -152,9 +162,15 @@ class TaskRunner:
             priority=msg.priority, headers=msg.headers,
         )
         log.info("Task %s[%s] received", msg.task, msg.id)
+        if signals.task_received.receivers:
+            signals.task_received.send(sender=task, request=request)
         if self.conf.task_track_started:
             self._store(msg.id, states.STARTED, None, reply_to=msg.reply_to)
         set_current_request(request)
+        if signals.task_prerun.receivers:
+            signals.task_prerun.send(
+                sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
+            )
         start = time.perf_counter()
         task_limits = Limits(task.options.time_limit, task.options.soft_time_limit)
         limits = effective(msg.headers.get("timelimit"), task_limits, self._app_limits)
@@ -163,6 +179,7 @@ class TaskRunner:
             result = self._call(task, msg, limits)
         except Retry as retry:
             self._retry(delivery, msg, retry, acks_late)
+            _postrun(task, request, None, states.RETRY)
             return
         except Exception as exc:
             if isinstance(exc, task.options.autoretry_for) and not request.retries_exhausted:
@@ -170,10 +187,18 @@ class TaskRunner:
                     task.retry(exc=exc)
                 except Retry as retry:
                     self._retry(delivery, msg, retry, acks_late)
+                    _postrun(task, request, None, states.RETRY)
                     return
                 except Exception as final:
                     exc = final
             self._failed(delivery, msg, request, exc, time.perf_counter() - start, acks_late)
+            if signals.task_failure.receivers:
+                signals.task_failure.send(
+                    sender=task, task_id=msg.id, exception=exc, args=msg.args, kwargs=msg.kwargs,
+                    traceback=exc.__traceback__, request=request,
+                    einfo="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                )
+            _postrun(task, request, exc, states.FAILURE)
             return
         finally:
             self.on_task("", Limits())
@@ -196,6 +221,9 @@ class TaskRunner:
                 )
         self._defer(prepared, delivery if acks_late else None)
         log.info("Task %s[%s] succeeded in %.4fs: %.200r", msg.task, msg.id, runtime, result)
+        if signals.task_success.receivers:
+            signals.task_success.send(sender=task, result=result, request=request, runtime=runtime)
+        _postrun(task, request, result, states.SUCCESS)
 
     # -- deferred outcomes ----------------------------------------------------------------
     def _defer(self, prepared: tuple[str, bytes] | None, delivery: Delivery | None) -> None:
@@ -263,6 +291,10 @@ class TaskRunner:
         self._store(msg.id, states.RETRY, exception_meta(retry.exc) if retry.exc else None, reply_to=msg.reply_to)
         if acks_late:
             self.broker.ack([delivery])
+        if signals.task_retry.receivers:
+            signals.task_retry.send(
+                sender=self.app.tasks.get(msg.task), request=msg, reason=retry.exc or retry, einfo=None,
+            )
         log.info("Task %s[%s] retry %d in %.3gs: %r", msg.task, msg.id, msg.retries + 1, retry.countdown, retry.exc)
 
     def _failed(
@@ -342,6 +374,8 @@ class TaskRunner:
     def _dead_letter(self, delivery: Delivery, reason: str, task_id: str) -> None:
         self.broker.dead_letter(delivery, reason)
         log.error("Message %s from queue %s dead-lettered: %s", task_id, delivery.queue, reason)
+        if signals.task_rejected.receivers:
+            signals.task_rejected.send(sender=None, message=delivery, exc=reason, task_id=task_id)
 
     def _store(self, task_id: str, state: str, result: Any, tb: str | None = None, reply_to: str = "") -> bool:
         """Write the state (``reply_to``: the message's, where rpc:// sends it); False when

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from taskq import signals
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
@@ -115,6 +116,8 @@ class PreforkPool:
             self._outbox_main()
             return 0
         threading.current_thread().name = f"ForkPoolWorker-{slot + 1}"
+        if signals.worker_process_init.receivers:  # Celery sends it in each pool process
+            signals.worker_process_init.send(sender=None)
         consumer = Consumer(self.app, self.queues, self.prefetch)
         broker = self.app.broker
         if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):

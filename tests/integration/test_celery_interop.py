@@ -151,7 +151,8 @@ def test_a_celery_producer_s_task_runs_on_a_taskq_worker(side: Side, tmp_path: P
         TASKQ_RESULT_BACKEND=side.backend,
         TASKQ_BROKER_TRANSPORT_OPTIONS=json.dumps(side.transport_options),
     )
-    cmd = [sys.executable, "-m", "taskq", "worker", "-A", "tasks:app", "-P", "solo", "-Q", side.queue, "-l", "info"]
+    cmd = [sys.executable, "-m", "taskq", "worker", "-A", "tasks:app", "-P", "solo", "-Q", side.queue, "-l", "info",
+           "-n", f"{side.queue}@%h"]  # its own name: another test's worker may hold taskq@<host> on this Redis
     worker = Process(cmd, folder, env, tmp_path / "taskq-worker.log")
     try:
         # Then Celery's AsyncResult reads the result through the Redis backend

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -53,7 +54,9 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.log_path = log_path
         self._log = open(log_path, "ab")
-        cmd = [sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app", "-l", "info", *args]
+        # Each worker its own node name: two live workers with one name refuse to start (issue 17).
+        name = [] if {"-n", "--hostname"} & set(args) else ["-n", f"w-{uuid.uuid4().hex[:8]}@%h"]
+        cmd = [sys.executable, "-m", "taskq", "worker", "-A", "example_tasks:app", "-l", "info", *name, *args]
         self.proc = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     @property

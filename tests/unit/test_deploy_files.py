@@ -162,6 +162,7 @@ def local_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], str]]:
         TASKQ_WORKER_HEARTBEAT_FILE=str(tmp_path / "worker.heartbeat"),
         TASKQ_WORKER_POOL="threads",
         TASKQ_WORKER_CONCURRENCY="2",
+        TASKQ_WORKER_HOSTNAME=f"{prefix.rstrip(':')}@%h",  # another test's worker may hold taskq@<host>
     )
     yield base, prefix
     client = redis.Redis.from_url(url)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from taskq import signals
 from taskq.beat import events as ev
 from taskq.beat.core import hook
 from taskq.beat.core.beat_schedule import entries_from_app
@@ -172,6 +173,8 @@ class BaseScheduler(JobAdmin):
         self.state = STATE_PAUSED if paused else STATE_RUNNING
         log.info("Scheduler started")
         self._dispatch(ev.SchedulerEvent(ev.EVENT_SCHEDULER_STARTED))
+        if signals.beat_init.receivers:  # Celery's beat_init: the scheduler is the sender
+            signals.beat_init.send(sender=self)
         self._start_loop()
 
     def shutdown(self, wait: bool = True) -> None:

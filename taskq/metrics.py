@@ -1,0 +1,147 @@
+"""Prometheus metrics of a worker (``taskq worker --metrics-port 9808``), through prometheus_client.
+
+Multi-process correct for prefork: every process of the worker writes its counters and
+histograms to files in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless the
+user set one), and the scrape, served by the worker's control process, adds them up with
+``MultiProcessCollector``; a child that died keeps its counts. Live values (queue depth,
+dead letters, running tasks, worker up) are read from the broker and the shared statistics
+at scrape time.
+
+``prepare()`` must run before prometheus_client is first imported: it picks its
+multi-process storage on import.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskq import signals
+
+if TYPE_CHECKING:
+    from taskq.app import TaskQ
+    from taskq.control.stats import SharedStats
+
+log = logging.getLogger("taskq.metrics")
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
+
+
+def prepare() -> str | None:
+    """Point prometheus_client at a folder of its own; returns it when taskq made it (to remove)."""
+    if os.environ.get(ENV):
+        return None
+    folder = tempfile.mkdtemp(prefix="taskq-metrics-")
+    os.environ[ENV] = folder
+    return folder
+
+
+def check_port(port: int, address: str = "") -> str | None:
+    """None when the port can be served, else why not (checked before the worker starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            return f"metrics port {port} cannot be served: {exc.strerror or exc}"
+    return None
+
+
+class WorkerMetrics:
+    def __init__(self, app: TaskQ, hostname: str, queues: Sequence[str], port: int, own_dir: str | None) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.app = app
+        self.hostname = hostname
+        self.queues = list(queues)
+        self.port = port
+        self.own_dir = own_dir
+        self.tasks = Counter("taskq_tasks", "Tasks finished, by name and state", ["task", "state"])
+        self.runtime = Histogram(
+            "taskq_task_runtime_seconds", "Task run time", ["task"], buckets=RUNTIME_BUCKETS
+        )
+        self._started = threading.local()
+
+    # -- the consumers' side (receivers of taskq.signals) ---------------------------------
+    def install(self) -> None:
+        signals.task_prerun.connect(self._on_prerun)
+        signals.task_postrun.connect(self._on_postrun)
+        signals.task_revoked.connect(self._on_revoked)
+        signals.task_rejected.connect(self._on_rejected)
+
+    def uninstall(self) -> None:
+        signals.task_prerun.disconnect(self._on_prerun)
+        signals.task_postrun.disconnect(self._on_postrun)
+        signals.task_revoked.disconnect(self._on_revoked)
+        signals.task_rejected.disconnect(self._on_rejected)
+
+    def _on_prerun(self, **_: Any) -> None:
+        self._started.at = time.perf_counter()
+
+    def _on_postrun(self, task: Any, state: str, **_: Any) -> None:
+        name = getattr(task, "name", str(task))
+        self.tasks.labels(name, state).inc()
+        started = getattr(self._started, "at", None)
+        if started is not None:
+            self.runtime.labels(name).observe(time.perf_counter() - started)
+            self._started.at = None
+
+    def _on_revoked(self, request: Any, **_: Any) -> None:
+        self.tasks.labels(getattr(request, "task", "?"), "REVOKED").inc()
+
+    def _on_rejected(self, **_: Any) -> None:
+        self.tasks.labels("?", "REJECTED").inc()
+
+    # -- the control process's side -------------------------------------------------------
+    def serve(self, stats: SharedStats) -> None:
+        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        collector: Any = MultiProcessCollector  # unannotated: it registers itself with the registry
+        collector(registry)
+        registry.register(LiveCollector(self, stats))  # type: ignore[arg-type]
+        start_http_server(self.port, registry=registry)
+        log.info("Metrics on http://0.0.0.0:%d/metrics", self.port)
+
+    def cleanup(self) -> None:
+        if self.own_dir:
+            shutil.rmtree(self.own_dir, ignore_errors=True)
+
+
+class LiveCollector:
+    """Values read when Prometheus scrapes: queue depth, dead letters, running tasks, up."""
+
+    def __init__(self, metrics: WorkerMetrics, stats: SharedStats) -> None:
+        self.metrics = metrics
+        self.stats = stats
+        self._lock = threading.Lock()  # scrapes may overlap; the broker connection is one
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        up = GaugeMetricFamily("taskq_worker_up", "1 while the worker runs", labels=["hostname"])
+        up.add_metric([self.metrics.hostname], 1.0)
+        yield up
+        active = GaugeMetricFamily("taskq_worker_active_tasks", "Tasks running now", labels=["hostname"])
+        active.add_metric([self.metrics.hostname], float(len(self.stats.active())))
+        yield active
+        depth = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue", labels=["queue"])
+        dead = GaugeMetricFamily("taskq_dead_letters", "Dead-lettered messages of a queue", labels=["queue"])
+        broker = self.metrics.app.broker
+        with self._lock:
+            for queue in self.metrics.queues:
+                try:
+                    depth.add_metric([queue], float(broker.queue_length(queue)))
+                    dead.add_metric([queue], float(broker.dead_letter_count(queue)))
+                except Exception as exc:  # a scrape must answer even when the broker does not
+                    log.warning("Metrics: queue %s unreadable (%s)", queue, exc)
+        yield depth
+        yield dead

@@ -1,0 +1,74 @@
+"""Where the side channels (remote control and events) travel, by broker URL.
+
+They are implemented once per broker family, not once per broker:
+
+* ``kombu``: amqp://, amqps://, redis://, rediss:// and kombu+TRANSPORT:// speak kombu's own
+  pidbox and celeryev formats through a kombu Connection, so Celery's tools and taskq's
+  meet on the same exchanges and channels;
+* ``sqlite``: tables in the broker's database file;
+* ``memory``: one process only (tests), through in-process queues.
+"""
+
+from __future__ import annotations
+
+import ast
+import ssl
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from taskq.config import url_scheme
+
+if TYPE_CHECKING:
+    from taskq.config import Settings
+
+Family = Literal["kombu", "sqlite", "memory"]
+KOMBU_SCHEMES = {"amqp": "amqp", "amqps": "amqps", "redis": "redis", "rediss": "rediss"}
+
+
+def family(url: str) -> Family:
+    scheme = url_scheme(url)
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme == "memory":
+        return "memory"
+    return "kombu"
+
+
+def kombu_url(url: str) -> str:
+    """The kombu URL of a taskq broker URL: same server, same credentials and vhost or db."""
+    scheme, rest = url.split("://", 1)
+    if scheme.startswith("kombu+"):
+        return f"{scheme[len('kombu+'):]}://{rest}"
+    return f"{KOMBU_SCHEMES[scheme]}://{rest}"
+
+
+def kombu_ssl(url: str) -> tuple[str, dict[str, Any] | bool]:
+    """amqps:// with pika's ``?ssl_options={...}`` (docs/rabbitmq.md, TLS): the URL without
+    it and kombu's ``ssl`` argument (py-amqp's keys: ca_certs, certfile, keyfile, cert_reqs)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    raw = next((v for k, v in query if k == "ssl_options"), None)
+    if parts.scheme != "amqps":
+        return url, False
+    rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "ssl_options"])))
+    options: dict[str, Any] = {}
+    if raw:
+        try:
+            given = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            given = {}
+        if isinstance(given, dict):
+            options = {k: v for k, v in given.items() if k in ("ca_certs", "certfile", "keyfile", "server_hostname")}
+    if options.get("ca_certs"):
+        options["cert_reqs"] = ssl.CERT_REQUIRED
+    return rest, options or True
+
+
+def kombu_connection(conf: Settings) -> Any:
+    """A kombu Connection for the side channels. No key prefix on Redis: Celery's tools read
+    ``/{db}.celeryev`` and ``/{db}.celery.pidbox`` unprefixed, whatever taskq's own keys use."""
+    import kombu.connection  # kombu is only partly annotated: its objects are Any here
+
+    connection: Any = kombu.connection.Connection
+    url, tls = kombu_ssl(kombu_url(conf.broker_url))
+    return connection(url, connect_timeout=5, ssl=tls)
