@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from taskq import TaskQ
-from tests.integration.conftest import BROKER_ENVS, activate
+from tests.integration.conftest import BROKER_ENVS, activate, rabbitmq_worker_env
 from tests.integration.workers import WorkerFactory
 
 pytestmark = pytest.mark.slow
@@ -24,26 +24,9 @@ def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
     if request.param == "rabbitmq":
-        yield from _rabbitmq_env(tmp_path, monkeypatch)
+        yield from rabbitmq_worker_env(tmp_path, monkeypatch)  # claims on the channel: see delivery.md
     else:
         yield from activate(request.param, tmp_path, monkeypatch)
-
-
-def _rabbitmq_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """A fresh vhost, results in Redis. RabbitMQ's claims belong to the channel: their local
-    expiry runs on the I/O thread, which the GIL stops too, and must not take that stall for a
-    dead holder (a hold longer than the heartbeat timeout closes the connection: delivery.md)."""
-    from tests.contract.rabbitmq_factories import fresh_vhost
-    from tests.integration.workers import base_env
-    from tests.servers import require_rabbitmq, require_redis
-
-    amqp, redis = require_rabbitmq(), require_redis()
-    with fresh_vhost(amqp) as url:
-        env = base_env(tmp_path, url, redis, TASKQ_RESULT_EXPIRES="600")
-        for key, value in env.items():
-            if key.startswith("TASKQ_"):
-                monkeypatch.setenv(key, value)
-        yield env
 
 
 # Prefork on every broker; the threads and solo pools (their keeper process) on one each.

@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.rabbitmq_factories import fresh_vhost
+from tests.integration.conftest import rabbitmq_worker_env
 from tests.integration.test_worker import *  # noqa: F403 - the same tests, with the broker_env below
-from tests.integration.workers import base_env
-from tests.servers import require_rabbitmq, require_redis
 
 
 @pytest.fixture  # type: ignore[no-redef]  # replaces the imported, broker-parametrized one
 def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    amqp, redis = require_rabbitmq(), require_redis()
-    with fresh_vhost(amqp) as url:
-        env = base_env(tmp_path, url, redis, TASKQ_RESULT_EXPIRES="600")
-        for key, value in env.items():
-            if key.startswith("TASKQ_"):
-                monkeypatch.setenv(key, value)  # this test process's apps use it too
-        yield env
+    yield from rabbitmq_worker_env(tmp_path, monkeypatch)

@@ -130,11 +130,12 @@ class PostgresBroker:
         """This thread's 'look again at' times; LISTEN first on a new connection, so no
         commit between our LISTEN and our first claim goes unnoticed."""
         if getattr(self._local, "conn", None) is not conn:
-            # A fetching connection commits without waiting for the WAL flush: its claims,
-            # acks and the messages its tasks send. A server crash loses at most a suffix of
-            # those commits, in WAL order, so a lost publish always comes with the loss of
-            # the later ack of the task that sent it: that task runs again (at-least-once).
-            # Producers' connections keep synchronous commits: a sent task is on disk.
+            # A fetching connection commits its claims and the messages its tasks send without
+            # waiting for the WAL flush; settling a claim (_settle) waits. A crash loses at
+            # most a suffix of the commits, in WAL order: a lost claim makes the message free
+            # again, and a settle on disk brings every earlier commit with it. A lost settle
+            # would leave its claim to the owner for good (keeper.py keeps a live worker's
+            # claims alive), so settles never are. Producers' connections commit synchronously.
             conn.execute(f'LISTEN "{self.sql.channel}"; SET synchronous_commit = off')
             self._local.conn, self._local.look_at = conn, {}
         look_at: dict[frozenset[str], float] = self._local.look_at
@@ -159,7 +160,7 @@ class PostgresBroker:
     ) -> None:
         if deliveries:
             params = (*before, [d.tag for d in deliveries], self.owner, *after)
-            self._db.run(lambda conn: conn.execute(sql, params))
+            self._db.run(lambda conn: _settle(conn, sql, params))
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         self._by_owner(self.sql.ack, deliveries)
@@ -186,7 +187,7 @@ class PostgresBroker:
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         message_id = (delivery.envelope.id if delivery.envelope else "") or f"undecodable-{delivery.tag}"
-        self._db.run(lambda conn: conn.execute(self.sql.dead_letter, (delivery.tag, self.owner, message_id, reason)))
+        self._db.run(lambda conn: _settle(conn, self.sql.dead_letter, (delivery.tag, self.owner, message_id, reason)))
 
     # -- inspection and dead letters ------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
@@ -247,3 +248,11 @@ class PostgresBroker:
     def close(self) -> None:
         self._db.close()
         self._local = threading.local()
+
+
+def _settle(conn: Any, sql: str, params: Sequence[object]) -> None:
+    """Ack, return, give up or dead-letter claims, waiting for the WAL flush even on a fetching
+    connection (see ``_listening``)."""
+    with conn.transaction():
+        conn.execute("SET LOCAL synchronous_commit = on")
+        conn.execute(sql, params)
