@@ -139,7 +139,7 @@ class Consumer:
         try:
             self.runner.flush()
         except BrokerError as exc:
-            log.error("Broker failed acknowledging finished tasks (%s); they will be delivered again", exc)
+            log.error("Broker failed acknowledging finished tasks (%s); the acks will be sent again", exc)
 
     def _give_back(self, running_too: bool) -> None:
         with self._lock:

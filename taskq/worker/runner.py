@@ -260,10 +260,24 @@ class TaskRunner:
             try:
                 self.backend.store_many(results)
             except BackendError as exc:
-                log.error("Result backend failed (%s); %d message(s) will be delivered again", exc, len(acks))
+                log.error("Result backend failed (%s); %d result(s) will be written again", exc, len(results))
+                self._keep_deferred(results, acks)
                 return
         if acks:
-            self.broker.ack(acks)
+            try:
+                self.broker.ack(acks)
+            except BrokerError:
+                self._keep_deferred([], acks)
+                raise
+
+    def _keep_deferred(self, results: list[tuple[str, bytes]], acks: list[Delivery]) -> None:
+        """Put a batch that failed back in front, for the next flush. Its claims stay this
+        process's: where another process keeps them alive (keeper.py), dropping the batch
+        would keep those messages claimed, and never run again, for as long as this lives."""
+        with self._deferred_lock:
+            self._results[:0], self._acks[:0] = results, acks
+            if not self._oldest:
+                self._oldest = time.monotonic()
 
     def _call(self, task: Task[Any, Any], msg: TaskMessage, limits: Limits) -> Any:
         self.alarm.arm(limits)
