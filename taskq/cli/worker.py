@@ -84,7 +84,8 @@ def worker(
     setup_logging(loglevel, logfile, log_format)
     try:
         app = load_app(app_spec)
-        prepare_node(app, hostname, task_events)
+        if not check:  # a health check names no node: it only reads this host's heartbeat
+            prepare_node(app, hostname, task_events)
         conf = app.finalize()
         app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
         check_rates(app)

@@ -171,10 +171,16 @@ def _int(text: str) -> int:
 
 
 def alive(pid: int) -> bool:
+    """Whether a process runs; a zombie (dead, not reaped yet: a killed worker's children are
+    reaped by init, sometimes a second later) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (not Linux): the signal check is all there is
+        return True

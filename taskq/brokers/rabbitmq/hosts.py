@@ -27,5 +27,7 @@ def open_link(nodes: Sequence[pika.ConnectionParameters], timeout: float) -> Lin
         try:
             return Link(params, timeout)
         except BrokerError as exc:
+            if len(nodes) == 1:
+                raise  # one node: its own line, as before failover URLs
             errors.append(f"{params.host}:{params.port}: {exc}")
-    raise BrokerError("; ".join(errors) if len(errors) > 1 else errors[0])
+    raise BrokerError("; ".join(errors))
