@@ -149,8 +149,8 @@ class ThrowawayCluster(_Processes):
              "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
-        wait_for(self.healthy, 20, "cluster_state:ok on every node")
-        wait_for(lambda: all(self.replicas_in_sync(m) for m in self.masters()), 20, "replicas in sync")
+        wait_for(self.healthy, 90, "cluster_state:ok on every node")
+        wait_for(lambda: all(self.replicas_in_sync(m) for m in self.masters()), 90, "replicas in sync")
 
     def healthy(self) -> bool:
         return all(self.client(p).cluster("info")["cluster_state"] == "ok" for p in self.processes)  # type: ignore[no-untyped-call]
