@@ -227,39 +227,34 @@ return {out, next_due, masks, unfinished_list}
 """
 )
 
-# KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Refreshes the idle time
-# of the entries this consumer still owns (XCLAIM JUSTID leaves the delivery counter alone);
-# an entry another consumer took over is left to it.  Returns how many were kept.
-EXTEND = """
+def _on_owned_entries(action: str) -> str:
+    """A script over KEYS (one stream per entry) and ARGV (group, consumer, then one entry id
+    per key) that runs ``action`` (Lua; ``key``, ``group``, ``consumer``, ``id`` in scope) on
+    each entry the consumer still owns, leaving one another consumer took over to it; returns
+    how many it acted on."""
+    return """
 local group, consumer = ARGV[1], ARGV[2]
-local kept = 0
+local done = 0
 for i, key in ipairs(KEYS) do
   local id = ARGV[i + 2]
   local p = redis.pcall('XPENDING', key, group, id, id, 1)
   if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
-    redis.call('XCLAIM', key, group, consumer, 0, id, 'JUSTID')
-    kept = kept + 1
+    ACTION
+    done = done + 1
   end
 end
-return kept
-"""
+return done
+""".replace("ACTION", action)
 
-# KEYS: one stream per entry.  ARGV: group, consumer, then one entry id per key.  Hands every
-# entry the consumer still owns to a consumer name nobody extends, idle for a day: the next
-# fetch's XAUTOCLAIM takes it at once and counts the delivery, as for a dead worker's claim.
-ABANDON = """
-local group, consumer = ARGV[1], ARGV[2]
-local moved = 0
-for i, key in ipairs(KEYS) do
-  local id = ARGV[i + 2]
-  local p = redis.pcall('XPENDING', key, group, id, id, 1)
-  if type(p) == 'table' and not p.err and p[1] and p[1][2] == consumer then
-    redis.call('XCLAIM', key, group, consumer .. ':abandoned', 0, id, 'IDLE', 86400000, 'JUSTID')
-    moved = moved + 1
-  end
-end
-return moved
-"""
+
+# Refreshes the idle time of the owned entries (XCLAIM JUSTID leaves the delivery counter alone).
+EXTEND = _on_owned_entries("redis.call('XCLAIM', key, group, consumer, 0, id, 'JUSTID')")
+
+# Hands the owned entries to a consumer name nobody extends, idle for a day: the next fetch's
+# XAUTOCLAIM takes each at once and counts the delivery, as for a dead worker's claim.
+ABANDON = _on_owned_entries(
+    "redis.call('XCLAIM', key, group, consumer .. ':abandoned', 0, id, 'IDLE', 86400000, 'JUSTID')"
+)
 
 # KEYS: streams.  ARGV: group, consumer.  Refreshes the idle time of every entry the consumer
 # owns in these streams (another process's: the prefork supervisor keeps its children's
