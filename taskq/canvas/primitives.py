@@ -42,11 +42,8 @@ class _Container(Signature):
         return sig
 
 
-class chain(_Container):
-    """``chain(a.s(1), b.s(), c.s())``: each result becomes the next task's first argument."""
-
-    subtask_kind = "chain"
-    builtin = "celery.chain"
+class _TaskList(_Container):
+    """chain and group: members given as arguments or as one iterable, kept in kwargs['tasks']."""
 
     def __init__(self, *tasks: Any, app: TaskQ | None = None, **options: Any) -> None:
         if len(tasks) == 1 and not isinstance(tasks[0], dict) and isinstance(tasks[0], Iterable):
@@ -57,6 +54,13 @@ class chain(_Container):
     @property
     def tasks(self) -> list[Signature]:
         return [self._adopt(signature(t, self.app)) for t in self.kwargs.get("tasks", [])]
+
+
+class chain(_TaskList):
+    """``chain(a.s(1), b.s(), c.s())``: each result becomes the next task's first argument."""
+
+    subtask_kind = "chain"
+    builtin = "celery.chain"
 
     def __or__(self, other: Any) -> Any:
         if not isinstance(other, Signature):
@@ -121,21 +125,11 @@ class chain(_Container):
         return result, publications
 
 
-class group(_Container):
+class group(_TaskList):
     """``group(a.s(1), a.s(2))``: run in parallel; ``apply_async`` returns a GroupResult."""
 
     subtask_kind = "group"
     builtin = "celery.group"
-
-    def __init__(self, *tasks: Any, app: TaskQ | None = None, **options: Any) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], dict) and isinstance(tasks[0], Iterable):
-            tasks = tuple(tasks[0])
-        members = _members(tasks, app)
-        super().__init__(members, {"tasks": members}, app, **options)
-
-    @property
-    def tasks(self) -> list[Signature]:
-        return [self._adopt(signature(t, self.app)) for t in self.kwargs.get("tasks", [])]
 
     def __len__(self) -> int:  # type: ignore[override]  # the number of members, not of dict keys
         return len(self.kwargs.get("tasks", []))
