@@ -151,6 +151,22 @@ def gevent_flavour(library: str) -> None:
     run.report(held)
 
 
+def poll_until_done(run: Run, call_later: Callable[[float, Callable[[], None]], Any], stop: Callable[[], None]) -> None:
+    """Schedule checks on a loop that is not running yet: advance the run every 20 ms until it
+    is done or the deadline passes, then shut the scheduler down and stop the loop a moment
+    later (APScheduler's shutdown completes on the loop)."""
+    deadline = time.monotonic() + DEADLINE
+
+    def check() -> None:
+        if run.advance() or time.monotonic() > deadline:
+            run.scheduler.shutdown()
+            call_later(0.1, stop)
+        else:
+            call_later(0.02, check)
+
+    call_later(0.02, check)
+
+
 def twisted_flavour(library: str) -> None:
     from twisted.internet import reactor as global_reactor
 
@@ -159,16 +175,7 @@ def twisted_flavour(library: str) -> None:
     run.scheduler.start()
     time.sleep(HOLD)  # the reactor is not running yet
     held = run.acted()
-    deadline = time.monotonic() + DEADLINE
-
-    def check() -> None:
-        if run.advance() or time.monotonic() > deadline:
-            run.scheduler.shutdown()
-            reactor.callLater(0.1, reactor.stop)  # APScheduler's shutdown completes on the reactor
-        else:
-            reactor.callLater(0.02, check)
-
-    reactor.callLater(0.02, check)
+    poll_until_done(run, reactor.callLater, reactor.stop)
     reactor.run(installSignalHandlers=False)
     run.report(held)
 
@@ -181,16 +188,7 @@ def tornado_flavour(library: str) -> None:
     run.scheduler.start()
     time.sleep(HOLD)  # the IOLoop is not running yet
     held = run.acted()
-    deadline = time.monotonic() + DEADLINE
-
-    def check() -> None:
-        if run.advance() or time.monotonic() > deadline:
-            run.scheduler.shutdown()
-            io_loop.call_later(0.1, io_loop.stop)  # APScheduler's shutdown completes on the loop
-        else:
-            io_loop.call_later(0.02, check)
-
-    io_loop.call_later(0.02, check)
+    poll_until_done(run, io_loop.call_later, io_loop.stop)
     io_loop.start()
     io_loop.close(all_fds=False)
     run.report(held)
