@@ -5,7 +5,7 @@ before any module takes references to the unpatched functions: the app, the brok
 (redis-py, pika, sqlite3's callers) and taskq itself. So, as Celery does for ``-P gevent``,
 the ``taskq`` package patches at the very top of its ``__init__`` when the command line is
 ``taskq worker ... -P gevent`` (or ``python -m taskq worker ...``, or ``TASKQ_WORKER_POOL=gevent``
-with ``taskq worker``). This module imports only ``os`` and ``sys`` for that reason.
+with ``taskq worker``). This module imports only ``os`` and ``sys`` (and ``collections.abc``) for that reason.
 
 Nothing is patched anywhere else: a program that imports taskq as a library is left as it is.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 POOL = "gevent"
 VALUED_FLAGS = frozenset({"-X", "-W", "--check-hash-based-pycs"})  # interpreter options with a value
@@ -41,7 +42,7 @@ def taskq_args(orig_argv: list[str]) -> list[str] | None:
     return None
 
 
-def pool_asked(args: list[str], environ: dict[str, str] | os._Environ[str]) -> str | None:
+def pool_asked(args: list[str], environ: Mapping[str, str]) -> str | None:
     """The pool ``taskq worker`` was asked for on its command line (last one wins, as click
     reads it), else ``TASKQ_WORKER_POOL``; None for another command."""
     if not args or args[0] != "worker":

@@ -104,12 +104,6 @@ def test_time_limits_are_raised_in_the_greenlet(workers: WorkerFactory, producer
         uncaught.get(timeout=20)
 
 
-def test_sigterm_right_after_ready_is_a_clean_warm_shutdown(workers: WorkerFactory) -> None:
-    for _ in range(3):
-        w = workers.start("-P", "gevent", "-c", "20")
-        assert w.stop() == 0, w.log
-
-
 def test_gevent_from_app_settings_is_one_line(workers: WorkerFactory) -> None:
     # Not on the command line: patched all the same (TASKQ_WORKER_POOL is read before any import)
     w = workers.start("-c", "5", TASKQ_WORKER_POOL="gevent")
