@@ -9,6 +9,7 @@ code). The claim keeper process (keeper.py) is forked as for the threads pool: a
 never yields stops the whole hub, the claim keepers with it.
 
 Each slot claims one message at a time (as ``-P asyncio``): N slow tasks spread over N slots.
+``async def`` tasks run on one event loop in a greenlet, as on ``-P asyncio``.
 
 Time limits: ``gevent.Timeout`` in the task's greenlet (``GreenletAlarm``): the limit's
 exception is raised inside the task where it next yields to the hub (a patched sleep, a
@@ -26,8 +27,8 @@ from taskq.app import TaskQ
 from taskq.errors import ConfigurationError, SoftTimeLimitExceeded, TimeLimitExceeded
 from taskq.gevent_patch import patched
 from taskq.revocations import Revocations
+from taskq.worker.asyncio_pool import AsyncioPool
 from taskq.worker.consumer import Consumer
-from taskq.worker.pools import ThreadPool
 from taskq.worker.timelimits import Alarm, Limits
 
 NOT_PATCHED = (
@@ -59,12 +60,16 @@ class GreenletAlarm(Alarm):
         self._timeouts.clear()
 
 
-class GeventPool(ThreadPool):
+class GeventPool(AsyncioPool):
+    """The asyncio pool's shape: its consumer threads are greenlets here, and its event loop
+    (``async def`` tasks) runs in a greenlet of its own: asyncio keeps one running loop per
+    thread, and greenlets share their thread, so one loop per slot would collide."""
+
     def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int) -> None:
         if not patched():
             raise ConfigurationError(NOT_PATCHED)
         self.revocations = Revocations(app)  # one cached set for all slots: one read per 0.5 s, not N
-        super().__init__(app, queues, concurrency, prefetch=1)
+        super().__init__(app, queues, concurrency)
 
     def install_signals(self) -> None:
         """A signal handler runs inside the hub, where nothing may block (a log line's lock,

@@ -22,6 +22,7 @@ SLEEPERS = 500
 
 # PostgreSQL connections are one per consumer slot (as -P asyncio's, docs/worker.md): -c 500
 # needs far more than a default server's 100, so these run on sqlite, Redis and RabbitMQ.
+# PostgreSQL: one small test (test_postgresql_slots_wait_at_once) parametrizes it directly.
 @pytest.fixture(params=[*sorted(kind for kind in BROKER_ENVS if kind != "postgresql"), "rabbitmq"])
 def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -46,6 +47,27 @@ def test_five_hundred_sleeping_tasks_run_at_once(workers: WorkerFactory, produce
     assert all(starts[key] == 1 and dones[key] == 1 for key in keys), "a task ran twice or not at all"
     assert len({pid for _, _, pid in workers.marks.lines()}) == 1  # one process: greenlets
     assert worker.stop(timeout=60) == 0, worker.log
+
+
+@pytest.mark.parametrize("broker_env", ["postgresql"], indirect=True)
+def test_postgresql_slots_wait_at_once(workers: WorkerFactory, producer: TaskQ) -> None:
+    # psycopg 3 waits on gevent once it sees the patching: ten slots, three rounds of 0.5 s.
+    workers.start("-P", "gevent", "-c", "10")
+    keys = [f"pg-{uuid.uuid4().hex[:8]}-{i}" for i in range(30)]
+    started = time.monotonic()
+    results = [producer.send_task("example_tasks.sleep_then", (key, 0.5)) for key in keys]
+    assert [r.get(timeout=60) for r in results] == keys
+    assert time.monotonic() - started < 10.0  # one at a time: 15 s
+    assert all(workers.marks.count("start")[k] == 1 for k in keys)
+
+
+def test_async_def_tasks_wait_on_their_slots_loops(workers: WorkerFactory, producer: TaskQ) -> None:
+    workers.start("-P", "gevent", "-c", "20")
+    keys = [f"as-{uuid.uuid4().hex[:8]}-{i}" for i in range(20)]
+    started = time.monotonic()
+    results = [producer.send_task("example_tasks.async_sleep", (key, 1)) for key in keys]
+    assert [r.get(timeout=60) for r in results] == keys
+    assert time.monotonic() - started < 8.0  # one at a time: 20 s
 
 
 def test_warm_shutdown_finishes_running_greenlets(workers: WorkerFactory, producer: TaskQ) -> None:
