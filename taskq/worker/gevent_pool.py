@@ -20,17 +20,19 @@ the process meanwhile: such tasks belong on prefork.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskq.app import TaskQ
-from taskq.errors import ConfigurationError, SoftTimeLimitExceeded, TimeLimitExceeded
+from taskq.errors import BrokerError, ConfigurationError, SoftTimeLimitExceeded, TimeLimitExceeded
 from taskq.gevent_patch import patched
-from taskq.revocations import Revocations
+from taskq.revocations import REFRESH, Revocations, Terminated
 from taskq.worker.asyncio_pool import AsyncioPool
 from taskq.worker.consumer import Consumer
 from taskq.worker.timelimits import Alarm, Limits
 
+log = logging.getLogger("taskq.worker")
 NOT_PATCHED = (
     "-P gevent must monkey-patch before the app is imported: start the worker as "
     "`taskq worker -P gevent` (or `python -m taskq worker -P gevent`), not from worker_pool in app code"
@@ -69,7 +71,54 @@ class GeventPool(AsyncioPool):
         if not patched():
             raise ConfigurationError(NOT_PATCHED)
         self.revocations = Revocations(app)  # one cached set for all slots: one read per 0.5 s, not N
+        self.running: dict[Any, str] = {}  # greenlet -> the task id it runs now
         super().__init__(app, queues, concurrency)
+
+    def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
+        import gevent
+
+        def ready() -> None:
+            if self.revocations.available:
+                gevent.spawn(self._terminate_revoked)
+            on_ready()
+
+        return super().run(ready)
+
+    def _track(self, task_id: str, limits: Limits) -> None:
+        """The runner's hook, in the slot's greenlet, as a task starts ("" once it ended)."""
+        import gevent
+
+        if task_id:
+            self.running[gevent.getcurrent()] = task_id
+        else:
+            self.running.pop(gevent.getcurrent(), None)
+
+    def _terminate_revoked(self) -> None:
+        """Every REFRESH seconds: throw ``Terminated`` into each greenlet running a task revoked
+        with terminate=True; the runner records it REVOKED and acks its message."""
+        import gevent
+
+        hub = gevent.get_hub()
+        while not self._stopping.is_set():
+            gevent.sleep(REFRESH)
+            if not self.running:
+                continue
+            try:
+                terminated = self.revocations.terminated()
+            except BrokerError as exc:
+                log.warning("Could not read revocations (%s)", exc)
+                continue
+            for glet, task_id in list(self.running.items()):
+                if task_id in terminated:
+                    log.warning("Task [%s] revoked with terminate=True: stopping it", task_id)
+                    hub.loop.run_callback(self._throw, glet, task_id)
+
+    def _throw(self, glet: Any, task_id: str) -> None:
+        """In the hub, so the greenlet is parked where it waits: thrown only if it still runs
+        that task (it may have ended, and started another, since)."""
+        if self.running.get(glet) == task_id:
+            self.running.pop(glet, None)
+            glet.throw(Terminated(f"task {task_id} revoked with terminate=True"))
 
     def install_signals(self) -> None:
         """A signal handler runs inside the hub, where nothing may block (a log line's lock,
@@ -89,4 +138,5 @@ class GeventPool(AsyncioPool):
         consumer = super()._consumer()
         consumer.runner.alarm = GreenletAlarm()
         consumer.runner.revocations = self.revocations
+        consumer.runner.on_task = self._track
         return consumer

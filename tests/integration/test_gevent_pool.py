@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from taskq import SoftTimeLimitExceeded, TaskQ, TimeLimitExceeded
+from taskq import SoftTimeLimitExceeded, TaskQ, TaskRevokedError, TimeLimitExceeded
 from tests.integration.conftest import BROKER_ENVS, activate, rabbitmq_worker_env
 from tests.integration.workers import PROJECT, WorkerFactory, wait_until
 
@@ -137,3 +137,22 @@ def test_gevent_from_app_settings_is_one_line(workers: WorkerFactory) -> None:
     done = subprocess.run(cmd, cwd=PROJECT, env=workers.env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "must monkey-patch before the app is imported" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_revoke_terminate_stops_the_running_greenlet(workers: WorkerFactory, producer: TaskQ) -> None:
+    worker = workers.start("-P", "gevent", "-c", "5")
+    key = f"term-{uuid.uuid4().hex[:8]}"
+    r = producer.send_task("example_tasks.sleep_then", (key, 60))
+    neighbour = producer.send_task("example_tasks.sleep_then", (f"n-{key}", 3))
+    wait_until(lambda: workers.marks.count("start")[key] == 1, 20, "the task to start")
+    producer.control.revoke(r.id, terminate=True)
+    wait_until(lambda: "terminated (revoked with terminate=True)" in worker.log, 15, "the stop")
+    with pytest.raises(TaskRevokedError):
+        r.get(timeout=5)
+    assert neighbour.get(timeout=20) == f"n-{key}"  # the other greenlets run on
+    assert producer.send_task("example_tasks.add", (1, 1)).get(timeout=20) == 2
+    assert workers.marks.count("done")[key] == 0
+    assert worker.stop() == 0, worker.log
+    workers.start("-P", "gevent", "-c", "5")  # its message was acked: it never runs again
+    time.sleep(3)  # past the 2 s recovery time
+    assert workers.marks.count("start")[key] == 1
