@@ -156,3 +156,19 @@ def test_revoke_terminate_stops_the_running_greenlet(workers: WorkerFactory, pro
     workers.start("-P", "gevent", "-c", "5")  # its message was acked: it never runs again
     time.sleep(3)  # past the 2 s recovery time
     assert workers.marks.count("start")[key] == 1
+
+
+def test_a_task_that_kills_its_worker_stops_after_max_deliveries(workers: WorkerFactory, producer: TaskQ) -> None:
+    # Greenlets share their process: the poison task takes the whole worker down each time.
+    key = f"boom-{uuid.uuid4().hex[:8]}"
+    r = producer.send_task("example_tasks.crash_worker", (key,))
+    for _ in range(6):
+        w = workers.start("-P", "gevent", "-c", "5", TASKQ_MAX_DELIVERIES="2", TASKQ_RECOVERY_TIME="1")
+        wait_until(lambda: w.proc.poll() is not None or r.ready(), 30, "a crash or the dead letter")  # noqa: B023
+        if r.ready():
+            break
+    with pytest.raises(Exception, match="max_deliveries=2"):
+        r.get(timeout=5)
+    assert workers.marks.count("start")[key] == 3  # first delivery + 2 redeliveries
+    assert [d.id for d in producer.broker.dead_letters()] == [r.id]
+    assert producer.send_task("example_tasks.add", (2, 2)).get(timeout=20) == 4  # the last worker serves
