@@ -59,8 +59,10 @@ class SharedStats:
         return index
 
     def _claim(self, pid: int, tid: int) -> int | None:
-        living: dict[int, bool] = {pid: True}  # one look per process, not per record: -P gevent
-        with self._lock:                      # -c 500 has 500 records of one process
+        # One liveness look per process, not per record: -P gevent -c 500 has 500 records of
+        # one process, and each of its 500 consumers claims one (a quadratic number of looks).
+        living: dict[int, bool] = {pid: True}
+        with self._lock:
             for i in range(self.records):
                 owner = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
                 if owner and owner not in living:

@@ -16,6 +16,9 @@ exception is raised inside the task where it next yields to the hub (a patched s
 socket read or write, a lock). A task that does not yield (CPU work, a C library that does
 not go through gevent) sees it when it next yields, or never, and blocks every greenlet of
 the process meanwhile: such tasks belong on prefork.
+
+``revoke(terminate=True)``: a watcher greenlet throws ``Terminated`` into the greenlet running
+the revoked task; the runner records it REVOKED and acks its message.
 """
 
 from __future__ import annotations
