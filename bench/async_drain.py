@@ -3,8 +3,10 @@ one worker process each: taskq ``-P asyncio``, Taskiq (``--workers 1``), arq (on
 
     python -m bench.async_drain [--tasks 3000] [--runs 3] [--concurrency 10]
 
-Prints one markdown row (median and range of the runs, tasks/s) and writes it to
-bench/results/async.md.
+Taskiq and arq run from virtualenvs of their own, made on first use under bench/.venvs/
+(bench/venvs.py): their redis-py pins differ from taskq's. The libraries take turns in each
+round (load drifts hit every one), and the row gives each one's median and range of the
+rounds in tasks/s, and taskq's median over the best peer's. Written to bench/results/async.md.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench import measure
-from bench.adapters import load
 from bench.adapters.base import QUEUE, Adapter
 from bench.adapters.taskq import TaskqAdapter
+from bench.venvs import IN_VENV, VenvError
 
 PEERS = ("taskiq", "arq")
+TASKQ = "taskq -P asyncio"
 OUT = Path(__file__).resolve().parent / "results" / "async.md"
 
 
@@ -53,13 +56,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     TaskqAsyncAdapter.concurrency = args.concurrency
-    adapters: dict[str, Adapter] = {"taskq -P asyncio": TaskqAsyncAdapter()}
+    adapters: dict[str, Adapter] = {TASKQ: TaskqAsyncAdapter()}
     for name in PEERS:
-        loaded = load(name)
-        if isinstance(loaded, str):
-            print(f"{name}: skipped ({loaded})")
-        else:
-            adapters[name] = loaded
+        try:
+            adapters[name] = IN_VENV[name]()
+        except VenvError as exc:
+            print(f"{name}: skipped ({exc})")
     rates: dict[str, list[float]] = {name: [] for name in adapters}
     try:
         for _ in range(args.runs):
@@ -68,11 +70,16 @@ def main() -> None:
     finally:
         for adapter in adapters.values():
             adapter.close()
-    cells = [f"{measure.median(r):,.0f} ({min(r):,.0f}-{max(r):,.0f})" for r in rates.values()]
-    header = "| row | unit | " + " | ".join(adapters) + " |"
-    title = f"drain, 1 process, no-op async def tasks ({args.tasks}, -c {args.concurrency})"
-    row = f"| {title} | tasks/s | " + " | ".join(cells) + " |"
-    table = "\n".join([header, "|" + "---|" * (len(adapters) + 2), row]) + "\n"
+    medians = {name: measure.median(r) for name, r in rates.items()}
+    cells = [f"{medians[name]:,.0f} ({min(r):,.0f}-{max(r):,.0f})" for name, r in rates.items()]
+    peers = [m for name, m in medians.items() if name in PEERS]
+    ratio = f"{medians[TASKQ] / max(peers):.2f}x" if peers else "-"
+    versions = [adapter.version() or name for name, adapter in adapters.items()]
+    header = "| row | unit | " + " | ".join(adapters) + " | taskq vs best peer |"
+    title = f"drain, 1 process, no-op async def tasks ({args.tasks}, -c {args.concurrency}, {args.runs} rounds)"
+    row = f"| {title} | tasks/s, median (min-max) | " + " | ".join(cells) + f" | {ratio} |"
+    status = "| versions | | " + " | ".join(versions) + " | |"
+    table = "\n".join([header, "|" + "---|" * (len(adapters) + 3), status, row]) + "\n"
     print(table)
     OUT.write_text(table)
 

@@ -1,5 +1,12 @@
 """taskq: a distributed task queue in the style of Celery, with a periodic scheduler."""
 
+# First of all: `taskq worker -P gevent` monkey-patches here, before anything else is imported
+# (taskq/gevent_patch.py); hence the imports below the call.
+# ruff: noqa: E402
+from taskq.gevent_patch import patch_if_asked
+
+patch_if_asked()
+
 from taskq import states
 from taskq.app import TaskQ
 from taskq.beat import at, cron, crontab, every

@@ -32,6 +32,12 @@ REFRESH = 0.5  # seconds a worker's copy of the set may be old
 STORABLE = ("sqlite", "redis", "rediss", "memory", "postgresql", "postgres")
 
 
+class Terminated(BaseException):
+    """Thrown into a running task that ``revoke(terminate=True)`` stops, where a pool can stop
+    one from inside its process (-P gevent). A BaseException, as ``SystemExit`` is: a task's
+    ``except Exception`` must not swallow it."""
+
+
 @dataclass(frozen=True)
 class Revoked:
     task_id: str

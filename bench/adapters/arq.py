@@ -17,9 +17,8 @@ from arq import create_pool
 from arq.connections import RedisSettings
 
 from bench.adapters.base import QUEUE, Adapter, env_results, env_url, python_tool, record_latency
-
-DB = 14
-ARQ_QUEUE = "arq:queue"  # arq's default queue (a sorted set of job ids)
+from bench.adapters.peer_keys import ARQ_DB as DB
+from bench.adapters.peer_keys import arq_remaining
 
 
 async def noop(ctx: dict[str, Any]) -> None:
@@ -66,7 +65,7 @@ class ArqAdapter(Adapter):
         return [[*python_tool("arq"), f"{__name__}.WorkerSettings"] for _ in range(processes)]
 
     def remaining(self, queues: Sequence[str] = (QUEUE,)) -> int:
-        return int(self.redis.zcard(ARQ_QUEUE))  # a job id leaves the set when its job finishes
+        return arq_remaining(self.redis)
 
     def close(self) -> None:
         super().close()

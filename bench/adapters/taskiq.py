@@ -16,10 +16,9 @@ from taskiq import AsyncBroker
 from taskiq_redis import RedisAsyncResultBackend, RedisStreamBroker
 
 from bench.adapters.base import QUEUE, Adapter, env_results, env_url, python_tool, record_latency
-
-DB = 15
-STREAM = "taskiq"  # taskiq-redis's default queue and consumer-group names
-GROUP = "taskiq"
+from bench.adapters.peer_keys import TASKIQ_DB as DB
+from bench.adapters.peer_keys import TASKIQ_STREAM as STREAM
+from bench.adapters.peer_keys import taskiq_prepare, taskiq_remaining
 
 
 def make_broker(url: str, with_results: bool) -> AsyncBroker:
@@ -60,9 +59,7 @@ class TaskiqAdapter(Adapter):
 
     def reset(self) -> None:
         super().reset()
-        # What the broker's startup declares; the flush above removed it. "$": like taskiq,
-        # only messages added after the group exists are delivered.
-        self.redis.xgroup_create(STREAM, GROUP, id="$", mkstream=True)
+        taskiq_prepare(self.redis)
 
     def enqueue_one(self, n: int, queues: Sequence[str] = (QUEUE,), with_results: bool = False) -> None:
         async def send() -> None:
@@ -79,9 +76,7 @@ class TaskiqAdapter(Adapter):
                  "--log-level", "WARNING"]]  # fmt: skip
 
     def remaining(self, queues: Sequence[str] = (QUEUE,)) -> int:
-        if not self.redis.exists(STREAM):
-            return 0
-        return sum(int(g["lag"] or 0) + int(g["pending"]) for g in self.redis.xinfo_groups(STREAM))
+        return taskiq_remaining(self.redis)
 
     def close(self) -> None:
         super().close()

@@ -15,7 +15,7 @@ from taskq.control.mailbox import create_mailbox
 from taskq.control.monitor import Monitor
 from taskq.control.nodename import nodename
 from taskq.display import redact
-from taskq.errors import NotSupportedYet, TaskQError
+from taskq.errors import TaskQError
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
 from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.worker")
-POOLS = ("prefork", "threads", "solo", "asyncio")
-PLANNED_POOLS = ("gevent",)  # part of the design, not built yet: said so, never run as another pool
+POOLS = ("prefork", "threads", "solo", "asyncio", "gevent")
 
 
 def check_servers(app: TaskQ, queues: list[str]) -> None:
@@ -45,7 +44,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @app_option
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
-@click.option("-P", "--pool", type=click.Choice(POOLS + PLANNED_POOLS), default=None, help="Pool (default prefork)")
+@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
@@ -102,10 +101,10 @@ def worker(
     queue_list = split_queues(queues, app)
     size = concurrency or conf.worker_concurrency
     pool_name = pool or conf.worker_pool
-    if pool_name in PLANNED_POOLS:
-        raise CommandError(str(NotSupportedYet(f"-P {pool_name}")))
     if pool_name not in POOLS:  # worker_pool from app.conf or TASKQ_WORKER_POOL
         raise CommandError(f"unknown pool {pool_name!r} (worker_pool): use one of {', '.join(POOLS)}")
+    if pool_name == "gevent":
+        check_gevent()
     if pool_name == "prefork" and conf.broker_url.startswith("memory://"):
         raise CommandError("the memory:// broker lives in one process: use -P threads or -P solo with it")
     recycle = (
@@ -172,6 +171,10 @@ def run_pool(
         try:
             if pool_name == "asyncio":
                 code = AsyncioPool(app, queue_list, size).run(ready)
+            elif pool_name == "gevent":
+                from taskq.worker.gevent_pool import GeventPool
+
+                code = GeventPool(app, queue_list, size).run(ready)
             else:
                 code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
         finally:
@@ -181,6 +184,17 @@ def run_pool(
                 scheduler.shutdown()
             app.close()
     return code
+
+
+def check_gevent() -> None:
+    """-P gevent runs only in a process that gevent patched before the app was imported."""
+    from taskq import gevent_patch
+    from taskq.worker.gevent_pool import NOT_PATCHED
+
+    if gevent_patch.missing:
+        raise CommandError(gevent_patch.missing)
+    if not gevent_patch.patched():
+        raise CommandError(NOT_PATCHED)
 
 
 def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> WorkerMetrics:

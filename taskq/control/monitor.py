@@ -41,6 +41,12 @@ RETRY_OPEN = 2.0  # seconds between attempts to open the mailbox while the broke
 LISTEN_WAIT = 10.0  # seconds the worker waits at start for its mailbox to listen
 
 
+def close_now(fd: int) -> None:
+    """Close a pipe end at once. Under -P gevent, ``os.close`` of a pipe is deferred to the
+    hub's next turn, which the parent's select() below would wait out before seeing EOF."""
+    os.closerange(fd, fd + 1)
+
+
 class Monitor:
     """Everything the worker needs for control and events: made in the pool's process."""
 
@@ -82,12 +88,12 @@ class Monitor:
         pid = os.fork()
         if pid:
             self.pid = pid
-            os.close(self._listen_pipe)
+            close_now(self._listen_pipe)
             if not select.select([read_end], [], [], LISTEN_WAIT)[0]:
                 log.warning("Remote control is not listening yet; the worker starts without waiting for it")
-            os.close(read_end)
+            close_now(read_end)
             return
-        os.close(read_end)
+        close_now(read_end)
         code = 0
         try:
             from taskq.worker.keeper import die_with_parent
@@ -163,7 +169,7 @@ class Monitor:
     def _tell_listening(self) -> None:
         self._listening.set()
         if self._listen_pipe is not None:
-            os.close(self._listen_pipe)  # the parent's select() wakes on end of file
+            close_now(self._listen_pipe)  # the parent's select() wakes on end of file
             self._listen_pipe = None
 
     def _open_node(self) -> MailboxNode | None:

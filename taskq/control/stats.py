@@ -59,10 +59,15 @@ class SharedStats:
         return index
 
     def _claim(self, pid: int, tid: int) -> int | None:
+        # One liveness look per process, not per record: -P gevent -c 500 has 500 records of
+        # one process, and each of its 500 consumers claims one (a quadratic number of looks).
+        living: dict[int, bool] = {pid: True}
         with self._lock:
             for i in range(self.records):
                 owner = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
-                if owner and alive(owner):
+                if owner and owner not in living:
+                    living[owner] = alive(owner)
+                if owner and living[owner]:
                     continue
                 self._retire(i)
                 HEAD.pack_into(self._mem, HEADER + i * RECORD, pid, tid, 0, 0)

@@ -30,7 +30,7 @@ from taskq.canvas.steps import CanvasSteps
 from taskq.display import OneLineRecords
 from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
-from taskq.revocations import Revocations
+from taskq.revocations import Revocations, Terminated
 from taskq.signing import signer_for
 from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
@@ -181,6 +181,14 @@ class TaskRunner:
             self._retry(delivery, msg, retry, acks_late)
             _postrun(task, request, None, states.RETRY)
             return
+        except Terminated as exc:  # revoke(terminate=True) stopped it (-P gevent)
+            if self._store(msg.id, states.REVOKED, "terminated", reply_to=msg.reply_to) and acks_late:
+                self.broker.ack([delivery])
+            log.warning("Task %s[%s] terminated (revoked with terminate=True)", msg.task, msg.id)
+            if signals.task_revoked.receivers:
+                signals.task_revoked.send(sender=task, request=request, terminated=True, signum=None, expired=False)
+            _postrun(task, request, exc, states.REVOKED)
+            return
         except Exception as exc:
             if isinstance(exc, task.options.autoretry_for) and not request.retries_exhausted:
                 try:
@@ -288,7 +296,12 @@ class TaskRunner:
         if inspect.iscoroutine(result) and self.shared_loop is not None:  # the pool's one loop
             request = current_request()
             run = limited(result, limits, lambda: set_current_request(request))
-            result = asyncio.run_coroutine_threadsafe(run, self.shared_loop).result()
+            future = asyncio.run_coroutine_threadsafe(run, self.shared_loop)
+            try:
+                result = future.result()
+            except BaseException:  # the waiting slot was stopped (-P gevent terminate): so is the coroutine
+                future.cancel()
+                raise
         elif inspect.iscoroutine(result):  # async def tasks run on this thread's own event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()

@@ -78,6 +78,3 @@ def test_an_unknown_pool_is_one_line(workers: WorkerFactory) -> None:
     done = subprocess.run(cmd, cwd=PROJECT, env={**workers.env, "TASKQ_WORKER_POOL": "fibers"},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown pool 'fibers'" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([*cmd, "-P", "gevent"], cwd=PROJECT, env=workers.env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 2 and "-P gevent is not supported yet" in done.stderr, done.stderr

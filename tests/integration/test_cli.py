@@ -37,7 +37,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) -> 
         (["call", "-A", "example_tasks:app", "example_tasks.add", "--args", "[1, 2"], "--args is not valid JSON"),
         (["call", "-A", "example_tasks:app", "example_tasks.add", "--kwargs", "[1]"], "--kwargs must be a JSON object"),
         (["worker", "-A", "example_tasks:app", "-P", "nonsense"], "Invalid value for '-P'"),
-        (["worker", "-A", "example_tasks:app", "-P", "gevent"], "-P gevent is not supported yet"),
+        (["worker", "-A", "example_tasks:app", "-P", "gevent", "--max-tasks-per-child", "5"], "use -P prefork"),
         (["worker", "-A", "example_tasks:app", "-c", "0"], "Invalid value for '-c'"),
     ],
 )

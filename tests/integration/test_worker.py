@@ -25,7 +25,7 @@ def broker_env(
     yield from activate(request.param, tmp_path, monkeypatch)
 
 
-@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo", "gevent"])
 def test_round_trip_on_every_pool(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
     workers.start("-P", pool, "-c", "2")
     results = [producer.send_task("example_tasks.add", (i, i)) for i in range(10)]
@@ -134,7 +134,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.parametrize("pool", ["prefork", "threads"])
+@pytest.mark.parametrize("pool", ["prefork", "threads", "gevent"])
 def test_sigterm_right_after_ready_is_a_clean_warm_shutdown(workers: WorkerFactory, pool: str) -> None:
     for _ in range(3):
         w = workers.start("-P", pool, "-c", "2")  # returns as soon as 'ready' is logged
@@ -159,7 +159,7 @@ def test_two_workers_with_embedded_beat_enqueue_each_instant_once(workers: Worke
     assert set(runs.values()) == {1}, f"an instant ran twice: {runs}"
 
 
-@pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
+@pytest.mark.parametrize("pool", ["prefork", "threads", "solo", "gevent"])
 def test_a_consumer_ended_by_its_task_is_started_again(workers: WorkerFactory, producer: TaskQ, pool: str) -> None:
     w = workers.start("-P", pool, "-c", "2")
     r = producer.send_task("example_tasks.exit_once", ("x1",))

@@ -56,6 +56,10 @@ from taskq.errors import TaskQError
 DEFAULT_RETRIES = 16
 DEFAULT_SOCKET_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 5.0
+# redis-py 8 caps a pool at 100 connections and then raises "Too many connections"; a worker
+# holds one or two per consumer slot (-P gevent -c 500: about 1000). Redis's own default
+# maxclients is the limit that matters; a max_connections query option in the URL still wins.
+MAX_CONNECTIONS = 10_000
 DROPPED = (redis.ConnectionError, redis.TimeoutError, socket.timeout, ConnectionError)
 # What a failover looks like to a client: the cluster has no master for a slot yet, the old
 # master came back as a replica (READONLY), the sentinels name no master yet. Waited out like
@@ -98,6 +102,7 @@ class RedisConnector:
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.connect_timeout,
             "socket_keepalive": True,
+            "max_connections": MAX_CONNECTIONS,
             "health_check_interval": 30,
             "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), retries, supported_errors=retried),
             "retry_on_error": list(retried),
