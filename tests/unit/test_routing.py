@@ -100,7 +100,9 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 def celery_publishes() -> Iterator[list[Outcome]]:
     seen: list[Outcome] = []
 
-    def capture(exchange: Any = None, routing_key: Any = None, declare: Any = None, properties: Any = None, **_: Any) -> None:
+    def capture(
+        exchange: Any = None, routing_key: Any = None, declare: Any = None, properties: Any = None, **_: Any
+    ) -> None:
         name = exchange.name if isinstance(exchange, Exchange) else exchange
         queue = declare[0].name if declare else None
         seen.append((str(name or ""), str(routing_key or ""), queue, (properties or {}).get("priority")))
@@ -110,7 +112,9 @@ def celery_publishes() -> Iterator[list[Outcome]]:
     before_task_publish.disconnect(capture)
 
 
-def celery_outcome(seen: list[Outcome], conf: Mapping[str, Any], name: str, args: tuple[Any, ...], options: dict[str, Any]) -> Outcome:
+def celery_outcome(
+    seen: list[Outcome], conf: Mapping[str, Any], name: str, args: tuple[Any, ...], options: dict[str, Any]
+) -> Outcome:
     app = Celery("oracle", broker="memory://", set_as_current=False)
     app.conf.update(conf)
     before = len(seen)
