@@ -1,5 +1,7 @@
 """taskq: a distributed task queue in the style of Celery, with a periodic scheduler."""
 
+from typing import TYPE_CHECKING, Any
+
 from taskq import states
 from taskq.app import TaskQ
 from taskq.beat import at, cron, crontab, every
@@ -22,6 +24,9 @@ from taskq.errors import (
 from taskq.result import AsyncResult
 from taskq.task import MaxRetriesExceededError, Task
 
+if TYPE_CHECKING:
+    from kombu.entity import Exchange, Queue
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -30,10 +35,12 @@ __all__ = [
     "BrokerError",
     "ChordError",
     "ConfigurationError",
+    "Exchange",
     "GroupResult",
     "MaxRetriesExceededError",
     "NotRegistered",
     "NotSupportedYet",
+    "Queue",
     "Retry",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -55,3 +62,13 @@ __all__ = [
     "signature",
     "states",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``taskq.Queue`` and ``taskq.Exchange`` are kombu's (task_queues, docs/routing.md),
+    imported on first use: ``import taskq`` stays free of kombu."""
+    if name in ("Queue", "Exchange"):
+        import kombu
+
+        return getattr(kombu, name)
+    raise AttributeError(f"module 'taskq' has no attribute {name!r}")
