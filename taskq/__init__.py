@@ -4,7 +4,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import states
 from taskq.app import TaskQ
-from taskq.beat import at, cron, crontab, every
+from taskq.beat import at, cron, crontab, every, solar
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
 from taskq.errors import (
     BackendError,
@@ -60,6 +60,7 @@ __all__ = [
     "every",
     "group",
     "signature",
+    "solar",
     "states",
 ]
 

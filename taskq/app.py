@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from taskq import message, transactional
+from taskq.app_lifecycle import AppLifecycle
 from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
@@ -44,7 +45,7 @@ SEND_OPTIONS = frozenset(
 )
 
 
-class TaskQ:
+class TaskQ(AppLifecycle):
     def __init__(
         self,
         main: str | None = None,
@@ -55,6 +56,7 @@ class TaskQ:
     ) -> None:
         self.main = main
         self.conf = Settings.from_env()
+        self._init_lifecycle()  # on_configure, on_after_configure, on_after_finalize (app_lifecycle.py)
         if broker is not None:
             settings["broker_url"] = broker
         if backend is not None:
@@ -79,10 +81,12 @@ class TaskQ:
     def finalize(self) -> Settings:
         """Apply keyword settings over app.conf, check URLs, and freeze (worker and beat call this)."""
         if not self.conf.frozen:
+            self.configure()
             for key, value in self._pinned.items():
                 if getattr(self.conf, key) != value:
                     log.warning("app.conf.%s was assigned, but TaskQ(...) was given it as a keyword, which wins", key)
                     setattr(self.conf, key, value)
+            self.on_after_finalize.send(sender=self)
             self.check()
             self.conf.freeze()
         return self.conf
