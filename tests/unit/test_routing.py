@@ -211,3 +211,11 @@ def test_extra_bindings_of_a_queue() -> None:
     topology = Topology(TaskQ(broker="memory://", task_queues=[q]).conf)
     assert topology.queues_for("events", "a.x") == ["multi"]
     assert topology.queues_for("broadcast", "") == ["multi"]
+
+
+def test_a_worker_without_queues_consumes_every_configured_queue() -> None:
+    from taskq.cli.common import split_queues
+
+    assert split_queues(None, TaskQ(broker="memory://")) == ["celery"]
+    assert split_queues("", TaskQ(broker="memory://", task_queues=QUEUES)) == [q.name for q in QUEUES]
+    assert split_queues("a, b", TaskQ(broker="memory://", task_queues=QUEUES)) == ["a", "b"]
