@@ -189,6 +189,9 @@ def as_queue(value: Any) -> QueueSpec:
         return value
     if isinstance(value, str):
         return QueueSpec(value, ())
+    if type(value).__name__ == "Broadcast":  # kombu.common: one auto-delete queue per consumer
+        shown = getattr(value, "alias", None) or value.name
+        raise ConfigurationError(f"task_queues: Broadcast queue {shown!r} is not supported (use a fanout Exchange)")
     name = getattr(value, "name", None)
     if not isinstance(name, str) or not hasattr(value, "bindings"):
         raise ConfigurationError(f"task_queues: {value!r} is not a Queue (use taskq.Queue / kombu.Queue)")

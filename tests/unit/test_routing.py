@@ -219,3 +219,24 @@ def test_a_worker_without_queues_consumes_every_configured_queue() -> None:
     assert split_queues(None, TaskQ(broker="memory://")) == ["celery"]
     assert split_queues("", TaskQ(broker="memory://", task_queues=QUEUES)) == [q.name for q in QUEUES]
     assert split_queues("a, b", TaskQ(broker="memory://", task_queues=QUEUES)) == ["a", "b"]
+
+
+def test_broadcast_queues_are_refused_by_name() -> None:
+    from kombu.common import Broadcast
+
+    with pytest.raises(ConfigurationError, match="Broadcast queue 'bc'"):
+        Router(TaskQ(broker="memory://", task_queues=[Broadcast("bc")]).conf)
+
+
+def test_eager_calls_run_once_whatever_the_route_reaches() -> None:
+    app = TaskQ("t", broker="memory://", task_queues=QUEUES, task_always_eager=True)
+    app.conf.task_routes = {"t.f": {"queue": "fan-a"}}
+    runs: list[int] = []
+
+    @app.task(name="t.f")
+    def f(x: int) -> int:
+        runs.append(x)
+        return x
+
+    assert f.delay(3).get() == 3
+    assert runs == [3]
