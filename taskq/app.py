@@ -117,7 +117,7 @@ class TaskQ(AppLifecycle):
             conf.task_routes, conf.task_queues, conf.task_default_queue, conf.task_default_exchange,
             conf.task_default_exchange_type, conf.task_default_routing_key, conf.task_create_missing_queues,
         )
-        if self._router is None or any(a is not b for a, b in zip(self._router[0], key, strict=True)):
+        if self._router is None or self._router[0] != key:  # equal settings route alike
             self._router = (key, Router(conf))
         return self._router[1]
 
