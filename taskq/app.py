@@ -345,8 +345,14 @@ class TaskQ(AppLifecycle):
     def send_task(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
-        """Send a task by name (it need not be registered here); ``using=conn`` or an
+        """Send a task by name (it need not be registered here; if it is, its own options,
+        such as ``queue``, are the defaults, as in Celery 5.5+); ``using=conn`` or an
         enclosing ``app.transaction(conn)`` writes it in that connection's transaction."""
+        task = self.tasks.get(name)
+        if task is not None:
+            defaults = task._default_options()
+            if defaults:
+                options = {**defaults, **options}
         conn = transactional.pop_connection(self, options)
         pubs = self.build_publications(name, args, kwargs, **options)
         if conn is not None:
