@@ -224,9 +224,18 @@ class TaskQ(AppLifecycle):
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> list[Publication]:
         """The messages of a call, not yet sent (beat enqueues them inside its own transaction):
-        one, or a copy per queue where a broker without exchanges emulates a fanout/topic one."""
+        one, or a copy per queue where a broker without exchanges emulates a fanout/topic one.
+        A task registered here lends its own options (queue, priority, ...) as defaults."""
         _check_arguments(args, kwargs)
+        options = self._with_task_defaults(name, options)
         return self._publications(name, args, kwargs, self._send_plan(name, options), options.get("task_id"))
+
+    def _with_task_defaults(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The options of a send by name over the registered task's own, as Celery 5.5+ (and
+        Celery's canvas and beat, through apply_async) send them."""
+        task = self.tasks.get(name)
+        defaults = task._default_options() if task is not None else None
+        return {**defaults, **options} if defaults else options
 
     def _targets(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None,
                  options: dict[str, Any]) -> tuple[tuple[_Target, ...], int | None]:
@@ -348,11 +357,6 @@ class TaskQ(AppLifecycle):
         """Send a task by name (it need not be registered here; if it is, its own options,
         such as ``queue``, are the defaults, as in Celery 5.5+); ``using=conn`` or an
         enclosing ``app.transaction(conn)`` writes it in that connection's transaction."""
-        task = self.tasks.get(name)
-        if task is not None:
-            defaults = task._default_options()
-            if defaults:
-                options = {**defaults, **options}
         conn = transactional.pop_connection(self, options)
         pubs = self.build_publications(name, args, kwargs, **options)
         if conn is not None:
@@ -386,6 +390,7 @@ class TaskQ(AppLifecycle):
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         conn = transactional.pop_connection(self, options)
+        options = self._with_task_defaults(name, options)
         plan = self._send_plan(name, options)
         calls = list(calls)  # any iterable of calls; indexed below
         for args, kwargs in calls:

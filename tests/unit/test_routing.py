@@ -267,3 +267,23 @@ def test_send_task_by_name_takes_the_registered_tasks_options_as_celery() -> Non
     finally:
         before_task_publish.disconnect(capture)
     assert seen == ["video"]
+
+
+def test_signatures_and_beat_entries_go_to_the_tasks_own_queue() -> None:
+    from datetime import datetime, timezone
+
+    from taskq.beat.core.beat_schedule import entries_from_app
+    from taskq.beat.core.submit import AppSubmitter
+
+    app = TaskQ("t", broker="memory://")
+
+    @app.task(name="t.slow", queue="slow")
+    def slow(x: int) -> int:
+        return x
+
+    slow.s(1).delay()
+    assert app.broker.queue_length("slow") == 1
+    app.conf.beat_schedule = {"tick": {"task": "t.slow", "schedule": 10, "args": (2,)}}
+    (entry,) = [e for e in entries_from_app(app) if e.id == "tick"]
+    (pub,) = AppSubmitter(app).publications(entry, datetime.now(timezone.utc))
+    assert pub.queue == "slow"
