@@ -70,6 +70,22 @@ def test_exchanges_deliver_to_the_bound_queues(workers: WorkerFactory, routed: T
     assert all(starts[k] == (2 if k in retried else 1) for k in expected), starts
 
 
+def test_exchanges_are_declared_as_celery_declares_them(routed: TaskQ, broker_env: dict[str, str]) -> None:
+    if not broker_env["TASKQ_BROKER_URL"].startswith("amqp"):
+        pytest.skip("exchanges exist on RabbitMQ only")
+    from kombu import Connection
+
+    routed.send_task("routing_tasks.audit", ["declare"])
+    routed.send_task("routing_tasks.announce", ["declare"])
+    # kombu re-declares each exchange as Celery does: other properties would close the channel (406)
+    with Connection(broker_env["TASKQ_BROKER_URL"]) as conn:
+        channel = conn.channel()
+        for queue in ROUTING["task_queues"]:
+            queue.exchange(channel).declare()
+            queue.exchange(channel).declare(passive=True)
+        channel.close()
+
+
 def test_a_route_no_queue_is_bound_for_is_an_error(routed: TaskQ) -> None:
     # RabbitMQ returns the unroutable message (mandatory publish); the others see no binding
     with pytest.raises(TaskQError, match=r"d\.none"):
