@@ -6,10 +6,11 @@
 from taskq.gevent_patch import patch_if_asked
 
 patch_if_asked()
+from typing import TYPE_CHECKING, Any
 
 from taskq import states
 from taskq.app import TaskQ
-from taskq.beat import at, cron, crontab, every
+from taskq.beat import at, cron, crontab, every, solar
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
 from taskq.errors import (
     BackendError,
@@ -29,6 +30,9 @@ from taskq.errors import (
 from taskq.result import AsyncResult
 from taskq.task import MaxRetriesExceededError, Task
 
+if TYPE_CHECKING:
+    from kombu.entity import Exchange, Queue
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -37,10 +41,12 @@ __all__ = [
     "BrokerError",
     "ChordError",
     "ConfigurationError",
+    "Exchange",
     "GroupResult",
     "MaxRetriesExceededError",
     "NotRegistered",
     "NotSupportedYet",
+    "Queue",
     "Retry",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -60,5 +66,16 @@ __all__ = [
     "every",
     "group",
     "signature",
+    "solar",
     "states",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``taskq.Queue`` and ``taskq.Exchange`` are kombu's (task_queues, docs/routing.md),
+    imported on first use: ``import taskq`` stays free of kombu."""
+    if name in ("Queue", "Exchange"):
+        import kombu
+
+        return getattr(kombu, name)
+    raise AttributeError(f"module 'taskq' has no attribute {name!r}")

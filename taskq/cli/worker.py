@@ -42,7 +42,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 
 @click.command()
 @app_option
-@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: task_queues)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
 @click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool (default prefork)")
 @click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
