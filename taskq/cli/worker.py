@@ -61,6 +61,11 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--logfile", default=None, help="Append the log to this file (default: stderr)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="json: one object a line")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus /metrics here")
+@click.option("--dashboard", "with_dashboard", is_flag=True, help="Also serve the web dashboard (docs/dashboard.md)")
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=5555, show_default=True,
+              envvar="TASKQ_DASHBOARD_PORT")
+@click.option("--dashboard-bind", default="127.0.0.1", show_default=True, envvar="TASKQ_DASHBOARD_BIND",
+              help="Other than loopback it needs TASKQ_DASHBOARD_AUTH (user:password) or TASKQ_DASHBOARD_TOKEN")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -79,6 +84,9 @@ def worker(
     metrics_port: int | None,
     logfile: str | None,
     log_format: str,
+    with_dashboard: bool,
+    dashboard_port: int,
+    dashboard_bind: str,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
     setup_logging(loglevel, logfile, log_format)
@@ -131,11 +139,14 @@ def worker(
             signals.worker_ready.send(sender=node)
 
     metrics = worker_metrics(app, node, queue_list, metrics_port) if metrics_port else None
+    stop_dashboard = start_dashboard(app, app_spec, dashboard_port, dashboard_bind) if with_dashboard else None
     monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
         code = run_pool(app, queue_list, pool_name, size, prefetch, ready, with_beat, with_outbox, recycle)
     finally:
+        if stop_dashboard is not None:
+            stop_dashboard()
         monitor.stop()
         if metrics is not None:
             metrics.cleanup()
@@ -194,6 +205,20 @@ def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> W
         return metrics.WorkerMetrics(app, node, queue_list, port, own_dir)
     except ImportError:
         raise CommandError("--metrics-port needs prometheus_client: pip install 'taskq[metrics]'") from None
+
+
+def start_dashboard(app: TaskQ, app_spec: str, port: int, bind: str) -> Callable[[], None]:
+    """The dashboard beside this worker (a child process; a thread on memory://); credentials
+    come from TASKQ_DASHBOARD_AUTH / TASKQ_DASHBOARD_TOKEN, as ``taskq dashboard`` reads them."""
+    import os
+
+    from taskq.dashboard.server import Options, start_beside_worker
+
+    options = Options(port, bind, os.environ.get("TASKQ_DASHBOARD_AUTH"), os.environ.get("TASKQ_DASHBOARD_TOKEN"))
+    try:
+        return start_beside_worker(app, app_spec, options)
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:
