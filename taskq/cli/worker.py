@@ -21,6 +21,7 @@ from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
 
 if TYPE_CHECKING:
+    from taskq.dashboard.server import Options
     from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.worker")
@@ -124,6 +125,7 @@ def worker(
         raise CommandError("--max-tasks-per-child and --max-memory-per-child recycle child processes: use -P prefork")
     if with_outbox and not conf.outbox_url:
         raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
+    dashboard_options = check_dashboard(dashboard_port, dashboard_bind) if with_dashboard else None
     check_servers(app, queue_list)
     node = conf.worker_hostname or ""
     check_name_free(app, node)
@@ -139,7 +141,11 @@ def worker(
             signals.worker_ready.send(sender=node)
 
     metrics = worker_metrics(app, node, queue_list, metrics_port) if metrics_port else None
-    stop_dashboard = start_dashboard(app, app_spec, dashboard_port, dashboard_bind) if with_dashboard else None
+    stop_dashboard = None
+    if dashboard_options is not None:
+        from taskq.dashboard.server import start_beside_worker
+
+        stop_dashboard = start_beside_worker(app, app_spec, dashboard_options)
     monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
@@ -207,18 +213,19 @@ def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> W
         raise CommandError("--metrics-port needs prometheus_client: pip install 'taskq[metrics]'") from None
 
 
-def start_dashboard(app: TaskQ, app_spec: str, port: int, bind: str) -> Callable[[], None]:
-    """The dashboard beside this worker (a child process; a thread on memory://); credentials
-    come from TASKQ_DASHBOARD_AUTH / TASKQ_DASHBOARD_TOKEN, as ``taskq dashboard`` reads them."""
+def check_dashboard(port: int, bind: str) -> Options:
+    """The dashboard's options, checked before anything starts; credentials come from
+    TASKQ_DASHBOARD_AUTH / TASKQ_DASHBOARD_TOKEN, as ``taskq dashboard`` reads them."""
     import os
 
-    from taskq.dashboard.server import Options, start_beside_worker
+    from taskq.dashboard.server import Options
 
     options = Options(port, bind, os.environ.get("TASKQ_DASHBOARD_AUTH"), os.environ.get("TASKQ_DASHBOARD_TOKEN"))
     try:
-        return start_beside_worker(app, app_spec, options)
+        options.check()
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
+    return options
 
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:

@@ -74,8 +74,7 @@ def serve(app: TaskQ, options: Options) -> None:
 
 
 def start_beside_worker(app: TaskQ, app_spec: str, options: Options) -> Callable[[], None]:
-    """Start the dashboard for a worker's app; returns how to stop it."""
-    options.check()
+    """Start the dashboard for a worker's app (``options`` checked already); returns how to stop it."""
     if app.conf.broker_url.startswith("memory://"):
         running = server(app, options)
         thread = threading.Thread(target=running.run, name="dashboard", daemon=True)
