@@ -171,7 +171,8 @@ def detail(state: FleetState, task_id: str, csrf: str) -> Safe:
         ("runtime", "-" if task.runtime is None else f"{task.runtime:.4f}s"),
         ("retried as", task.retried_as or "-"),
     )
-    items = join(render('<dt>{k}</dt><dd class="field-{cls}">{v}</dd>', k=k, cls=k.replace(" ", "-"), v=v)
+    items = join(render('<dt>{k}</dt><dd class="field-{cls}">{v}</dd>', k=k, v=v,
+                        cls=k.replace(" ", "-") + (f" state {task.state}" if k == "state" else ""))
                  for k, v in fields)
     timeline = join(render("<li>{at} <b>{what}</b> {who}</li>", at=when(at), what=what, who=who)
                     for at, what, who in task.timeline)
