@@ -14,6 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from taskq.brokers.base import DeadLetter, describe_error
+from taskq.config import url_scheme
 from taskq.dashboard.state import BeatRow, DeadLetterRow, FleetState
 from taskq.envelope import Envelope
 from taskq.events.bus import create_bus
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskq.dashboard")
 DEAD_LETTER_LIMIT = 200
+# Brokers whose side channels (events, remote control) are not built yet (docs/postgresql.md).
+NO_EVENTS = ("postgresql", "postgres")
+NO_EVENTS_NOTE = ("no events on a PostgreSQL broker yet: workers and tasks are not shown "
+                  "(queues, dead letters, beat entries and the buttons work)")
 RETRY_SUBSCRIBE = 2.0
 
 
@@ -53,6 +58,9 @@ class Feed:
 
     # -- events ---------------------------------------------------------------------------
     def _read_events(self) -> None:
+        if url_scheme(self.app.conf.broker_url) in NO_EVENTS:
+            self.state.set_problem("events", NO_EVENTS_NOTE)
+            return
         while not self._stop.is_set():
             try:
                 self._receiver = EventReceiver(create_bus(self.app.conf))
