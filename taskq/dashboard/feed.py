@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from taskq.brokers.base import DeadLetter, describe_error
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskq.dashboard")
 DEAD_LETTER_LIMIT = 200
+DEAD_LETTER_RELIST = 10.0  # seconds between listings of dead letters whose counts did not change
 # Brokers whose side channels (events, remote control) are not built yet (docs/postgresql.md).
 NO_EVENTS = ("postgresql", "postgres")
 NO_EVENTS_NOTE = ("no events on a PostgreSQL broker yet: workers and tasks are not shown "
@@ -42,6 +44,8 @@ class Feed:
         self._receiver: EventReceiver | None = None
         self._threads: list[threading.Thread] = []
         self._schedule: ScheduleAPI | None = None
+        self._dead_counts: dict[str, int | None] = {}
+        self._dead_listed_at = -DEAD_LETTER_RELIST
 
     def start(self) -> None:
         for target, name in ((self._read_events, "dashboard-events"), (self._poll, "dashboard-poll")):
@@ -98,8 +102,17 @@ class Feed:
     def _read_queues(self) -> None:
         broker = self.app.broker
         names = set(broker.queues()) | {self.app.conf.task_default_queue} | self.state.known_queues()
-        self.state.set_queues({q: (broker.queue_length(q), broker.dead_letter_count(q)) for q in sorted(names)})
-        self.state.set_dead_letters([dead_letter_row(d) for d in broker.dead_letters(None, DEAD_LETTER_LIMIT)])
+        depths: dict[str, tuple[int | None, int | None]] = {
+            q: (broker.queue_length(q), broker.dead_letter_count(q)) for q in sorted(names)
+        }
+        self.state.set_queues(depths)
+        # Listing dead letters moves their payloads (on RabbitMQ it takes them and puts them
+        # back): only when their counts changed, else every DEAD_LETTER_RELIST seconds.
+        counts: dict[str, int | None] = {q: dead for q, (_, dead) in depths.items()}
+        now = time.monotonic()
+        if counts != self._dead_counts or now - self._dead_listed_at >= DEAD_LETTER_RELIST:
+            self.state.set_dead_letters([dead_letter_row(d) for d in broker.dead_letters(None, DEAD_LETTER_LIMIT)])
+            self._dead_counts, self._dead_listed_at = counts, now
 
     def _read_beat(self) -> None:
         if self._schedule is None:
