@@ -2,7 +2,8 @@
 
 * Binding: loopback by default; any other address needs ``--auth user:password`` (HTTP Basic)
   or ``--token`` (``Authorization: Bearer``, or once ``?token=`` in a browser, which leaves a
-  cookie holding an HMAC of it). ``bind_problem`` says why a configuration may not start.
+  cookie holding an HMAC of it and redirects to the same address without the token).
+  ``bind_problem`` says why a configuration may not start.
 * CSRF: each browser gets a random session cookie (HttpOnly, SameSite=Strict); its forms carry
   ``csrf_token`` = HMAC(secret, session), checked on every POST (``csrf_ok``). Actions are
   POST-only routes, so a GET on one is 405.
@@ -20,7 +21,7 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl, urlencode
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -118,9 +119,14 @@ class Security:
             if not session:
                 session = secrets.token_urlsafe(24)
                 new_cookies.append(f"{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict")
-            if self.token and query_token:
+            if self.token and query_token and hmac.compare_digest(query_token.encode(), self.token.encode()):
+                # Remembered in a cookie (Lax: a link from elsewhere still opens the page), and
+                # taken out of the address bar and history at once.
                 remembered = self._mac("token:" + self.token)
-                new_cookies.append(f"{TOKEN_COOKIE}={remembered}; Path=/; HttpOnly; SameSite=Strict")
+                new_cookies.append(f"{TOKEN_COOKIE}={remembered}; Path=/; HttpOnly; SameSite=Lax")
+                if scope.get("method") == "GET":
+                    await _redirect(send, _without_token(scope), new_cookies)
+                    return
             scope.setdefault("state", {})["session"] = session
 
             async def send_with_headers(message: Message) -> None:
@@ -141,6 +147,19 @@ def parse_cookies(header: str) -> dict[str, str]:
         if sep:
             cookies[name] = value
     return cookies
+
+
+def _without_token(scope: Scope) -> str:
+    kept = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+            if k != "token"]
+    return str(scope.get("path") or "/") + (f"?{urlencode(kept)}" if kept else "")
+
+
+async def _redirect(send: Send, location: str, cookies: list[str]) -> None:
+    headers = [(b"location", location.encode("latin-1", "replace")), *HEADERS]
+    headers += [(b"set-cookie", c.encode()) for c in cookies]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _deny(send: Send, basic: bool) -> None:

@@ -37,8 +37,8 @@ class Served:
     state: FleetState
     app: TaskQ
 
-    def opener(self) -> urllib.request.OpenerDirector:
-        return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    def opener(self, *handlers: urllib.request.BaseHandler) -> urllib.request.OpenerDirector:
+        return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), *handlers)
 
 
 def call(opener: urllib.request.OpenerDirector, url: str, data: dict[str, str] | None = None,
@@ -141,8 +141,16 @@ def test_credentials_are_required_when_given(guarded_dashboard: Served) -> None:
     assert call(guarded_dashboard.opener(), base + "/", headers={"Authorization": wrong})[0] == 401
     assert call(guarded_dashboard.opener(), base + "/", headers={"Authorization": "Bearer a-long-enough-token"})[0] \
         == 200
-    browser = guarded_dashboard.opener()
-    assert call(browser, base + "/?token=a-long-enough-token")[0] == 200
+    redirects: list[str] = []
+
+    class Follow(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            redirects.append(newurl)
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    browser = guarded_dashboard.opener(Follow())
+    assert call(browser, base + "/?state=FAILURE&token=a-long-enough-token")[0] == 200
+    assert redirects == [base + "/?state=FAILURE"]  # the token leaves the address bar
     assert call(browser, base + "/")[0] == 200  # the cookie the token left
     assert call(browser, base + "/?token=wrong-token-here")[0] == 200  # the cookie still counts
     assert call(guarded_dashboard.opener(), base + "/?token=wrong-token-here")[0] == 401
