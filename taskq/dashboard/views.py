@@ -145,7 +145,8 @@ def dead_letters(state: FleetState, csrf: str) -> Safe:
     letters = state.dead_letters()
     rows = [
         render(
-            '<tr data-letter="{id}"><td>{queue}</td><td>{task}</td><td>{task_id}</td><td class="args">{args}</td>'
+            '<tr data-letter="{id}" data-task-id="{task_id}"><td>{queue}</td><td>{task}</td><td>{task_id}</td>'
+            '<td class="args">{args}</td>'
             '<td class="reason">{reason}</td><td>{failed}</td><td>{requeue}</td></tr>',
             id=d.id, queue=d.queue, task=d.task_name or "?", task_id=d.task_id or "-", args=short(d.args),
             reason=d.reason, failed=when(d.failed_at),

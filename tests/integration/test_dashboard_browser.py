@@ -14,7 +14,7 @@ import sys
 import textwrap
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,36 +166,33 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
-def row_of(driver: Any, task_id: str) -> Any:
-    from selenium.webdriver.common.by import By
+def text(driver: Any, selector: str) -> str | None:
+    """The visible text of the first element ``selector`` matches, or None; read in one script
+    call, since the live stream may replace an element between two WebDriver calls."""
+    value = driver.execute_script(
+        "const found = document.querySelector(arguments[0]); return found ? found.innerText : null;", selector
+    )
+    return None if value is None else str(value)
 
-    rows = driver.find_elements(By.CSS_SELECTOR, f'#tasks tr[data-task-id="{task_id}"]')
-    return rows[0] if rows else None
+
+def task_row(task_id: str) -> str:
+    return f'#tasks tr[data-task-id="{task_id}"]'
 
 
 def state_of(driver: Any, task_id: str) -> str | None:
-    from selenium.common.exceptions import StaleElementReferenceException
+    return text(driver, task_row(task_id) + " td.state")
+
+
+def click(driver: Any, selector: str, what: str) -> None:
+    """Click what ``selector`` finds, again if the live stream replaced it in between."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
-
-    try:
-        row = row_of(driver, task_id)
-        return None if row is None else str(row.find_element(By.CSS_SELECTOR, "td.state").text)
-    except StaleElementReferenceException:  # the stream replaced the table meanwhile
-        return None
-
-
-def click_in(driver: Any, find: Callable[[], Any], what: str) -> None:
-    """Click the element ``find`` returns, again if the live stream replaced it first."""
-    from selenium.common.exceptions import StaleElementReferenceException
 
     def attempt() -> bool:
         try:
-            element = find()
-            if element is None:
-                return False
-            element.click()
+            driver.find_element(By.CSS_SELECTOR, selector).click()
             return True
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             return False
 
     wait_until(attempt, WAIT, what)
@@ -203,16 +200,15 @@ def click_in(driver: Any, find: Callable[[], Any], what: str) -> None:
 
 def test_the_dashboard_shows_the_fleet_live_and_its_buttons_act(stack: Stack, browser: Any, tmp_path: Path) -> None:
     from dash_tasks import add, app, boom, fails_first_time, long_sleep  # type: ignore[import-not-found]
-    from selenium.webdriver.common.by import By
 
-    # Given a beat entry in the schedule store and the page open on a fleet of one worker
     from taskq.beat import every
     from taskq.beat.core.schedule_api import schedule_api_for
 
+    # Given a beat entry in the schedule store and the page open on a fleet of one worker
     schedule_api_for(app).add_job(add, every(hours=1), args=(1, 1), id="hourly-add")
     browser.get(stack.base + "/")
-    wait_until(lambda: "online" in browser.find_element(By.ID, "workers").text, WAIT, "the worker shown online")
-    wait_until(lambda: browser.find_element(By.ID, "live").text == "live", WAIT, "the live stream connected")
+    wait_until(lambda: "online" in (text(browser, "#workers") or ""), WAIT, "the worker shown online")
+    wait_until(lambda: text(browser, "#live") == "live", WAIT, "the live stream connected")
     browser.execute_script("window.__notReloaded = 42;")
 
     # When tasks run: one succeeds, one fails with an XSS argument, one runs long
@@ -224,73 +220,64 @@ def test_the_dashboard_shows_the_fleet_live_and_its_buttons_act(stack: Stack, br
     wait_until(lambda: state_of(browser, failed.id) == "FAILURE", WAIT, "the failed task listed")
     wait_until(lambda: state_of(browser, long.id) == "STARTED", WAIT, "the long task listed as started")
     assert browser.execute_script("return window.__notReloaded;") == 42
-    assert "(2, 3)" in row_of(browser, ok.id).text
+    assert "(2, 3)" in (text(browser, task_row(ok.id)) or "")
 
     # and the XSS argument is text on the page: nothing ran, no element was made from it
-    shown_args = row_of(browser, failed.id).find_element(By.CSS_SELECTOR, "td.args").text
-    assert "<script>window.__xss = 1</script>" in shown_args
+    assert "<script>window.__xss = 1</script>" in (text(browser, task_row(failed.id) + " td.args") or "")
     assert browser.execute_script("return window.__xss;") is None
-    assert browser.find_elements(By.CSS_SELECTOR, "#tasks img, #tasks script") == []
-    assert stack.queue in browser.find_element(By.ID, "queues").text
+    assert browser.execute_script("return document.querySelectorAll('#tasks img, #tasks script').length;") == 0
+    assert stack.queue in (text(browser, "#queues") or "")
 
     # When the long task's revoke button is clicked, then it shows REVOKED (and the backend agrees)
-    click_in(browser, lambda: row_of(browser, long.id).find_element(By.CSS_SELECTOR, "button.revoke"), "revoke")
+    click(browser, task_row(long.id) + " button.revoke", "revoke")
     wait_until(lambda: state_of(browser, long.id) == "REVOKED", WAIT, "the long task REVOKED")
     assert long.state == "REVOKED"
     assert browser.execute_script("return window.__notReloaded;") == 42
 
     # When a task fails for good its message waits among the dead letters; requeue runs it again
     flaky = fails_first_time.delay(str(tmp_path / "flag"))
-    letter_row = "#dead-letters tr[data-letter] td:nth-child(3)"
-
-    def letter_requeue_button() -> Any:
-        for cell in browser.find_elements(By.CSS_SELECTOR, letter_row):
-            if cell.text == flaky.id:
-                return cell.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, "button.requeue")
-        return None
-
-    wait_until(letter_requeue_button, WAIT, "the dead letter listed")
+    letter = f'#dead-letters tr[data-task-id="{flaky.id}"]'
+    wait_until(lambda: text(browser, letter) is not None, WAIT, "the dead letter listed")
     wait_until(lambda: state_of(browser, flaky.id) == "FAILURE", WAIT, "the dead-lettered task FAILURE")
     browser.save_screenshot(str(screenshot("overview.png")))
-    browser.find_element(By.ID, "dead-letters-section").screenshot(str(screenshot("dead-letters.png")))
-    click_in(browser, letter_requeue_button, "requeue")
+    dead_section = browser.execute_script("return document.getElementById('dead-letters-section');")
+    dead_section.screenshot(str(screenshot("dead-letters.png")))
+    click(browser, letter + " button.requeue", "requeue")
     wait_until(lambda: state_of(browser, flaky.id) == "SUCCESS", WAIT, "the requeued task run")
     assert flaky.get(timeout=WAIT) == "second run ok"
-    wait_until(lambda: letter_requeue_button() is None, WAIT, "the dead letter gone")
+    wait_until(lambda: text(browser, letter) is None, WAIT, "the dead letter gone")
 
     # The beat entry's pause and resume buttons change it in the schedule store
-    entry_status = "#beat tr[data-entry='hourly-add'] td:nth-child(6)"
-    wait_until(lambda: browser.find_element(By.CSS_SELECTOR, entry_status).text == "active", WAIT, "the beat entry")
-    click_in(browser, lambda: browser.find_element(By.CSS_SELECTOR, "#beat button.pause"), "pause")
+    entry = "#beat tr[data-entry='hourly-add']"
+    wait_until(lambda: text(browser, entry + " td:nth-child(6)") == "active", WAIT, "the beat entry")
+    click(browser, entry + " button.pause", "pause")
     wait_until(lambda: schedule_api_for(app).get_job("hourly-add").paused, WAIT, "the entry paused in the store")
-    wait_until(lambda: browser.find_element(By.CSS_SELECTOR, entry_status).text == "paused", WAIT, "shown paused")
-    click_in(browser, lambda: browser.find_element(By.CSS_SELECTOR, "#beat button.resume"), "resume")
+    wait_until(lambda: text(browser, entry + " td:nth-child(6)") == "paused", WAIT, "shown paused")
+    click(browser, entry + " button.resume", "resume")
     wait_until(lambda: not schedule_api_for(app).get_job("hourly-add").paused, WAIT, "the entry resumed")
 
     # The filter narrows the live list without a reload
-    browser.find_element(By.CSS_SELECTOR, '#task-filter select[name="state"] option[value="FAILURE"]').click()
-    browser.find_element(By.CSS_SELECTOR, "#task-filter button").click()
-    wait_until(lambda: row_of(browser, ok.id) is None and row_of(browser, failed.id) is not None, WAIT,
-               "only failed tasks listed")
+    click(browser, '#task-filter select[name="state"] option[value="FAILURE"]', "the FAILURE filter")
+    click(browser, "#task-filter button", "filter")
+    wait_until(lambda: text(browser, task_row(ok.id)) is None and text(browser, task_row(failed.id)) is not None,
+               WAIT, "only failed tasks listed")
     assert browser.execute_script("return window.__notReloaded;") == 42
 
     # The detail view of the failed task: its arguments as text, exception, traceback, timeline
     browser.get(f"{stack.base}/tasks/{failed.id}")
-    wait_until(lambda: "task-failed" in browser.find_element(By.CSS_SELECTOR, "ol.timeline").text, WAIT,
-               "the timeline")
-    detail = browser.find_element(By.ID, "detail").text
+    wait_until(lambda: "task-failed" in (text(browser, "ol.timeline") or ""), WAIT, "the timeline")
+    detail = text(browser, "#detail") or ""
     assert "<script>window.__xss = 1</script>" in detail and "ValueError" in detail
-    assert "Traceback" in browser.find_element(By.CSS_SELECTOR, "pre.traceback").text
+    assert "Traceback" in (text(browser, "pre.traceback") or "")
     assert browser.execute_script("return window.__xss;") is None
     browser.save_screenshot(str(screenshot("task-detail.png")))
 
     # and its retry button sends it again: a new task that the worker runs (and fails again)
-    browser.find_element(By.CSS_SELECTOR, "#detail button.retry").click()
-    wait_until(lambda: "sent dash_tasks.boom again as" in browser.find_element(By.ID, "flash").text, WAIT, "retry")
-    copy_id = browser.find_element(By.ID, "flash").text.rsplit(" ", 1)[1]
+    click(browser, "#detail button.retry", "retry")
+    wait_until(lambda: "sent dash_tasks.boom again as" in (text(browser, "#flash") or ""), WAIT, "retry")
+    copy_id = (text(browser, "#flash") or "").rsplit(" ", 1)[1]
     wait_until(lambda: app.AsyncResult(copy_id).state == "FAILURE", WAIT, "the retried copy run")
-    wait_until(lambda: copy_id in browser.find_element(By.CSS_SELECTOR, ".field-retried-as").text, WAIT,
-               "the detail naming the copy")
+    wait_until(lambda: copy_id in (text(browser, ".field-retried-as") or ""), WAIT, "the detail naming the copy")
 
 
 def screenshot(name: str) -> Path:
