@@ -240,7 +240,9 @@ def test_the_dashboard_shows_the_fleet_live_and_its_buttons_act(stack: Stack, br
     wait_until(lambda: text(browser, letter) is not None, WAIT, "the dead letter listed")
     wait_until(lambda: state_of(browser, flaky.id) == "FAILURE", WAIT, "the dead-lettered task FAILURE")
     browser.save_screenshot(str(screenshot("overview.png")))
-    dead_section = browser.execute_script("return document.getElementById('dead-letters-section');")
+    dead_section = browser.execute_script(
+        "const section = document.getElementById('dead-letters-section'); section.scrollIntoView(); return section;"
+    )
     dead_section.screenshot(str(screenshot("dead-letters.png")))
     click(browser, letter + " button.requeue", "requeue")
     wait_until(lambda: state_of(browser, flaky.id) == "SUCCESS", WAIT, "the requeued task run")
