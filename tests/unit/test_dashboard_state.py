@@ -171,3 +171,45 @@ def test_actions_refuse_what_they_cannot_do(memory_app: TaskQ) -> None:
         actions.run("shutdown", {})
     with pytest.raises(ActionError, match="is gone"):
         actions.run("requeue", {"queue": "celery", "letter_id": "nope"})
+
+
+def test_requeue_and_purge_move_dead_letters_through_the_broker(memory_app: TaskQ) -> None:
+    from taskq.dashboard.feed import dead_letter_row
+
+    state = FleetState()
+    actions = Actions(memory_app, state)
+    for n in range(3):
+        memory_app.send_task("m.add", (n, n), queue="work")
+    for delivery in memory_app.broker.fetch(["work"], 3, 1.0):
+        memory_app.broker.dead_letter(delivery, "test")
+    letters = memory_app.broker.dead_letters("work")
+    rows = [dead_letter_row(d) for d in letters]
+    assert {r.task_name for r in rows} == {"m.add"} and all(r.task_id and r.args for r in rows)
+    assert actions.run("requeue", {"queue": "work", "letter_id": letters[0].id}) == "requeued 1 dead letter(s)"
+    assert memory_app.broker.dead_letter_count("work") == 2
+    assert actions.run("purge-dead-letters", {"queue": "work"}) == "purged 2 dead letter(s)"
+    assert memory_app.broker.dead_letter_count("work") == 0
+    (back,) = memory_app.broker.fetch(["work"], 5, 1.0)
+    assert back.envelope is not None and back.envelope.id == rows[0].task_id
+
+
+def test_the_poller_lists_dead_letters_only_when_their_counts_change(
+    memory_app: TaskQ, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskq.dashboard.feed import Feed
+
+    memory_app.conf.beat_store_url = f"memory://{uuid.uuid4().hex}"
+    state, listed = FleetState(), []
+    feed = Feed(memory_app, state)
+    original = memory_app.broker.dead_letters
+    monkeypatch.setattr(memory_app.broker, "dead_letters", lambda *a: listed.append(a) or original(*a))
+    feed.poll_once()
+    feed.poll_once()
+    assert len(listed) == 1 and state.dead_letters() == [] and state.beat() == []
+    memory_app.send_task("m.add", (1, 1))
+    (delivery,) = memory_app.broker.fetch(["celery"], 1, 1.0)
+    memory_app.broker.dead_letter(delivery, "poison")
+    feed.poll_once()
+    assert len(listed) == 2 and [d.reason for d in state.dead_letters()] == ["poison"]
+    assert [(q.name, q.depth, q.dead) for q in state.queues()] == [("celery", 0, 1)]
+    assert state.problems == {}
