@@ -32,5 +32,6 @@ def dashboard(
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
     setup_logging(loglevel)
-    click.echo(f"taskq dashboard on http://{bind}:{port}/", err=True)
+    host = f"[{bind}]" if ":" in bind else bind
+    click.echo(f"taskq dashboard on http://{host}:{port}/", err=True)
     serve(app, options)

@@ -24,7 +24,7 @@ from taskq.dashboard.actions import ACTIONS, ActionError, Actions
 from taskq.dashboard.feed import Feed
 from taskq.dashboard.markup import Safe, render
 from taskq.dashboard.metrics import create_metrics
-from taskq.dashboard.security import CSRF_FIELD, CSRF_HEADER, Security
+from taskq.dashboard.security import CSRF_FIELD, CSRF_HEADER, ASGIApp, Security
 from taskq.dashboard.state import FleetState, TaskFilter
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ KEEPALIVE = 15.0  # seconds of silence before a comment line keeps proxies from 
 def create_app(
     app: TaskQ, security: Security | None = None, refresh: float = 1.0, state: FleetState | None = None,
     feed: bool = True,
-) -> Starlette:
+) -> ASGIApp:
     """The ASGI application. ``feed=False`` leaves ``state`` to the caller (tests feed it)."""
     security = security or Security()
     state = state or FleetState()
@@ -108,7 +108,7 @@ def create_app(
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     web = Starlette(routes=routes, lifespan=lifespan)
-    return security.middleware(web)  # type: ignore[return-value]
+    return security.middleware(web)
 
 
 async def form_values(request: Request) -> dict[str, str]:

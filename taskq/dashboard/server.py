@@ -4,7 +4,6 @@ broker (whose events exist only in that process)."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from taskq.errors import ConfigurationError
 if TYPE_CHECKING:
     from taskq.app import TaskQ
 
-log = logging.getLogger("taskq.dashboard")
 DEFAULT_PORT = 5555  # Flower's
 DEFAULT_BIND = "127.0.0.1"
 # The worker's prefork children write metrics files there; the dashboard counts on its own.
@@ -69,7 +67,6 @@ def server(app: TaskQ, options: Options) -> Any:
 def serve(app: TaskQ, options: Options) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn's handlers)."""
     os.environ.pop(METRICS_DIR_ENV, None)
-    log.info("taskq dashboard on http://%s:%d/", options.bind, options.port)
     server(app, options).run()
 
 
