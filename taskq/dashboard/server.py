@@ -89,7 +89,7 @@ def start_beside_worker(app: TaskQ, app_spec: str, options: Options) -> Callable
         env["TASKQ_DASHBOARD_TOKEN"] = options.token
     command = [sys.executable, "-m", "taskq", "dashboard", "-A", app_spec, "--port", str(options.port),
                "--bind", options.bind, "--refresh", str(options.refresh)]
-    child = subprocess.Popen(command, env=env)
+    child = subprocess.Popen(command, env=env, preexec_fn=_dies_with_parent())
 
     def stop_child() -> None:
         child.terminate()
@@ -100,3 +100,25 @@ def start_beside_worker(app: TaskQ, app_spec: str, options: Options) -> Callable
             child.wait()
 
     return stop_child
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """Linux: a child-side hook that has the dashboard killed when its worker dies, even by
+    SIGKILL. prctl is looked up here, in the parent: the hook itself only calls it (a
+    dynamic-loader lock another thread held at fork would block the child)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    from taskq.worker.keeper import PR_SET_PDEATHSIG
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return hook

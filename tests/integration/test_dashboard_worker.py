@@ -37,3 +37,15 @@ def test_worker_dashboard_shows_the_worker_and_stops_with_it(tmp_path: Path, bro
         wait_until(lambda: page(port) is None, WAIT, "the dashboard gone with its worker")
     finally:
         factory.close()
+
+
+def test_the_dashboard_of_a_worker_killed_with_sigkill_goes_too(tmp_path: Path) -> None:
+    factory = WorkerFactory(tmp_path, base_env(tmp_path, f"sqlite:///{tmp_path}/broker.db"))
+    port = free_port()
+    try:
+        worker = factory.start("--dashboard", "--dashboard-port", str(port))
+        wait_until(lambda: page(port) is not None, WAIT, "the dashboard up")
+        worker.kill_tree()
+        wait_until(lambda: page(port) is None, WAIT, "the dashboard gone with its killed worker")
+    finally:
+        factory.close()
