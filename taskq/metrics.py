@@ -20,7 +20,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import signals
@@ -56,17 +56,12 @@ def check_port(port: int, address: str = "") -> str | None:
 
 class WorkerMetrics:
     def __init__(self, app: TaskQ, hostname: str, queues: Sequence[str], port: int, own_dir: str | None) -> None:
-        from prometheus_client import Counter, Histogram
-
         self.app = app
         self.hostname = hostname
         self.queues = list(queues)
         self.port = port
         self.own_dir = own_dir
-        self.tasks = Counter("taskq_tasks", "Tasks finished, by name and state", ["task", "state"])
-        self.runtime = Histogram(
-            "taskq_task_runtime_seconds", "Task run time", ["task"], buckets=RUNTIME_BUCKETS
-        )
+        self.tasks, self.runtime = task_instruments()
         self._started = threading.local()
 
     # -- the consumers' side (receivers of taskq.signals) ---------------------------------
@@ -125,23 +120,56 @@ class LiveCollector:
         self._lock = threading.Lock()  # scrapes may overlap; the broker connection is one
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        up = GaugeMetricFamily("taskq_worker_up", "1 while the worker runs", labels=["hostname"])
-        up.add_metric([self.metrics.hostname], 1.0)
-        yield up
-        active = GaugeMetricFamily("taskq_worker_active_tasks", "Tasks running now", labels=["hostname"])
-        active.add_metric([self.metrics.hostname], float(len(self.stats.active())))
-        yield active
-        depth = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue", labels=["queue"])
-        dead = GaugeMetricFamily("taskq_dead_letters", "Dead-lettered messages of a queue", labels=["queue"])
+        yield from worker_gauges([(self.metrics.hostname, True, len(self.stats.active()))])
         broker = self.metrics.app.broker
+        rows = []
         with self._lock:
             for queue in self.metrics.queues:
                 try:
-                    depth.add_metric([queue], float(broker.queue_length(queue)))
-                    dead.add_metric([queue], float(broker.dead_letter_count(queue)))
+                    rows.append((queue, broker.queue_length(queue), broker.dead_letter_count(queue)))
                 except Exception as exc:  # a scrape must answer even when the broker does not
                     log.warning("Metrics: queue %s unreadable (%s)", queue, exc)
-        yield depth
-        yield dead
+        yield from queue_gauges(rows)
+
+
+# -- the metric families, one definition for the worker's /metrics and the dashboard's --------
+def task_instruments(registry: Any = None) -> tuple[Any, Any]:
+    """``taskq_tasks_total`` (by task and state) and ``taskq_task_runtime_seconds``; in the
+    default registry (multi-process aware) unless ``registry`` is given."""
+    from prometheus_client import REGISTRY, Counter, Histogram
+
+    where = REGISTRY if registry is None else registry
+    tasks = Counter("taskq_tasks", "Tasks finished, by name and state", ["task", "state"], registry=where)
+    runtime = Histogram(
+        "taskq_task_runtime_seconds", "Task run time", ["task"], buckets=RUNTIME_BUCKETS, registry=where
+    )
+    return tasks, runtime
+
+
+def worker_gauges(rows: Iterable[tuple[str, bool, int]]) -> Iterator[Any]:
+    """``taskq_worker_up`` and ``taskq_worker_active_tasks`` from (hostname, up, running tasks)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    up = GaugeMetricFamily("taskq_worker_up", "1 while the worker runs", labels=["hostname"])
+    active = GaugeMetricFamily("taskq_worker_active_tasks", "Tasks running now", labels=["hostname"])
+    for hostname, is_up, running in rows:
+        up.add_metric([hostname], 1.0 if is_up else 0.0)
+        active.add_metric([hostname], float(running))
+    yield up
+    yield active
+
+
+def queue_gauges(rows: Iterable[tuple[str, int | None, int | None]]) -> Iterator[Any]:
+    """``taskq_queue_depth`` and ``taskq_dead_letters`` from (queue, depth, dead letters); an
+    unknown value (None) is left out."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    depth = GaugeMetricFamily("taskq_queue_depth", "Messages waiting in a queue", labels=["queue"])
+    dead = GaugeMetricFamily("taskq_dead_letters", "Dead-lettered messages of a queue", labels=["queue"])
+    for queue, messages, letters in rows:
+        if messages is not None:
+            depth.add_metric([queue], float(messages))
+        if letters is not None:
+            dead.add_metric([queue], float(letters))
+    yield depth
+    yield dead

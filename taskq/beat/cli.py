@@ -15,10 +15,9 @@ import click
 
 from taskq.beat.core.entry import Entry
 from taskq.beat.core.heartbeat import heartbeat_age
-from taskq.beat.core.loop import DEFAULT_LOCK_TTL, utc_now
-from taskq.beat.core.schedule_api import ScheduleAPI
+from taskq.beat.core.loop import DEFAULT_LOCK_TTL
+from taskq.beat.core.schedule_api import ScheduleAPI, schedule_api_for
 from taskq.beat.core.schedules import cron, every
-from taskq.beat.core.stores import open_store
 from taskq.errors import TaskQError
 
 DEFAULT_HEARTBEAT = os.path.join(tempfile.gettempdir(), "taskq-beat.heartbeat")
@@ -95,11 +94,9 @@ def schedule() -> None:
 def _api(app_spec: str | None) -> ScheduleAPI:
     app = _load(app_spec)
     try:
-        conf = app.finalize()
-        store = open_store(conf.beat_store, app.broker)
+        return schedule_api_for(app)
     except TaskQError as exc:
         raise _fail(exc) from None
-    return ScheduleAPI(store, utc_now, timezone=conf.timezone, has_backend=conf.result_backend_url is not None)
 
 
 def _row(entry: Entry) -> dict[str, Any]:

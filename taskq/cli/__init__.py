@@ -9,6 +9,7 @@ import click
 
 from taskq.beat.cli import beat, schedule
 from taskq.cli.common import CommandError
+from taskq.cli.dashboard import dashboard
 from taskq.cli.db import db
 from taskq.cli.demo import demo
 from taskq.cli.events import events
@@ -30,7 +31,7 @@ def cli() -> None:
 
 for command in (
     worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke,
-    inspect, control, events,
+    inspect, control, events, dashboard,
 ):
     cli.add_command(command)
 

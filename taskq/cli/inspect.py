@@ -2,7 +2,12 @@
 
 Bad input is one line with exit status 2: an unknown command, a timeout that is not a
 positive number, or ``-d`` names none of which answered (no worker has such a name).
-Without ``-d``, no reply at all exits 1."""
+Without ``-d``, no reply at all exits 1.
+
+Replies that are lists (``active``, ``reserved``, ``scheduled``, ``registered``, ``revoked``,
+``active_queues``) and ``ping`` print as listings do (taskq/cli/output.py): a table on a
+terminal, tab-separated lines when piped; ``stats``, ``conf`` and errors print a block per
+worker, as Celery's; ``--json`` is one object ``{worker: reply}``."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Any
 import click
 
 from taskq.cli.common import CommandError, app_option, load_app
+from taskq.cli.output import Column, show_table
 from taskq.control.client import Control
 from taskq.errors import TaskQError
 
@@ -73,7 +79,7 @@ def ask(app_spec: str, method: str, arguments: dict[str, Any], destination: str 
     missing = [n for n in names or [] if n not in merged]
     if names and not merged:
         raise CommandError(f"unknown worker name(s) {', '.join(missing)}: none answered within {timeout:g}s")
-    show(merged, as_json)
+    show(merged, as_json, method)
     for name in missing:
         click.echo(f"-> {name}: no reply within {timeout:g}s", err=True)
     if not merged:
@@ -81,17 +87,54 @@ def ask(app_spec: str, method: str, arguments: dict[str, Any], destination: str 
         raise SystemExit(1)
 
 
-def show(merged: dict[str, Any], as_json: bool) -> None:
+def show(merged: dict[str, Any], as_json: bool, command: str = "") -> None:
     if as_json:
         click.echo(json.dumps(merged, sort_keys=True, default=repr))
         return
-    for name in sorted(merged):
+    tabular = TABLES.get(command)
+    if tabular is not None and all(isinstance(reply, list) for reply in merged.values()):
+        columns, row = tabular
+        show_table(columns, [row(name, item) for name in sorted(merged) for item in merged[name]])
+        click.echo(f"{len(merged)} node(s) online.", err=True)  # stdout holds only the rows (piped: for cut -f)
+        return
+    if command == "ping" and all(isinstance(reply, dict) and "ok" in reply for reply in merged.values()):
+        show_table(PING_COLUMNS, [{"worker": name, "reply": merged[name]["ok"]} for name in sorted(merged)])
+        click.echo(f"{len(merged)} node(s) online.", err=True)
+        return
+    for name in sorted(merged):  # Celery's shape: a block per worker (stats, conf, errors)
         reply = merged[name]
         failed = isinstance(reply, dict) and "error" in reply
         click.echo(f"-> {name}: {'ERROR' if failed else 'OK'}")
         text = reply["error"] if failed else json.dumps(reply, indent=4, sort_keys=True, default=repr)
         click.echo("\n".join("    " + line for line in str(text).splitlines()))
     click.echo(f"{len(merged)} node(s) online.")
+
+
+def _request_row(worker: str, item: Any) -> dict[str, Any]:
+    """One of ``active``/``reserved``/``scheduled``'s requests (scheduled ones wrap it with an eta)."""
+    request = item.get("request", item) if isinstance(item, dict) else {}
+    started = request.get("time_start")
+    return {
+        "worker": worker, "id": request.get("id"), "task": request.get("name"),
+        "args": f"{request.get('args', '')} {request.get('kwargs', '')}".strip(),
+        "when": item.get("eta") if isinstance(item, dict) and "eta" in item else started,
+    }
+
+
+PING_COLUMNS = (Column("worker", "worker"), Column("reply", "reply"))
+REQUEST_COLUMNS = (Column("worker", "worker"), Column("id", "id"), Column("task", "task"), Column("args", "args"),
+                   Column("when", "started / eta"))
+TABLES: dict[str, tuple[tuple[Column, ...], Callable[[str, Any], dict[str, Any]]]] = {
+    "active": (REQUEST_COLUMNS, _request_row),
+    "reserved": (REQUEST_COLUMNS, _request_row),
+    "scheduled": (REQUEST_COLUMNS, _request_row),
+    "registered": ((Column("worker", "worker"), Column("task", "task")),
+                   lambda worker, item: {"worker": worker, "task": item}),
+    "revoked": ((Column("worker", "worker"), Column("id", "id")), lambda worker, item: {"worker": worker, "id": item}),
+    "active_queues": ((Column("worker", "worker"), Column("queue", "queue")),
+                      lambda worker, item: {"worker": worker, "queue": item.get("name") if isinstance(item, dict)
+                                            else item}),
+}
 
 
 @click.command(name="inspect")

@@ -21,6 +21,7 @@ from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
 
 if TYPE_CHECKING:
+    from taskq.dashboard.server import Options
     from taskq.metrics import WorkerMetrics
 
 log = logging.getLogger("taskq.worker")
@@ -60,6 +61,11 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--logfile", default=None, help="Append the log to this file (default: stderr)")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="json: one object a line")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus /metrics here")
+@click.option("--dashboard", "with_dashboard", is_flag=True, help="Also serve the web dashboard (docs/dashboard.md)")
+@click.option("--dashboard-port", type=click.IntRange(1, 65535), default=5555, show_default=True,
+              envvar="TASKQ_DASHBOARD_PORT")
+@click.option("--dashboard-bind", default="127.0.0.1", show_default=True, envvar="TASKQ_DASHBOARD_BIND",
+              help="Other than loopback it needs TASKQ_DASHBOARD_AUTH (user:password) or TASKQ_DASHBOARD_TOKEN")
 def worker(
     app_spec: str,
     queues: str | None,
@@ -78,6 +84,9 @@ def worker(
     metrics_port: int | None,
     logfile: str | None,
     log_format: str,
+    with_dashboard: bool,
+    dashboard_port: int,
+    dashboard_bind: str,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
     setup_logging(loglevel, logfile, log_format)
@@ -115,6 +124,7 @@ def worker(
         raise CommandError("--max-tasks-per-child and --max-memory-per-child recycle child processes: use -P prefork")
     if with_outbox and not conf.outbox_url:
         raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
+    dashboard_options = check_dashboard(dashboard_port, dashboard_bind) if with_dashboard else None
     check_servers(app, queue_list)
     node = conf.worker_hostname or ""
     check_name_free(app, node)
@@ -130,11 +140,18 @@ def worker(
             signals.worker_ready.send(sender=node)
 
     metrics = worker_metrics(app, node, queue_list, metrics_port) if metrics_port else None
+    stop_dashboard = None
+    if dashboard_options is not None:
+        from taskq.dashboard.server import start_beside_worker
+
+        stop_dashboard = start_beside_worker(app, app_spec, dashboard_options)
     monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
         code = run_pool(app, queue_list, pool_name, size, prefetch, ready, with_beat, with_outbox, recycle)
     finally:
+        if stop_dashboard is not None:
+            stop_dashboard()
         monitor.stop()
         if metrics is not None:
             metrics.cleanup()
@@ -208,6 +225,21 @@ def worker_metrics(app: TaskQ, node: str, queue_list: list[str], port: int) -> W
         return metrics.WorkerMetrics(app, node, queue_list, port, own_dir)
     except ImportError:
         raise CommandError("--metrics-port needs prometheus_client: pip install 'taskq[metrics]'") from None
+
+
+def check_dashboard(port: int, bind: str) -> Options:
+    """The dashboard's options, checked before anything starts; credentials come from
+    TASKQ_DASHBOARD_AUTH / TASKQ_DASHBOARD_TOKEN, as ``taskq dashboard`` reads them."""
+    import os
+
+    from taskq.dashboard.server import Options
+
+    options = Options(port, bind, os.environ.get("TASKQ_DASHBOARD_AUTH"), os.environ.get("TASKQ_DASHBOARD_TOKEN"))
+    try:
+        options.check()
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
+    return options
 
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:

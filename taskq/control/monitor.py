@@ -78,8 +78,8 @@ class Monitor:
             self.metrics.install()
         self.info.worker_pid = os.getpid()
         if family(self.app.conf.broker_url) == "memory":  # one process: serve from a thread
+            self._thread_mode = True  # before the thread starts: its loop ends at once without it
             threading.Thread(target=self.serve, name="taskq-control", daemon=True).start()
-            self._thread_mode = True
             self._listening.wait(LISTEN_WAIT)
             return
         # The worker says "ready" once its mailbox listens: on Redis pub/sub a request sent

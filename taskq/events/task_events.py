@@ -2,7 +2,9 @@
 
 Fields and types are Celery's (celery/worker/request.py, strategy.py): uuid, name, args and
 kwargs as their repr strings, retries, eta and expires as ISO strings or None, root_id,
-parent_id; task-succeeded has ``result`` (a repr string) and ``runtime`` (float seconds);
+parent_id (task-received also names its ``queue``, which Celery's leaves out: monitors such as
+the dashboard group tasks by it; Celery's tools ignore a field they do not know);
+task-succeeded has ``result`` (a repr string) and ``runtime`` (float seconds);
 task-failed and task-retried have ``exception`` (a repr) and ``traceback`` (a string).
 """
 
@@ -58,7 +60,7 @@ class TaskEvents:
             args=headers.get("argsrepr") or _repr(tuple(request.args)),
             kwargs=headers.get("kwargsrepr") or _repr(request.kwargs), retries=request.retries,
             eta=_iso(request.eta), expires=_iso(request.expires), root_id=request.root_id or request.id,
-            parent_id=request.parent_id,
+            parent_id=request.parent_id, queue=request.queue,
         )
 
     def on_prerun(self, task_id: str, **_: Any) -> None:

@@ -93,3 +93,27 @@ def test_rows_must_hold_every_column() -> None:
     bad: list[dict[str, Any]] = [{"name": "x"}]
     with pytest.raises(KeyError):
         show_table(COLUMNS, bad, as_json=True)
+
+
+def test_inspect_prints_list_replies_and_ping_as_listings_and_stats_as_blocks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskq.cli.inspect import show
+
+    monkeypatch.setattr(output, "is_terminal", lambda stream: False)
+    active = {
+        "w2@h": [{"id": "t2", "name": "m.slow", "args": [1], "kwargs": {}, "time_start": 5.0}],
+        "w1@h": [{"id": "t1", "name": "m.add", "args": [1, 2], "kwargs": {"k": 3}, "time_start": 4.0}],
+    }
+    show(active, False, "active")
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["w1@h\tt1\tm.add\t[1, 2] {'k': 3}\t4.0", "w2@h\tt2\tm.slow\t[1] {}\t5.0"]
+    assert err == "2 node(s) online.\n"
+    show({"w1@h": {"ok": "pong"}}, False, "ping")
+    assert capsys.readouterr().out == "w1@h\tpong\n"
+    show({"w1@h": [{"name": "celery", "exchange": "celery"}]}, False, "active_queues")
+    assert capsys.readouterr().out == "w1@h\tcelery\n"
+    show({"w1@h": {"pid": 7}}, False, "stats")  # nested: Celery's block per worker
+    assert capsys.readouterr().out.splitlines()[:2] == ["-> w1@h: OK", "    {"]
+    show({"w1@h": {"error": "No such command"}}, False, "registered")  # an error reply is no list
+    assert capsys.readouterr().out.splitlines()[:2] == ["-> w1@h: ERROR", "    No such command"]

@@ -194,3 +194,13 @@ def _task_name(task: Any) -> str:
     raise ConfigurationError(
         f"{task!r} is not a task: pass an @app.task or a task name (plain callables come with the scheduler API)"
     )
+
+
+def schedule_api_for(app: Any) -> ScheduleAPI:
+    """The API over ``app``'s schedule store (``taskq schedule`` and the dashboard use it)."""
+    from taskq.beat.core.loop import utc_now
+    from taskq.beat.core.stores import open_store
+
+    conf = app.finalize()
+    store = open_store(conf.beat_store, app.broker)
+    return ScheduleAPI(store, utc_now, timezone=conf.timezone, has_backend=conf.result_backend_url is not None)
