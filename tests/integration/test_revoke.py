@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,14 +38,19 @@ def test_a_revoked_countdown_task_never_runs_across_a_restart_of_every_worker(
     # Given a delayed task, revoked while it waits, and every worker restarted afterwards
     first = [workers.start("-P", "prefork", "-c", "1"), workers.start("-P", "threads", "-c", "2")]
     key = f"late-{uuid.uuid4().hex[:8]}"
-    r = producer.send_task("example_tasks.sleep_then", (key, 0), countdown=2)
+    # Its eta lies past the workers' stop even on a loaded machine (about 4 s alone, over 8 s
+    # loaded; with 2 s a first worker sometimes reached it and skipped it itself, leaving the
+    # restart untested).
+    sent = time.monotonic()
+    r = producer.send_task("example_tasks.sleep_then", (key, 0), countdown=15)
     r.revoke()
     assert r.state == states.REVOKED
     for w in first:
         assert w.stop() == 0
+    assert time.monotonic() - sent < 15, "the first workers took longer to stop than the countdown"
     later = workers.start("-P", "prefork", "-c", "2")
     # When its eta passes, Then the new worker skips it, and it never runs
-    wait_until(lambda: "revoked; not run" in later.log, 30, "the revoked message to be skipped")
+    wait_until(lambda: "revoked; not run" in later.log, 45, "the revoked message to be skipped")
     assert workers.marks.count("start")[key] == 0
     with pytest.raises(TaskRevokedError):
         r.get(timeout=5)
