@@ -124,6 +124,10 @@ def test_quorum_queue_counts_deliveries_and_refuses_priorities(queue: str) -> No
         broker.ack([again])
         arguments = next(line for line in _queue_arguments("/") if line.startswith(queue + "\t"))
         assert "x-delivery-limit" in arguments and "5" in arguments  # max_deliveries + 2: a backstop
+        # Its dead-letter queue is replicated as it is: a classic one lives on one node, and
+        # while that node was down its declare failed, and every publish with it
+        types = dict(line.split("\t") for line in _queue_columns("/", "type"))
+        assert types[queue] == types[queue + ".dead"] == "quorum"
     finally:
         broker.close()
 
@@ -245,9 +249,14 @@ def test_a_two_hour_eta_waits_in_a_delay_queue_that_no_consumer_holds(queue: str
 
 
 def _queue_arguments(vhost: str) -> list[str]:
+    return _queue_columns(vhost, "arguments")
+
+
+def _queue_columns(vhost: str, column: str) -> list[str]:
+    """``name<TAB>column`` per queue of the vhost."""
     from tests.contract.rabbitmq_factories import rabbitmqctl
 
-    return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "arguments").splitlines()
+    return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", column).splitlines()
 
 
 def test_close_hands_back_prefetched_messages_unmarked(queue: str) -> None:

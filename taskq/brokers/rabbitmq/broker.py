@@ -300,7 +300,7 @@ class RabbitMQBroker:
 
         def build(properties: pika.BasicProperties) -> Callable[[Link], list[Outgoing]]:
             def outgoing(link: Link) -> list[Outgoing]:
-                self._queues.ensure_declared(link, dead, {})
+                self._queues.ensure_dead_queue(link, delivery.queue)
                 return [(dead, properties, bytes(claim.body))]
 
             return outgoing
