@@ -59,6 +59,25 @@ def test_a_publish_the_broker_refuses_raises(queue: str) -> None:
         broker.close()
 
 
+def test_a_refused_publish_is_sent_once_more_on_a_new_channel(queue: str) -> None:
+    # RabbitMQ 3.10 nacked every publish on a channel that had published to a quorum queue
+    # whose leader's node was killed (test_rabbitmq_cluster.py); a new channel was fine.
+    broker = make_broker(queue_arguments={queue: {"x-max-length": 1, "x-overflow": "reject-publish"}})
+    try:
+        broker.publish(queue, envelope("first"))
+        link = broker._link
+        assert link is not None
+        channel = link._slots["publisher"].channel
+        with pytest.raises(PublishError, match="refused 1 of 1"):  # nacked on both channels
+            broker.publish(queue, envelope("second"))
+        assert broker._link is link and link._slots["publisher"].channel is not channel
+        assert broker.purge(queue) == 1
+        broker.publish(queue, envelope("third"))  # the new channel's confirms are counted right
+        assert broker.queue_length(queue) == 1
+    finally:
+        broker.close()
+
+
 def test_a_header_amqp_cannot_carry_raises_at_once(queue: str) -> None:
     broker = make_broker()
     try:
