@@ -10,7 +10,9 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,15 @@ class Namespace:
 
     def restore(self) -> None:
         ip("link", "set", self.link, "up")
+
+    def cut_for(self, seconds: float, meanwhile: Callable[[], object]) -> None:
+        """Cut the link, call ``meanwhile`` (start a worker outside, say), restore the link
+        once ``seconds`` have passed since the cut."""
+        self.cut()
+        cut_at = time.monotonic()
+        meanwhile()
+        wait_until(lambda: time.monotonic() - cut_at > seconds, seconds + 10, f"the partition to last {seconds} s")
+        self.restore()
 
     def stop(self) -> None:
         subprocess.run(["ip", "link", "del", self.link], capture_output=True, timeout=10)  # takes its peer along

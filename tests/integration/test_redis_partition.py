@@ -5,7 +5,6 @@ Jepsen-style (run with -s). Needs root (ip netns)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,11 +53,7 @@ def test_a_worker_cut_off_longer_than_the_recovery_time_loses_nothing(
             wait_until(lambda: sum(marks.count("done").values()) >= 4, 20, "tasks done inside")
             # When its link is cut for three times the recovery time (2 s) while another
             # worker runs outside, and the link comes back
-            namespace.cut()
-            cut_at = time.monotonic()
-            outside.start("-c", "2", "-P", "threads")
-            wait_until(lambda: time.monotonic() - cut_at > 6, 10, "the partition to last 6 s")
-            namespace.restore()
+            namespace.cut_for(6, lambda: outside.start("-c", "2", "-P", "threads"))
             # Then every task finished, those it held having run outside
             finished = [r.get(timeout=40) for r in results]
             assert finished == keys
