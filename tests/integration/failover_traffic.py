@@ -7,13 +7,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from taskq.brokers import create_broker
 from taskq.brokers.base import Broker
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
+from tests.integration.workers import wait_until
 
 
 def envelope(task_id: str) -> Envelope:
@@ -108,6 +109,26 @@ class FailoverTraffic:
             "duplicated": sum(1 for n in self.delivered.values() if n > 1),
             "redelivered": self.redelivered,
         }
+
+    def through(
+        self, fault: Callable[[], None], before: int = 200, after: int = 100, timeout: float = 30
+    ) -> dict[str, int]:
+        """Run the traffic through ``fault``: start; once ``before`` messages were delivered,
+        call ``fault`` (it returns when the servers can serve again); wait for ``after`` more
+        acknowledged publishes; finish. The counts, with ``outage_ms``: from the fault to the
+        first publish to the first queue acknowledged after it."""
+        try:
+            self.start()
+            self.wait_delivered(before, timeout)
+            began = time.monotonic()
+            fault()
+            published = len(self.acknowledged)
+            wait_until(lambda: len(self.acknowledged) > published + after, timeout, "publishing after the fault")
+            counts = self.finish(timeout)
+        finally:
+            self.abort()
+        counts["outage_ms"] = int(self.publish_resumed(began, self.queues[0]) * 1000)
+        return counts
 
     def abort(self) -> None:
         self.stop_producing.set()

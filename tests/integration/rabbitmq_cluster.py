@@ -1,6 +1,7 @@
 """A throwaway 3-node RabbitMQ cluster on this host: three ThrowawayNodes (distinct node
 names, ports and data folders; the same Erlang cookie, that of the rabbitmq user they run
-as), the second and third joined to the first. ``url`` names all three in failover order."""
+as), the second and third joined to the first. ``url`` names all three in failover order.
+``nodes_of_clients`` says which node the client connections are on."""
 
 from __future__ import annotations
 
@@ -41,9 +42,17 @@ class ThrowawayRabbitCluster:
             running = json.loads(first.ctl("cluster_status", "--formatter", "json"))["running_nodes"]
             assert sorted(running) == sorted(node.name for node in self.nodes), running
         except BaseException:
-            self.remove()
+            self.stop()
             raise
 
-    def remove(self) -> None:
+    def stop(self) -> None:
+        """Stop every node and delete its folder."""
         for node in self.nodes:
             node.remove()
+
+    def nodes_of_clients(self, asking: ThrowawayNode) -> set[str]:
+        """The nodes the cluster's client connections are on (by the port each came in through),
+        as the running node ``asking`` lists them."""
+        names = {node.port: node.name for node in self.nodes}
+        listed = json.loads(asking.ctl("list_connections", "port", "--formatter", "json"))
+        return {names.get(int(connection["port"]), str(connection["port"])) for connection in listed}

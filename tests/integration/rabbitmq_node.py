@@ -11,8 +11,10 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -34,6 +36,15 @@ def require_throwaway_node() -> None:
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie: a VM started with -detached is reaped by init, maybe late)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 class ThrowawayNode:
@@ -73,6 +84,7 @@ class ThrowawayNode:
         }
 
     def start(self) -> None:
+        (self.folder / "pid").unlink(missing_ok=True)  # a killed VM's: `wait` would wait for that pid
         assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in self._env().items())
         command = f"cd /var/lib/rabbitmq && env {assignments} rabbitmq-server -detached"
         if os.geteuid() == 0:
@@ -83,6 +95,15 @@ class ThrowawayNode:
 
     def stop(self) -> None:
         self.ctl("stop")
+
+    def kill(self) -> None:
+        """SIGKILL the node's Erlang VM (beam.smp): no goodbye to clients or to the cluster."""
+        pid = int((self.folder / "pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"the node's VM {pid} outlived SIGKILL for 10 s"
+            time.sleep(0.02)
 
     def ctl(self, *args: str) -> str:
         done = subprocess.run(

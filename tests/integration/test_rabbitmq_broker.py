@@ -59,6 +59,25 @@ def test_a_publish_the_broker_refuses_raises(queue: str) -> None:
         broker.close()
 
 
+def test_a_refused_publish_is_sent_once_more_on_a_new_channel(queue: str) -> None:
+    # RabbitMQ 3.10 nacked every publish on a channel that had published to a quorum queue
+    # whose leader's node was killed (test_rabbitmq_cluster.py); a new channel was fine.
+    broker = make_broker(queue_arguments={queue: {"x-max-length": 1, "x-overflow": "reject-publish"}})
+    try:
+        broker.publish(queue, envelope("first"))
+        link = broker._link
+        assert link is not None
+        channel = link._slots["publisher"].channel
+        with pytest.raises(PublishError, match="refused 1 of 1"):  # nacked on both channels
+            broker.publish(queue, envelope("second"))
+        assert broker._link is link and link._slots["publisher"].channel is not channel
+        assert broker.purge(queue) == 1
+        broker.publish(queue, envelope("third"))  # the new channel's confirms are counted right
+        assert broker.queue_length(queue) == 1
+    finally:
+        broker.close()
+
+
 def test_a_header_amqp_cannot_carry_raises_at_once(queue: str) -> None:
     broker = make_broker()
     try:
@@ -124,6 +143,10 @@ def test_quorum_queue_counts_deliveries_and_refuses_priorities(queue: str) -> No
         broker.ack([again])
         arguments = next(line for line in _queue_arguments("/") if line.startswith(queue + "\t"))
         assert "x-delivery-limit" in arguments and "5" in arguments  # max_deliveries + 2: a backstop
+        # Its dead-letter queue is replicated as it is: a classic one lives on one node, and
+        # while that node was down its declare failed, and every publish with it
+        types = dict(line.split("\t") for line in _queue_columns("/", "type"))
+        assert types[queue] == types[queue + ".dead"] == "quorum"
     finally:
         broker.close()
 
@@ -245,9 +268,14 @@ def test_a_two_hour_eta_waits_in_a_delay_queue_that_no_consumer_holds(queue: str
 
 
 def _queue_arguments(vhost: str) -> list[str]:
+    return _queue_columns(vhost, "arguments")
+
+
+def _queue_columns(vhost: str, column: str) -> list[str]:
+    """``name<TAB>column`` per queue of the vhost."""
     from tests.contract.rabbitmq_factories import rabbitmqctl
 
-    return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "arguments").splitlines()
+    return rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", column).splitlines()
 
 
 def test_close_hands_back_prefetched_messages_unmarked(queue: str) -> None:

@@ -20,6 +20,7 @@ from tests.integration.rabbitmq_node import ThrowawayNode, require_throwaway_nod
 from tests.integration.test_cli import taskq
 from tests.integration.workers import base_env
 from tests.servers import free_port
+from tests.throwaway import serve
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -39,6 +40,10 @@ class ManagementNode(ThrowawayNode):
     def management_url(self) -> str:
         return f"http://127.0.0.1:{self.management_port}"
 
+    def start(self) -> None:
+        super().start()
+        self.wait_for_api()
+
     def wait_for_api(self, timeout: float = 60.0) -> None:
         request = urllib.request.Request(f"{self.management_url}/api/overview")
         request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
@@ -56,13 +61,8 @@ class ManagementNode(ThrowawayNode):
 @pytest.fixture(scope="module")
 def node() -> Iterator[ManagementNode]:
     require_throwaway_node()
-    started = ManagementNode()
-    try:
-        started.start()
-        started.wait_for_api()
-        yield started
-    finally:
-        started.remove()
+    node = ManagementNode()
+    yield from serve(node, node.remove)
 
 
 def listed(env: dict[str, str]) -> tuple[dict[str, tuple[int, int]], str]:

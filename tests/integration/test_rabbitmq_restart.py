@@ -17,6 +17,7 @@ from taskq.errors import PublishError
 from tests.integration.rabbitmq_node import ThrowawayNode, require_throwaway_node
 from tests.integration.workers import WorkerFactory, base_env, wait_until
 from tests.servers import require_redis
+from tests.throwaway import serve
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -24,12 +25,8 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 @pytest.fixture
 def node() -> Iterator[ThrowawayNode]:
     require_throwaway_node()
-    started = ThrowawayNode()
-    try:
-        started.start()
-        yield started
-    finally:
-        started.remove()
+    node = ThrowawayNode()
+    yield from serve(node, node.remove)
 
 
 def test_a_restart_mid_run_loses_nothing_confirmed(

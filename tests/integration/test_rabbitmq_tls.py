@@ -28,6 +28,7 @@ from taskq.errors import BrokerError, PublishError
 from tests.contract.rabbitmq_factories import delete_queues
 from tests.integration.rabbitmq_node import ThrowawayNode, require_throwaway_node
 from tests.servers import IN_CI, free_port
+from tests.throwaway import serve
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
@@ -94,6 +95,10 @@ class TlsNode(ThrowawayNode):
             return url
         return url + "?" + urlencode({"ssl_options": repr({"ca_certs": str(ca_file), **ssl_options})})
 
+    def start(self) -> None:
+        super().start()
+        self.wait_for_tls_port(30)
+
     def wait_for_tls_port(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -113,13 +118,8 @@ def node() -> Iterator[TlsNode]:
         if IN_CI:
             pytest.fail("the TLS tests need the openssl CLI, and CI=true requires them to run")
         pytest.skip("the TLS tests need the openssl CLI")
-    started = TlsNode()
-    try:
-        started.start()
-        started.wait_for_tls_port(30)
-        yield started
-    finally:
-        started.remove()
+    node = TlsNode()
+    yield from serve(node, node.remove)
 
 
 @pytest.fixture

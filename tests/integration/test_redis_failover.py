@@ -21,28 +21,19 @@ from taskq.brokers.redis import RedisBroker
 from tests.integration.failover_traffic import FailoverTraffic, redis_settings
 from tests.integration.workers import WorkerFactory, base_env
 from tests.redis_topology import ThrowawayCluster, ThrowawaySentinels, wait_for
+from tests.throwaway import serve
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
-    server = ThrowawayCluster(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serve(ThrowawayCluster(tmp_path))
 
 
 @pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[ThrowawaySentinels]:
-    servers = ThrowawaySentinels(tmp_path)
-    servers.start()
-    try:
-        yield servers
-    finally:
-        servers.stop()
+    yield from serve(ThrowawaySentinels(tmp_path))
 
 
 def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster: ThrowawayCluster) -> None:
@@ -50,25 +41,19 @@ def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster:
     traffic = FailoverTraffic(cluster.url, queues, redis_settings(wait_replicas=1))
     producer = traffic.producer
     assert isinstance(producer, RedisBroker)
-    try:
-        # Given producers and consumers busy on three queues
-        traffic.start()
-        traffic.wait_delivered(200, timeout=20)
-        # When the master that serves the first queue is SIGKILLed
+
+    def kill_the_first_queues_master() -> None:
         victim = cluster.master_of(producer.lane_key(queues[0], 0))
-        killed = time.monotonic()
         cluster.kill(victim)
-        # Then its replica takes over and the traffic goes on there by itself...
+        # its replica takes over and the traffic goes on there by itself...
         wait_for(lambda: cluster.master_of(producer.lane_key(queues[0], 0)) != victim, 15, "failover")
         # (with its only replica promoted, the shard confirms nothing with WAIT 1 until the
         # old master is back, as a replica of the new one)
         cluster.restart(victim)
-        after = len(traffic.acknowledged)
-        wait_for(lambda: len(traffic.acknowledged) > after + 100, 20, "publishing after the failover")
-        counts = traffic.finish(timeout=20)
-    finally:
-        traffic.abort()
-    counts["outage_ms"] = int(traffic.publish_resumed(killed, queues[0]) * 1000)
+
+    # Given producers and consumers busy on three queues, when the master that serves the
+    # first queue is SIGKILLed
+    counts = traffic.through(kill_the_first_queues_master, timeout=20)
     print(f"\nredis cluster failover (wait_replicas=1): {counts}")
     # ...and every message whose publish returned was delivered.
     assert counts["lost"] == 0, counts
@@ -77,22 +62,16 @@ def test_cluster_master_sigkilled_mid_run_loses_no_acknowledged_message(cluster:
 def test_sentinel_master_sigkilled_mid_run_loses_no_acknowledged_message(sentinels: ThrowawaySentinels) -> None:
     queues = [f"sentinel-{uuid.uuid4().hex[:6]}-{i}" for i in range(2)]
     traffic = FailoverTraffic(sentinels.url, queues, redis_settings(wait_replicas=1))
-    try:
-        traffic.start()
-        traffic.wait_delivered(200, timeout=20)
+
+    def kill_the_master() -> None:
         old = sentinels.current_master()
-        killed = time.monotonic()
         sentinels.kill(old)
         wait_for(lambda: sentinels.current_master() != old, 15, "the sentinels to promote the replica")
         sentinels.restart(old)  # the sentinels make it a replica of the new master...
         # ...once they see it up again (their INFO round): until then WAIT 1 confirms nothing.
         wait_for(lambda: sentinels.has_replica(sentinels.current_master()), 30, "the old master as a replica")
-        after = len(traffic.acknowledged)
-        wait_for(lambda: len(traffic.acknowledged) > after + 100, 20, "publishing to the new master")
-        counts = traffic.finish(timeout=20)
-    finally:
-        traffic.abort()
-    counts["outage_ms"] = int(traffic.publish_resumed(killed, queues[0]) * 1000)
+
+    counts = traffic.through(kill_the_master, timeout=20)
     print(f"\nredis sentinel failover (wait_replicas=1): {counts}")
     assert counts["lost"] == 0, counts
 

@@ -13,13 +13,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from taskq import TaskQ, states
+from taskq import AsyncResult, TaskQ, states
 from taskq.errors import TaskQError
 from tests.contract.redis_factories import ThrowawayRedis, delete_prefixed, unique_prefix
+from tests.integration.rerun_audit import StoredResultsWatch
 from tests.integration.workers import PROJECT, WorkerFactory, base_env, wait_until
 from tests.servers import require_redis
 
@@ -60,6 +62,16 @@ class Setup:
             return total
         finally:
             client.close()
+
+    def stored_successes(self, results: list[AsyncResult[Any]]) -> set[str]:
+        """The results of these tasks stored as SUCCESS now, read in one MGET (one instant)."""
+        client = redis.Redis.from_url(self.url)
+        try:
+            names = [self.producer.backend.key_for(r.id) for r in results]
+            raw = client.mget(names)
+        finally:
+            client.close()
+        return {json.loads(value)["result"] for value in raw if value and json.loads(value)["status"] == states.SUCCESS}
 
 
 @pytest.fixture
@@ -116,6 +128,25 @@ def test_kill_9_of_a_worker_holding_50_claims_loses_none_and_repeats_none(shared
     assert sum(started.values()) <= len(keys) + 2, {k: n for k, n in started.items() if n > 1}
     # A batch's acks follow its results (results are written first): the last may lag a moment.
     wait_until(lambda: shared.pending_claims() == 0, 5, "every claim acked")
+
+
+def test_a_task_stored_but_not_acked_when_its_worker_died_is_acked_unrun(shared: Setup) -> None:
+    # Given a message claimed by a worker that stored its task's result and was SIGKILLed
+    # before the ack (the window between a batch's results and its acks; runner.flush)
+    r = shared.producer.send_task("example_tasks.sleep_then", ("stored", 0.0))
+    dying = TaskQ("dying", broker=shared.url)
+    try:
+        assert len(dying.broker.fetch([shared.queue], 1, 5)) == 1
+        dying.backend.store(r.id, states.SUCCESS, "stored")
+    finally:
+        dying.close()  # nothing extends its claim from now on: as after a SIGKILL
+    # When the claim expires and a live worker receives the message again
+    worker = shared.workers.start("-c", "1")
+    wait_until(lambda: "redelivered copy acked without running" in worker.log, 30, "the redelivered copy")
+    # Then the task never ran (a stored result is never followed by a run) and no claim is left
+    assert shared.workers.marks.count("start")["stored"] == 0
+    assert r.get(timeout=5) == "stored"
+    wait_until(lambda: shared.pending_claims() == 0, 10, "the copy acked")
 
 
 def test_a_task_running_3x_the_recovery_time_runs_once(shared: Setup) -> None:
@@ -218,30 +249,34 @@ def test_cli_queues_and_dead_letters_on_redis(shared: Setup) -> None:
     assert shared.producer.broker.queues() == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="since the merge of 2026-12-06 a task whose result was stored before its worker was "
-    "SIGKILLed sometimes runs again (about 1 run in 3 here; nothing is lost): under investigation",
-)
 def test_workers_killed_again_and_again_lose_nothing(shared: Setup) -> None:
     marks = shared.workers.marks
-    # Given 200 tasks and two busy workers (2 processes each)
-    keys = [f"c{i}" for i in range(200)]
+    keys = [f"c{i}" for i in range(300)]
     results = shared.producer.send_many("example_tasks.sleep_then", [((k, 0.02), {}) for k in keys])
-    workers = [shared.workers.start("-c", "2", "--prefetch-multiplier", "8") for _ in range(2)]
-    # When, twice, a worker is killed with SIGKILL mid-run and a fresh one takes its place
-    finished: set[str] = set()
-    for round_ in (1, 2):
-        wait_until(lambda r=round_: sum(marks.count("done").values()) >= 60 * r, 30, f"progress {round_}")
-        workers.pop(0).kill_tree()
-        finished |= {k for k, r in zip(keys, results, strict=True) if r.state == states.SUCCESS}
-        workers.append(shared.workers.start("-c", "2", "--prefetch-multiplier", "8"))
-    # Then every task completes; none whose result was stored ran again; only tasks cut off
-    # (per process: the one running and one finished whose result was still being batched)
-    # ran twice.
-    assert [r.get(timeout=60) for r in results] == keys
+    # The stored results are watched throughout: a snapshot taken after a kill would also hold
+    # tasks the kill cut off that live workers had already run again and stored (rerun_audit.py).
+    with StoredResultsWatch(lambda: shared.stored_successes(results), marks) as watch:
+        # Given 300 tasks and two busy workers (2 processes each)
+        starting = [shared.workers.start("-c", "2", "--prefetch-multiplier", "8", ready=False) for _ in range(2)]
+        workers = [w.wait_ready() for w in starting]
+        # When, twice, a worker is killed with SIGKILL mid-run and a fresh one takes its place
+        # (not waited for: the survivors would finish everything while it starts)
+        done_at_kill = []
+        for round_ in (1, 2):
+            wait_until(lambda r=round_: sum(marks.count("done").values()) >= 60 * r, 30, f"progress {round_}")
+            workers.pop(0).kill_tree()
+            done_at_kill.append(sum(marks.count("done").values()))
+            workers.append(shared.workers.start("-c", "2", "--prefetch-multiplier", "8", ready=False))
+        # Then every task completes; no task started again once its result was stored...
+        assert [r.get(timeout=60) for r in results] == keys
+        for worker in workers:
+            worker.wait_ready()
+    assert max(done_at_kill) < len(keys)  # the kills landed mid-run
     started = marks.count("start")
     assert set(started) == set(keys)
-    assert all(started[k] == 1 for k in finished)
+    assert len(watch.snapshots) >= 10 and watch.snapshots[-1][0] == set(keys)
+    assert watch.starts_after_stored() == {}
+    # ...and only tasks cut off ran twice (at-least-once; per killed process: the one running
+    # and one finished whose result was still being batched).
     assert sum(started.values()) - len(keys) <= 2 * 2 * 2, {k: n for k, n in started.items() if n > 1}
     wait_until(lambda: shared.pending_claims() == 0, 10, "every claim acked")

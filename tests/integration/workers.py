@@ -43,6 +43,10 @@ class Marks:
             out.append((event, key, int(pid)))
         return out
 
+    def complete_lines(self) -> int:
+        """Lines written in full so far (a line being appended is not counted yet)."""
+        return self.path.read_bytes().count(b"\n") if self.path.exists() else 0
+
     def count(self, event: str) -> Counter[str]:
         return Counter(key for e, key, _ in self.lines() if e == event)
 

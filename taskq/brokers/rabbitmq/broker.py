@@ -158,13 +158,27 @@ class RabbitMQBroker:
         deadline = time.monotonic() + self.publish_retry_timeout
         pending: list[int] | None = None
         backoff = 0.1
+        renewed = False
         while True:
             try:
                 link, _ = self._session()
                 messages = build(link)
                 if pending is None:
                     pending = list(range(len(messages)))
-                failed = self._send(link, [messages[i] for i in pending])
+                failed, refused = self._send(link, [messages[i] for i in pending])
+                if refused and renewed:
+                    raise Refused(
+                        f"RabbitMQ refused {len(refused)} of {len(pending)} message(s) (basic.nack: "
+                        "e.g. a full queue with x-overflow reject-publish)"
+                    )
+                if refused:
+                    # Sent once more on a new channel: RabbitMQ 3.10 nacked every later publish
+                    # on a channel that had published to a quorum queue whose leader's node was
+                    # killed, while a new channel's publishes were confirmed.
+                    renewed = True
+                    link.renew_channel("publisher")
+                    pending = [pending[i] for i in sorted(failed + refused)]
+                    continue
                 pending = [pending[i] for i in failed]
                 if not pending:
                     return
@@ -180,8 +194,9 @@ class RabbitMQBroker:
             time.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
 
-    def _send(self, link: Link, messages: list[Outgoing]) -> list[int]:
-        """Send and wait for the confirms; returns the indexes worth sending again."""
+    def _send(self, link: Link, messages: list[Outgoing]) -> tuple[list[int], list[int]]:
+        """Send and wait for the confirms; returns the indexes worth sending again and those
+        RabbitMQ refused (basic.nack)."""
         batches: list[tuple[int, Confirms | None]] = []
         sent = 0
         try:
@@ -196,8 +211,8 @@ class RabbitMQBroker:
             log.warning("Connection lost while publishing (%s)", exc)
         retry = list(range(sent, len(messages)))
         if not self.confirm:
-            return retry
-        refused = 0
+            return retry, []
+        refused: list[int] = []
         end = time.monotonic() + self.timeout
         for start, confirms in batches:
             if confirms is None:
@@ -206,7 +221,7 @@ class RabbitMQBroker:
                 raise PublishError(f"RabbitMQ did not confirm within {self.timeout}s")
             for index, error in confirms.errors.items():
                 if isinstance(error, Refused):
-                    refused += 1
+                    refused.append(start + index)
                 elif isinstance(error, Unroutable):
                     exchange, key = messages[start + index][:2]
                     if exchange:  # no queue bound there matches: declare the bindings again, then give up
@@ -217,12 +232,7 @@ class RabbitMQBroker:
                     retry.append(start + index)
                 else:
                     retry.append(start + index)
-        if refused:
-            raise Refused(
-                f"RabbitMQ refused {refused} of {len(messages)} message(s) (basic.nack: "
-                "e.g. a full queue with x-overflow reject-publish)"
-            )
-        return sorted(retry)
+        return sorted(retry), refused
 
     # -- consuming ---------------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
@@ -325,7 +335,7 @@ class RabbitMQBroker:
 
         def build(properties: pika.BasicProperties) -> Callable[[Link], list[Outgoing]]:
             def outgoing(link: Link) -> list[Outgoing]:
-                self._queues.ensure_declared(link, dead, {})
+                self._queues.ensure_dead_queue(link, delivery.queue)
                 return [("", dead, properties, bytes(claim.body))]
 
             return outgoing
@@ -454,7 +464,7 @@ class RabbitMQBroker:
         if not waiting:
             return
         try:
-            if not self._send(link, [self._copy(link, claim, claim.queue) for claim in waiting]):
+            if self._send(link, [self._copy(link, claim, claim.queue) for claim in waiting]) == ([], []):
                 claims.settle(waiting)
                 log.info("Returned %d prefetched message(s) to their queue(s)", len(waiting))
         except BrokerError as exc:  # closing the channel returns them anyway, marked redelivered

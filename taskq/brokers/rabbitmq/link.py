@@ -77,6 +77,7 @@ class Link(LinkOperations):
         self._opened: Future[None] = Future()
         self._slots = {role: Slot() for role in ("publisher", "admin", "consumer", "sweeper")}
         self._tracker = ConfirmTracker()
+        self._retiring: set[pika.channel.Channel] = set()  # closed by renew_channel, not yet gone
         self._get_waiter: Future[Any] | None = None
         self._futures: set[Future[Any]] = set()
         self._work: deque[Callable[[], None]] = deque()  # for the I/O thread, in order
@@ -194,7 +195,9 @@ class Link(LinkOperations):
         if role == "publisher":
             self._tracker.reset()
             channel.add_on_return_callback(self._tracker.on_return)
-            channel.confirm_delivery(self._tracker.on_confirm, callback=lambda _f: self._channel_ready(role, channel))
+            channel.confirm_delivery(
+                lambda frame: self._on_confirm(channel, frame), callback=lambda _f: self._channel_ready(role, channel)
+            )
         elif role == "sweeper":
             channel.add_callback(self._on_get_empty, [pika.spec.Basic.GetEmpty], one_shot=False)
             self._channel_ready(role, channel)
@@ -203,6 +206,10 @@ class Link(LinkOperations):
             self._channel_ready(role, channel)
         else:
             self._channel_ready(role, channel)
+
+    def _on_confirm(self, channel: pika.channel.Channel, frame: pika.frame.Method) -> None:
+        if channel is self._slots["publisher"].channel:  # a retired channel's numbers are not ours
+            self._tracker.on_confirm(frame)
 
     def _channel_ready(self, role: str, channel: pika.channel.Channel) -> None:
         slot = self._slots[role]
@@ -215,6 +222,9 @@ class Link(LinkOperations):
                 settle_error(future, BrokerError(f"RabbitMQ error: {exc!r}"))
 
     def _on_channel_closed(self, role: str, channel: pika.channel.Channel, reason: Exception) -> None:
+        if channel in self._retiring:
+            self._retiring.discard(channel)
+            return
         slot = self._slots[role]
         if slot.channel is not channel and slot.channel is not None:
             return
@@ -289,6 +299,23 @@ class Link(LinkOperations):
         except (TypeError, ValueError) as exc:
             raise Unencodable(f"message cannot be encoded: {exc}") from None
 
+    def renew_channel(self, role: str) -> None:
+        """Close the channel of ``role`` (from any thread): the next use opens a new one. What
+        it had in flight fails as for any closed channel, and is retried by its caller."""
+
+        def close() -> None:
+            slot = self._slots[role]
+            channel = slot.channel
+            if channel is None or not channel.is_open:
+                return
+            slot.channel = None  # retired: its late confirms and its close concern nobody now
+            self._retiring.add(channel)
+            if role == "publisher":
+                self._tracker.fail_all(PublishError("publish not confirmed: the channel was renewed"))
+            channel.close()
+
+        self.post(close)
+
     def _send_now(
         self, channel: pika.channel.Channel, items: list[Outgoing], confirms: Confirms | None, data: bytes | None
     ) -> None:
@@ -319,6 +346,7 @@ class Link(LinkOperations):
         self._tracker.fail_all(PublishError(f"publish not confirmed: {error}"))
         for slot in self._slots.values():
             slot.channel, slot.opening, slot.waiting = None, False, []
+        self._retiring.clear()
         for future in list(self._futures):
             settle_error(future, error)
         if self._get_waiter is not None:

@@ -49,7 +49,7 @@ class QueueCatalog:
         spec = self.topology.configured(queue)
         wanted = queue_arguments(queue, self.settings, spec.arguments if spec else None)
         if kind_of(wanted) == "quorum":
-            self.ensure_declared(link, dead_queue(queue), {})
+            self.ensure_dead_queue(link, queue)  # its dead-letter target must exist first
         try:
             link.declare(queue, passive=True)
             kind = self.probe(link, queue, wanted)
@@ -136,6 +136,14 @@ class QueueCatalog:
                 raise
             link.declare(name, passive=True)  # exists with other arguments: use it
         self.declared.add(name)
+
+    def ensure_dead_queue(self, link: Link, queue: str) -> None:
+        """Declare ``<queue>.dead`` once: a quorum queue beside a quorum queue. Replicated like
+        the queue it serves, it stays available while a majority of the cluster is up; a
+        classic one lives on one node, and while that node was down its declare failed (404),
+        and with it every publish to the quorum queue."""
+        replicated = kind_of(queue_arguments(queue, self.settings)) == "quorum"
+        self.ensure_declared(link, dead_queue(queue), {"x-queue-type": "quorum"} if replicated else {})
 
     def ready_count(self, link: Link, name: str) -> int:
         try:
