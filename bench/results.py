@@ -32,6 +32,7 @@ ROWS = [
     Row("scale_q16", "scaling: drain, 2 processes, 16 queues", "tasks/s", True),
     Row("memory_info", "Redis memory per queued task (INFO used_memory delta)", "bytes", False),
     Row("memory_keys", "Redis memory per queued task (MEMORY USAGE of its keys)", "bytes", False),
+    Row("result_bytes", "Redis memory per stored result (MEMORY USAGE)", "bytes", False),
 ]
 ROW_BY_KEY = {row.key: row for row in ROWS}
 

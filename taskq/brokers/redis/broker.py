@@ -28,7 +28,8 @@ from typing import Any
 
 import redis
 
-from taskq.brokers.base import Delivery, Publication, decode_delivery
+from taskq.brokers.base import Delivery, Publication, undecodable
+from taskq.brokers.redis import entry
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
@@ -61,6 +62,14 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id ``<ms>-<seq>`` as numbers (ids do not sort as strings)."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _delivery(raw: bytes, queue: str, tag: tuple[str, str], redeliveries: int) -> Delivery:
+    """The Delivery of a stored entry (compact or full); undecodable bytes go to the dead letters."""
+    try:
+        return Delivery(entry.decode(raw), queue, tag, redeliveries)
+    except Exception as exc:  # one bad message must never fail the whole fetch
+        return undecodable(raw, queue, tag, redeliveries, exc)
 
 
 def lane_of(priority: int) -> int:
@@ -171,7 +180,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         ready = eta is None or eta <= time.time()
         if ready and lane_of(envelope.priority) == 0 and not self.wait_replicas and not self._stale((queue,)):
             # The common case is one command: no pipeline, nothing else to write.
-            key, raw = self.lane_key(queue, 0), envelope.to_bytes()
+            key, raw = self.lane_key(queue, 0), entry.encode(envelope)
             self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", raw)
             return
         self.publish_many([Publication(queue, envelope, eta)])
@@ -223,7 +232,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         for item in items:
             lane = lane_of(item.envelope.priority)
             lanes_used[item.queue].add(lane)
-            raw = item.envelope.to_bytes()
+            raw = entry.encode(item.envelope)
             if item.eta is not None and item.eta > now:
                 delayed[item.queue] += [item.eta, f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw]
                 continue
@@ -319,7 +328,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         for qi, lane, eid, raw, redeliveries in entries:
             queue = queues[int(qi) - 1]
             tag = (self.lane_key(queue, int(lane)), _s(eid))
-            taken.append((int(lane), decode_delivery(raw, queue, tag, int(redeliveries))))
+            taken.append((int(lane), _delivery(raw, queue, tag, int(redeliveries))))
         taken.sort(key=lambda item: -item[0])  # stable: highest lane first, then fetch order
         lanes = [
             self.lane_key(queue, lane)
@@ -362,7 +371,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             queue, lane = where[name]
             for eid, fields in entries:
                 earlier = int(fields.get(b"r", 0))
-                taken.append((lane, decode_delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
+                taken.append((lane, _delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
         if woken:
             pipe = self._conn.blocking.pipeline(transaction=False)
             for name, ids in woken.items():
