@@ -73,14 +73,14 @@ def _absent(given: dict[str, Any], defaults: dict[str, Any], own: str, task_id: 
 
 
 def encode(envelope: Envelope) -> bytes:
-    if envelope.encoded is not None:
+    if envelope.plain is not None:
         return _encode_plain(envelope)
     return encode_any(envelope)
 
 
 def _encode_plain(envelope: Envelope) -> bytes:
     """``encode_any`` of a plain call, in a third of the time: message.build sets
-    ``encoded`` only for a JSON call whose headers and properties are the defaults but for
+    ``plain`` only for a JSON call whose headers and properties are the defaults but for
     task, id (= root id = correlation id), argsrepr, kwargsrepr, origin and priority."""
     h = envelope.headers
     parts = ['{"h":{"task":', _quote(h["task"]), ',"id":', _quote(h["id"])]
