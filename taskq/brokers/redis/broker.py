@@ -53,6 +53,8 @@ REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry 
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
 DEFAULT_MAX_BLOCK = 1.0
+# Queues per fetch script call when a worker consumes more (_claim_any).
+WINDOW = 32
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
 _HOST = socket.gethostname()
@@ -96,6 +98,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         # Ties between queues at one priority: the order given (default) or taking turns.
         self.fair_queues = bool(options.get("fair_queues", False))
         self._turn = 0
+        self._window = 0  # the window of queues the next fetch starts with (_claim_any)
         self.forget_consumer_after = float(options.get("forget_consumer_after", FORGET_CONSUMER_AFTER))
         self._conn = RedisConnector(
             url,
@@ -268,7 +271,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         backoff = 0.05
         while True:
             try:
-                taken, found = (self._claim_each if self.clustered else self._claim)(queues, max_count)
+                taken, found = self._claim_any(queues, max_count)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
@@ -299,6 +302,31 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         if self._disconnected:
             self._disconnected = False
             log.warning("redis broker %s reachable again", redact(self.url))
+
+    def _claim_any(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
+        """Claim up to ``max_count`` from ``queues``. Beyond WINDOW queues, the fetch script
+        runs over WINDOW of them at a time, taking turns from where the last fetch stopped,
+        until one window has messages or every window was seen: a fetch then costs Redis what
+        WINDOW queues cost, not what all of them do, and every queue gets its turn (a
+        thousand tenant queues with a few tasks each drain fairly). Priorities are ordered
+        within a window; the blocking read still waits on every queue at once."""
+        if self.clustered:
+            return self._claim_each(queues, max_count)
+        if len(queues) <= WINDOW:
+            return self._claim(queues, max_count)
+        windows = -(-len(queues) // WINDOW)
+        next_due: float | None = None
+        lanes: list[str] = []
+        for _ in range(windows):
+            start = self._window % windows * WINDOW
+            self._window = (self._window + 1) % windows
+            taken, found = self._claim(queues[start : start + WINDOW], max_count)
+            if taken:
+                return taken, found
+            if found.next_due is not None and (next_due is None or found.next_due < next_due):
+                next_due = found.next_due
+            lanes += found.lanes
+        return [], _Found(next_due, lanes)
 
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
         keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self._registry_for(queues[0])]
@@ -359,6 +387,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             if "NOGROUP" not in str(exc):
                 raise
             self._make_groups([*found.lanes, *wakes])  # new queue, or the streams vanished (FLUSHDB)
+            return []
+        if not reply:
             return []
         where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
         taken: list[tuple[int, Delivery]] = []
