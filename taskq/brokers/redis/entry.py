@@ -150,9 +150,8 @@ def decode(raw: bytes) -> Envelope:
     task_id = given.get("id", _ABSENT)
     headers = _filled(_HEADERS, _HEADER_PLACEHOLDERS, given, task_id, absent)
     properties = _filled(_PROPERTIES, _PROPERTY_PLACEHOLDERS, props, task_id, absent_props)
-    body = raw[end + 1 :]
-    if "k" not in meta:
-        body += EMBED_SUFFIX
+    # One copy of the body, however big: join reads the slice of the entry in place.
+    body = raw[end + 1 :] if "k" in meta else b"".join((memoryview(raw)[end + 1 :], EMBED_SUFFIX))
     return Envelope(headers, body, content_type, content_encoding, properties)
 
 
