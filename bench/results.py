@@ -32,6 +32,12 @@ ROWS = [
     Row("scale_q16", "scaling: drain, 2 processes, 16 queues", "tasks/s", True),
     Row("memory_info", "Redis memory per queued task (INFO used_memory delta)", "bytes", False),
     Row("memory_keys", "Redis memory per queued task (MEMORY USAGE of its keys)", "bytes", False),
+    Row("mq_single", "many queues: drain, 1 queue, 2 processes", "tasks/s", True, headline=True),
+    Row("mq_many", "many queues: drain, tasks spread over all queues", "tasks/s", True, headline=True),
+    Row("mq_ratio", "many queues: spread drain as % of the 1-queue drain", "%", True, headline=True),
+    Row("mq_idle_calls", "many queues: Redis commands/s of an idle worker on all of them", "calls/s", False),
+    Row("mq_idle_cpu", "many queues: Redis CPU of that idle worker", "ms/s", False),
+    Row("result_bytes", "Redis memory per stored result (MEMORY USAGE)", "bytes", False),
 ]
 ROW_BY_KEY = {row.key: row for row in ROWS}
 

@@ -54,6 +54,7 @@ class Settings:
     worker_pool: str = "prefork"
     worker_prefetch_multiplier: int = 4  # messages a pool slot claims at once, at first
     worker_prefetch_max: int = 64  # the claim grows to this while tasks stay fast (< 10 ms)
+    worker_prefetch_bytes: int = 64 * 1024 * 1024  # a claim holds at most this many message bytes (0: no cap)
     worker_hold_limit: float = 1.0  # unstarted messages go back once a running task passes this
     worker_max_tasks_per_child: int = 0  # prefork: a child is replaced after this many tasks (0: never)
     worker_max_memory_per_child: int = 0  # prefork: ... once its resident memory passes this, KiB (0: never)

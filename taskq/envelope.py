@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +28,12 @@ class Envelope:
     content_type: str = JSON
     content_encoding: str = "utf-8"
     properties: dict[str, Any] = field(default_factory=dict)
-    # to_bytes() output made at build time from a template (message.build); an envelope is
-    # never changed after it is built, so it stays true.
+    # to_bytes() output, once made; an envelope is never changed after it is built.
     encoded: bytes | None = field(default=None, repr=False, compare=False)
+    # Set by message.build for a plain call: makes to_bytes() output from the task's template
+    # (None when the template does not fit). Called on first use only: a broker that stores
+    # its own form (Redis) never escapes a big body twice.
+    plain: Callable[[], bytes | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -51,6 +55,10 @@ class Envelope:
         """One JSON document; a UTF-8 body is kept as text (cheap), any other as base64."""
         if self.encoded is not None:
             return self.encoded
+        if self.plain is not None:
+            self.encoded = self.plain()
+            if self.encoded is not None:
+                return self.encoded
         if self.content_encoding == "utf-8":
             try:
                 body, body_encoding = self.body.decode("utf-8"), "utf-8"

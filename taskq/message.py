@@ -117,7 +117,9 @@ def build(
     plain = plain and timelimit == (None, None) and not reply_to
     if plain and (root_id is None or root_id == task_id) and serializer.content_encoding == "utf-8":
         # The common call: encode from the task's template instead of the whole document.
-        envelope.encoded = _encode_plain(task, priority, serializer, task_id, argsrepr, kwargsrepr, body)
+        envelope.plain = functools.partial(
+            _encode_plain, task, priority, serializer, task_id, argsrepr, kwargsrepr, body
+        )
     return envelope
 
 

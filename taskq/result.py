@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import reprlib
 import sys
 from collections.abc import Iterator
@@ -111,6 +110,8 @@ class AsyncResult(Generic[R]):
 
     async def aget(self, timeout: float | None = None, propagate: bool = True) -> R:
         """``get`` for asyncio code: waits in a thread so the event loop keeps running."""
+        import asyncio  # here: most processes never await a result, and asyncio is slow to import
+
         return await asyncio.to_thread(self.get, timeout, propagate)
 
     @property

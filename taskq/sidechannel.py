@@ -12,7 +12,6 @@ They are implemented once per broker family, not once per broker:
 from __future__ import annotations
 
 import ast
-import ssl
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -60,6 +59,8 @@ def kombu_ssl(url: str) -> tuple[str, dict[str, Any] | bool]:
         if isinstance(given, dict):
             options = {k: v for k, v in given.items() if k in ("ca_certs", "certfile", "keyfile", "server_hostname")}
     if options.get("ca_certs"):
+        import ssl  # only for TLS: an SQLite or plain worker never needs it
+
         options["cert_reqs"] = ssl.CERT_REQUIRED
     return rest, options or True
 

@@ -6,6 +6,8 @@ it, APScheduler 3's API at APScheduler's module paths (``schedulers``, ``job``, 
 ``executors``, ``triggers``, ``events``): the run modes are thin flavours of one scheduler.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from taskq.beat import events as _events
 from taskq.beat.core.entry import APSCHEDULER_DEFAULTS, CELERY_DEFAULTS, Entry, Policy
 from taskq.beat.core.errors import ConflictingIdError, JobLookupError
@@ -13,16 +15,45 @@ from taskq.beat.core.hook import BeatEvent
 from taskq.beat.core.schedules import CronSchedule, Schedule, at, cron, crontab, every
 from taskq.beat.core.solar import solar
 from taskq.beat.events import *  # noqa: F403 - APScheduler's event codes and classes
-from taskq.beat.job import Job
-from taskq.beat.schedulers import SchedulerAlreadyRunningError, SchedulerNotRunningError
-from taskq.beat.schedulers.asyncio import AsyncIOScheduler
-from taskq.beat.schedulers.background import BackgroundScheduler
-from taskq.beat.schedulers.base import BaseScheduler
-from taskq.beat.schedulers.blocking import BlockingScheduler
-from taskq.beat.schedulers.gevent import GeventScheduler
-from taskq.beat.schedulers.qt import QtScheduler
-from taskq.beat.schedulers.tornado import TornadoScheduler
-from taskq.beat.schedulers.twisted import TwistedScheduler
+
+if TYPE_CHECKING:
+    from taskq.beat.job import Job
+    from taskq.beat.schedulers import SchedulerAlreadyRunningError, SchedulerNotRunningError
+    from taskq.beat.schedulers.asyncio import AsyncIOScheduler
+    from taskq.beat.schedulers.background import BackgroundScheduler
+    from taskq.beat.schedulers.base import BaseScheduler
+    from taskq.beat.schedulers.blocking import BlockingScheduler
+    from taskq.beat.schedulers.gevent import GeventScheduler
+    from taskq.beat.schedulers.qt import QtScheduler
+    from taskq.beat.schedulers.tornado import TornadoScheduler
+    from taskq.beat.schedulers.twisted import TwistedScheduler
+
+# The schedulers are imported on first use: ``import taskq`` (every worker) needs only the
+# schedules, and the schedulers pull in asyncio and the scheduler machinery (issue 22).
+_LAZY = {
+    "Job": "taskq.beat.job",
+    "SchedulerAlreadyRunningError": "taskq.beat.schedulers",
+    "SchedulerNotRunningError": "taskq.beat.schedulers",
+    "AsyncIOScheduler": "taskq.beat.schedulers.asyncio",
+    "BackgroundScheduler": "taskq.beat.schedulers.background",
+    "BaseScheduler": "taskq.beat.schedulers.base",
+    "BlockingScheduler": "taskq.beat.schedulers.blocking",
+    "GeventScheduler": "taskq.beat.schedulers.gevent",
+    "QtScheduler": "taskq.beat.schedulers.qt",
+    "TornadoScheduler": "taskq.beat.schedulers.tornado",
+    "TwistedScheduler": "taskq.beat.schedulers.twisted",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'taskq.beat' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "APSCHEDULER_DEFAULTS",

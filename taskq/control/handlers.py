@@ -13,7 +13,6 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from taskq.control.stats import SharedStats
@@ -25,10 +24,11 @@ if TYPE_CHECKING:
 
 
 def taskq_version() -> str:
-    try:
-        return version("taskq")
-    except PackageNotFoundError:
-        return "0"
+    # The package's own constant: importlib.metadata cost every worker ~30 ms to import and
+    # search the installed distributions (issue 22, start-up time).
+    import taskq
+
+    return taskq.__version__
 
 
 SOFTWARE = {"sw_ident": "taskq", "sw_ver": taskq_version(), "sw_sys": platform.system()}

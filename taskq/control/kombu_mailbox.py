@@ -14,8 +14,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import kombu.pidbox
+from kombu.exceptions import InconsistencyError
 
-from taskq.control.mailbox import ControlRequest, parse_request
+from taskq.control.mailbox import ControlRequest, NodeNameTaken, parse_request
 from taskq.errors import BrokerError
 from taskq.sidechannel import kombu_connection
 
@@ -89,7 +90,10 @@ class KombuMailbox:
         return bool(self.call("ping", {}, [hostname], NAME_CHECK_TIMEOUT))
 
     def node(self, hostname: str) -> KombuNode:
-        return KombuNode(self.conf, hostname)
+        try:
+            return KombuNode(self.conf, hostname)
+        except InconsistencyError:
+            raise NodeNameTaken(hostname) from None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from taskq.config import Settings
 
 
+class NodeNameTaken(Exception):
+    """Another worker already listens under this name (RabbitMQ's exclusive queue)."""
+
+
 @dataclass
 class ControlRequest:
     method: str

@@ -20,11 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kombu.exceptions import InconsistencyError
-
 from taskq.control import handlers, signing
 from taskq.control.handlers import WorkerInfo
-from taskq.control.mailbox import ControlRequest, MailboxNode, create_mailbox
+from taskq.control.mailbox import ControlRequest, MailboxNode, NodeNameTaken, create_mailbox
 from taskq.control.stats import SharedStats
 from taskq.display import OneLineRecords
 from taskq.events.dispatcher import EventDispatcher
@@ -176,7 +174,7 @@ class Monitor:
         while not self._stop.is_set():
             try:
                 return create_mailbox(self.app.conf).node(self.hostname)
-            except InconsistencyError:  # RabbitMQ: another worker holds this name's queue
+            except NodeNameTaken:  # RabbitMQ: another worker holds this name's queue
                 log.error("Remote control off: another worker already uses the name %s", self.hostname)
                 return None
             except Exception as exc:

@@ -2,7 +2,9 @@
 
 The loop fetches a batch only when it has nothing left to run. The batch starts at
 ``prefetch`` and doubles (up to ``worker_prefetch_max``) while every task of the last batch
-finished within FAST_TASK: fast tasks then cost a fraction of a round trip each. A long
+finished within FAST_TASK: fast tasks then cost a fraction of a round trip each. It never
+claims more than ``worker_prefetch_bytes`` of messages at once, sized by the largest message
+of the previous batch: big arguments take fewer per fetch, so memory stays bounded. A long
 task never strands the messages claimed behind it: once the running task has taken
 ``worker_hold_limit`` seconds, the keeper hands the unstarted ones back to the queue for
 other workers, and the batch falls back to ``prefetch``.
@@ -33,6 +35,11 @@ FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
 FAST_TASK = 0.01  # seconds; a batch of tasks this fast lets the next batch double
 
 
+def message_bytes(delivery: Delivery) -> int:
+    """What a claimed message costs this process: its body (headers are small and bounded)."""
+    return len(delivery.envelope.body) if delivery.envelope else len(delivery.raw or b"")
+
+
 class Consumer:
     def __init__(self, app: TaskQ, queues: Sequence[str], prefetch: int = 1) -> None:
         self.app = app
@@ -41,6 +48,8 @@ class Consumer:
         self.batch = self.prefetch
         self.batch_max = max(self.prefetch, app.conf.worker_prefetch_max)
         self.hold_limit = app.conf.worker_hold_limit
+        self.prefetch_bytes = max(0, int(app.conf.worker_prefetch_bytes))
+        self._message_bytes = 0  # the largest message of the last batch
         self._started_at = 0.0  # when the running task started (monotonic)
         self._all_fast = False  # the last fetch brought tasks, and all finished within FAST_TASK
         self.broker = app.broker
@@ -68,6 +77,13 @@ class Consumer:
         self.cold = True
         self.warm_stop()
 
+    def fetch_count(self) -> int:
+        """The batch, cut so that messages as large as the last batch's largest fit within
+        ``worker_prefetch_bytes`` (at least one: a message larger than the cap still runs)."""
+        if not self.prefetch_bytes or not self._message_bytes:
+            return self.batch
+        return max(1, min(self.batch, self.prefetch_bytes // self._message_bytes))
+
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> None:
         keeper = threading.Thread(target=self._keep_claims, name="taskq-claim-keeper", daemon=True)
@@ -83,7 +99,7 @@ class Consumer:
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
-                        batch = self.broker.fetch(self.queues, self.batch, FETCH_TIMEOUT)
+                        batch = self.broker.fetch(self.queues, self.fetch_count(), FETCH_TIMEOUT)
                     except Exception as exc:  # a fetch that fails is retried, never fatal
                         if isinstance(exc, BrokerError):
                             log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
@@ -96,6 +112,8 @@ class Consumer:
                     backoff = 0.5
                     self._heartbeat.beat()
                     self._all_fast = bool(batch)  # an idle worker's batch does not grow
+                    if batch:
+                        self._message_bytes = max(message_bytes(d) for d in batch)
                     with self._lock:
                         self._pending.extend(batch)
                         if self.stop_requested.is_set():

@@ -11,7 +11,6 @@ before each task once the oldest deferred outcome is ``FLUSH_AFTER`` seconds old
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import logging
@@ -21,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskq import signals, states
 from taskq.app import TaskQ
@@ -36,6 +35,9 @@ from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
 from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, limited
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("taskq.worker")
 log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
@@ -293,7 +295,14 @@ class TaskRunner:
             result = task(*msg.args, **msg.kwargs)
         finally:
             self.alarm.disarm()
-        if inspect.iscoroutine(result) and self.shared_loop is not None:  # the pool's one loop
+        if inspect.iscoroutine(result):
+            result = self._await(result, limits)
+        return result
+
+    def _await(self, result: Any, limits: Limits) -> Any:
+        import asyncio  # only for async def tasks: a sync worker starts faster without it
+
+        if self.shared_loop is not None:  # the pool's one loop
             request = current_request()
             run = limited(result, limits, lambda: set_current_request(request))
             future = asyncio.run_coroutine_threadsafe(run, self.shared_loop)
@@ -302,7 +311,7 @@ class TaskRunner:
             except BaseException:  # the waiting slot was stopped (-P gevent terminate): so is the coroutine
                 future.cancel()
                 raise
-        elif inspect.iscoroutine(result):  # async def tasks run on this thread's own event loop
+        else:  # async def tasks run on this thread's own event loop
             if self._loop is None or self._loop.is_closed():
                 self._loop = asyncio.new_event_loop()
             result = self._loop.run_until_complete(limited(result, limits))

@@ -21,7 +21,6 @@ one of its threads), with the same reach as the soft alarm.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import math
 import signal
@@ -166,6 +165,8 @@ async def limited(coro: Coroutine[Any, Any, Any], limits: Limits, enter: Callabl
     """Await an ``async def`` task on the running loop; at a limit it is cancelled, and the
     limit's exception is what this raises. ``enter`` runs first, in this asyncio task's own
     context (it sets the task's ``self.request`` there: the loop may run other tasks' too)."""
+    import asyncio  # loaded already (a loop runs); not at module level: sync workers never need it
+
     enter()
     loop = asyncio.get_running_loop()
     task = loop.create_task(coro)

@@ -136,7 +136,7 @@ def test_the_template_encoding_is_the_generic_encoding(
 def test_calls_beyond_the_plain_shape_take_the_generic_encoding(options: dict[str, object]) -> None:
     plain = build("t.add", (1,), {}, task_id="i", serializer=JSON)
     other = build("t.add", (1,), {}, task_id="i", serializer=JSON, **options)  # type: ignore[arg-type]
-    assert plain.encoded is not None and other.encoded is None
+    assert plain.plain is not None and other.plain is None
 
 
 def test_new_task_ids_are_random_uuid4_strings() -> None:
@@ -180,7 +180,7 @@ def test_reply_to_travels_in_the_properties_and_bypasses_the_plain_template() ->
 
     serializer = get_serializer("json")
     envelope = build("t.add", (1,), {}, task_id=new_task_id(), serializer=serializer, reply_to="caller-q")
-    assert envelope.properties["reply_to"] == "caller-q" and envelope.encoded is None
+    assert envelope.properties["reply_to"] == "caller-q" and envelope.plain is None
     assert parse(envelope, frozenset({"application/json"})).reply_to == "caller-q"
     plain = build("t.add", (1,), {}, task_id=new_task_id(), serializer=serializer)
     assert parse(plain, frozenset({"application/json"})).reply_to == ""

@@ -620,3 +620,44 @@ def test_no_health_check_ping_while_a_reply_is_in_flight(make_broker: MakeBroker
     conn.next_health_check = 0  # as after 30 s idle: the next command checks health first
     broker._conn.direct_many(BrokerError, "test", [("RPUSH", key, v) for v in "abc"])
     assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a", b"b", b"c"]
+
+
+def test_many_queues_are_read_a_window_at_a_time_in_turn(make_broker: MakeBroker) -> None:
+    # Given 100 queues (beyond the window of 32), each with 3 messages
+    from taskq.brokers.redis.broker import WINDOW
+
+    broker = make_broker(recovery_time=30.0)
+    queues = [f"mq{i:03}-{uuid.uuid4().hex[:6]}" for i in range(100)]
+    assert len(queues) > 2 * WINDOW
+    broker.publish_many([Publication(q, envelope(f"{q}/{n}")) for n in range(3) for q in queues])
+    # When fetches of 10 follow each other
+    first = [broker.fetch(queues, 10, timeout=2) for _ in range(4)]
+    # Then each comes from another window of queues: the later queues are not starved
+    windows = [{queues.index(d.queue) // WINDOW for d in batch} for batch in first]
+    assert [len(w) for w in windows] == [1, 1, 1, 1]
+    assert [w.pop() for w in windows] == [0, 1, 2, 3]
+    # And everything is delivered once, with nothing lost or repeated
+    got = [d.envelope.id for batch in first for d in batch if d.envelope]
+    for batch in first:
+        broker.ack(batch)
+    for _ in range(200):
+        batch = broker.fetch(queues, 10, timeout=0.5)
+        if not batch:
+            break
+        got += [d.envelope.id for d in batch if d.envelope]
+        broker.ack(batch)
+    assert sorted(got) == sorted(f"{q}/{n}" for n in range(3) for q in queues)
+
+
+def test_an_idle_fetch_over_many_queues_wakes_for_the_last_one(make_broker: MakeBroker) -> None:
+    broker = make_broker(recovery_time=30.0)
+    queues = [f"idle{i:03}-{uuid.uuid4().hex[:6]}" for i in range(100)]
+    assert broker.fetch(queues, 10, timeout=0.2) == []  # makes the groups
+    producer = make_broker()
+    timer = threading.Timer(0.3, lambda: producer.publish(queues[-1], envelope("late")))
+    timer.start()
+    started = time.monotonic()
+    got = broker.fetch(queues, 10, timeout=5)
+    timer.join()
+    assert ids(got) == ["late"] and time.monotonic() - started < 3
+    broker.ack(got)

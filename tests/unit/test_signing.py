@@ -259,7 +259,7 @@ def test_unsigned_operation_is_unchanged(app: TaskQ) -> None:
     # No signing_key: no signature, no timestamp, the template encoding (Celery's bytes).
     envelope = app.build_publication("t.record", (1,), {}).envelope
     assert SIGNATURE_HEADER not in envelope.headers and SIGNED_AT_HEADER not in envelope.headers
-    assert envelope.encoded is not None
+    assert envelope.plain is not None
 
 
 def test_settings_that_cannot_be_honoured_are_refused(app: TaskQ) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import redis
 
 from taskq.brokers.base import DeadLetter
+from taskq.brokers.redis import entry
 from taskq.brokers.redis.scripts import GROUP, LANES, PURGE, REQUEUE_DEAD
 
 
@@ -78,7 +79,8 @@ class RedisAdmin:
             found: list[DeadLetter] = []
             for name, entries in zip(names, pipe.execute(), strict=True):
                 for _, f in entries:
-                    found.append(DeadLetter(_s(f[b"id"]), name, _s(f[b"reason"]), float(f[b"at"]), bytes(f[b"m"])))
+                    raw = entry.full(bytes(f[b"m"]))  # what leaves Redis is the full envelope
+                    found.append(DeadLetter(_s(f[b"id"]), name, _s(f[b"reason"]), float(f[b"at"]), raw))
         found.sort(key=lambda d: d.failed_at)
         return found[:limit]
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import redis
 
-from taskq.brokers.base import Delivery, Publication, decode_delivery
+from taskq.brokers.base import Delivery, Publication, undecodable
+from taskq.brokers.redis import entry
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
@@ -52,6 +53,8 @@ REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry 
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
 DEFAULT_MAX_BLOCK = 1.0
+# Queues per fetch script call when a worker consumes more (_claim_any).
+WINDOW = 32
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
 _HOST = socket.gethostname()
@@ -61,6 +64,14 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id ``<ms>-<seq>`` as numbers (ids do not sort as strings)."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _delivery(raw: bytes, queue: str, tag: tuple[str, str], redeliveries: int) -> Delivery:
+    """The Delivery of a stored entry (compact or full); undecodable bytes go to the dead letters."""
+    try:
+        return Delivery(entry.decode(raw), queue, tag, redeliveries)
+    except Exception as exc:  # one bad message must never fail the whole fetch
+        return undecodable(raw, queue, tag, redeliveries, exc)
 
 
 def lane_of(priority: int) -> int:
@@ -87,6 +98,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         # Ties between queues at one priority: the order given (default) or taking turns.
         self.fair_queues = bool(options.get("fair_queues", False))
         self._turn = 0
+        self._window = 0  # the window of queues the next fetch starts with (_claim_any)
         self.forget_consumer_after = float(options.get("forget_consumer_after", FORGET_CONSUMER_AFTER))
         self._conn = RedisConnector(
             url,
@@ -171,7 +183,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         ready = eta is None or eta <= time.time()
         if ready and lane_of(envelope.priority) == 0 and not self.wait_replicas and not self._stale((queue,)):
             # The common case is one command: no pipeline, nothing else to write.
-            key, raw = self.lane_key(queue, 0), envelope.to_bytes()
+            key, raw = self.lane_key(queue, 0), entry.encode(envelope)
             self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", raw)
             return
         self.publish_many([Publication(queue, envelope, eta)])
@@ -223,7 +235,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         for item in items:
             lane = lane_of(item.envelope.priority)
             lanes_used[item.queue].add(lane)
-            raw = item.envelope.to_bytes()
+            raw = entry.encode(item.envelope)
             if item.eta is not None and item.eta > now:
                 delayed[item.queue] += [item.eta, f"{lane}{uuid.uuid4().hex[:16]}".encode() + raw]
                 continue
@@ -259,7 +271,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         backoff = 0.05
         while True:
             try:
-                taken, found = (self._claim_each if self.clustered else self._claim)(queues, max_count)
+                taken, found = self._claim_any(queues, max_count)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
@@ -291,6 +303,31 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             self._disconnected = False
             log.warning("redis broker %s reachable again", redact(self.url))
 
+    def _claim_any(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
+        """Claim up to ``max_count`` from ``queues``. Beyond WINDOW queues, the fetch script
+        runs over WINDOW of them at a time, taking turns from where the last fetch stopped,
+        until one window has messages or every window was seen: a fetch then costs Redis what
+        WINDOW queues cost, not what all of them do, and every queue gets its turn (a
+        thousand tenant queues with a few tasks each drain fairly). Priorities are ordered
+        within a window; the blocking read still waits on every queue at once."""
+        if self.clustered:
+            return self._claim_each(queues, max_count)
+        if len(queues) <= WINDOW:
+            return self._claim(queues, max_count)
+        windows = -(-len(queues) // WINDOW)
+        next_due: float | None = None
+        lanes: list[str] = []
+        for _ in range(windows):
+            start = self._window % windows * WINDOW
+            self._window = (self._window + 1) % windows
+            taken, found = self._claim(queues[start : start + WINDOW], max_count)
+            if taken:
+                return taken, found
+            if found.next_due is not None and (next_due is None or found.next_due < next_due):
+                next_due = found.next_due
+            lanes += found.lanes
+        return [], _Found(next_due, lanes)
+
     def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
         keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self._registry_for(queues[0])]
         args = [
@@ -319,7 +356,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         for qi, lane, eid, raw, redeliveries in entries:
             queue = queues[int(qi) - 1]
             tag = (self.lane_key(queue, int(lane)), _s(eid))
-            taken.append((int(lane), decode_delivery(raw, queue, tag, int(redeliveries))))
+            taken.append((int(lane), _delivery(raw, queue, tag, int(redeliveries))))
         taken.sort(key=lambda item: -item[0])  # stable: highest lane first, then fetch order
         lanes = [
             self.lane_key(queue, lane)
@@ -351,6 +388,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
                 raise
             self._make_groups([*found.lanes, *wakes])  # new queue, or the streams vanished (FLUSHDB)
             return []
+        if not reply:
+            return []
         where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
         taken: list[tuple[int, Delivery]] = []
         woken: dict[str, list[str]] = defaultdict(list)
@@ -362,7 +401,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             queue, lane = where[name]
             for eid, fields in entries:
                 earlier = int(fields.get(b"r", 0))
-                taken.append((lane, decode_delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
+                taken.append((lane, _delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
         if woken:
             pipe = self._conn.blocking.pipeline(transaction=False)
             for name, ids in woken.items():

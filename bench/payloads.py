@@ -1,0 +1,184 @@
+"""Big arguments: MB/s through enqueue and a drain with results, beside raw redis-py SET/GET
+of the same bytes, and the worker's memory.
+
+    python -m bench.payloads [--sizes 1024,102400,1048576] [--megabytes 100] [--runs 3] [--out DIR]
+
+For each size, ``--megabytes`` worth of tasks (at least 20), interleaved with the raw rows:
+
+* taskq enqueue: ``payload.delay(data)`` once per task, ``data`` a string of that many
+  ASCII characters (one producer); MB/s of argument bytes.
+* taskq drain: ``taskq worker -c 2 -P prefork`` with results stored (the task returns
+  ``len(data)``); the clock as in ``python -m bench``; MB/s of argument bytes. The worker
+  tree's peak RSS is sampled every 100 ms.
+* raw: one redis-py client, ``SET`` of each value (one call each), then ``GET`` of each:
+  MB/s of each, and of the round trip (bytes / (SET time + GET time)), which is compared with
+  taskq's bytes / (enqueue time + drain time).
+
+Database 5 of ``BENCH_REDIS`` (flushed before and after). Writes ``payloads.{md,json}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from bench import measure
+from bench.adapters.base import redis_url
+from bench.payload_app import DB
+from bench.procs import WorkerGroup
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PROCESSES = 2
+TIMEOUT = 300.0
+MB = 1e6
+RSS_EVERY = 0.1  # seconds between samples of the worker tree's RSS
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.payloads", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1024,102400,1048576", help="argument sizes in bytes, comma-separated")
+    parser.add_argument("--megabytes", type=float, default=100.0, help="argument bytes moved per sample")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    return parser.parse_args(argv)
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def value(size: int) -> str:
+    """An incompressible-looking ASCII string of ``size`` characters."""
+    return (os.urandom(size // 2 + 1).hex())[:size]
+
+
+def raw_round(client: redis.Redis, data: str, n: int) -> tuple[float, float]:
+    """Seconds for n SETs, then for n GETs of ``data``, one call each."""
+    client.flushdb()
+    raw = data.encode()
+    started = time.perf_counter()
+    for i in range(n):
+        client.set(f"raw:{i}", raw)
+    set_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for i in range(n):
+        if len(client.get(f"raw:{i}") or b"") != len(raw):  # type: ignore[arg-type]
+            raise RuntimeError("raw GET returned other bytes")
+    get_seconds = time.perf_counter() - started
+    client.flushdb()
+    return set_seconds, get_seconds
+
+
+def taskq_round(client: redis.Redis, data: str, n: int) -> tuple[float, float, float]:
+    """Seconds to enqueue n tasks, seconds to drain them with results, peak worker RSS (bytes)."""
+    from bench.payload_app import app, payload
+
+    client.flushdb()
+    started = time.perf_counter()
+    for _ in range(n):
+        payload.delay(data)
+    enqueue_seconds = time.perf_counter() - started
+    workers = WorkerGroup("taskq-payloads", stop_grace=10.0)
+    command = [sys.executable, "-m", "taskq", "worker", "-A", "bench.payload_app:app", "-Q", "payloads",
+               "-c", str(PROCESSES), "-P", "prefork", "-l", "warning"]  # fmt: skip
+    workers.start([command], {"BENCH_REDIS_URL": redis_url(DB)})
+    peak, sampled = 0, 0.0
+
+    def remaining() -> int:
+        nonlocal peak, sampled
+        if time.monotonic() - sampled > RSS_EVERY:  # reading a process tree costs CPU the workers need
+            peak, sampled = max(peak, measure.tree_rss(workers.pids)), time.monotonic()
+        return app.broker.queue_length("payloads")
+
+    try:
+        rate = measure.drain_rate(remaining, n, TIMEOUT, interval=0.005)
+    except measure.BenchTimeout:
+        workers.check_alive()
+        raise
+    finally:
+        workers.stop()
+    stored = sum(1 for _ in client.scan_iter(match="celery-task-meta-*", count=1000))
+    if stored != n:
+        raise RuntimeError(f"expected {n} stored results, found {stored}")
+    client.flushdb()
+    return enqueue_seconds, n / rate, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    client = redis.Redis.from_url(redis_url(DB))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(size: int, key: str, number: float) -> None:
+        rows.setdefault(str(size), {}).setdefault(key, []).append(number)
+        log(f"  {size:>9,} B {key:18} {number:,.1f}")
+
+    try:
+        for run in range(args.runs):
+            for size in sizes:
+                n = max(20, int(args.megabytes * MB / size))
+                data = value(size)
+                moved = n * size / MB
+                order = ("raw", "taskq") if run % 2 == 0 else ("taskq", "raw")  # interleaved
+                for which in order:
+                    if which == "raw":
+                        set_s, get_s = raw_round(client, data, n)
+                        add(size, "raw_set", moved / set_s)
+                        add(size, "raw_get", moved / get_s)
+                        add(size, "raw_round", moved / (set_s + get_s))
+                    else:
+                        enqueue_s, drain_s, peak = taskq_round(client, data, n)
+                        add(size, "taskq_enqueue", moved / enqueue_s)
+                        add(size, "taskq_drain", moved / drain_s)
+                        add(size, "taskq_round", moved / (enqueue_s + drain_s))
+                        add(size, "taskq_rss_mb", peak / MB)
+    finally:
+        client.flushdb()
+        client.close()
+    table = markdown(rows, args)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "payloads.md").write_text(table)
+    (args.out / "payloads.json").write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mid = measure.median(values)
+    return f"{mid:,.1f} ({min(values):,.1f}-{max(values):,.1f})" if len(values) > 1 else f"{mid:,.1f}"
+
+
+def markdown(rows: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
+    lines = [
+        "| argument | taskq enqueue MB/s | raw SET MB/s | taskq drain (results) MB/s | raw GET MB/s "
+        "| taskq round MB/s | raw round MB/s | taskq % of raw (round) | worker tree peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for size, r in rows.items():
+        ratio = 100 * measure.median(r.get("taskq_round", [])) / measure.median(r.get("raw_round", []))
+        lines.append(
+            f"| {int(size):,} B | {cell(r.get('taskq_enqueue', []))} | {cell(r.get('raw_set', []))} "
+            f"| {cell(r.get('taskq_drain', []))} | {cell(r.get('raw_get', []))} | {cell(r.get('taskq_round', []))} "
+            f"| {cell(r.get('raw_round', []))} | {ratio:.0f}% | {cell(r.get('taskq_rss_mb', []))} |"
+        )
+    lines += [
+        "",
+        f"Cells: median (min-max) over {args.runs} interleaved runs; {args.megabytes:g} MB of arguments per sample "
+        f"(at least 20 tasks); taskq: one producer, `taskq worker -c {PROCESSES} -P prefork`, results stored; "
+        "raw: one redis-py client, one SET then one GET per value. Round: bytes / (enqueue + drain) against "
+        "bytes / (SET + GET). `python -m bench.payloads`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
