@@ -163,7 +163,10 @@ def test_a_task_that_kills_its_worker_stops_after_max_deliveries(workers: Worker
     key = f"boom-{uuid.uuid4().hex[:8]}"
     r = producer.send_task("example_tasks.crash_worker", (key,))
     for _ in range(6):
-        w = workers.start("-P", "gevent", "-c", "5", TASKQ_MAX_DELIVERIES="2", TASKQ_RECOVERY_TIME="1")
+        # Not waited for: a worker may take the poison task and die before "ready" is read.
+        w = workers.start(
+            "-P", "gevent", "-c", "5", ready=False, TASKQ_MAX_DELIVERIES="2", TASKQ_RECOVERY_TIME="1"
+        )
         wait_until(lambda: w.proc.poll() is not None or r.ready(), 30, "a crash or the dead letter")  # noqa: B023
         if r.ready():
             break
