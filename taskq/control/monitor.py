@@ -26,6 +26,7 @@ from taskq.control import handlers, signing
 from taskq.control.handlers import WorkerInfo
 from taskq.control.mailbox import ControlRequest, MailboxNode, create_mailbox
 from taskq.control.stats import SharedStats
+from taskq.control.steering import Steering
 from taskq.display import OneLineRecords
 from taskq.events.dispatcher import EventDispatcher
 from taskq.events.task_events import TaskEvents
@@ -50,8 +51,10 @@ class Monitor:
     ) -> None:
         self.app = app
         self.hostname = hostname
-        self.stats = SharedStats(max(concurrency, 1) * 2 + 2)  # room for restarted children
-        self.info = WorkerInfo(app, hostname, list(queues), pool, concurrency, prefetch, self.stats)
+        self.steering = Steering(concurrency, list(queues))  # what remote control changes in the pool
+        # A record per consumer the pool may grow to, and room for restarted children.
+        self.stats = SharedStats(self.steering.ceiling + max(concurrency, 1) + 2)
+        self.info = WorkerInfo(app, hostname, list(queues), pool, concurrency, prefetch, self.stats, self.steering)
         self.events = EventDispatcher(app.conf, hostname)
         self.info.clock = lambda: self.events.clock.value
         self.task_events = TaskEvents(self.events) if app.conf.worker_send_task_events else None

@@ -21,12 +21,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner, Delivery
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
+
+if TYPE_CHECKING:
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
 FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
@@ -58,6 +63,12 @@ class Consumer:
         self.runner.on_first_deferred = self._wake.set
         self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
         self.recycled: str | None = None
+        # Remote control (taskq/control): what it changes, and where it reads what is held.
+        self.steering: Steering | None = None
+        self._steered = 0  # the steering sequence number applied last
+        self.stats: SharedStats | None = None
+        self._held_at: int | None = None  # this consumer's record in stats
+        self._taken = 0
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -72,13 +83,20 @@ class Consumer:
     def run(self) -> None:
         keeper = threading.Thread(target=self._keep_claims, name="taskq-claim-keeper", daemon=True)
         keeper.start()
+        if self.stats is not None:
+            self._held_at = self.stats.my_record()
         backoff = 0.5
         try:
             while not self.stop_requested.is_set():
+                if self.steering is not None and self.steering.sequence != self._steered:
+                    self._steer(self.steering)
                 with self._lock:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                     self._started_at = time.monotonic()
+                    if delivery is not None and self._held_at is not None and self.stats is not None:
+                        self._taken += 1
+                        self.stats.take(self._held_at, self._taken)
                 if delivery is None:
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
@@ -98,6 +116,7 @@ class Consumer:
                     self._all_fast = bool(batch)  # an idle worker's batch does not grow
                     with self._lock:
                         self._pending.extend(batch)
+                        self._held(batch)
                         if self.stop_requested.is_set():
                             break
                     continue
@@ -135,6 +154,21 @@ class Consumer:
             self._wake.set()
             keeper.join(timeout=5)
 
+    def _steer(self, steering: Steering) -> None:
+        """Apply what remote control changed: the queues to fetch from and the rate limits."""
+        self._steered, wanted = steering.read()
+        if wanted.queues != self.queues:
+            log.info("Consuming from %s", ",".join(wanted.queues))
+            self.queues = wanted.queues
+        for task_name, rate in wanted.rates.items():
+            self.runner.rates.set_rate(task_name, rate)
+
+    def _held(self, batch: Sequence[Delivery]) -> None:
+        """Show what this consumer holds (inspect reserved); called under the lock."""
+        if self._held_at is not None and self.stats is not None:
+            self._taken = 0
+            self.stats.hold(self._held_at, batch)
+
     def _flush(self) -> None:
         try:
             self.runner.flush()
@@ -145,6 +179,7 @@ class Consumer:
         with self._lock:
             items = list(self._pending)
             self._pending.clear()
+            self._held(())
             running = self._running if running_too else None
         if running is not None:
             self.runner.release(running)  # signed: its next delivery is not a replay
@@ -212,6 +247,7 @@ class Consumer:
                 return
             items = list(self._pending)
             self._pending.clear()
+            self._held(())
             self._all_fast = False
         self._return(items, "unstarted (held behind a long task)")
 
