@@ -137,7 +137,7 @@ class Monitor:
     def serve(self) -> None:
         if self.metrics is not None:
             try:
-                self.metrics.serve(self.stats)
+                self.metrics.serve(self.stats, lambda: self.info.queues)
             except OSError as exc:
                 log.error("Metrics not served: %s", exc)
         node = self._open_node()
