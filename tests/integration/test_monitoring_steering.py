@@ -110,6 +110,13 @@ def consumed_queues(side: Fleet) -> list[str]:
     return [q["name"] for q in json.loads(out.stdout)[side.name("tq")]]
 
 
+def consumers_switched(side: Fleet, queues: str, consumers: int) -> None:
+    """Wait until each consumer applied a change of queues (it does so between fetches, a
+    fetch waits up to a second)."""
+    line = f"Consuming from {queues}\n"
+    wait_until(lambda: side.log("tq.log").count(line) >= consumers, 30, f"{consumers} consumer(s) on {queues}")
+
+
 def marked_worker(side: Fleet, *args: str, **env: str) -> int:
     proc = side.taskq_worker("tq", *args, TASKQ_TEST_MARKS=str(side.tmp / "marks"), **env)
     return proc.pid
@@ -172,6 +179,7 @@ def test_taskq_control_adds_and_cancels_a_queue(side: Fleet) -> None:
         # When it cancels it, a task sent there waits while one on the first queue runs
         assert control(side, "cancel-consumer", other) == {"ok": f"no longer consuming from {other}"}
         assert consumed_queues(side) == [f"q-{side.token}"]
+        consumers_switched(side, f"q-{side.token}", 2)
         producer.send_task("example_tasks.timed", ("late",), queue=other)
         producer.send_task("example_tasks.timed", ("main",), queue=f"q-{side.token}")
         wait_until(lambda: ran(side, "main"), 30, "the task on the first queue")
@@ -198,11 +206,16 @@ def test_celerys_client_steers_a_taskq_threads_worker(side: Fleet) -> None:
             replies = getattr(celery.control, command)(*args, destination=[name], reply=True, timeout=10)
             return {k: v for reply in replies for k, v in reply.items()}[name]
 
+        def resized(to: int, was: int) -> None:  # "pool will grow": the pool acts within a moment
+            wait_until(lambda: f"Pool size now {to} (was {was})" in side.log("tq.log"), 30, f"pool size {to}")
+
         # When Celery grows the pool by 2, three tasks run at once
         assert ask("pool_grow", 2) == {"ok": "pool will grow"}
+        resized(3, 1)
         assert all_started_before_any_finished(run_probe(side, producer, "grown", 3))
         # When it shrinks it by 2, two tasks run one after the other
         assert ask("pool_shrink", 2) == {"ok": "pool will shrink"}
+        resized(1, 3)
         assert one_at_a_time(run_probe(side, producer, "shrunk", 2))
         # When it sets a rate limit of 2/s, the task runs at that rate
         assert ask("rate_limit", "example_tasks.timed", f"{RATE:g}/s") == {"ok": "new rate limit set successfully"}
@@ -217,6 +230,7 @@ def test_celerys_client_steers_a_taskq_threads_worker(side: Fleet) -> None:
         queues = celery.control.inspect(destination=[name], timeout=10).active_queues()[name]
         assert [q["name"] for q in queues] == [f"q-{side.token}", other]
         assert ask("cancel_consumer", other) == {"ok": f"no longer consuming from {other}"}
+        consumers_switched(side, f"q-{side.token}", 1)
         producer.send_task("example_tasks.timed", ("late",), queue=other)
         producer.send_task("example_tasks.timed", ("main",), queue=f"q-{side.token}")
         wait_until(lambda: ran(side, "main"), 30, "the task on the first queue")
