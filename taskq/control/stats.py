@@ -50,6 +50,7 @@ FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "worker_pid")
 HELD = 4096  # bytes per consumer for the claimed messages not started yet
 HELD_HEAD = struct.Struct("<IIIII")  # sequence (odd while written), bytes, lines, messages held, taken
 TAKEN_AT = 16  # the taken count's offset in a held record
+_pack_taken = struct.Struct("<I").pack_into
 HELD_FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "redelivered")
 HELD_ARGS_MAX = 100
 LINE = "\x1e"  # ASCII record separator between held messages
@@ -80,8 +81,9 @@ class SharedStats:
             threads = {t.ident for t in threading.enumerate()}
             for i in range(self.records):
                 owner, owner_tid = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[:2]
-                if owner and alive(owner) and (owner != pid or owner_tid in threads):
-                    continue  # a live consumer's (a thread of this process that ended is not one)
+                if owner and alive(owner) and (owner != pid or (owner_tid in threads and owner_tid != tid)):
+                    continue  # a live consumer's (a thread of this process that ended is not one;
+                    # this thread has no record yet: one with its id is a dead thread's, id reused)
                 self._retire(i)
                 HEAD.pack_into(self._mem, HEADER + i * RECORD, pid, tid, 0, 0)
                 self.hold(i, [])
@@ -124,24 +126,21 @@ class SharedStats:
 
     def hold(self, index: int, deliveries: Sequence[Delivery]) -> None:
         """The messages a consumer just claimed (in the order it runs them), none taken yet."""
-        lines: list[str] = []
-        room = HELD - HELD_HEAD.size
-        for delivery in deliveries:
-            line = _held_line(delivery)
-            room -= len(line.encode("utf-8", "replace")) + 1
-            if room < 0:
-                break
-            lines.append(line)
-        data = LINE.join(lines).encode("utf-8", "replace")
+        data = LINE.join(map(_held_line, deliveries)).encode("utf-8", "replace")
+        count = len(deliveries)
+        if len(data) > HELD - HELD_HEAD.size:  # keep the lines that fit whole
+            cut = data[: HELD - HELD_HEAD.size + 1]
+            data = cut.rsplit(LINE.encode(), 1)[0] if LINE.encode() in cut else b""
+            count = data.count(LINE.encode()) + 1 if data else 0
         start = index * HELD
         seq = HELD_HEAD.unpack_from(self._held, start)[0]
         HELD_HEAD.pack_into(self._held, start, (seq + 1) & 0xFFFFFFFF, 0, 0, 0, 0)
         self._held[start + HELD_HEAD.size : start + HELD_HEAD.size + len(data)] = data
-        HELD_HEAD.pack_into(self._held, start, (seq + 2) & 0xFFFFFFFF, len(data), len(lines), len(deliveries), 0)
+        HELD_HEAD.pack_into(self._held, start, (seq + 2) & 0xFFFFFFFF, len(data), count, len(deliveries), 0)
 
     def take(self, index: int, taken: int) -> None:
         """The consumer started its ``taken``-th held message (one integer written)."""
-        struct.pack_into("<I", self._held, index * HELD + TAKEN_AT, taken)
+        _pack_taken(self._held, index * HELD + TAKEN_AT, taken)
 
     # -- the control process's side -------------------------------------------------------
     def reserved(self) -> list[dict[str, Any]]:
@@ -243,18 +242,20 @@ class SharedStats:
 
 
 def _held_line(delivery: Delivery) -> str:
+    """One held message as a line of HELD_FIELDS. Kept cheap (it runs for every message
+    fetched): no escaping; a line that a separator inside a header split wrongly is not
+    listed (``reserved`` skips lines with the wrong number of fields)."""
     envelope = delivery.envelope
-    headers = envelope.headers if envelope is not None else {}
-    fields = (
-        envelope.id if envelope is not None else "?", str(headers.get("task", "?")),
-        _held_repr(headers.get("argsrepr")), _held_repr(headers.get("kwargsrepr")), delivery.queue,
-        str(envelope.priority if envelope is not None else 0), "1" if delivery.redeliveries else "0",
+    if envelope is None:
+        return f"?{SEP}?{SEP}{SEP}{SEP}{delivery.queue}{SEP}0{SEP}0"
+    headers = envelope.headers
+    task, args, kwargs = headers.get("task"), headers.get("argsrepr"), headers.get("kwargsrepr")
+    return (  # only strings and ints go in: a foreign value's str() could be anything
+        f"{envelope.id}{SEP}{task if isinstance(task, str) else '?'}"
+        f"{SEP}{args[:HELD_ARGS_MAX] if isinstance(args, str) else ''}"
+        f"{SEP}{kwargs[:HELD_ARGS_MAX] if isinstance(kwargs, str) else ''}{SEP}{delivery.queue}"
+        f"{SEP}{envelope.priority}{SEP}{1 if delivery.redeliveries else 0}"
     )
-    return SEP.join(f.replace(SEP, " ").replace(LINE, " ") for f in fields)
-
-
-def _held_repr(text: Any) -> str:
-    return text[:HELD_ARGS_MAX] if isinstance(text, str) else ""
 
 
 def _short(text: Any, value: Any) -> str:

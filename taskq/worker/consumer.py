@@ -85,19 +85,20 @@ class Consumer:
         keeper.start()
         if self.stats is not None:
             self._held_at = self.stats.my_record()
+        held_at, take = self._held_at, (self.stats.take if self.stats is not None else None)
         backoff = 0.5
         try:
             while not self.stop_requested.is_set():
-                if self.steering is not None and self.steering.sequence != self._steered:
-                    self._steer(self.steering)
                 with self._lock:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                     self._started_at = time.monotonic()
-                    if delivery is not None and self._held_at is not None and self.stats is not None:
+                    if delivery is not None and held_at is not None and take is not None:
                         self._taken += 1
-                        self.stats.take(self._held_at, self._taken)
+                        take(held_at, self._taken)  # one integer written: inspect reserved
                 if delivery is None:
+                    if self.steering is not None and self.steering.sequence != self._steered:
+                        self._steer(self.steering)  # between fetches: queues and rates apply to the next batch
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
