@@ -66,6 +66,7 @@ class Consumer:
         # Remote control (taskq/control): what it changes, and where it reads what is held.
         self.steering: Steering | None = None
         self._steered = 0  # the steering sequence number applied last
+        self._rates: dict[str, str] = {}  # the rates remote control set, as applied here
         self.stats: SharedStats | None = None
         self._held_at: int | None = None  # this consumer's record in stats
         self._taken = 0
@@ -162,7 +163,10 @@ class Consumer:
             log.info("Consuming from %s", ",".join(wanted.queues))
             self.queues = wanted.queues
         for task_name, rate in wanted.rates.items():
-            self.runner.rates.set_rate(task_name, rate)
+            if self._rates.get(task_name) != rate:
+                self.runner.rates.set_rate(task_name, rate)
+                self._rates[task_name] = rate
+                log.info("Rate limit of %s now %s", task_name, rate if rate != "0" else "none")
 
     def _held(self, batch: Sequence[Delivery]) -> None:
         """Show what this consumer holds (inspect reserved); called under the lock."""

@@ -117,6 +117,12 @@ def consumers_switched(side: Fleet, queues: str, consumers: int) -> None:
     wait_until(lambda: side.log("tq.log").count(line) >= consumers, 30, f"{consumers} consumer(s) on {queues}")
 
 
+def rate_applied(side: Fleet, rate: str, consumers: int) -> None:
+    """Wait until each consumer applied a new rate of example_tasks.timed (between fetches)."""
+    line = f"Rate limit of example_tasks.timed now {rate}\n"
+    wait_until(lambda: side.log("tq.log").count(line) >= consumers, 30, f"{consumers} consumer(s) at {rate}")
+
+
 def marked_worker(side: Fleet, *args: str, **env: str) -> int:
     proc = side.taskq_worker("tq", *args, TASKQ_TEST_MARKS=str(side.tmp / "marks"), **env)
     return proc.pid
@@ -142,10 +148,12 @@ def test_taskq_control_grows_and_shrinks_a_prefork_pool_and_rate_limits_every_ch
         assert control(side, "rate-limit", "example_tasks.timed", f"{RATE:g}/s") == {
             "ok": "new rate limit set successfully"
         }
+        rate_applied(side, f"{RATE:g}/s", 3)  # every child
         after = timed_runs(side, producer, "limited", 8)
         assert after[-1] - after[0] >= 7 / RATE * 0.85, after
         # And lifting it (rate 0, as Celery's) runs them at once again
         assert control(side, "rate-limit", "example_tasks.timed", "0") == {"ok": "rate limit disabled successfully"}
+        rate_applied(side, "none", 3)
         lifted = timed_runs(side, producer, "lifted", 8)
         assert lifted[-1] - lifted[0] < 7 / RATE * 0.6, lifted
         # When it shrinks by 2, one child is left and two tasks run one after the other
@@ -217,6 +225,7 @@ def test_celerys_client_steers_a_taskq_threads_worker(side: Fleet) -> None:
         assert one_at_a_time(run_probe(side, producer, "shrunk", 2))
         # When it sets a rate limit of 2/s, the task runs at that rate
         assert ask("rate_limit", "example_tasks.timed", f"{RATE:g}/s") == {"ok": "new rate limit set successfully"}
+        rate_applied(side, f"{RATE:g}/s", 1)
         after = timed_runs(side, producer, "limited", 6)
         assert after[-1] - after[0] >= 5 / RATE * 0.85, after
         assert ask("rate_limit", "example_tasks.nope", "1/s") == {"error": "unknown task"}
@@ -278,6 +287,15 @@ def test_inspect_reserved_lists_the_messages_held_behind_a_long_task(kind: str, 
             assert first["hostname"] == name and first["time_start"] is None and first["acknowledged"] is False
             assert first["delivery_info"]["routing_key"] == queue
             assert [a["id"] for a in ask("active")] == [long.id]
+            if kind == "redis":  # Celery's own client reads the same list
+                from celery import Celery
+
+                celery = Celery("client", broker=side.broker)
+                try:
+                    seen = celery.control.inspect(destination=[name], timeout=10).reserved() or {}
+                finally:
+                    celery.close()
+                assert [r["id"] for r in seen[name]] == held
             # And the countdown task waits on the broker, not in the worker: scheduled is empty
             assert later.id not in {r["id"] for r in reserved} and ask("scheduled") == []
             # Once they ran, nothing is reserved
