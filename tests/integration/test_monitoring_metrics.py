@@ -133,7 +133,7 @@ def test_prefetched_gauge_counts_messages_held_behind_a_long_task(kind: str, tmp
         producer = side.producer()
         try:
             # Given a long task and three more waiting before a one-child prefork worker starts
-            producer.send_task("example_tasks.sleep_then", ("long", 6), queue=queue)
+            producer.send_task("example_tasks.sleep_then", ("long", 12), queue=queue)
             for i in range(3):
                 producer.send_task("example_tasks.add", (i, i), queue=queue)
             side.taskq_worker("pre", "-c", "1", "--prefetch-multiplier", "4", "--metrics-port", str(port),

@@ -267,7 +267,7 @@ def test_inspect_reserved_lists_the_messages_held_behind_a_long_task(kind: str, 
         try:
             queue = f"q-{side.token}"
             # Given a long task and three more waiting before a one-consumer worker starts
-            long = producer.send_task("example_tasks.sleep_then", ("long", 8), queue=queue)
+            long = producer.send_task("example_tasks.sleep_then", ("long", 20), queue=queue)  # outlasts slow asks
             held = [producer.send_task("example_tasks.add", (i, i), queue=queue).id for i in range(3)]
             later = producer.send_task("example_tasks.add", (9, 9), countdown=60, queue=queue)
             marked_worker(side, "-P", "threads", "-c", "1", "--prefetch-multiplier", "4",
