@@ -4,9 +4,10 @@
 * ``before``: taskq from another source tree (``--base DIR``, e.g. ``git archive`` of the
   commit before a change), the same bench and task module;
 * ``events off``: this checkout as it runs by default (no task events, no listener);
-* ``-E, no listener``: this checkout with task events on and nobody consuming them.
+* ``-E, no listener`` (``--with-events``): task events on and nobody consuming them, here
+  and in ``--base``.
 
-    python -m bench.monitoring_cost [--tasks 20000] [--runs 5] [--base DIR]
+    python -m bench.monitoring_cost [--tasks 20000] [--runs 5] [--base DIR] [--with-events]
 
 Runs are interleaved (run 1 of each, then run 2 of each, the start rotated) so drift on a
 shared machine hits all alike. Prints one markdown table: median (min-max) tasks/s.
@@ -55,12 +56,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--base", default=None, help="a taskq source tree to compare with (its taskq/ package)")
+    parser.add_argument("--with-events", action="store_true", help="also rows with -E (task events on)")
     args = parser.parse_args()
     variants: dict[str, Variant] = {}
     if args.base:
         variants["before"] = Variant(source=args.base)
     variants["events off"] = Variant()
-    variants["-E, no listener"] = Variant(["-E"])
+    if args.base and args.with_events:
+        variants["before, -E"] = Variant(["-E"], source=args.base)
+    if args.with_events:
+        variants["-E, no listener"] = Variant(["-E"])
     rates: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     try:
