@@ -11,12 +11,22 @@
 
 Runs are interleaved (run 1 of each, then run 2 of each, the start rotated) so drift on a
 shared machine hits all alike. Prints one markdown table: median (min-max) tasks/s.
+
+    python -m bench.monitoring_cost --cpu [--tasks 20000] [--runs 6]
+
+measures the same in one process, by CPU time, which a loaded machine disturbs far less
+than a wall-clock drain: one consumer drains no-op tasks from the memory broker, without
+and with what ``taskq worker`` gives it for remote control (the held-message record of
+``inspect reserved`` and the steering state).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import threading
+import time
 from collections.abc import Sequence
 
 from bench import measure
@@ -51,13 +61,53 @@ def drain(adapter: Variant, n: int, timeout: float) -> float:
         adapter.stop_workers()
 
 
+def consumer_cpu_rate(with_control: bool, n: int, run: int) -> float:
+    """Tasks per CPU second of one consumer draining ``n`` no-op tasks from memory://."""
+    from taskq import TaskQ
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
+    from taskq.worker.consumer import Consumer
+
+    app = TaskQ(f"cost{run}", broker=f"memory://cost{run}", task_ignore_result=True)
+    noop = app.task(name="noop")(lambda: None)
+    noop.delay_many([()] * n, queue=QUEUE)
+    consumer = Consumer(app, [QUEUE], 1)
+    if with_control:
+        consumer.stats, consumer.steering = SharedStats(20), Steering(2, [QUEUE])
+    thread = threading.Thread(target=consumer.run)
+    start = time.process_time()
+    thread.start()
+    while app.broker.queue_length(QUEUE) > 0 or consumer._pending:
+        time.sleep(0.01)
+    took = time.process_time() - start
+    consumer.warm_stop()
+    thread.join()
+    app.close()
+    return n / took
+
+
+def cpu_table(n: int, runs: int) -> None:
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for run in range(runs):
+        for with_control in (False, True) if run % 2 == 0 else (True, False):
+            rates[with_control].append(consumer_cpu_rate(with_control, n, run * 2 + with_control))
+    cells = [f"{statistics.median(r):,.0f} ({min(r):,.0f}-{max(r):,.0f})" for r in rates.values()]
+    print("| row | unit | without remote control | with remote control |")
+    print("|---|---|---|---|")
+    print(f"| one consumer, memory://, {n:,} no-op tasks, {runs} runs | tasks per CPU second | {' | '.join(cells)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--base", default=None, help="a taskq source tree to compare with (its taskq/ package)")
     parser.add_argument("--with-events", action="store_true", help="also rows with -E (task events on)")
+    parser.add_argument("--cpu", action="store_true", help="the in-process CPU-time measurement instead")
     args = parser.parse_args()
+    if args.cpu:
+        cpu_table(args.tasks, args.runs)
+        return
     variants: dict[str, Variant] = {}
     if args.base:
         variants["before"] = Variant(source=args.base)

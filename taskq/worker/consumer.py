@@ -11,6 +11,10 @@ The keeper also extends the claims of everything held (prefetched and running) e
 of the recovery time, so a long task is never delivered twice while its worker lives; on a
 warm shutdown it hands unstarted messages back at once; on a cold one it hands back
 everything, the running task included, and ends the process.
+
+Remote control reaches the loop between fetches (``steering``: the queues to fetch from,
+rate limits), and the loop shows what it holds for ``inspect reserved`` (``stats``: the
+batch once per fetch, one integer per task started). Both are None outside ``taskq worker``.
 """
 
 from __future__ import annotations

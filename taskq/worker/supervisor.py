@@ -8,6 +8,8 @@ extends that owner's claims every third of the recovery time. A child's own keep
 does the same, but a task that holds the GIL (one long C call) starves it; the supervisor
 runs no task code, so a task of any length runs once. Children die with their parent
 (PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding claims.
+Remote control's pool_grow/pool_shrink change how many children it keeps (steering.py):
+new ones are forked, the newest are given a warm stop and not replaced.
 """
 
 from __future__ import annotations
