@@ -4,8 +4,9 @@ Multi-process correct for prefork: every process of the worker writes its counte
 histograms to files in ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary folder unless the
 user set one), and the scrape, served by the worker's control process, adds them up with
 ``MultiProcessCollector``; a child that died keeps its counts. Live values (queue depth,
-dead letters, running tasks, worker up) are read from the broker and the shared statistics
-at scrape time.
+dead letters, running tasks, prefetched messages, worker up) are read from the broker and
+the shared statistics at scrape time. Beat lag (``-B``): how late each due instant was
+submitted, observed by the beat of this worker (a child in prefork) through beat_init.
 
 ``prepare()`` must run before prometheus_client is first imported: it picks its
 multi-process storage on import.
@@ -20,7 +21,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import signals
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskq.metrics")
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, float("inf"))
 RUNTIME_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, float("inf"))
 
 
@@ -61,7 +63,13 @@ class WorkerMetrics:
         self.queues = list(queues)
         self.port = port
         self.own_dir = own_dir
+        from prometheus_client import Histogram
+
         self.tasks, self.runtime = task_instruments()
+        self.beat_lag = Histogram(
+            "taskq_beat_lag_seconds", "How late beat submitted a due instant (seconds after its due time)",
+            buckets=LAG_BUCKETS,
+        )
         self._started = threading.local()
 
     # -- the consumers' side (receivers of taskq.signals) ---------------------------------
@@ -70,12 +78,14 @@ class WorkerMetrics:
         signals.task_postrun.connect(self._on_postrun)
         signals.task_revoked.connect(self._on_revoked)
         signals.task_rejected.connect(self._on_rejected)
+        signals.beat_init.connect(self._on_beat_init)
 
     def uninstall(self) -> None:
         signals.task_prerun.disconnect(self._on_prerun)
         signals.task_postrun.disconnect(self._on_postrun)
         signals.task_revoked.disconnect(self._on_revoked)
         signals.task_rejected.disconnect(self._on_rejected)
+        signals.beat_init.disconnect(self._on_beat_init)
 
     def _on_prerun(self, **_: Any) -> None:
         self._started.at = time.perf_counter()
@@ -94,15 +104,29 @@ class WorkerMetrics:
     def _on_rejected(self, **_: Any) -> None:
         self.tasks.labels("?", "REJECTED").inc()
 
+    def _on_beat_init(self, sender: Any, **_: Any) -> None:
+        add = getattr(sender, "add_beat_listener", None)  # taskq's schedulers; another sender has none
+        if add is not None:
+            add(self._on_beat_event)
+
+    def _on_beat_event(self, event: Any) -> None:
+        from taskq.beat.core.hook import SUBMITTED
+
+        lateness = event.detail.get("lateness") if event.kind == SUBMITTED else None
+        if isinstance(lateness, (int, float)):
+            self.beat_lag.observe(max(float(lateness), 0.0))
+
     # -- the control process's side -------------------------------------------------------
-    def serve(self, stats: SharedStats) -> None:
+    def serve(self, stats: SharedStats, queues: Callable[[], Sequence[str]] | None = None) -> None:
+        """Serve /metrics from the control process; ``queues`` gives the queues consumed now
+        (add_consumer/cancel_consumer change them), else the ones the worker started with."""
         from prometheus_client import CollectorRegistry, start_http_server
         from prometheus_client.multiprocess import MultiProcessCollector
 
         registry = CollectorRegistry()
         collector: Any = MultiProcessCollector  # unannotated: it registers itself with the registry
         collector(registry)
-        registry.register(LiveCollector(self, stats))  # type: ignore[arg-type]
+        registry.register(LiveCollector(self, stats, queues or (lambda: self.queues)))  # type: ignore[arg-type]
         start_http_server(self.port, registry=registry)
         log.info("Metrics on http://0.0.0.0:%d/metrics", self.port)
 
@@ -112,19 +136,29 @@ class WorkerMetrics:
 
 
 class LiveCollector:
-    """Values read when Prometheus scrapes: queue depth, dead letters, running tasks, up."""
+    """Values read when Prometheus scrapes: queue depth, dead letters, running and prefetched
+    tasks, up."""
 
-    def __init__(self, metrics: WorkerMetrics, stats: SharedStats) -> None:
+    def __init__(self, metrics: WorkerMetrics, stats: SharedStats, queues: Callable[[], Sequence[str]]) -> None:
         self.metrics = metrics
         self.stats = stats
+        self.queues = queues
         self._lock = threading.Lock()  # scrapes may overlap; the broker connection is one
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
         yield from worker_gauges([(self.metrics.hostname, True, len(self.stats.active()))])
+        prefetched = GaugeMetricFamily(
+            "taskq_worker_prefetched_messages", "Messages claimed by the consumers and not started yet (reserved)",
+            labels=["hostname"],
+        )
+        prefetched.add_metric([self.metrics.hostname], float(self.stats.prefetched()))
+        yield prefetched
         broker = self.metrics.app.broker
         rows = []
         with self._lock:
-            for queue in self.metrics.queues:
+            for queue in self.queues():
                 try:
                     rows.append((queue, broker.queue_length(queue), broker.dead_letter_count(queue)))
                 except Exception as exc:  # a scrape must answer even when the broker does not

@@ -148,7 +148,7 @@ def worker(
     monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
-        code = run_pool(app, queue_list, pool_name, size, prefetch, ready, with_beat, with_outbox, recycle)
+        code = run_pool(app, queue_list, pool_name, size, prefetch, ready, with_beat, with_outbox, recycle, monitor)
     finally:
         if stop_dashboard is not None:
             stop_dashboard()
@@ -163,13 +163,15 @@ def worker(
 
 def run_pool(
     app: TaskQ, queue_list: list[str], pool_name: str, size: int, prefetch: int, ready: Callable[[], None],
-    with_beat: bool, with_outbox: bool, recycle: tuple[int, int],
+    with_beat: bool, with_outbox: bool, recycle: tuple[int, int], monitor: Monitor,
 ) -> int:
+    steering, stats = monitor.steering, monitor.stats  # remote control's pool_grow, reserved...
     if pool_name == "prefork":
         from taskq.worker.supervisor import PreforkPool
 
         code = PreforkPool(
-            app, queue_list, size, prefetch, beat=with_beat, recycle=recycle, outbox=with_outbox
+            app, queue_list, size, prefetch, beat=with_beat, recycle=recycle, outbox=with_outbox, steering=steering,
+            stats=stats,
         ).run(ready)
     else:
         from taskq.worker.asyncio_pool import AsyncioPool
@@ -187,13 +189,16 @@ def run_pool(
             stop_relay = start_relay_thread(app)
         try:
             if pool_name == "asyncio":
-                code = AsyncioPool(app, queue_list, size).run(ready)
+                code = AsyncioPool(app, queue_list, size, steering=steering, stats=stats).run(ready)
             elif pool_name == "gevent":
                 from taskq.worker.gevent_pool import GeventPool
 
-                code = GeventPool(app, queue_list, size).run(ready)
+                code = GeventPool(app, queue_list, size, steering=steering, stats=stats).run(ready)
             else:
-                code = ThreadPool(app, queue_list, 1 if pool_name == "solo" else size, prefetch).run(ready)
+                solo = pool_name == "solo"
+                code = ThreadPool(
+                    app, queue_list, 1 if solo else size, prefetch, solo=solo, steering=steering, stats=stats
+                ).run(ready)
         finally:
             if stop_relay is not None:
                 stop_relay()

@@ -24,6 +24,7 @@ from taskq.control import handlers, signing
 from taskq.control.handlers import WorkerInfo
 from taskq.control.mailbox import ControlRequest, MailboxNode, NodeNameTaken, create_mailbox
 from taskq.control.stats import SharedStats
+from taskq.control.steering import Steering
 from taskq.display import OneLineRecords
 from taskq.events.dispatcher import EventDispatcher
 from taskq.events.task_events import TaskEvents
@@ -54,8 +55,10 @@ class Monitor:
     ) -> None:
         self.app = app
         self.hostname = hostname
-        self.stats = SharedStats(max(concurrency, 1) * 2 + 2)  # room for restarted children
-        self.info = WorkerInfo(app, hostname, list(queues), pool, concurrency, prefetch, self.stats)
+        self.steering = Steering(concurrency, list(queues))  # what remote control changes in the pool
+        # A record per consumer the pool may grow to, and room for restarted children.
+        self.stats = SharedStats(self.steering.ceiling + max(concurrency, 1) + 2)
+        self.info = WorkerInfo(app, hostname, list(queues), pool, concurrency, prefetch, self.stats, self.steering)
         self.events = EventDispatcher(app.conf, hostname)
         self.info.clock = lambda: self.events.clock.value
         self.task_events = TaskEvents(self.events) if app.conf.worker_send_task_events else None
@@ -138,7 +141,7 @@ class Monitor:
     def serve(self) -> None:
         if self.metrics is not None:
             try:
-                self.metrics.serve(self.stats)
+                self.metrics.serve(self.stats, lambda: self.info.queues)
             except OSError as exc:
                 log.error("Metrics not served: %s", exc)
         node = self._open_node()

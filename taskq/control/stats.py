@@ -8,10 +8,16 @@ and length last, so a reader never takes half a record as a whole). The control 
 reads them for ``inspect active``, ``stats`` and heartbeats. A record of a dead process is
 reused; its processed count is kept in the header's total first.
 
-Written by receivers of task_prerun/task_postrun (taskq.signals): nothing else in the
-worker knows about it. They cost about a microsecond a task: no JSON and no system call on
-the way (a record is the start time and the fields joined by a unit separator; the record
-index is per thread and reset in a forked child by os.register_at_fork).
+The running task is written by receivers of task_prerun/task_postrun (taskq.signals).
+They cost about a microsecond a task: no JSON and no system call on the way (a record is
+the start time and the fields joined by a unit separator; the record index is per thread
+and reset in a forked child by os.register_at_fork).
+
+The messages a consumer claimed and has not started (``inspect reserved``, the prefetched
+gauge) are written by the consumer itself (consumer.py): once per fetch, the batch as
+lines of a second record of its own, and one integer per task started (how many of those
+lines are taken). A record of HELD bytes keeps the first lines of a larger batch only
+(the prefetched count still counts them all).
 """
 
 from __future__ import annotations
@@ -23,9 +29,13 @@ import os
 import struct
 import threading
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from taskq import signals
+
+if TYPE_CHECKING:
+    from taskq.brokers.base import Delivery
 
 log = logging.getLogger("taskq.control")
 RECORD = 1024
@@ -37,6 +47,13 @@ LENGTH = struct.Struct("<H")
 LENGTH_AT = 24  # the active length's offset in a record (after pid, thread id, processed)
 SEP = "\x1f"  # ASCII unit separator between a running task's fields
 FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "worker_pid")
+HELD = 4096  # bytes per consumer for the claimed messages not started yet
+HELD_HEAD = struct.Struct("<IIIII")  # sequence (odd while written), bytes, lines, messages held, taken
+TAKEN_AT = 16  # the taken count's offset in a held record
+_pack_taken = struct.Struct("<I").pack_into
+HELD_FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "redelivered")
+HELD_ARGS_MAX = 100
+LINE = "\x1e"  # ASCII record separator between held messages
 _generation = [0]  # bumped in every forked child: a thread's cached record index is the parent's
 os.register_at_fork(after_in_child=lambda: _generation.__setitem__(0, _generation[0] + 1))
 
@@ -45,6 +62,7 @@ class SharedStats:
     def __init__(self, records: int) -> None:
         self.records = records
         self._mem = mmap.mmap(-1, HEADER + records * RECORD)
+        self._held = mmap.mmap(-1, records * HELD)
         self._lock = multiprocessing.Lock()
         self._local = threading.local()
         self._full_warned = False
@@ -63,14 +81,17 @@ class SharedStats:
         # one process, and each of its 500 consumers claims one (a quadratic number of looks).
         living: dict[int, bool] = {pid: True}
         with self._lock:
+            threads = {t.ident for t in threading.enumerate()}
             for i in range(self.records):
-                owner = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
+                owner, owner_tid = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[:2]
                 if owner and owner not in living:
                     living[owner] = alive(owner)
-                if owner and living[owner]:
-                    continue
+                if owner and living[owner] and (owner != pid or (owner_tid in threads and owner_tid != tid)):
+                    continue  # a live consumer's (a thread of this process that ended is not one;
+                    # this thread has no record yet: one with its id is a dead thread's, id reused)
                 self._retire(i)
                 HEAD.pack_into(self._mem, HEADER + i * RECORD, pid, tid, 0, 0)
+                self.hold(i, [])
                 return i
         if not self._full_warned:
             self._full_warned = True
@@ -104,7 +125,68 @@ class SharedStats:
         struct.pack_into("<Q", self._mem, start + 16, processed + 1)
         LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
 
+    def my_record(self) -> int | None:
+        """This thread's record (claimed on first use): the consumer passes it to ``hold``."""
+        return self._my_record()
+
+    def hold(self, index: int, deliveries: Sequence[Delivery]) -> None:
+        """The messages a consumer just claimed (in the order it runs them), none taken yet."""
+        data = LINE.join(map(_held_line, deliveries)).encode("utf-8", "replace")
+        count = len(deliveries)
+        if len(data) > HELD - HELD_HEAD.size:  # keep the lines that fit whole
+            cut = data[: HELD - HELD_HEAD.size + 1]
+            data = cut.rsplit(LINE.encode(), 1)[0] if LINE.encode() in cut else b""
+            count = data.count(LINE.encode()) + 1 if data else 0
+        start = index * HELD
+        seq = HELD_HEAD.unpack_from(self._held, start)[0]
+        HELD_HEAD.pack_into(self._held, start, (seq + 1) & 0xFFFFFFFF, 0, 0, 0, 0)
+        self._held[start + HELD_HEAD.size : start + HELD_HEAD.size + len(data)] = data
+        HELD_HEAD.pack_into(self._held, start, (seq + 2) & 0xFFFFFFFF, len(data), count, len(deliveries), 0)
+
+    def take(self, index: int, taken: int) -> None:
+        """The consumer started its ``taken``-th held message (one integer written)."""
+        _pack_taken(self._held, index * HELD + TAKEN_AT, taken)
+
     # -- the control process's side -------------------------------------------------------
+    def reserved(self) -> list[dict[str, Any]]:
+        """The held messages not started yet, of every live consumer, in run order."""
+        found: list[dict[str, Any]] = []
+        for i in range(self.records):
+            pid = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
+            if not pid or not alive(pid):
+                continue
+            lines, taken = self._held_lines(i)
+            for line in lines[taken:]:
+                values = line.split(SEP)
+                if len(values) == len(HELD_FIELDS):
+                    held: dict[str, Any] = dict(zip(HELD_FIELDS, values, strict=True))
+                    held["priority"], held["redelivered"] = _int(held["priority"]), held["redelivered"] == "1"
+                    held["time_start"], held["worker_pid"] = None, None
+                    found.append(held)
+        return found
+
+    def prefetched(self) -> int:
+        """How many claimed messages wait in the consumers, not started (every one counted,
+        also those past a record's room)."""
+        total = 0
+        for i in range(self.records):
+            pid = HEAD.unpack_from(self._mem, HEADER + i * RECORD)[0]
+            if pid and alive(pid):
+                held, taken = HELD_HEAD.unpack_from(self._held, i * HELD)[3:]
+                total += max(held - taken, 0)
+        return total
+
+    def _held_lines(self, index: int) -> tuple[list[str], int]:
+        start = index * HELD
+        for _ in range(100):  # the consumer rewrites it once per fetch: a retry or two at most
+            seq, size, count = HELD_HEAD.unpack_from(self._held, start)[:3]
+            data = bytes(self._held[start + HELD_HEAD.size : start + HELD_HEAD.size + size])
+            again, *_, taken = HELD_HEAD.unpack_from(self._held, start)
+            if seq % 2 == 0 and again == seq:
+                text = data.decode("utf-8", "replace") if count else ""
+                return (text.split(LINE)[:count] if text else []), taken
+        return [], 0
+
     def processed(self) -> int:
         total = struct.unpack_from("<Q", self._mem, 0)[0]
         for i in range(self.records):
@@ -162,6 +244,23 @@ class SharedStats:
 
     def _on_postrun(self, **_: Any) -> None:
         self.task_finished()
+
+
+def _held_line(delivery: Delivery) -> str:
+    """One held message as a line of HELD_FIELDS. Kept cheap (it runs for every message
+    fetched): no escaping; a line that a separator inside a header split wrongly is not
+    listed (``reserved`` skips lines with the wrong number of fields)."""
+    envelope = delivery.envelope
+    if envelope is None:
+        return f"?{SEP}?{SEP}{SEP}{SEP}{delivery.queue}{SEP}0{SEP}0"
+    headers = envelope.headers
+    task, args, kwargs = headers.get("task"), headers.get("argsrepr"), headers.get("kwargsrepr")
+    return (  # only strings and ints go in: a foreign value's str() could be anything
+        f"{envelope.id}{SEP}{task if isinstance(task, str) else '?'}"
+        f"{SEP}{args[:HELD_ARGS_MAX] if isinstance(args, str) else ''}"
+        f"{SEP}{kwargs[:HELD_ARGS_MAX] if isinstance(kwargs, str) else ''}{SEP}{delivery.queue}"
+        f"{SEP}{envelope.priority}{SEP}{1 if delivery.redeliveries else 0}"
+    )
 
 
 def _short(text: Any, value: Any) -> str:

@@ -13,6 +13,10 @@ The keeper also extends the claims of everything held (prefetched and running) e
 of the recovery time, so a long task is never delivered twice while its worker lives; on a
 warm shutdown it hands unstarted messages back at once; on a cold one it hands back
 everything, the running task included, and ends the process.
+
+Remote control reaches the loop between fetches (``steering``: the queues to fetch from,
+rate limits), and the loop shows what it holds for ``inspect reserved`` (``stats``: the
+batch once per fetch, one integer per task started). Both are None outside ``taskq worker``.
 """
 
 from __future__ import annotations
@@ -23,12 +27,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner, Delivery
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
+
+if TYPE_CHECKING:
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
 FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
@@ -67,6 +76,13 @@ class Consumer:
         self.runner.on_first_deferred = self._wake.set
         self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
         self.recycled: str | None = None
+        # Remote control (taskq/control): what it changes, and where it reads what is held.
+        self.steering: Steering | None = None
+        self._steered = 0  # the steering sequence number applied last
+        self._rates: dict[str, str] = {}  # the rates remote control set, as applied here
+        self.stats: SharedStats | None = None
+        self._held_at: int | None = None  # this consumer's record in stats
+        self._taken = 0
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -88,6 +104,9 @@ class Consumer:
     def run(self) -> None:
         keeper = threading.Thread(target=self._keep_claims, name="taskq-claim-keeper", daemon=True)
         keeper.start()
+        if self.stats is not None:
+            self._held_at = self.stats.my_record()
+        held_at, take = self._held_at, (self.stats.take if self.stats is not None else None)
         backoff = 0.5
         try:
             while not self.stop_requested.is_set():
@@ -95,7 +114,12 @@ class Consumer:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                     self._started_at = time.monotonic()
+                    if delivery is not None and held_at is not None and take is not None:
+                        self._taken += 1
+                        take(held_at, self._taken)  # one integer written: inspect reserved
                 if delivery is None:
+                    if self.steering is not None and self.steering.sequence != self._steered:
+                        self._steer(self.steering)  # between fetches: queues and rates apply to the next batch
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
@@ -116,6 +140,7 @@ class Consumer:
                         self._message_bytes = max(message_bytes(d) for d in batch)
                     with self._lock:
                         self._pending.extend(batch)
+                        self._held(batch)
                         if self.stop_requested.is_set():
                             break
                     continue
@@ -153,6 +178,24 @@ class Consumer:
             self._wake.set()
             keeper.join(timeout=5)
 
+    def _steer(self, steering: Steering) -> None:
+        """Apply what remote control changed: the queues to fetch from and the rate limits."""
+        self._steered, wanted = steering.read()
+        if wanted.queues != self.queues:
+            log.info("Consuming from %s", ",".join(wanted.queues))
+            self.queues = wanted.queues
+        for task_name, rate in wanted.rates.items():
+            if self._rates.get(task_name) != rate:
+                self.runner.rates.set_rate(task_name, rate)
+                self._rates[task_name] = rate
+                log.info("Rate limit of %s now %s", task_name, rate if rate != "0" else "none")
+
+    def _held(self, batch: Sequence[Delivery]) -> None:
+        """Show what this consumer holds (inspect reserved); called under the lock."""
+        if self._held_at is not None and self.stats is not None:
+            self._taken = 0
+            self.stats.hold(self._held_at, batch)
+
     def _flush(self) -> None:
         try:
             self.runner.flush()
@@ -163,6 +206,7 @@ class Consumer:
         with self._lock:
             items = list(self._pending)
             self._pending.clear()
+            self._held(())
             running = self._running if running_too else None
         if running is not None:
             self.runner.release(running)  # signed: its next delivery is not a replay
@@ -230,6 +274,7 @@ class Consumer:
                 return
             items = list(self._pending)
             self._pending.clear()
+            self._held(())
             self._all_fast = False
         self._return(items, "unstarted (held behind a long task)")
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskq.app import TaskQ
 from taskq.errors import BrokerError, ConfigurationError, SoftTimeLimitExceeded, TimeLimitExceeded
@@ -34,6 +34,10 @@ from taskq.revocations import REFRESH, Revocations, Terminated
 from taskq.worker.asyncio_pool import AsyncioPool
 from taskq.worker.consumer import Consumer
 from taskq.worker.timelimits import Alarm, Limits
+
+if TYPE_CHECKING:
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
 NOT_PATCHED = (
@@ -70,12 +74,15 @@ class GeventPool(AsyncioPool):
     (``async def`` tasks) runs in a greenlet of its own: asyncio keeps one running loop per
     thread, and greenlets share their thread, so one loop per slot would collide."""
 
-    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int) -> None:
+    def __init__(
+        self, app: TaskQ, queues: Sequence[str], concurrency: int, *, steering: Steering | None = None,
+        stats: SharedStats | None = None,
+    ) -> None:
         if not patched():
             raise ConfigurationError(NOT_PATCHED)
         self.revocations = Revocations(app)  # one cached set for all slots: one read per 0.5 s, not N
         self.running: dict[Any, str] = {}  # greenlet -> the task id it runs now
-        super().__init__(app, queues, concurrency)
+        super().__init__(app, queues, concurrency, steering=steering, stats=stats)
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         import gevent

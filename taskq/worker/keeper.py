@@ -22,10 +22,14 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
 from taskq.errors import BrokerError
+
+if TYPE_CHECKING:
+    from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
 PR_SET_PDEATHSIG = 1
@@ -56,12 +60,21 @@ def extend_owners(broker: ClaimsByOwner, owners: Iterable[str], queues: Sequence
             return
 
 
+def claimed_queues(queues: list[str], steering: Steering | None) -> list[str]:
+    """The queues whose claims to keep: every queue consumed since start, those remote
+    control added too (a queue cancelled later may still have claimed messages running)."""
+    if steering is not None:
+        queues.extend(q for q in steering.read()[1].queues if q not in queues)
+    return queues
+
+
 class KeeperProcess:
     """A forked process that extends this process's claims until this process ends."""
 
-    def __init__(self, app: TaskQ, queues: Sequence[str]) -> None:
+    def __init__(self, app: TaskQ, queues: Sequence[str], steering: Steering | None = None) -> None:
         self.app = app
         self.queues = list(queues)
+        self.steering = steering
         self.pid: int | None = None
 
     def start(self) -> None:
@@ -84,7 +97,7 @@ class KeeperProcess:
             interval = keep_interval(self.app)
             while os.getppid() == parent:
                 time.sleep(interval)
-                extend_owners(broker, [owner], self.queues)
+                extend_owners(broker, [owner], claimed_queues(self.queues, self.steering))
         except BaseException:
             log.exception("The claim keeper process failed")
             code = 1

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
 from taskq.brokers.base import describe_error
@@ -29,6 +30,10 @@ from taskq.worker.keeper import KeeperProcess
 from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.restarts import LIMIT, RestartPolicy
 
+if TYPE_CHECKING:
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
+
 log = logging.getLogger("taskq.worker")
 
 
@@ -36,14 +41,25 @@ class ThreadPool:
     """N consumer threads in this process; ``concurrency=1`` in the main thread is the solo pool.
 
     A consumer that dies is started again (restarts.py) and listed as dead for the health
-    check meanwhile; a pool that lost every consumer returns 1."""
+    check meanwhile; a pool that lost every consumer returns 1. With ``steering`` (remote
+    control's pool_grow/pool_shrink) it starts or warm-stops consumer threads while it runs;
+    the solo pool, one consumer in the main thread, cannot."""
 
-    def __init__(self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int) -> None:
+    def __init__(
+        self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, *, solo: bool = False,
+        steering: Steering | None = None, stats: SharedStats | None = None,
+    ) -> None:
         self.app = app
         self.queues = list(queues)
         self.prefetch = prefetch
+        self.steering = steering
+        self.stats = stats
+        self._steered = steering.sequence if steering is not None else 0  # the size it starts with
         self.rates = RateLimiter(app, SharedClocks())  # one rate per task name for all consumers (per worker)
         self.consumers = [self._consumer() for _ in range(max(1, concurrency))]
+        self.retired: set[int] = set()  # slots pool_shrink stopped (reused by pool_grow)
+        # One consumer runs in the main thread unless the pool may grow.
+        self.in_main_thread = len(self.consumers) == 1 and (solo or steering is None)
         self._signals = 0
         self._stopping = threading.Event()
         self._restarts = RestartPolicy()
@@ -52,6 +68,7 @@ class ThreadPool:
     def _consumer(self) -> Consumer:
         consumer = Consumer(self.app, self.queues, self.prefetch)
         consumer.runner.rates = self.rates
+        consumer.steering, consumer.stats = self.steering, self.stats
         return consumer
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -79,11 +96,11 @@ class ThreadPool:
 
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         self.install_signals()
-        keeper = KeeperProcess(self.app, self.queues)
+        keeper = KeeperProcess(self.app, self.queues, self.steering)
         keeper.start()  # before the consumer threads: a task holding the GIL stops them all
         try:
             on_ready()
-            return self._supervise(in_main_thread=len(self.consumers) == 1)
+            return self._supervise(in_main_thread=self.in_main_thread)
         finally:
             self._dead.clear()
             keeper.stop()
@@ -95,6 +112,8 @@ class ThreadPool:
         due: dict[int, float] = dict.fromkeys(range(len(self.consumers)), 0.0)  # slot -> start at
         lost = 0
         while running or due:
+            if self.steering is not None and self.steering.sequence != self._steered and not self._stopping.is_set():
+                self._resize(self.steering, running, due)
             now = time.monotonic()
             for slot in [s for s, at in due.items() if at <= now and not self._stopping.is_set()]:
                 del due[slot]
@@ -117,7 +136,7 @@ class ThreadPool:
                     continue
                 del running[slot]
                 error = errors.get(slot)
-                if error is None or self._stopping.is_set():
+                if error is None or self._stopping.is_set() or slot in self.retired:
                     continue
                 delay = self._restarts.crashed(slot, started)
                 self._dead.down(slot, error)
@@ -131,10 +150,31 @@ class ThreadPool:
                 due.clear()
             if running or due:
                 time.sleep(0.05)  # signal handlers run in this (main) thread meanwhile
-        if lost == len(self.consumers):
+        if lost and lost >= len(self.consumers) - len(self.retired):
             log.error("Every consumer is dead; the worker exits")
             return 1
         return 0
+
+    def _resize(self, steering: Steering, running: dict[int, tuple[threading.Thread | None, float]],
+                due: dict[int, float]) -> None:
+        """Start or warm-stop consumers until as many run as remote control wants."""
+        self._steered, wanted = steering.read()
+        live = [s for s in range(len(self.consumers)) if s not in self.retired]
+        for slot in reversed(live[wanted.size :]):  # shrink: the newest go first
+            self.retired.add(slot)
+            due.pop(slot, None)
+            self.consumers[slot].warm_stop()  # it finishes its task and hands back what it holds
+            self._dead.up(slot)
+        for _ in range(wanted.size - len(live)):  # grow: a stopped slot whose thread ended, or a new one
+            free = [s for s in sorted(self.retired) if s not in running and s not in due]
+            slot = free[0] if free else len(self.consumers)
+            if free:
+                self.retired.discard(slot)  # its consumer is made anew as it starts (errors has it)
+            else:
+                self.consumers.append(self._consumer())
+            due[slot] = 0.0
+        if wanted.size != len(live):
+            log.info("Pool size now %d (was %d)", wanted.size, len(live))
 
     def _run_slot(self, slot: int, errors: dict[int, str | None]) -> None:
         """Run a slot's consumer to its end; ``errors[slot]`` says why it died (None: it

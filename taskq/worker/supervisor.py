@@ -8,6 +8,8 @@ extends that owner's claims every third of the recovery time. A child's own keep
 does the same, but a task that holds the GIL (one long C call) starves it; the supervisor
 runs no task code, so a task of any length runs once. Children die with their parent
 (PR_SET_PDEATHSIG), so a SIGKILLed supervisor leaves no orphans holding claims.
+Remote control's pool_grow/pool_shrink change how many children it keeps (steering.py):
+new ones are forked, the newest are given a warm stop and not replaced.
 """
 
 from __future__ import annotations
@@ -18,19 +20,24 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from taskq import signals
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
-from taskq.worker.keeper import die_with_parent, extend_owners, keep_interval
+from taskq.worker.keeper import claimed_queues, die_with_parent, extend_owners, keep_interval
 from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.recycling import RECYCLED, Recycler
 from taskq.worker.restarts import LIMIT, RestartPolicy
 from taskq.worker.slots import ChildSlots
 from taskq.worker.timelimits import Limits
 from taskq.worker.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from taskq.control.stats import SharedStats
+    from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
 SHUTDOWN_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGQUIT})
@@ -42,10 +49,14 @@ class PreforkPool:
     def __init__(
         self, app: TaskQ, queues: Sequence[str], concurrency: int, prefetch: int, beat: bool = False,
         recycle: tuple[int, int] = (0, 0),
-        outbox: bool = False,
+        outbox: bool = False, steering: Steering | None = None, stats: SharedStats | None = None,
     ) -> None:
         self.app = app
         self.queues = list(queues)
+        self.steering = steering  # remote control: pool_grow/pool_shrink start/stop children
+        self.stats = stats
+        self._steered = steering.sequence if steering is not None else 0  # the size it starts with
+        self._claimed = list(queues)  # queues whose claims the supervisor keeps (grows with add_consumer)
         self.concurrency = max(1, concurrency)
         self.prefetch = prefetch
         # Slots 0..N-1 run consumers; with --beat one more child runs the scheduler, with
@@ -56,7 +67,7 @@ class PreforkPool:
         self._warm_sent_at: float | None = None
         self._cold_sent_at: float | None = None
         self._restarts: dict[int, float] = {}  # slot -> earliest next start
-        self._slots = ChildSlots(self.concurrency)
+        self._slots = ChildSlots(steering.ceiling if steering is not None else self.concurrency)
         self._keep_every = keep_interval(app)
         self._next_keep = 0.0
         self._broker_open = False  # this process has a broker connection (for _keep_claims)
@@ -119,6 +130,7 @@ class PreforkPool:
         if signals.worker_process_init.receivers:  # Celery sends it in each pool process
             signals.worker_process_init.send(sender=None)
         consumer = Consumer(self.app, self.queues, self.prefetch)
+        consumer.steering, consumer.stats = self.steering, self.stats
         broker = self.app.broker
         if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):
             log.warning("Claim owner %r is too long for the supervisor to keep its claims", broker.claim_owner)
@@ -179,7 +191,7 @@ class PreforkPool:
         owners = [self._slots.owner(slot) for slot in self.children.values() if slot >= 0]
         if any(owners):
             self._broker_open = True
-            extend_owners(broker, filter(None, owners), self.queues)
+            extend_owners(broker, filter(None, owners), claimed_queues(self._claimed, self.steering))
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -202,6 +214,9 @@ class PreforkPool:
                 return
             slot = self.children.pop(pid, None)
             if slot is None or stopping:
+                continue
+            if slot not in self.slots:  # pool_shrink stopped it
+                self._slots.clear(slot)
                 continue
             code = os.waitstatus_to_exitcode(status)
             if pid in self._killed or code == RECYCLED:  # the watchdog's doing, or recycled: replace now
@@ -229,6 +244,27 @@ class PreforkPool:
             self._lost_all = True
             self._signals = max(self._signals, 1)  # a warm shutdown of what is left (beat, relay)
 
+    def _resize(self, steering: Steering) -> None:
+        """Start or warm-stop children until as many consumers run as remote control wants."""
+        self._steered, wanted = steering.read()
+        consumers = sorted(s for s in self.slots if s >= 0)
+        for slot in reversed(consumers[wanted.size :]):  # shrink: the newest go first
+            self.slots.remove(slot)
+            self._restarts.pop(slot, None)
+            self._dead.up(slot)
+            for pid in [p for p, s in self.children.items() if s == slot]:
+                os.kill(pid, signal.SIGTERM)  # a warm stop: it finishes its task, hands back the rest
+        taken = set(self.slots) | set(self.children.values())
+        free = (s for s in range(steering.ceiling) if s not in taken)
+        for _ in range(wanted.size - len(consumers)):  # grow: the loop below starts them
+            start = next(free, None)
+            if start is None:  # every slot up to the ceiling is taken, by children still stopping too
+                log.warning("Pool cannot grow now: children stopped by pool_shrink still finish their tasks")
+                break
+            self.slots.append(start)
+        if wanted.size != len(consumers):
+            log.info("Pool size now %d (was %d)", wanted.size, len(consumers))
+
     def run(self, on_ready: Callable[[], None] = lambda: None) -> int:
         for sig in SHUTDOWN_SIGNALS:
             signal.signal(sig, self._on_signal)
@@ -245,6 +281,8 @@ class PreforkPool:
             if now >= self._next_keep:
                 self._next_keep = now + self._keep_every
                 self._keep_claims()
+            if not stopping and self.steering is not None and self.steering.sequence != self._steered:
+                self._resize(self.steering)
             if not stopping:
                 for slot in set(self.slots) - set(self.children.values()):
                     if self._restarts.get(slot, 0.0) <= now:

@@ -112,6 +112,12 @@ def stamp(key: str) -> float:
     return time.time()
 
 
+@app.task
+def timed(key: str) -> None:
+    """Records when it ran (the rate-limit tests read the times)."""
+    mark(f"ran@{time.time():.3f}", key)
+
+
 @app.task(bind=True)
 def record_instant(self: Task[[], None]) -> None:
     """A periodic task that records the scheduled instant beat stamped on its message."""

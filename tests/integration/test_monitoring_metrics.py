@@ -121,3 +121,43 @@ def test_bad_log_and_metrics_options_are_one_line_exit_2(side: Fleet) -> None:
             assert "Traceback" not in out.stderr
     finally:
         busy.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_prefetched_gauge_counts_messages_held_behind_a_long_task(kind: str, tmp_path: Path) -> None:
+    # (RabbitMQ: how many messages one fetch takes from the channel is a race; see
+    # test_monitoring_steering.py's reserved test)
+    with fleet(kind, tmp_path) as side:
+        port = free_port()
+        queue = f"q-{side.token}"
+        producer = side.producer()
+        try:
+            # Given a long task and three more waiting before a one-child prefork worker starts
+            producer.send_task("example_tasks.sleep_then", ("long", 12), queue=queue)
+            for i in range(3):
+                producer.send_task("example_tasks.add", (i, i), queue=queue)
+            side.taskq_worker("pre", "-c", "1", "--prefetch-multiplier", "4", "--metrics-port", str(port),
+                              TASKQ_WORKER_HOLD_LIMIT="60")
+            gauge = f'taskq_worker_prefetched_messages{{hostname="{side.name("pre")}"}}'
+            # Then the scrape counts the three held behind the running one, and none once they ran
+            wait_until(lambda: scrape(port).get(gauge) == 3, 30, "three prefetched")
+            wait_until(lambda: scrape(port).get('taskq_tasks_total{state="SUCCESS",task="example_tasks.add"}') == 3,
+                       60, "the held tasks ran")
+            assert scrape(port)[gauge] == 0
+        finally:
+            producer.close()
+
+
+def test_beat_lag_is_observed_for_each_submitted_instant(tmp_path: Path) -> None:
+    with fleet("sqlite", tmp_path) as side:
+        port = free_port()
+        schedule = {"tick": {"task": "example_tasks.add", "schedule": 0.5, "args": [1, 1],
+                             "options": {"queue": f"q-{side.token}"}}}
+        # Given a prefork worker whose beat child submits an entry every half second
+        side.taskq_worker("lag", "-c", "1", "-B", "--metrics-port", str(port), TASKQ_BEAT_SCHEDULE=json.dumps(schedule))
+        # Then each submission is counted in the lag histogram, all but a stray one within 5 s of due
+        wait_until(lambda: scrape(port).get("taskq_beat_lag_seconds_count", 0) >= 4, 30, "four beat submissions")
+        values = scrape(port)
+        assert values["taskq_beat_lag_seconds_sum"] >= 0
+        assert values['taskq_beat_lag_seconds_bucket{le="5.0"}'] >= values["taskq_beat_lag_seconds_count"] - 1
+        assert values['taskq_beat_lag_seconds_bucket{le="+Inf"}'] == values["taskq_beat_lag_seconds_count"]
