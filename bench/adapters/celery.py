@@ -53,17 +53,23 @@ class CeleryAdapter(Adapter):
 
         return f"celery {celery.__version__}"
 
+    # The producer's app is made before the runner says whether results are stored, and Celery
+    # writes the app's task_ignore_result into each message (the worker obeys the message): the
+    # calls say it themselves, or a "results stored" row stores none.
     def enqueue_one(self, n: int, queues: Sequence[str] = (QUEUE,), with_results: bool = False) -> None:
-        if list(queues) == [QUEUE]:
+        if list(queues) == [QUEUE] and not with_results:
             delay = noop.delay
             for _ in range(n):
                 delay()
             return
+        send = noop.apply_async
         for i in range(n):
-            noop.apply_async(queue=queues[i % len(queues)])
+            send(queue=queues[i % len(queues)], ignore_result=not with_results)
 
     def enqueue_bulk(self, n: int, queues: Sequence[str] = (QUEUE,), with_results: bool = False) -> None:
-        signatures: list[Any] = [noop.si().set(queue=queues[i % len(queues)]) for i in range(n)]
+        signatures: list[Any] = [
+            noop.si().set(queue=queues[i % len(queues)], ignore_result=not with_results) for i in range(n)
+        ]
         group(signatures).apply_async()
 
     def enqueue_stamp(self) -> None:
