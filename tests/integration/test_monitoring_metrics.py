@@ -24,7 +24,7 @@ pytest.importorskip("prometheus_client")
 pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(params=["sqlite", "redis", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "rabbitmq"])
 def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
     with fleet(request.param, tmp_path) as f:
         yield f
