@@ -1,5 +1,5 @@
-"""Prometheus metrics (issue 17.6) and log options (17.7) of real workers on SQLite, Redis and
-RabbitMQ. Metrics are scraped over HTTP as Prometheus does; prefork children's counts add
+"""Prometheus metrics (issue 17.6) and log options (17.7) of real workers on SQLite,
+PostgreSQL, Redis and RabbitMQ. Metrics are scraped over HTTP as Prometheus does; prefork children's counts add
 up, a killed child's counts included."""
 
 from __future__ import annotations

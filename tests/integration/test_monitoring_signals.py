@@ -1,6 +1,6 @@
 """Celery-named in-process hooks fire in real worker processes (issue 17.5), on SQLite,
-PostgreSQL, Redis and RabbitMQ: worker_process_init in each prefork child, worker_ready and worker_shutdown
-in the worker, beat_init in the embedded beat, and the task signals in the child that ran
+PostgreSQL, Redis and RabbitMQ: worker_process_init in each prefork child, worker_ready and
+worker_shutdown in the worker, beat_init in the embedded beat, and the task signals in the child that ran
 the task."""
 
 from __future__ import annotations
