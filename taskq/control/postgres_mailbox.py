@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from taskq.brokers.postgres.connection import PgConnections, split_url
+from taskq.brokers.postgres.connection import PgConnections, driver_error, split_url
 from taskq.brokers.postgres.listen import IdCursor, NotifiedReader
 from taskq.brokers.postgres.migrations import SchemaCheck, pidbox_channel, reply_channel
 from taskq.control.mailbox import ControlRequest
@@ -24,6 +24,7 @@ from taskq.errors import BrokerError
 
 log = logging.getLogger("taskq.control")
 NAME_LOCK = "SELECT pg_try_advisory_lock(hashtext(%s), hashtext(%s))"
+NAME_UNLOCK = "SELECT pg_advisory_unlock(hashtext(%s), hashtext(%s))"
 NAME_FREE = "SELECT CASE WHEN pg_try_advisory_lock(hashtext(%s), hashtext(%s)) " \
             "THEN NOT pg_advisory_unlock(hashtext(%s), hashtext(%s)) ELSE true END"
 
@@ -124,4 +125,12 @@ class PostgresNode:
             ))
 
     def close(self) -> None:
-        self.db.close()  # ends the session: the name's lock goes with it
+        # The server drops the lock with the session, but only once it has seen the session
+        # end: give it back first, so a name check right after close finds it free.
+        conn = self.requests.listening()
+        if conn is not None:
+            try:
+                conn.execute(NAME_UNLOCK, (f"taskq-node:{self.schema}", self.hostname))
+            except driver_error():
+                pass  # the connection is gone, and the lock with it
+        self.db.close()

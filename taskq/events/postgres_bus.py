@@ -18,11 +18,15 @@ from taskq.events.table_rows import BATCH, decode, encode, trim_below
 log = logging.getLogger("taskq.events")
 
 
+def connections(conninfo: str, schema: str) -> PgConnections:
+    return PgConnections(conninfo, BrokerError, f"postgresql events ({schema})", SchemaCheck(schema))
+
+
 class PostgresEventBus:
     def __init__(self, url: str, safety: float) -> None:
-        conninfo, self.schema = split_url(url)
+        self.conninfo, self.schema = split_url(url)
         self.safety = safety
-        self.db = PgConnections(conninfo, BrokerError, f"postgresql events ({self.schema})", SchemaCheck(self.schema))
+        self.db = connections(self.conninfo, self.schema)
         self._sent = 0
 
     def publish(self, event: dict[str, Any]) -> None:
@@ -41,14 +45,17 @@ class PostgresEventBus:
             log.warning("An event was dropped: %s", exc)
 
     def subscribe(self) -> PostgresSubscription:
-        return PostgresSubscription(self.db, self.schema, self.safety)
+        return PostgresSubscription(connections(self.conninfo, self.schema), self.schema, self.safety)
 
     def close(self) -> None:
         self.db.close()
 
 
 class PostgresSubscription:
+    """Reads on connections of its own (their LISTEN is for it alone), closed with it."""
+
     def __init__(self, db: PgConnections, schema: str, safety: float) -> None:
+        self.db = db
         self.schema = schema
         self.reader = NotifiedReader(db, events_channel(schema), safety)
         with db.connection() as conn:
@@ -65,4 +72,4 @@ class PostgresSubscription:
         yield from decode(rows)
 
     def close(self) -> None:
-        pass
+        self.db.close()

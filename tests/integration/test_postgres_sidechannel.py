@@ -54,6 +54,7 @@ def test_events_reach_a_subscriber_at_once_in_order(url: str) -> None:
         assert [e["type"] for e in sub.read(10.0)] == ["late"]
         assert time.monotonic() - start < 3.0
         other.close()
+        sub.close()
     finally:
         bus.close()
 
@@ -69,6 +70,7 @@ def test_an_event_committed_after_a_newer_one_is_still_read(url: str) -> None:
             assert [e["type"] for e in sub.read(2.0)] == ["fast"]
         # the slow one commits now, with the smaller id
         assert [e["type"] for e in sub.read(5.0)] == ["slow"]
+        sub.close()
     finally:
         bus.close()
 
@@ -97,8 +99,8 @@ def test_publishing_to_a_server_that_is_down_never_raises(caplog: pytest.LogCapt
 
 
 def test_an_idle_reader_sends_no_query_until_notified(url: str) -> None:
-    bus = PostgresEventBus(url, SAFETY)  # creates the tables
-    bus.subscribe()
+    bus = PostgresEventBus(url, SAFETY)
+    bus.subscribe().close()  # creates the tables
     db = PgConnections(bus.db.conninfo, BrokerError, "test")
     queries: list[float] = []
 
