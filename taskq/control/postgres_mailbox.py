@@ -92,6 +92,7 @@ class PostgresNode:
         self.schema = schema
         self.hostname = hostname
         self.db = connections(conninfo, schema, "control")
+        self._holder: Any = None  # the connection holding the name's lock
         self.requests = NotifiedReader(self.db, pidbox_channel(schema), safety, self._hold_name)
         # LISTEN and take the name now; requests sent from here on wake the first poll
         self.requests.read(lambda conn: [], 0.0)
@@ -100,7 +101,13 @@ class PostgresNode:
         self.cursor = IdCursor(last)
 
     def _hold_name(self, conn: Any) -> None:
-        if not conn.execute(NAME_LOCK, (f"taskq-node:{self.schema}", self.hostname)).fetchone()[0]:
+        """Take the name's lock on a new listening connection, unless another of ours, still
+        open, holds it (the node was made in one thread and is polled in another)."""
+        if self._holder is not None and not self._holder.closed:
+            return
+        if conn.execute(NAME_LOCK, (f"taskq-node:{self.schema}", self.hostname)).fetchone()[0]:
+            self._holder = conn
+        else:
             log.warning("Another live worker holds the name %s", self.hostname)
 
     def _new_rows(self, conn: Any) -> list[tuple[int, str, str]]:
@@ -127,8 +134,8 @@ class PostgresNode:
     def close(self) -> None:
         # The server drops the lock with the session, but only once it has seen the session
         # end: give it back first, so a name check right after close finds it free.
-        conn = self.requests.listening()
-        if conn is not None:
+        conn, self._holder = self._holder, None
+        if conn is not None and not conn.closed:
             try:
                 conn.execute(NAME_UNLOCK, (f"taskq-node:{self.schema}", self.hostname))
             except driver_error():

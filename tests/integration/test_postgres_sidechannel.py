@@ -125,7 +125,7 @@ def test_an_idle_reader_sends_no_query_until_notified(url: str) -> None:
         bus.close()
 
 
-def test_control_round_trip_broadcast_and_named(url: str) -> None:
+def test_control_round_trip_broadcast_and_named(url: str, caplog: pytest.LogCaptureFixture) -> None:
     box = PostgresMailbox(url, SAFETY)
     nodes = {name: box.node(name) for name in ("a@host", "b@host")}
     stop = threading.Event()
@@ -152,6 +152,9 @@ def test_control_round_trip_broadcast_and_named(url: str) -> None:
         assert time.monotonic() - start < 2.0 + 2.5  # the named call returned on its one reply
         box.cast("shutdown", {}, ["nobody@host"])
         assert box.call("ping", {}, ["nobody@host"], timeout=0.5) == []
+        # nodes made here and polled in their threads still hold their names, and say nothing
+        assert box.name_in_use("a@host") and box.name_in_use("b@host")
+        assert "holds the name" not in caplog.text
     finally:
         stop.set()
         for t in threads:

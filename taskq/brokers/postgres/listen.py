@@ -29,11 +29,6 @@ class NotifiedReader:
         self.on_listen = on_listen  # runs on each connection right after its LISTEN
         self._local = threading.local()  # per thread: the connection listening, when to look again
 
-    def listening(self) -> Any | None:
-        """This thread's listening connection, if it has one open."""
-        conn = getattr(self._local, "conn", None)
-        return conn if conn is not None and not conn.closed else None
-
     def read(self, query: Callable[[Any], list[T]], timeout: float) -> list[T]:
         """``query(conn)``'s rows as soon as it has some, or [] after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
