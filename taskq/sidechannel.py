@@ -6,6 +6,7 @@ They are implemented once per broker family, not once per broker:
   pidbox and celeryev formats through a kombu Connection, so Celery's tools and taskq's
   meet on the same exchanges and channels;
 * ``sqlite``: tables in the broker's database file;
+* ``postgresql``: tables in the broker's schema, readers woken by LISTEN/NOTIFY;
 * ``memory``: one process only (tests), through in-process queues.
 """
 
@@ -20,7 +21,7 @@ from taskq.config import url_scheme
 if TYPE_CHECKING:
     from taskq.config import Settings
 
-Family = Literal["kombu", "sqlite", "memory"]
+Family = Literal["kombu", "sqlite", "postgresql", "memory"]
 KOMBU_SCHEMES = {"amqp": "amqp", "amqps": "amqps", "redis": "redis", "rediss": "rediss"}
 
 
@@ -30,6 +31,8 @@ def family(url: str) -> Family:
         return "sqlite"
     if scheme == "memory":
         return "memory"
+    if scheme in ("postgresql", "postgres"):
+        return "postgresql"
     return "kombu"
 
 

@@ -107,6 +107,10 @@ def create_mailbox(conf: Settings) -> Mailbox:
         from taskq.control.sqlite_mailbox import SQLiteMailbox
 
         return SQLiteMailbox(conf.broker_url)
+    if kind == "postgresql":
+        from taskq.control.postgres_mailbox import PostgresMailbox
+
+        return PostgresMailbox(conf.broker_url, conf.recovery_time)
     if kind == "memory":
         from taskq.control.memory_mailbox import MemoryMailbox
 

@@ -1,21 +1,20 @@
 """Remote control in the broker's SQLite file: a request table every node reads, a reply table
 each client reads for its ticket, and a table of live node names.
 
-Rows older than ``KEEP_SECONDS`` are deleted by the next client call, so the tables stay
-small. Nodes and clients poll every ``POLL`` seconds while they wait (a control round trip
-costs up to two polls)."""
+Rows are stored, read and trimmed as table_rows.py says. Nodes and clients poll every
+``POLL`` seconds while they wait (a control round trip costs up to two polls)."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
 import uuid
 from typing import Any
 
-from taskq.control.mailbox import ControlRequest, parse_request
+from taskq.control.mailbox import ControlRequest
 from taskq.control.stats import alive
+from taskq.control.table_rows import KEEP_SECONDS, collect, decode_replies, decode_requests, reply_row, request_row
 from taskq.errors import BrokerError
 from taskq.sqlite_db import SQLiteConnections
 
@@ -29,7 +28,6 @@ CREATE TABLE IF NOT EXISTS taskq_pidbox_nodes (
     hostname TEXT PRIMARY KEY, seen REAL NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL);
 """
 POLL = 0.05
-KEEP_SECONDS = 60.0
 NODE_FRESH = 3.0  # a node that polled within this many seconds holds its name
 SEEN_EVERY = 1.0
 
@@ -41,18 +39,11 @@ class SQLiteMailbox:
     def _send(self, method: str, arguments: dict[str, Any], destination: list[str] | None,
               ticket: str | None, timeout: float) -> None:
         now = time.time()
-        body = {"method": method, "arguments": arguments, "destination": destination, "pattern": None,
-                "matcher": None}
-        if ticket is not None:
-            body.update(ticket=ticket, reply_to={"exchange": "reply.celery.pidbox", "routing_key": ticket})
-        headers = {"clock": 0, "expires": now + timeout if timeout else 0}
+        headers, body = request_row(method, arguments, destination, ticket, timeout)
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM taskq_pidbox WHERE created < ?", (now - KEEP_SECONDS,))
             conn.execute("DELETE FROM taskq_pidbox_replies WHERE created < ?", (now - KEEP_SECONDS,))
-            conn.execute(
-                "INSERT INTO taskq_pidbox (created, headers, body) VALUES (?, ?, ?)",
-                (now, json.dumps(headers), json.dumps(body)),
-            )
+            conn.execute("INSERT INTO taskq_pidbox (created, headers, body) VALUES (?, ?, ?)", (now, headers, body))
 
     def call(
         self, method: str, arguments: dict[str, Any], destination: list[str] | None, timeout: float,
@@ -60,21 +51,19 @@ class SQLiteMailbox:
     ) -> list[dict[str, Any]]:
         ticket = str(uuid.uuid4())
         self._send(method, arguments, destination, ticket, timeout)
-        limit = limit or (len(destination) if destination else None)
-        replies: list[dict[str, Any]] = []
-        last, deadline = 0, time.monotonic() + timeout
-        while time.monotonic() < deadline and (limit is None or len(replies) < limit):
-            time.sleep(POLL)
+        last = 0
+
+        def read_new(left: float) -> list[dict[str, Any]]:
+            nonlocal last
+            time.sleep(min(POLL, left))
             with self.db.connection() as conn:
                 rows = conn.execute(
                     "SELECT id, body FROM taskq_pidbox_replies WHERE ticket = ? AND id > ? ORDER BY id", (ticket, last)
                 ).fetchall()
-            for row_id, body in rows:
-                last = row_id
-                reply = json.loads(body)
-                if isinstance(reply, dict):
-                    replies.append(reply)
-        return replies
+            last = rows[-1][0] if rows else last
+            return decode_replies(rows)
+
+        return collect(read_new, timeout, destination, limit)
 
     def cast(self, method: str, arguments: dict[str, Any], destination: list[str] | None) -> None:
         self._send(method, arguments, destination, None, 0)
@@ -127,22 +116,18 @@ class SQLiteNode:
             if rows or time.monotonic() >= deadline:
                 break
             time.sleep(min(POLL, max(deadline - time.monotonic(), 0.0)))
-        out: list[ControlRequest | str] = []
-        for row_id, headers, body in rows:
-            self._last = row_id
-            try:
-                out.append(parse_request(json.loads(body), json.loads(headers)))
-            except ValueError as exc:
-                out.append(f"undecodable: {exc}")
-        return out
+        if rows:
+            self._last = rows[-1][0]
+        return decode_requests(rows)
 
     def reply(self, request: ControlRequest, hostname: str, result: Any) -> None:
-        if request.reply_to is None or request.ticket is None:
+        row = reply_row(request, hostname, result)
+        if row is None:
             return
         with self.db.connection() as conn:
             conn.execute(
                 "INSERT INTO taskq_pidbox_replies (ticket, created, body) VALUES (?, ?, ?)",
-                (request.ticket, time.time(), json.dumps({hostname: result}, default=repr)),
+                (row[0], time.time(), row[1]),
             )
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from taskq.brokers.base import DeadLetter, describe_error
-from taskq.config import url_scheme
 from taskq.dashboard.state import BeatRow, DeadLetterRow, FleetState
 from taskq.envelope import Envelope
 from taskq.events.bus import create_bus
@@ -28,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskq.dashboard")
 DEAD_LETTER_LIMIT = 200
 DEAD_LETTER_RELIST = 10.0  # seconds between listings of dead letters whose counts did not change
-# Brokers whose side channels (events, remote control) are not built yet (docs/postgresql.md).
-NO_EVENTS = ("postgresql", "postgres")
-NO_EVENTS_NOTE = ("no events on a PostgreSQL broker yet: workers and tasks are not shown "
-                  "(queues, dead letters, beat entries and the buttons work)")
 RETRY_SUBSCRIBE = 2.0
 
 
@@ -62,9 +57,6 @@ class Feed:
 
     # -- events ---------------------------------------------------------------------------
     def _read_events(self) -> None:
-        if url_scheme(self.app.conf.broker_url) in NO_EVENTS:
-            self.state.set_problem("events", NO_EVENTS_NOTE)
-            return
         while not self._stop.is_set():
             try:
                 self._receiver = EventReceiver(create_bus(self.app.conf))

@@ -37,6 +37,10 @@ def create_bus(conf: Settings) -> EventBus:
         from taskq.events.sqlite_bus import SQLiteEventBus
 
         return SQLiteEventBus(conf.broker_url)
+    if kind == "postgresql":
+        from taskq.events.postgres_bus import PostgresEventBus
+
+        return PostgresEventBus(conf.broker_url, conf.recovery_time)
     if kind == "memory":
         from taskq.events.memory_bus import MemoryEventBus
 

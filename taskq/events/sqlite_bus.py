@@ -1,24 +1,19 @@
-"""Events in the broker's SQLite file: an append-only table that subscribers poll.
-
-Bounded: every ``TRIM_EVERY`` inserts a publisher deletes all but the newest ``KEEP`` rows,
-so a file shared by a busy worker does not grow. A subscriber starts at the newest row and
-reads the rows after the last it saw, every ``POLL`` seconds while idle."""
+"""Events in the broker's SQLite file: an append-only table that subscribers poll every
+``POLL`` seconds while idle (bounded and read as table_rows.py says)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from taskq.errors import TaskQError
+from taskq.events.table_rows import BATCH, decode, encode, trim_below
 from taskq.sqlite_db import SQLiteConnections
 
 log = logging.getLogger("taskq.events")
 SCHEMA = "CREATE TABLE IF NOT EXISTS taskq_events (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
-KEEP = 10_000
-TRIM_EVERY = 500
 POLL = 0.1
 
 
@@ -31,10 +26,11 @@ class SQLiteEventBus:
     def publish(self, event: dict[str, Any]) -> None:
         try:
             with self.db.connection() as conn:
-                cur = conn.execute("INSERT INTO taskq_events (body) VALUES (?)", (json.dumps(event),))
+                cur = conn.execute("INSERT INTO taskq_events (body) VALUES (?)", (encode(event),))
                 self._sent += 1
-                if self._sent % TRIM_EVERY == 0:
-                    conn.execute("DELETE FROM taskq_events WHERE id <= ?", ((cur.lastrowid or 0) - KEEP,))
+                below = trim_below(self._sent, cur.lastrowid or 0)
+                if below is not None:
+                    conn.execute("DELETE FROM taskq_events WHERE id <= ?", (below,))
         except TaskQError as exc:
             log.warning("An event was dropped: %s", exc)
 
@@ -56,7 +52,7 @@ class SQLiteSubscription:
         while True:
             with self.db.connection() as conn:
                 rows = conn.execute(
-                    "SELECT id, body FROM taskq_events WHERE id > ? ORDER BY id LIMIT 1000", (self._last,)
+                    "SELECT id, body FROM taskq_events WHERE id > ? ORDER BY id LIMIT ?", (self._last, BATCH)
                 ).fetchall()
             if rows:
                 break
@@ -64,14 +60,8 @@ class SQLiteSubscription:
             if left <= 0:
                 return
             time.sleep(min(POLL, left))
-        for row_id, body in rows:
-            self._last = row_id
-            try:
-                event = json.loads(body)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                yield event
+        self._last = rows[-1][0]
+        yield from decode(rows)
 
     def close(self) -> None:
         pass

@@ -1,6 +1,6 @@
 """A small fleet for the monitoring tests: taskq workers and a Celery worker on one broker.
 
-Each test gets its own side channels: on RabbitMQ a fresh vhost; on Redis a database
+Each test gets its own side channels: on PostgreSQL a schema of its own; on RabbitMQ a fresh vhost; on Redis a database
 number of its own (kombu names the pub/sub channels ``/{db}.celeryev`` and
 ``/{db}.celery.pidbox``) and node names with a unique token, whose keys and binding
 members are removed afterwards."""
@@ -136,6 +136,18 @@ def fleet(kind: str, tmp: Path) -> Iterator[Fleet]:
             yield f
         finally:
             f.stop_all()
+        return
+    if kind == "postgresql":
+        from tests.contract.postgres_factories import drop_schema, unique_schema, with_schema
+        from tests.servers import require_postgres
+
+        server, schema = require_postgres(), unique_schema()
+        f = Fleet(with_schema(server, schema), token, tmp)
+        try:
+            yield f
+        finally:
+            f.stop_all()
+            drop_schema(server, schema)
         return
     if kind == "rabbitmq":
         with fresh_vhost(require_rabbitmq()) as url:

@@ -1,5 +1,5 @@
 """Named workers, inspect/control and events on taskq's own CLI and API (issue 17.1-3), with
-real worker processes on SQLite, Redis and RabbitMQ."""
+real worker processes on SQLite, PostgreSQL, Redis and RabbitMQ."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from tests.integration.workers import wait_until
 pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(params=["sqlite", "redis", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "rabbitmq"])
 def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
     with fleet(request.param, tmp_path) as f:
         yield f
@@ -221,6 +221,15 @@ def _send_malformed(side: Fleet) -> None:
         conn.execute("INSERT INTO taskq_pidbox (created, headers, body) VALUES (0, '{}', '[1, 2]')")
         conn.commit()
         conn.close()
+        return
+    if side.broker.startswith("postgresql"):
+        import psycopg
+
+        from taskq.brokers.postgres.connection import split_url
+
+        conninfo, schema = split_url(side.broker)
+        with psycopg.connect(conninfo, autocommit=True) as pg:
+            pg.execute(f'INSERT INTO "{schema}".pidbox (headers, body) VALUES (%s, %s)', ("{}", "[1, 2]"))
         return
     from kombu import Connection, Producer
 

@@ -1,5 +1,5 @@
-"""Prometheus metrics (issue 17.6) and log options (17.7) of real workers on SQLite, Redis and
-RabbitMQ. Metrics are scraped over HTTP as Prometheus does; prefork children's counts add
+"""Prometheus metrics (issue 17.6) and log options (17.7) of real workers on SQLite,
+PostgreSQL, Redis and RabbitMQ. Metrics are scraped over HTTP as Prometheus does; prefork children's counts add
 up, a killed child's counts included."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ pytest.importorskip("prometheus_client")
 pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(params=["sqlite", "redis", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "rabbitmq"])
 def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
     with fleet(request.param, tmp_path) as f:
         yield f

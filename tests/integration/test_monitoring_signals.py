@@ -1,6 +1,6 @@
-"""Celery-named in-process hooks fire in real worker processes (issue 17.5), on SQLite, Redis
-and RabbitMQ: worker_process_init in each prefork child, worker_ready and worker_shutdown
-in the worker, beat_init in the embedded beat, and the task signals in the child that ran
+"""Celery-named in-process hooks fire in real worker processes (issue 17.5), on SQLite,
+PostgreSQL, Redis and RabbitMQ: worker_process_init in each prefork child, worker_ready and
+worker_shutdown in the worker, beat_init in the embedded beat, and the task signals in the child that ran
 the task."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def fail():
 """
 
 
-@pytest.fixture(params=["sqlite", "redis", "rabbitmq"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis", "rabbitmq"])
 def side(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Fleet]:
     with fleet(request.param, tmp_path) as f:
         (tmp_path / "cproj" / "sigproj.py").write_text(textwrap.dedent(PROJECT))

@@ -25,7 +25,7 @@ from typing import Any
 from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_delivery
 from taskq.brokers.postgres.callers import caller_execute, sqlalchemy_errors
 from taskq.brokers.postgres.connection import PgConnections, driver_error, one_line, split_url
-from taskq.brokers.postgres.migrations import ensure_current
+from taskq.brokers.postgres.migrations import SchemaCheck
 from taskq.brokers.postgres.statements import CHUNK, Statements, insert_messages
 from taskq.config import Settings
 from taskq.envelope import Envelope
@@ -44,7 +44,7 @@ class PostgresBroker:
         self.conninfo, self.schema = split_url(url)
         self.sql = Statements(self.schema)
         self._db = PgConnections(self.conninfo, BrokerError, f"postgresql broker ({self.schema})", self._on_open)
-        self._checked_pid = -1
+        self._schema_check = SchemaCheck(self.schema)
         self._owner_pid = -1
         self._owner = ""
         self._local = threading.local()  # per fetching thread: its LISTEN and when to look again
@@ -64,9 +64,7 @@ class PostgresBroker:
         # sessions (never the user's) sorting is the last resort. That makes plans look
         # costly, which would start JIT compilation (half a second per claim): never here.
         conn.execute("SET enable_sort = off; SET jit = off")
-        if self._checked_pid != os.getpid():  # once per process: the tables exist and are current
-            ensure_current(conn, self.schema)
-            self._checked_pid = os.getpid()
+        self._schema_check(conn)  # once per process: the tables exist and are current
 
     def connection(self) -> Any:
         """This thread's connection (the tables exist), e.g. for ``taskq db``."""

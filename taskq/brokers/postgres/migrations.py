@@ -8,6 +8,7 @@ applied one; ``taskq db migrate`` (or first use, on an empty schema) applies the
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from taskq.errors import BrokerError
@@ -73,6 +74,35 @@ CREATE TRIGGER outbox_filled AFTER INSERT ON "{s}".outbox
     FOR EACH STATEMENT EXECUTE FUNCTION "{s}".notify_outbox('{outbox_channel}');
 """,
     ),
+    (
+        3,
+        "event channel and remote-control mailbox",
+        # Unlogged: events and control messages are worth nothing after a server crash, and
+        # skipping the WAL keeps a busy worker's events cheap. notify_outbox is a plain NOTIFY
+        # of its argument, so the inserts wake their readers the same way.
+        """
+CREATE UNLOGGED TABLE "{s}".events (id bigserial PRIMARY KEY, body text NOT NULL);
+CREATE TRIGGER events_sent AFTER INSERT ON "{s}".events
+    FOR EACH STATEMENT EXECUTE FUNCTION "{s}".notify_outbox('{events_channel}');
+CREATE UNLOGGED TABLE "{s}".pidbox (
+    id bigserial PRIMARY KEY,
+    created timestamptz NOT NULL DEFAULT now(),
+    headers text NOT NULL,
+    body text NOT NULL
+);
+CREATE TRIGGER pidbox_sent AFTER INSERT ON "{s}".pidbox
+    FOR EACH STATEMENT EXECUTE FUNCTION "{s}".notify_outbox('{pidbox_channel}');
+CREATE UNLOGGED TABLE "{s}".pidbox_replies (
+    id bigserial PRIMARY KEY,
+    ticket text NOT NULL,
+    created timestamptz NOT NULL DEFAULT now(),
+    body text NOT NULL
+);
+CREATE INDEX pidbox_replies_ticket ON "{s}".pidbox_replies (ticket, id);
+CREATE TRIGGER pidbox_replied AFTER INSERT ON "{s}".pidbox_replies
+    FOR EACH STATEMENT EXECUTE FUNCTION "{s}".notify_outbox('{reply_channel}');
+""",
+    ),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -85,6 +115,31 @@ def channel(schema: str) -> str:
 def outbox_channel(schema: str) -> str:
     """The channel on which inserts into the outbox wake the relay."""
     return f"taskq.{schema}.outbox"
+
+
+def events_channel(schema: str) -> str:
+    """The channel on which published events wake subscribers."""
+    return f"taskq.{schema}.events"
+
+
+def pidbox_channel(schema: str) -> str:
+    """The channel on which control requests wake worker nodes."""
+    return f"taskq.{schema}.pidbox"
+
+
+def reply_channel(schema: str) -> str:
+    """The channel on which control replies wake the clients waiting for them (at most 63
+    bytes with a 50-byte schema name, PostgreSQL's identifier limit)."""
+    return f"taskq.{schema}.reply"
+
+
+def channels(schema: str) -> dict[str, str]:
+    """The scripts' channel placeholders and their names for ``schema``."""
+    return {
+        "{channel}": channel(schema), "{outbox_channel}": outbox_channel(schema),
+        "{events_channel}": events_channel(schema), "{pidbox_channel}": pidbox_channel(schema),
+        "{reply_channel}": reply_channel(schema),
+    }
 
 
 def current_version(conn: Any, schema: str) -> int | None:
@@ -114,7 +169,8 @@ def migrate(conn: Any, schema: str, migrations: list[tuple[int, str, str]] | Non
         for version, name, script in migrations:
             if version in done:
                 continue
-            script = script.replace("{channel}", channel(schema)).replace("{outbox_channel}", outbox_channel(schema))
+            for placeholder, name_ in channels(schema).items():
+                script = script.replace(placeholder, name_)
             conn.execute(script.replace("{s}", schema))
             conn.execute(f'INSERT INTO "{schema}".taskq_migrations (version, name) VALUES (%s, %s)', (version, name))
             applied_now.append(version)
@@ -132,3 +188,17 @@ def ensure_current(conn: Any, schema: str) -> None:
         )
     elif version > LATEST:
         raise BrokerError(f"schema {schema!r} is at version {version}, newer than this taskq knows ({LATEST})")
+
+
+class SchemaCheck:
+    """``on_open`` for PgConnections: ``ensure_current`` on the first connection of each
+    process, so later connections cost no extra query."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self._checked_pid = -1
+
+    def __call__(self, conn: Any) -> None:
+        if self._checked_pid != os.getpid():
+            ensure_current(conn, self.schema)
+            self._checked_pid = os.getpid()
