@@ -103,3 +103,15 @@ def producer(broker_env: dict[str, str]) -> Iterator[TaskQ]:
     app = TaskQ("producer", broker=os.environ["TASKQ_BROKER_URL"])
     yield app
     app.close()
+
+
+def example_tasks_app() -> TaskQ:
+    """The worker's own task module's app, configured from this test's variables: the module
+    may have been imported under an earlier test's (its app reads the environment once)."""
+    import example_tasks
+
+    from taskq.config import Settings
+
+    example_tasks.app.close()
+    example_tasks.app.conf = Settings.from_env()
+    return example_tasks.app

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from taskq import ChordError, TaskQ, chain, chord, group
-from tests.integration.conftest import activate
+from tests.integration.conftest import activate, example_tasks_app
 from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
@@ -28,14 +28,9 @@ def broker_env(
 @pytest.fixture
 def app(broker_env: dict[str, str]) -> Iterator[TaskQ]:
     """The worker's own task module, sending from this process (the same broker and backend)."""
-    import example_tasks
-
-    from taskq.config import Settings
-
-    example_tasks.app.close()
-    example_tasks.app.conf = Settings.from_env()  # the module was imported under an earlier test's variables
-    yield example_tasks.app
-    example_tasks.app.close()
+    app = example_tasks_app()
+    yield app
+    app.close()
 
 
 def test_every_construct_nesting_and_failure(workers: WorkerFactory, app: TaskQ) -> None:

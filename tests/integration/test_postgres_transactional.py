@@ -20,7 +20,7 @@ from psycopg.pq import Trace
 from taskq import TaskQ
 from taskq.brokers.postgres import statements
 from taskq.errors import ConfigurationError
-from tests.integration.conftest import activate
+from tests.integration.conftest import activate, example_tasks_app
 from tests.integration.workers import PROJECT, WorkerFactory, wait_until
 from tests.servers import require_postgres
 
@@ -72,7 +72,8 @@ def wire(conn: psycopg.Connection) -> Iterator[Wire]:
 def test_rolled_back_tasks_never_run_and_committed_ones_do(
     workers: WorkerFactory, producer: TaskQ, conn: psycopg.Connection
 ) -> None:
-    from example_tasks import sleep_then  # the user's task object, sent through its own app
+    example_tasks_app()  # the user's task object, sent through its own app (set to this test's broker)
+    from example_tasks import sleep_then
 
     workers.start("-c", "1")
     # Given a transaction that enqueues a task and then fails
