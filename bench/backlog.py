@@ -12,9 +12,10 @@ warmed up and hold a full prefetch) and at the last poll before the queue is emp
 Peers run the sizes of ``--peer-sizes`` only (the slowest drain a million tasks in minutes).
 
 ``--countdown N`` instead queues N taskq tasks whose ETAs are spread evenly over 60 s
-(starting 20 s after the first enqueue, so enqueueing finishes before the first is due):
-each task records how late it started; the lateness percentiles and the Redis server's CPU
-per task (promotion from the delayed set included) are reported, for N and for 20,000.
+(starting 20 s after the first enqueue, or N/20,000 s, so enqueueing ends before the first
+is due): each task records how late it started; the lateness percentiles and the Redis
+server's CPU per task (promotion from the delayed set and the run included; the idle
+workers' own cost per second, measured first, subtracted) are reported, for N and 20,000.
 
 Results: ``backlog.{md,json}`` in ``--out`` (default bench/results), and the plot of drain
 rate against backlog size, ``docs/backlog.png``.
@@ -42,6 +43,9 @@ PLOT = Path(__file__).resolve().parents[1] / "docs" / "backlog.png"
 TIMEOUT_PER_TASK = 0.002  # seconds allowed per queued task (500/s), plus a fixed minute
 PEERS = ("raw", "huey", "dramatiq", "taskiq")
 WARM_FRACTION = 0.02  # share of the backlog drained before the "start" RSS is read
+LEAD = 20.0  # seconds from the first countdown enqueue to the first due time (at least)
+SLICES = 6000  # countdown enqueue: one delay_many per 10 ms of the 60 s spread
+IDLE_BASELINE = 3.0  # seconds of idle workers whose Redis CPU is subtracted per second
 
 
 @dataclass
@@ -109,43 +113,45 @@ def one(name: str, adapter: Adapter, n: int) -> Sample:
     return sample
 
 
-def countdown(n: int, spread: float, lead: float) -> dict[str, float]:
-    """N taskq tasks due evenly over ``spread`` s from ``lead`` s after the start: lateness."""
+def countdown(n: int, spread: float) -> dict[str, float]:
+    """N taskq tasks due evenly over ``spread`` s, the first LEAD (or more) s from now."""
     from datetime import datetime, timezone
 
     import redis
 
     from bench import countdown_app
+    from bench.adapters.taskq import TaskqAdapter
 
     app, due = countdown_app.app, countdown_app.due
     client = redis.Redis.from_url(countdown_app.URL)
     client.flushdb()
-    from bench.adapters.taskq import TaskqAdapter
-
     adapter = TaskqAdapter()
     adapter.workers.start([countdown_app.worker_command()], {"BENCH_REDIS_URL": countdown_app.URL})
     try:
-        time.sleep(3)  # the workers are up and idle: their fetches wait on the delayed set
+        time.sleep(IDLE_BASELINE)  # the workers come up; then their idle cost is measured
         adapter.workers.check_alive()
-        cpu_before = _redis_cpu(client)
-        first = time.time() + lead
-        slices = 6000  # one delay_many per 10 ms of the spread
+        idle_start, idle_cpu = time.monotonic(), _redis_cpu(client)
+        time.sleep(IDLE_BASELINE)
+        idle_rate = (_redis_cpu(client) - idle_cpu) / (time.monotonic() - idle_start)
+        cpu_before, window = _redis_cpu(client), time.monotonic()
+        first = time.time() + max(LEAD, n / 20_000)  # enqueueing must end before the first is due
         started = time.perf_counter()
-        for i in range(slices):
-            count = n * (i + 1) // slices - n * i // slices
-            at = first + spread * i / slices
+        for i in range(SLICES):
+            count = n * (i + 1) // SLICES - n * i // SLICES
+            at = first + spread * i / SLICES
             due.delay_many([(at,)] * count, eta=datetime.fromtimestamp(at, timezone.utc))
         enqueue = n / (time.perf_counter() - started)
-        log(f"  countdown {n:,}: enqueued at {enqueue:,.0f}/s, {first - time.time():.1f}s before the first is due")
+        ahead = first - time.time()
+        log(f"  countdown {n:,}: enqueued at {enqueue:,.0f}/s, {ahead:.1f}s before the first is due")
         measure.wait_until(
             lambda: adapter.workers.check_alive() is None and int(client.llen(countdown_app.LATENESS_KEY)) >= n,
-            lead + spread + 120,
+            ahead + spread + 120,
             "the countdown tasks",
             interval=0.5,
         )
-        cpu = _redis_cpu(client) - cpu_before
+        cpu = _redis_cpu(client) - cpu_before - idle_rate * (time.monotonic() - window)
         late = [float(v) for v in client.lrange(countdown_app.LATENESS_KEY, 0, -1)]
-        worker_cpu = measure.tree_cpu(adapter.workers.pids)
+        peak = int(client.info("memory")["used_memory_peak"])
     finally:
         adapter.workers.stop()
         client.flushdb()
@@ -158,7 +164,7 @@ def countdown(n: int, spread: float, lead: float) -> dict[str, float]:
         "late_max": max(late),
         "over_1s": float(sum(1 for v in late if v > 1.0)),
         "redis_cpu_us": 1e6 * cpu / n,
-        "worker_cpu_us": 1e6 * worker_cpu / n,
+        "redis_peak_mb": peak / 1e6,
     }
     log(f"  countdown {n:,}: " + ", ".join(f"{k} {v:,.3f}" for k, v in row.items()))
     return row
@@ -171,9 +177,10 @@ def _redis_cpu(client: object) -> float:
 
 def markdown(report: Report) -> str:
     lines = [
-        "| library | backlog | enqueue tasks/s | drain tasks/s | drain vs its smallest backlog | RSS start MB | RSS end MB | RSS max MB |",
+        "| library | backlog | enqueue tasks/s | drain tasks/s | drain vs its smallest backlog | "
+        "RSS start MB | RSS end MB | RSS max MB |",
         "|---|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     grouped: dict[tuple[str, int], list[Sample]] = {}
     for s in report.samples:
         grouped.setdefault((s.library, s.size), []).append(s)
@@ -191,13 +198,13 @@ def markdown(report: Report) -> str:
         lines += [
             "",
             "| countdown tasks (due evenly over 60 s) | enqueue tasks/s | lateness p50 s | p99 s | max s | "
-            "tasks > 1 s late | Redis CPU µs/task | worker CPU µs/task |",
+            "tasks > 1 s late | Redis CPU µs/task (idle cost subtracted) | Redis peak MB |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in report.countdown:
             lines.append(
                 f"| {int(r['size']):,} | {r['enqueue']:,.0f} | {r['late_p50']:.3f} | {r['late_p99']:.3f} | "
-                f"{r['late_max']:.3f} | {int(r['over_1s']):,} | {r['redis_cpu_us']:.1f} | {r['worker_cpu_us']:.1f} |"
+                f"{r['late_max']:.3f} | {int(r['over_1s']):,} | {r['redis_cpu_us']:.1f} | {r['redis_peak_mb']:,.0f} |"
             )
     lines += ["", "Cells: median (min-max) over runs."] + [f"- {note}" for note in report.notes]
     return "\n".join(lines) + "\n"
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                             loaded[name].reset()
         if args.countdown:
             for n in sorted({20_000, args.countdown}):
-                report.countdown.append(countdown(n, spread=60.0, lead=20.0))
+                report.countdown.append(countdown(n, spread=60.0))
     finally:
         for adapter in loaded.values():
             adapter.close()
