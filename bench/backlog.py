@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -33,6 +34,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from bench import adapters, measure
 from bench.adapters.base import QUEUE, Adapter
@@ -57,6 +60,8 @@ class Sample:
     rss_start: float  # MB
     rss_end: float  # MB
     rss_max: float  # MB
+    cpu_us: float  # worker CPU per task
+    tenths: list[float]  # drain rate over each tenth of the backlog, deepest first
 
 
 @dataclass
@@ -70,20 +75,38 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> tuple[float, float, float, float]:
-    """(tasks/s, RSS MB when WARM_FRACTION is gone, RSS MB at the last poll, max RSS MB)."""
+@dataclass
+class Drain:
+    rate: float  # tasks/s over the whole drain
+    rss_start: float  # MB when WARM_FRACTION of the backlog is gone
+    rss_end: float  # MB at the last poll before the queue was empty
+    rss_max: float
+    cpu_us: float  # worker CPU (user + system, whole tree) per task
+    tenths: list[float]  # tasks/s over each tenth of the backlog, deepest queue first
+
+
+def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
+    """Drain n queued tasks, reading the workers' RSS and CPU, and the time at each tenth."""
     rss: dict[str, float] = {"start": math.nan, "end": math.nan, "max": 0.0}
+    cpu = {"start": 0.0, "end": 0.0, "done": 0.0}
     last_read = 0.0
     warm = n - max(1, int(n * WARM_FRACTION))
+    marks: list[tuple[float, int]] = []  # (time, left) when each tenth of the backlog was gone
 
     def remaining() -> int:
         nonlocal last_read
         left = adapter.remaining([QUEUE])
         now = time.monotonic()
+        if left >= n:
+            cpu["start"] = _tree_cpu(adapter.workers.pids)
+            marks[:] = [(now, left)]
+        elif left <= n - (n * len(marks)) // 10 or left == 0:
+            marks.append((now, left))
         if 0 < left < n and (now - last_read > 0.5 or (math.isnan(rss["start"]) and left <= warm)):
             last_read = now
             value = measure.tree_rss(adapter.workers.pids) / 1e6
             rss["end"], rss["max"] = value, max(rss["max"], value)
+            cpu["end"], cpu["done"] = _tree_cpu(adapter.workers.pids), n - left
             if math.isnan(rss["start"]) and left <= warm:
                 rss["start"] = value
         return left
@@ -96,7 +119,23 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> tuple[float, 
         raise
     finally:
         adapter.stop_workers()
-    return rate, rss["start"], rss["end"], rss["max"]
+    tenths = [(a[1] - b[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(marks) if b[0] > a[0]]
+    # CPU up to the last read while the tree still ran, per task done by then.
+    cpu_us = 1e6 * (cpu["end"] - cpu["start"]) / max(1.0, cpu["done"])
+    return Drain(rate, rss["start"], rss["end"], rss["max"], cpu_us, tenths)
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the trees' live processes have used."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                total += sum(proc.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return total
 
 
 def one(name: str, adapter: Adapter, n: int) -> Sample:
@@ -105,11 +144,12 @@ def one(name: str, adapter: Adapter, n: int) -> Sample:
     queued = adapter.remaining([QUEUE])
     if queued != n:
         raise RuntimeError(f"{name}: expected {n} queued tasks, the library reports {queued}")
-    rate, start, end, peak = drain_with_memory(adapter, n, 60 + n * TIMEOUT_PER_TASK)
+    d = drain_with_memory(adapter, n, 60 + n * TIMEOUT_PER_TASK)
     adapter.reset()
-    sample = Sample(name, n, enqueue, rate, start, end, peak)
-    log(f"  {name:9} {n:>9,}  enqueue {enqueue:>9,.0f}/s  drain {rate:>9,.0f}/s  "
-        f"RSS {start:.0f} -> {end:.0f} MB (max {peak:.0f})")  # fmt: skip
+    sample = Sample(name, n, enqueue, d.rate, d.rss_start, d.rss_end, d.rss_max, d.cpu_us, d.tenths)
+    log(f"  {name:9} {n:>9,}  enqueue {enqueue:>9,.0f}/s  drain {d.rate:>9,.0f}/s  "
+        f"RSS {d.rss_start:.0f} -> {d.rss_end:.0f} MB (max {d.rss_max:.0f})  worker CPU {d.cpu_us:.1f} us/task  "
+        f"by tenths {', '.join(f'{r:,.0f}' for r in d.tenths)}")  # fmt: skip
     return sample
 
 
@@ -178,8 +218,8 @@ def _redis_cpu(client: object) -> float:
 def markdown(report: Report) -> str:
     lines = [
         "| library | backlog | enqueue tasks/s | drain tasks/s | drain vs its smallest backlog | "
-        "RSS start MB | RSS end MB | RSS max MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "slowest / fastest tenth | worker CPU µs/task | RSS start MB | RSS end MB | RSS max MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     grouped: dict[tuple[str, int], list[Sample]] = {}
     for s in report.samples:
@@ -191,7 +231,8 @@ def markdown(report: Report) -> str:
         base.setdefault(lib, mid)
         lines.append(
             f"| {lib} | {size:,} | {_cell([s.enqueue for s in group])} | {drain} | {100 * mid / base[lib]:.0f}% | "
-            f"{_cell([s.rss_start for s in group])} | {_cell([s.rss_end for s in group])} | "
+            f"{_spread(group)} | {_cell([s.cpu_us for s in group], 1)} | {_cell([s.rss_start for s in group])} | "
+            f"{_cell([s.rss_end for s in group])} | "
             f"{_cell([s.rss_max for s in group])} |"
         )
     if report.countdown:
@@ -215,11 +256,17 @@ def _order(lib: str) -> int:
     return names.index(lib) if lib in names else len(names)
 
 
-def _cell(values: list[float]) -> str:
+def _cell(values: list[float], digits: int = 0) -> str:
     mid = measure.median(values)
     if len(values) == 1:
-        return f"{mid:,.0f}"
-    return f"{mid:,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+        return f"{mid:,.{digits}f}"
+    return f"{mid:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def _spread(group: list[Sample]) -> str:
+    """How even the drain was from the deepest queue to the last task: slowest tenth over fastest."""
+    ratios = [min(s.tenths) / max(s.tenths) for s in group if len(s.tenths) >= 2]
+    return f"{100 * measure.median(ratios):.0f}%" if ratios else "—"
 
 
 def plot(report: Report, path: Path, extra: Callable[[object], None] | None = None) -> None:
