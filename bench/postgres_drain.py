@@ -7,7 +7,9 @@ Each library gets a fresh database (created and dropped here). Rows: single-call
 same inside one transaction of the caller's (taskq's ``app.transaction``; Procrastinate's
 defer on one connection has no such API, so the row is taskq's alone), the bulk API, then
 two worker processes drain the queue. The drain rate is the steady one: from the moment the
-first tasks are gone until none are left, so start-up is not counted. Procrastinate runs
+first tasks are gone until none are left, so start-up is not counted; the database is
+ANALYZEd before each drain (``--no-analyze``: not), as autovacuum would within a minute of a
+bulk fill on a live server. Procrastinate runs
 two worker processes with ``--concurrency`` 1 and 8 (its best is reported with both), and
 once more with its sessions at ``synchronous_commit=off`` (what taskq's fetching sessions
 use): its worker commits each job's fetch and finish, so a WAL flush per commit bounds it.
@@ -36,6 +38,7 @@ import psycopg
 from bench import measure
 
 LATENCY_GAP = 0.02  # seconds between stamp tasks (a single enqueue here may take a WAL flush)
+ANALYZE = True  # --no-analyze: drain without the planner's statistics on the fresh tables
 WARMUP = 8  # stamp tasks that warm the workers up before the latency row
 PG_URL = os.environ.get("POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parents[1]
@@ -173,11 +176,20 @@ def lines(path: Path, n: int, workers: list[subprocess.Popen[bytes]]) -> list[st
 
 
 def drain(lib: str, url: str, folder: Path, count: int, commands: list[list[str]], label: str, **extra: str) -> float:
+    if ANALYZE:
+        # A table filled in one go has no planner statistics until autovacuum's ANALYZE (within
+        # a minute on a live server); without them Procrastinate's fetch sorts every queued job
+        # on each call. Both libraries get the same.
+        with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    before = transactions(url)
+    polls = 0
     workers = start(url, folder, commands, **extra)
     try:
         first: tuple[float, int] | None = None
         while True:
             left = remaining(url, lib)
+            polls += 1
             now = time.perf_counter()
             if first is None and left <= count - min(2000, count // 10):
                 first = (now, left)
@@ -185,10 +197,21 @@ def drain(lib: str, url: str, folder: Path, count: int, commands: list[list[str]
                 break
             time.sleep(0.02)
         rate = first[1] / (now - first[0])
-        print(f"  drain {label:<46} {rate:>9,.0f}/s", flush=True)
-        return rate
     finally:
         stop(workers)
+    time.sleep(1.0)  # backends report their transaction counts at most once a second
+    per_task = (transactions(url) - before - polls - 1) / count
+    print(f"  drain {label:<46} {rate:>9,.0f}/s  ({per_task:.2f} transactions per task)", flush=True)
+    return rate
+
+
+def transactions(url: str) -> int:
+    """Committed plus rolled-back transactions in this database so far (this query's own included)."""
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def commit_ceiling(url: str, n: int = 300) -> None:
@@ -201,9 +224,8 @@ def commit_ceiling(url: str, n: int = 300) -> None:
             for i in range(n):
                 conn.execute("INSERT INTO t VALUES (%s)", (i,))
             rate = n / (time.perf_counter() - started)
-            print(
-                f"server: one-row INSERT per transaction, synchronous_commit={sync:<3}     {rate:>9,.0f}/s", flush=True
-            )
+            label = f"one-row INSERT per transaction, synchronous_commit={sync}"
+            print(f"server: {label:<52} {rate:>9,.0f}/s", flush=True)
 
 
 def bench(lib: str, url: str, count: int, latency_count: int) -> None:
@@ -266,8 +288,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--latency", type=int, default=500, help="stamp tasks for the idle-latency row")
     parser.add_argument("--url", default=PG_URL)
+    parser.add_argument("--no-analyze", action="store_true", help="no ANALYZE of the filled tables before a drain")
     parser.add_argument("libs", nargs="*", default=["taskq", "procrastinate"])
     args = parser.parse_args()
+    global ANALYZE
+    ANALYZE = not args.no_analyze
     commit_ceiling(args.url)
     for lib in args.libs:
         bench(lib, args.url, args.count, args.latency)
