@@ -36,8 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped,unused-ignore]
-
 from bench import adapters, measure
 from bench.adapters.base import QUEUE, Adapter
 from bench.plan import PROCESSES
@@ -100,7 +98,7 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
         left = adapter.remaining([QUEUE])
         now = time.monotonic()
         if left >= n:
-            cpu["start"] = _tree_cpu(adapter.workers.pids)
+            cpu["start"] = measure.tree_cpu(adapter.workers.pids)
             marks[:] = [(now, left)]
         elif left <= n - (n * len(marks)) // 10 or left == 0:
             marks.append((now, left))
@@ -108,7 +106,7 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
             last_read = now
             value = measure.tree_rss(adapter.workers.pids) / 1e6
             rss["end"], rss["max"] = value, max(rss["max"], value)
-            cpu["end"], cpu["done"] = _tree_cpu(adapter.workers.pids), n - left
+            cpu["end"], cpu["done"] = measure.tree_cpu(adapter.workers.pids), n - left
             if math.isnan(rss["start"]) and left <= warm:
                 rss["start"] = value
         return left
@@ -125,19 +123,6 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
     # CPU up to the last read while the tree still ran, per task done by then.
     cpu_us = 1e6 * (cpu["end"] - cpu["start"]) / max(1.0, cpu["done"])
     return Drain(rate, rss["start"], rss["end"], rss["max"], cpu_us, tenths)
-
-
-def _tree_cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) the trees' live processes have used."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            for proc in [root, *root.children(recursive=True)]:
-                total += sum(proc.cpu_times()[:2])
-        except psutil.Error:
-            continue
-    return total
 
 
 def one(name: str, adapter: Adapter, n: int) -> Sample:
