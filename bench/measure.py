@@ -113,6 +113,11 @@ def tree_pss(pids: Iterable[int]) -> int:
     return _tree_sum(pids, lambda proc: int(getattr(proc.memory_full_info(), "pss", 0)))
 
 
+def tree_cpu(pids: Iterable[int]) -> float:
+    """CPU seconds (user + system) used so far, summed over the trees' live processes."""
+    return _tree_sum(pids, lambda proc: int(1e6 * sum(proc.cpu_times()[:2]))) / 1e6
+
+
 def _tree_sum(pids: Iterable[int], size: Callable[[Any], int]) -> int:
     total = 0
     for pid in pids:

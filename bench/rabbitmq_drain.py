@@ -1,12 +1,15 @@
 """RabbitMQ side by side: taskq, Celery and Dramatiq enqueue and drain rates on one server.
 
-    python -m bench.rabbitmq_drain [--count 20000] [--url amqp://guest:guest@127.0.0.1:5672//]
+    python -m bench.rabbitmq_drain [--count 20000] [--url amqp://guest:guest@127.0.0.1:5672//] [LIB ...]
 
 For each library, in a fresh vhost (made with rabbitmqctl, so run it on the RabbitMQ host):
 single-call enqueue of ``--count`` no-op tasks (taskq with publisher confirms, its default,
 and without; the peers with their defaults, which do not wait for confirms), taskq's bulk
 enqueue, then two worker processes drain the queue. The drain rate is the steady one: from
 the moment the first messages are gone until the queue is empty, so start-up is not counted.
+``raw`` is not a peer but the ceiling: ``--count`` protocol-v2 messages published with bare
+pika, drained by two bare pika consumer processes (bench.rabbitmq_raw: prefetch 512, one
+``basic.ack multiple`` per 64, JSON decoding of each body).
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import pika
 
+from bench import rabbitmq_publish, rabbitmq_raw
 from taskq.brokers.rabbitmq import connection_parameters
+from taskq.brokers.rabbitmq.wire import to_amqp
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +72,7 @@ WORKERS = {
                "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"],
     "dramatiq": [sys.executable, "-m", "dramatiq", "bench_tasks", "-p", "2", "-t", "1"],
 }  # fmt: skip
+PROJECTS["raw"] = ""  # two bare pika consumers (bench.rabbitmq_raw): the ceiling, not a peer
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -102,7 +108,9 @@ def timed(label: str, count: int, run: Callable[[], object]) -> None:
 def drain(lib: str, url: str, folder: Path, count: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
     env.update(BENCH_URL=url, TASKQ_BROKER_URL=url, PYTHONPATH=os.pathsep.join([str(folder), str(REPO)]))
-    worker = subprocess.Popen(WORKERS[lib], cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    commands = [[sys.executable, "-m", "bench.rabbitmq_raw", "celery"]] * 2 if lib == "raw" else [WORKERS[lib]]
+    workers = [subprocess.Popen(c, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for c in commands]  # fmt: skip
     try:
         first: tuple[float, int] | None = None
         while True:
@@ -115,8 +123,10 @@ def drain(lib: str, url: str, folder: Path, count: int) -> None:
             time.sleep(0.02)
         print(f"  drain (2 processes, steady)                      {first[1] / (now - first[0]):>9,.0f}/s")
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(30)
 
 
 def bench(lib: str, url: str, count: int) -> None:
@@ -145,6 +155,14 @@ def bench(lib: str, url: str, count: int) -> None:
                 while ready(vhost) < total:  # the unconfirmed ones may still be on their way
                     time.sleep(0.05)
                 drain(lib, vhost, folder, total)
+            elif lib == "raw":
+                message = rabbitmq_publish.envelope()
+                headers = to_amqp(message).headers
+                timed("raw pika, unconfirmed, protocol-v2 headers", count,
+                      lambda: rabbitmq_raw.publish(vhost, "celery", message.body, headers, count))  # fmt: skip
+                while ready(vhost) < count:
+                    time.sleep(0.05)
+                drain(lib, vhost, folder, count)
             elif lib == "celery":
                 timed("delay() (unconfirmed default)", count, lambda: [bench_tasks.noop.delay(i) for i in range(count)])
                 drain(lib, vhost, folder, count)
@@ -159,7 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--url", default=AMQP_URL)
-    parser.add_argument("libs", nargs="*", default=["taskq", "dramatiq", "celery"])
+    parser.add_argument("libs", nargs="*", default=["taskq", "raw", "dramatiq", "celery"])
     args = parser.parse_args()
     for lib in args.libs:
         bench(lib, args.url, args.count)

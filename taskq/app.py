@@ -4,7 +4,6 @@ connections open on first send or when a worker starts."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from taskq.config import Settings, check_url, url_scheme
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.events import publish_hooks
+from taskq.pid import current_pid
 from taskq.result import AsyncResult
 from taskq.routing import Router
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
@@ -127,8 +127,9 @@ class TaskQ(AppLifecycle):
 
     # -- connections (lazy, per process) --------------------------------------------------
     def _check_pid(self) -> None:
-        if self._pid != os.getpid():  # after a fork, never share the parent's connections
-            self._pid, self._broker, self._backend, self._backend_resolved = os.getpid(), None, None, False
+        pid = current_pid()
+        if self._pid != pid:  # after a fork, never share the parent's connections
+            self._pid, self._broker, self._backend, self._backend_resolved = pid, None, None, False
 
     @property
     def broker(self) -> Broker:

@@ -19,6 +19,10 @@ from taskq.display import redact
 from taskq.errors import ConfigurationError, TaskQError
 
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for another writer (and its setup retries)
+# The WAL file grows to hold everything written between two checkpoints (a bulk enqueue of a
+# million tasks wrote 700 MB) and SQLite keeps it at that size afterwards; with this limit it
+# is cut back once a checkpoint has copied it into the database (docs/sqlite.md).
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def sqlite_path(url: str) -> str:
@@ -93,6 +97,7 @@ class SQLiteConnections:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit={int(WAL_SIZE_LIMIT)}")
             conn.executescript(self.schema)
         except BaseException:
             conn.close()

@@ -11,10 +11,10 @@ from taskq import TaskQ
 
 DB = 8
 
-_url = env_url(DB)
+URL = env_url(DB)
 _results = env_results()
 # Without results the backend would default to the broker's Redis, so turn storing off.
-app = TaskQ("bench", broker=_url, backend=_url, task_default_queue=QUEUE, task_ignore_result=not _results)
+app = TaskQ("bench", broker=URL, backend=URL, task_default_queue=QUEUE, task_ignore_result=not _results)
 
 
 @app.task(name="bench.noop")

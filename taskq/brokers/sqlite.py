@@ -8,7 +8,6 @@ owner stops extending expires after the recovery time and the row is fetched aga
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
@@ -18,6 +17,7 @@ from taskq.brokers.base import DeadLetter, Delivery, Publication, decode_deliver
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
+from taskq.pid import current_pid
 from taskq.sqlite_db import SQLiteConnections
 
 SCHEMA = """
@@ -65,8 +65,8 @@ class SQLiteBroker:
     @property
     def owner(self) -> str:
         """Claim owner id, new after a fork so parent and child never share claims."""
-        if self._owner_pid != os.getpid():
-            self._owner, self._owner_pid = uuid.uuid4().hex, os.getpid()
+        if self._owner_pid != current_pid():
+            self._owner, self._owner_pid = uuid.uuid4().hex, current_pid()
         return self._owner
 
     def publish(self, queue: str, envelope: Envelope, eta: float | None = None) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
+from taskq import sqlite_db
 from taskq.sqlite_db import SQLiteConnections
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, n INTEGER NOT NULL);"
@@ -39,3 +41,22 @@ def test_threads_opening_a_new_file_at_once_all_get_a_connection(tmp_path: Path)
         assert open_at_once(db) == []
         with db.connection() as conn:
             assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == THREADS
+
+
+def test_the_wal_is_cut_back_after_a_big_transaction_is_checkpointed(tmp_path: Path, monkeypatch: Any) -> None:
+    """Without journal_size_limit the -wal file keeps the size of the largest transaction."""
+    monkeypatch.setattr(sqlite_db, "WAL_SIZE_LIMIT", 256 * 1024)
+    db = SQLiteConnections(f"sqlite:///{tmp_path / 'q.db'}", "CREATE TABLE IF NOT EXISTS t (b BLOB)")
+    wal = tmp_path / "q.db-wal"
+    try:
+        with db.transaction() as conn:  # one transaction of about 8 MB
+            conn.executemany("INSERT INTO t VALUES (?)", [(b"x" * 4000,)] * 2000)
+        grown = wal.stat().st_size
+        assert grown > 4 * 1024 * 1024
+        with db.connection() as conn:
+            conn.execute("DELETE FROM t")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what SQLite's auto-checkpoint runs
+            conn.execute("INSERT INTO t VALUES (x'00')")  # the next writer restarts the WAL
+        assert wal.stat().st_size <= 512 * 1024 < grown
+    finally:
+        db.close()

@@ -23,7 +23,6 @@ fetch size, so acks in flight never stall the stream; fetch raises it when it mu
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -60,6 +59,7 @@ from taskq.config import Settings
 from taskq.display import redact, scrub
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError, ConfigurationError, PublishError
+from taskq.pid import current_pid
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
 Outgoing = tuple[str, str, pika.BasicProperties, bytes]  # exchange ("" default), routing key, properties, body
@@ -81,7 +81,7 @@ class RabbitMQBroker:
         self._params = [connection_parameters(node) for node in failover_urls(url)]  # failover order
         self._lock = threading.RLock()
         self._sweep_lock = threading.Lock()
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._link: Link | None = None
         self._claims: Claims | None = None
         self._queues = QueueCatalog(self.settings)
@@ -93,8 +93,8 @@ class RabbitMQBroker:
     # -- connection --------------------------------------------------------------------------
     def _session(self) -> tuple[Link, Claims]:
         with self._lock:
-            if os.getpid() != self._pid:  # forked: the parent's connection is not ours to use
-                self._pid, self._link, self._claims = os.getpid(), None, None
+            if current_pid() != self._pid:  # forked: the parent's connection is not ours to use
+                self._pid, self._link, self._claims = current_pid(), None, None
             if self._link is not None and self._link.alive and self._claims is not None:
                 return self._link, self._claims
             wait = self._next_attempt - time.monotonic()
@@ -439,8 +439,8 @@ class RabbitMQBroker:
 
     def close(self) -> None:
         with self._lock:
-            if os.getpid() != self._pid:
-                self._pid, self._link, self._claims = os.getpid(), None, None
+            if current_pid() != self._pid:
+                self._pid, self._link, self._claims = current_pid(), None, None
                 return
             link, claims = self._link, self._claims
         if link is not None and claims is not None and link.alive:
