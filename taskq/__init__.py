@@ -4,6 +4,7 @@ from taskq import states
 from taskq.app import TaskQ
 from taskq.beat import at, cron, crontab, every
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
+from taskq.compat.shared import current_app, shared_task
 from taskq.errors import (
     BackendError,
     BrokerError,
@@ -24,10 +25,13 @@ from taskq.task import MaxRetriesExceededError, Task
 
 __version__ = "0.1.0"
 
+Celery = TaskQ  # ``from taskq import Celery``: a Celery project's one changed line
+
 __all__ = [
     "AsyncResult",
     "BackendError",
     "BrokerError",
+    "Celery",
     "ChordError",
     "ConfigurationError",
     "GroupResult",
@@ -50,8 +54,10 @@ __all__ = [
     "chord",
     "cron",
     "crontab",
+    "current_app",
     "every",
     "group",
+    "shared_task",
     "signature",
     "states",
 ]

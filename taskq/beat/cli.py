@@ -33,9 +33,7 @@ def _fail(exc: Exception) -> click.ClickException:
 def _load(app_spec: str | None) -> Any:
     from taskq.cli.common import load_app
 
-    if not app_spec:
-        raise click.UsageError("missing -A/--app module:app (or TASKQ_APP)")
-    try:
+    try:  # no -A here: the one before the command (taskq -A proj beat), else a one-line error
         return load_app(app_spec)
     except TaskQError as exc:
         raise _fail(exc) from None

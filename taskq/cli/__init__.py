@@ -8,6 +8,7 @@ import sys
 import click
 
 from taskq.beat.cli import beat, schedule
+from taskq.cli.celery_flags import GLOBAL_CELERY_ONLY, celery_only_options
 from taskq.cli.common import CommandError
 from taskq.cli.db import db
 from taskq.cli.demo import demo
@@ -24,8 +25,22 @@ from taskq.errors import TaskQError
 
 @click.group()
 @click.version_option(package_name="taskq")
-def cli() -> None:
+@click.option("-A", "--app", "app_spec", default=None, help="Your project's app, for every command (as Celery's -A)")
+@click.option("-b", "--broker", "broker_url", default=None, help="Broker URL: overrides the app's broker_url")
+@click.option("--result-backend", "result_backend", default=None, help="Result backend URL: overrides the app's")
+@click.option("--workdir", type=click.Path(exists=True, file_okay=False), default=None, help="Change to this directory")
+@click.option("-q", "--quiet", is_flag=True, hidden=True, help="Accepted for Celery: taskq prints no banner")
+@click.option("-C", "--no-color", is_flag=True, hidden=True, help="Accepted for Celery: taskq's log has no colours")
+@celery_only_options(GLOBAL_CELERY_ONLY)
+@click.pass_context
+def cli(
+    ctx: click.Context, app_spec: str | None, broker_url: str | None, result_backend: str | None,
+    workdir: str | None, quiet: bool, no_color: bool,
+) -> None:
     """taskq: a distributed task queue."""
+    if workdir:
+        os.chdir(workdir)
+    ctx.obj = {"app_spec": app_spec, "broker_url": broker_url, "result_backend": result_backend}
 
 
 for command in (
