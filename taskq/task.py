@@ -62,6 +62,11 @@ class Request:
     headers: dict[str, Any] = field(default_factory=dict)
     retries_exhausted: bool = False  # set when retry() gave up; the worker dead-letters then
 
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Where the message came from, under Celery's keys (``routing_key`` is its queue)."""
+        return {"exchange": "", "routing_key": self.queue, "priority": self.priority, "redelivered": None}
+
 
 # Per thread, as threading.local is, and per asyncio task: -P asyncio runs many tasks' coroutines
 # on one event loop thread, each in its own context (worker/timelimits.py ``limited``).
@@ -111,6 +116,22 @@ class Task(Generic[P, R]):
 
             return apply_eagerly(self, args, kwargs, {**self._default_options(), **options})
         return self.app.send_task(self.name, args, kwargs, **{**self._default_options(), **options})
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django transaction commits (at once outside one); never
+        when it rolls back. Celery 5.4's name; the task id is not known before the commit."""
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> None:
+        """``apply_async`` once the current Django transaction commits (``using=`` a database alias)."""
+        try:
+            from django.db import transaction
+        except ImportError:
+            raise ConfigurationError(f"{self.name}.delay_on_commit needs Django (pip install django)") from None
+        using = options.pop("using", None)
+        transaction.on_commit(lambda: self.apply_async(args, kwargs, **options), using=using)
 
     def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
         """Send many calls (each a tuple of positional arguments) in few round trips."""

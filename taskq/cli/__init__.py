@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -31,16 +32,26 @@ from taskq.errors import TaskQError
 @click.option("--workdir", type=click.Path(exists=True, file_okay=False), default=None, help="Change to this directory")
 @click.option("-q", "--quiet", is_flag=True, hidden=True, help="Accepted for Celery: taskq prints no banner")
 @click.option("-C", "--no-color", is_flag=True, hidden=True, help="Accepted for Celery: taskq's log has no colours")
+@click.option("--skip-checks", is_flag=True, hidden=True, help="Accepted for Celery: taskq runs no Django checks")
 @celery_only_options(GLOBAL_CELERY_ONLY)
 @click.pass_context
 def cli(
     ctx: click.Context, app_spec: str | None, broker_url: str | None, result_backend: str | None,
-    workdir: str | None, quiet: bool, no_color: bool,
+    workdir: str | None, quiet: bool, no_color: bool, skip_checks: bool,
 ) -> None:
     """taskq: a distributed task queue."""
     if workdir:
         os.chdir(workdir)
-    ctx.obj = {"app_spec": app_spec, "broker_url": broker_url, "result_backend": result_backend}
+    ctx.ensure_object(dict).update(app_spec=app_spec, broker_url=broker_url, result_backend=result_backend)
+
+
+def run_with_app(app: Any, argv: list[str] | None) -> None:
+    """``app.start()`` / ``app.worker_main()``: the taskq command for this app object."""
+    try:
+        cli.main(args=argv, prog_name="taskq", obj={"app": app}, standalone_mode=True)
+    except TaskQError as exc:
+        CommandError(str(exc)).show()
+        sys.exit(CommandError.exit_code)
 
 
 for command in (

@@ -35,11 +35,14 @@ def load_app(spec: str | None) -> TaskQ:
 
     root = _root_options()
     spec = spec or root.get("app_spec")
-    if not spec:
+    if not spec and isinstance(root.get("app"), TaskQ):
+        app: TaskQ = root["app"]  # app.start() / app.worker_main()
+    elif not spec:
         raise ConfigurationError("-A/--app is required: your project's module (proj, proj.celery:app) or TASKQ_APP")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # the user's project, as Celery does
-    app = find_app(spec)
+    else:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # the user's project, as Celery does
+        app = find_app(spec)
     for name in ("broker_url", "result_backend"):  # taskq -b URL / --result-backend URL
         if root.get(name):
             app.pin(name, root[name])

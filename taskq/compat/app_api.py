@@ -61,6 +61,17 @@ class CeleryAppAPI:
         else:
             self._discoveries.append((packages, related_name))
 
+    def start(self, argv: list[str] | None = None) -> None:
+        """Run the taskq command for this app: ``python -m proj.celery worker -l INFO``."""
+        from taskq.cli import run_with_app
+
+        run_with_app(self, argv)
+
+    def worker_main(self, argv: list[str] | None = None) -> None:
+        """Run a worker for this app: ``app.worker_main(["worker", "-l", "INFO"])`` as Celery's."""
+        argv = list(argv or ["worker"])
+        self.start(argv if argv[:1] == ["worker"] else ["worker", *argv])
+
     def import_default_modules(self) -> None:
         """What a worker or beat imports at start: ``include``/``imports`` modules, then the
         packages given to ``autodiscover_tasks`` (Django is set up first when it is in use)."""
