@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from taskq.beat.cli import beat, schedule
-from taskq.cli.celery_flags import GLOBAL_CELERY_ONLY, celery_only_options
+from taskq.cli.celery_flags import BEAT_CELERY_ONLY, GLOBAL_CELERY_ONLY, celery_only_options
 from taskq.cli.common import CommandError
 from taskq.cli.db import db
 from taskq.cli.demo import demo
@@ -53,6 +53,8 @@ def run_with_app(app: Any, argv: list[str] | None) -> None:
         CommandError(str(exc)).show()
         sys.exit(CommandError.exit_code)
 
+
+celery_only_options(BEAT_CELERY_ONLY)(beat)  # Celery's beat flags that taskq lacks: refused by name
 
 for command in (
     worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke,

@@ -36,6 +36,21 @@ WORKER_CELERY_ONLY: tuple[CeleryOnly, ...] = (
     (("--scheduler",), True, "taskq has one beat scheduler; its store is beat_store_url (docs/beat.md)"),
 )
 
+BEAT_CELERY_ONLY: tuple[CeleryOnly, ...] = (
+    (("--detach",), False, _SERVICE),
+    (("--pidfile",), True, _SERVICE),
+    (("--uid",), True, _SERVICE),
+    (("--gid",), True, _SERVICE),
+    (("--umask",), True, _SERVICE),
+    (("--executable",), True, _SERVICE),
+    (("-s", "--schedule"), True, "beat keeps its state in beat_store_url (sqlite or Redis), not a file"),
+    (("-S", "--scheduler"), True, "taskq has one beat scheduler; its store is beat_store_url (docs/beat.md)"),
+    (("--max-interval",), True, "beat sleeps until the next due instant, not on a polling tick"),
+    (("--enable-remote-control", "--no-enable-remote-control"), False, "beat has no remote control"),
+    (("-n", "--hostname"), True, "beat has no node name"),
+    (("-f", "--logfile"), True, "beat logs to stderr; redirect it"),
+)
+
 GLOBAL_CELERY_ONLY: tuple[CeleryOnly, ...] = (
     (("--loader",), True, "taskq has no loaders: configure the app in your celery.py"),
     (("--config",), True, "call app.config_from_object('module') in your celery.py"),
@@ -43,14 +58,22 @@ GLOBAL_CELERY_ONLY: tuple[CeleryOnly, ...] = (
 
 
 def celery_only_options(refused: tuple[CeleryOnly, ...]) -> Callable[[F], F]:
-    """Hidden options that exist only to refuse Celery's flags by name."""
+    """Hidden options that exist only to refuse Celery's flags by name (on a function, or
+    on a click command already made: click appends the options to it)."""
 
     def decorate(fn: F) -> F:
         for names, takes_value, reason in refused:
+            flags = [n for n in names if not n.startswith("--no-")]
             fn = click.option(
-                *names, is_flag=not takes_value, default=None, hidden=True, expose_value=False,
+                *flags, is_flag=not takes_value, default=None, hidden=True, expose_value=False,
                 callback=_refuse(names, reason),
             )(fn)
+            if len(flags) < len(names):  # a --x/--no-x pair: the negative form refused as well
+                negative = [n for n in names if n.startswith("--no-")]
+                fn = click.option(
+                    *negative, is_flag=True, default=None, hidden=True, expose_value=False,
+                    callback=_refuse(names, reason),
+                )(fn)
         return fn
 
     return decorate
