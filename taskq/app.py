@@ -69,6 +69,7 @@ class TaskQ(CeleryAppAPI):
         **settings: Any,
     ) -> None:
         self.main = main
+        self._config_sources = []
         self.conf = Settings.from_env()
         self._discoveries = []
         self._imported_defaults = False

@@ -21,16 +21,33 @@ Packages = Iterable[str] | Callable[[], Iterable[str]] | None
 class CeleryAppAPI:
     """Mixed into TaskQ: Celery's configuration and discovery methods."""
 
-    conf: Settings
+    _conf: Settings
+    _config_sources: list[tuple[Any, str | None]]  # read at the next use of app.conf, as Celery reads them
     _discoveries: list[tuple[Packages, str | None]]
     _imported_defaults: bool
+
+    @property
+    def conf(self) -> Settings:
+        """The settings; config_from_object sources given since the last use are read first."""
+        if self._config_sources:
+            sources, self._config_sources = self._config_sources, []
+            for obj, namespace in sources:
+                for key, value in settings_of(obj, namespace):
+                    setattr(self._conf, key, value)
+        return self._conf
+
+    @conf.setter
+    def conf(self, settings: Settings) -> None:
+        self._conf = settings
 
     def config_from_object(
         self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
     ) -> None:
         """Read settings from a module, a ``"module"`` / ``"module:attr"`` path or an object,
         as Celery does; with ``namespace="CELERY"`` only ``CELERY_*`` names, prefix removed
-        (``CELERY_BROKER_URL`` is ``broker_url``), as Django projects write them."""
+        (``CELERY_BROKER_URL`` is ``broker_url``), as Django projects write them. The path is
+        imported now; the settings are read at the next use of ``app.conf`` (Django's settings
+        may still be loading when a project's celery.py runs)."""
         if isinstance(obj, str):
             try:
                 obj = _import_object(obj)
@@ -38,8 +55,7 @@ class CeleryAppAPI:
                 if silent:
                     return
                 raise
-        for key, value in settings_of(obj, namespace):
-            setattr(self.conf, key, value)
+        self._config_sources.append((obj, namespace))
 
     def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> bool:
         """``config_from_object`` of the module named by an environment variable."""
