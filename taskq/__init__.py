@@ -1,8 +1,10 @@
 """taskq: a distributed task queue in the style of Celery, with a periodic scheduler."""
 
+from typing import TYPE_CHECKING, Any
+
 from taskq import states
 from taskq.app import TaskQ
-from taskq.beat import at, cron, crontab, every
+from taskq.beat import at, cron, crontab, every, solar
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
 from taskq.compat.shared import current_app, shared_task
 from taskq.errors import (
@@ -23,6 +25,9 @@ from taskq.errors import (
 from taskq.result import AsyncResult
 from taskq.task import MaxRetriesExceededError, Task
 
+if TYPE_CHECKING:
+    from kombu.entity import Exchange, Queue
+
 __version__ = "0.1.0"
 
 Celery = TaskQ  # ``from taskq import Celery``: a Celery project's one changed line
@@ -34,10 +39,12 @@ __all__ = [
     "Celery",
     "ChordError",
     "ConfigurationError",
+    "Exchange",
     "GroupResult",
     "MaxRetriesExceededError",
     "NotRegistered",
     "NotSupportedYet",
+    "Queue",
     "Retry",
     "Signature",
     "SoftTimeLimitExceeded",
@@ -59,5 +66,16 @@ __all__ = [
     "group",
     "shared_task",
     "signature",
+    "solar",
     "states",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``taskq.Queue`` and ``taskq.Exchange`` are kombu's (task_queues, docs/routing.md),
+    imported on first use: ``import taskq`` stays free of kombu."""
+    if name in ("Queue", "Exchange"):
+        import kombu
+
+        return getattr(kombu, name)
+    raise AttributeError(f"module 'taskq' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from taskq import message, transactional
+from taskq.app_lifecycle import AppLifecycle
 from taskq.backends import create_backend
 from taskq.backends.base import ResultBackend
 from taskq.brokers import create_broker
@@ -22,11 +23,12 @@ from taskq.canvas.embed import CANVAS_OPTIONS, embed_of, group_headers
 from taskq.compat import shared
 from taskq.compat.app_api import CeleryAppAPI
 from taskq.compat.task_options import from_celery
-from taskq.config import SETTING_NAMES, Settings, check_url
+from taskq.config import SETTING_NAMES, Settings, check_url, url_scheme
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.events import publish_hooks
 from taskq.result import AsyncResult
+from taskq.routing import Router
 from taskq.serialization import Serializer, accepted_content_types, get_serializer
 from taskq.signing import Signer, signer_for
 from taskq.task import P, R, Task, make_options
@@ -41,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SEND_OPTIONS = frozenset(
     {"countdown", "eta", "expires", "queue", "priority", "task_id", "headers", "retries", "root_id", "parent_id",
-     "time_limit", "soft_time_limit", "reply_to"}
+     "time_limit", "soft_time_limit", "reply_to", "exchange", "routing_key", "exchange_type"}
     | CANVAS_OPTIONS
 )
 
@@ -53,7 +55,7 @@ CELERY_APP_ARGUMENTS = frozenset(
 )
 
 
-class TaskQ(CeleryAppAPI):
+class TaskQ(CeleryAppAPI, AppLifecycle):
     """The app; ``taskq.Celery`` is this class under Celery's name (docs/migrating-from-celery.md)."""
 
     def __init__(
@@ -71,6 +73,7 @@ class TaskQ(CeleryAppAPI):
         self.main = main
         self._config_sources = []
         self.conf = Settings.from_env()
+        self._init_lifecycle()  # on_configure, on_after_configure, on_after_finalize (app_lifecycle.py)
         self._discoveries = []
         self._imported_defaults = False
         refused = CELERY_APP_ARGUMENTS.intersection(settings)
@@ -98,6 +101,7 @@ class TaskQ(CeleryAppAPI):
         register_builtins(self)  # celery.map, celery.starmap, celery.chunks: what canvas sends
         add_builtin_tasks(self)  # celery.backend_cleanup, which beat sends daily (builtins.py)
         self._control: Control | None = None
+        self._router: tuple[tuple[Any, ...], Router] | None = None
         shared.app_created(self, set_as_current)  # @shared_task functions join this app
 
     def __repr__(self) -> str:
@@ -108,11 +112,13 @@ class TaskQ(CeleryAppAPI):
         """Import the app's task modules, apply keyword settings over app.conf, check URLs, and
         freeze (worker and beat call this)."""
         if not self.conf.frozen:
+            self.configure()  # on_configure, add_periodic_task, on_after_configure (app_lifecycle.py)
             self.import_default_modules()  # include=, imports, autodiscover_tasks (may still set app.conf)
             for key, value in self._pinned.items():
                 if getattr(self.conf, key) != value:
                     log.warning("app.conf.%s was assigned, but TaskQ(...) was given it as a keyword, which wins", key)
                     setattr(self.conf, key, value)
+            self.on_after_finalize.send(sender=self)
             self.check()
             self.conf.freeze()
         return self.conf
@@ -137,6 +143,20 @@ class TaskQ(CeleryAppAPI):
         accepted_content_types(self.conf.accept_content)
         if self.conf.signing_key is not None and not self.conf.signing_max_age > 0:
             raise ConfigurationError(f"signing_max_age must be > 0 seconds, not {self.conf.signing_max_age!r}")
+        self.router  # noqa: B018 - building it checks task_routes and task_queues
+
+    @property
+    def router(self) -> Router:
+        """The routing of this configuration (taskq/routing.py), rebuilt when a routing setting
+        is assigned anew (a dict changed in place is not seen, as in Celery)."""
+        conf = self.conf
+        key = (
+            conf.task_routes, conf.task_queues, conf.task_default_queue, conf.task_default_exchange,
+            conf.task_default_exchange_type, conf.task_default_routing_key, conf.task_create_missing_queues,
+        )
+        if self._router is None or any(a is not b for a, b in zip(self._router[0], key, strict=True)):
+            self._router = (key, Router(conf))
+        return self._router[1]
 
     @property
     def accepted(self) -> frozenset[str]:
@@ -232,16 +252,53 @@ class TaskQ(CeleryAppAPI):
     def build_publication(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> Publication:
-        """The message for a call, not yet sent (beat enqueues it inside its own transaction)."""
-        _check_arguments(args, kwargs)
-        return self._publication(name, args, kwargs, self._send_plan(options), options.get("task_id"))
+        """The message for a call, not yet sent, when it goes to one queue (``queue=`` given)."""
+        pubs = self.build_publications(name, args, kwargs, **options)
+        if len(pubs) != 1:
+            raise ConfigurationError(f"{name}: its route reaches {len(pubs)} queues; give queue= to send it to one")
+        return pubs[0]
 
-    def _send_plan(self, options: dict[str, Any]) -> _SendPlan:
+    def build_publications(
+        self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> list[Publication]:
+        """The messages of a call, not yet sent (beat enqueues them inside its own transaction):
+        one, or a copy per queue where a broker without exchanges emulates a fanout/topic one."""
+        _check_arguments(args, kwargs)
+        return self._publications(name, args, kwargs, self._send_plan(name, options), options.get("task_id"))
+
+    def _targets(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None,
+                 options: dict[str, Any]) -> tuple[tuple[_Target, ...], int | None]:
+        """Where a call goes (its route's priority beside): an exchange and routing key on
+        RabbitMQ, else the queues the exchange would reach (taskq/routing.py)."""
+        dest = self.router.destination(name, args or (), kwargs, options, self.tasks.get(name))
+        if not dest.exchange:
+            return ((dest.routing_key, "", ""),), dest.priority
+        if url_scheme(self.conf.broker_url) in ("amqp", "amqps"):
+            if self.conf.signing_key is not None:
+                raise ConfigurationError(
+                    f"{name}: signed messages are signed for one queue; routing through exchange "
+                    f"{dest.exchange!r} is not supported with signing_key (route to a queue)"
+                )
+            return ((dest.queue.name if dest.queue else "", dest.exchange, dest.routing_key),), dest.priority
+        queues = self.router.topology.queues_for(dest.exchange, dest.routing_key)
+        if not queues:
+            raise ConfigurationError(
+                f"{name}: no queue of task_queues is bound to exchange {dest.exchange!r} "
+                f"({dest.exchange_type}) with a key matching {dest.routing_key!r}"
+            )
+        return tuple((queue, "", "") for queue in queues), dest.priority
+
+    def _send_plan(self, name: str, options: dict[str, Any]) -> _SendPlan:
         """Check and resolve send options once, however many calls share them."""
         if options and not SEND_OPTIONS.issuperset(options):
             unknown = set(options) - SEND_OPTIONS
             raise ConfigurationError(f"unknown send option(s): {', '.join(sorted(unknown))}")
-        priority = options.get("priority") or 0
+        targets: tuple[_Target, ...] | None = None
+        routed_priority = None
+        if self.router.by_name_only:  # else routed per call: router functions see the arguments
+            targets, routed_priority = self._targets(name, None, None, options)
+        priority = options.get("priority")
+        priority = (routed_priority if priority is None else priority) or 0
         if not isinstance(priority, int) or not 0 <= priority <= 9:
             raise ConfigurationError(f"priority must be an integer 0-9, not {priority!r}")
         eta = expires_at = None
@@ -255,7 +312,8 @@ class TaskQ(CeleryAppAPI):
                 _after(now, expires, "expires") if isinstance(expires, (int, float)) else _when(expires, "expires")
             )
         return _SendPlan(
-            queue=options.get("queue") or self.conf.task_default_queue,
+            targets=targets,
+            options=options,
             priority=priority,
             eta=eta,
             expires=expires_at,
@@ -273,35 +331,54 @@ class TaskQ(CeleryAppAPI):
             reply_to=options.get("reply_to") or self._reply_to(),
         )
 
-    def _publication(
+    def _publications(
         self,
         name: str,
         args: Sequence[Any] | None,
         kwargs: dict[str, Any] | None,
         plan: _SendPlan,
         task_id: str | None,
+    ) -> list[Publication]:
+        """The messages of one call whose arguments were checked (``_check_arguments``)."""
+        targets, priority = plan.targets, plan.priority
+        if targets is None:
+            targets, routed_priority = self._targets(name, args, kwargs, plan.options)
+            if plan.options.get("priority") is None and routed_priority is not None:
+                priority = routed_priority
+        task_id = task_id or message.new_task_id()
+        return [self._publication(name, args, kwargs, plan, task_id, target, priority) for target in targets]
+
+    def _publication(
+        self,
+        name: str,
+        args: Sequence[Any] | None,
+        kwargs: dict[str, Any] | None,
+        plan: _SendPlan,
+        task_id: str,
+        target: _Target,
+        priority: int,
     ) -> Publication:
-        """The message of one call whose arguments were checked (``_check_arguments``)."""
+        queue, exchange, routing_key = target
         envelope = message.build(
             name,
             tuple(args or ()),
             dict(kwargs or {}),
-            task_id=task_id or message.new_task_id(),
+            task_id=task_id,
             serializer=plan.serializer,
             retries=plan.retries,
             eta=plan.eta,
             expires=plan.expires,
-            priority=plan.priority,
+            priority=priority,
             root_id=plan.root_id,
             parent_id=plan.parent_id,
             headers=plan.headers,
             embed=plan.embed,
             signer=plan.signer,
-            queue=plan.queue,
+            queue=queue,
             timelimit=plan.timelimit,
             reply_to=plan.reply_to,
         )
-        return Publication(plan.queue, envelope, plan.eta.timestamp() if plan.eta else None)
+        return Publication(queue, envelope, plan.eta.timestamp() if plan.eta else None, exchange, routing_key)
 
     def send_task(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
@@ -309,16 +386,25 @@ class TaskQ(CeleryAppAPI):
         """Send a task by name (it need not be registered here); ``using=conn`` or an
         enclosing ``app.transaction(conn)`` writes it in that connection's transaction."""
         conn = transactional.pop_connection(self, options)
-        pub = self.build_publication(name, args, kwargs, **options)
+        pubs = self.build_publications(name, args, kwargs, **options)
         if conn is not None:
-            transactional.enqueue(self, conn, [pub])
+            transactional.enqueue(self, conn, pubs)
         elif publish_hooks.watched(self):
-            publish_hooks.before(self, [pub])
-            self.broker.publish(pub.queue, pub.envelope, pub.eta)
-            publish_hooks.after(self, [pub])
+            publish_hooks.before(self, pubs)
+            self.publish(pubs)
+            publish_hooks.after(self, pubs)
         else:
+            self.publish(pubs)
+        return AsyncResult(pubs[0].envelope.id, self)
+
+    def publish(self, pubs: Sequence[Publication]) -> None:
+        """Send built messages: one through ``publish`` (the fast path), several or one for an
+        exchange through ``publish_many``."""
+        if len(pubs) == 1 and not pubs[0].exchange:
+            pub = pubs[0]
             self.broker.publish(pub.queue, pub.envelope, pub.eta)
-        return AsyncResult(pub.envelope.id, self)
+        else:
+            self.broker.publish_many(pubs)
 
     def send_many(
         self, name: str, calls: Sequence[tuple[Sequence[Any], dict[str, Any]]], **options: Any
@@ -332,12 +418,18 @@ class TaskQ(CeleryAppAPI):
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         conn = transactional.pop_connection(self, options)
-        plan = self._send_plan(options)
+        plan = self._send_plan(name, options)
         calls = list(calls)  # any iterable of calls; indexed below
         for args, kwargs in calls:
             _check_arguments(args, kwargs)
         ids = [message.new_task_id() for _ in range(len(calls))]
-        pubs = _LazyPublications(lambda i, task_id: self._publication(name, *calls[i], plan, task_id), ids)
+        if plan.targets is not None and len(plan.targets) == 1:
+            target, priority = plan.targets[0], plan.priority
+            pubs: Sequence[Publication] = _LazyPublications(
+                lambda i, task_id: self._publication(name, *calls[i], plan, task_id, target, priority), ids
+            )
+        else:  # routed per call, or copies per queue: built at once
+            pubs = [pub for i, task_id in enumerate(ids) for pub in self._publications(name, *calls[i], plan, task_id)]
         if conn is not None:
             transactional.enqueue(self, conn, pubs)
         elif publish_hooks.watched(self):
@@ -374,11 +466,15 @@ class TaskQ(CeleryAppAPI):
         return AsyncResult(task_id, self)
 
 
+_Target = tuple[str, str, str]  # queue, exchange ("" for the queue itself), routing key
+
+
 @dataclass(frozen=True, slots=True)
 class _SendPlan:
     """Send options checked and resolved, shared by every call of one send."""
 
-    queue: str
+    targets: tuple[_Target, ...] | None  # None: routed per call (a router function sees the arguments)
+    options: dict[str, Any]
     priority: int
     eta: datetime | None
     expires: datetime | None

@@ -76,6 +76,13 @@ class Settings:
     result_backend_transport_options: dict[str, Any] = field(default_factory=dict)  # e.g. global_keyprefix
     queue_arguments: dict[str, dict[str, Any]] = field(default_factory=dict)
     beat_schedule: dict[str, Any] = field(default_factory=dict)
+    # Routing, with Celery's names and meanings (taskq/routing.py, docs/routing.md).
+    task_routes: Any = None  # a dict, a router function, a dotted name, or a list of those
+    task_queues: Any = None  # kombu Queue objects (taskq.Queue); None: the default queue alone
+    task_default_exchange: str | None = None  # None: task_default_queue
+    task_default_exchange_type: str = "direct"
+    task_default_routing_key: str | None = None  # None: task_default_queue
+    task_create_missing_queues: bool = True  # a queue not in task_queues gets a direct exchange of its name
     timezone: str = "UTC"
     include: tuple[str, ...] = ()  # task modules the worker and beat import at start (Celery's include=)
     imports: tuple[str, ...] = ()  # the same, Celery's other name for it

@@ -66,7 +66,8 @@ def apply_eagerly(
 ) -> EagerResult[R]:
     """Run one call of ``task`` here; raise its exception when ``task_eager_propagates``."""
     app = task.app
-    publication = app.build_publication(task.name, args, kwargs, **options)  # every check a send makes
+    # Every check a send makes; a route that reaches several queues still runs once here.
+    publication = app.build_publications(task.name, args, kwargs, **options)[0]
     call_args, call_kwargs = list(args or ()), dict(kwargs or {})
     retries = int(options.get("retries") or 0)
     outer = current_request()  # an eager call made by a running task: its request comes back after

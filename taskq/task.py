@@ -34,6 +34,8 @@ class TaskOptions:
     retry_jitter: bool = True
     autoretry_for: tuple[type[BaseException], ...] = ()
     queue: str | None = None
+    exchange: str | None = None  # with routing_key: where the task is published (taskq/routing.py)
+    routing_key: str | None = None
     priority: int | None = None
     ignore_result: bool | None = None
     acks_late: bool | None = None
@@ -174,8 +176,10 @@ class Task(Generic[P, R]):
 
     def _default_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}
-        if self.options.queue is not None:
-            opts["queue"] = self.options.queue
+        for key in ("queue", "exchange", "routing_key"):
+            value = getattr(self.options, key)
+            if value is not None:
+                opts[key] = value
         if self.options.priority is not None:
             opts["priority"] = self.options.priority
         if self.options.expires is not None:

@@ -56,6 +56,12 @@ def pop_connection(app: TaskQ, options: dict[str, Any]) -> Any | None:
 
 
 def enqueue(app: TaskQ, conn: Any, items: Sequence[Publication]) -> None:
+    for item in items:
+        if item.exchange:  # the outbox keeps a queue per message, not an exchange and key
+            raise ConfigurationError(
+                f"a message routed through exchange {item.exchange!r} cannot be enqueued in your transaction "
+                "(the outbox relays to queues): route it to a queue"
+            )
     enqueue_in(app)(conn, items)
 
 

@@ -11,6 +11,7 @@ from taskq.beat.core.entry import APSCHEDULER_DEFAULTS, CELERY_DEFAULTS, Entry, 
 from taskq.beat.core.errors import ConflictingIdError, JobLookupError
 from taskq.beat.core.hook import BeatEvent
 from taskq.beat.core.schedules import CronSchedule, Schedule, at, cron, crontab, every
+from taskq.beat.core.solar import solar
 from taskq.beat.events import *  # noqa: F403 - APScheduler's event codes and classes
 from taskq.beat.job import Job
 from taskq.beat.schedulers import SchedulerAlreadyRunningError, SchedulerNotRunningError
@@ -48,5 +49,6 @@ __all__ = [
     "cron",
     "crontab",
     "every",
+    "solar",
 ]
 __all__ += _events.__all__

@@ -49,11 +49,15 @@ class DeadLetter:
 
 @dataclass(slots=True)
 class Publication:
-    """One message for ``publish_many``."""
+    """One message for ``publish_many``. With ``exchange`` set (RabbitMQ only: taskq/routing.py
+    resolves exchanges to queues for the other brokers) it goes to that exchange with
+    ``routing_key``, and ``queue`` is the routed queue ("" when the route names none)."""
 
     queue: str
     envelope: Envelope
     eta: float | None = None  # unix time; None or past means ready now
+    exchange: str = ""
+    routing_key: str = ""
 
 
 @runtime_checkable

@@ -171,7 +171,7 @@ class Signature(dict[str, Any]):
         result = sig.freeze()
         app = result.app
         send = {k: v for k, v in sig.options.items() if k not in CELERY_ONLY_OPTIONS}
-        return result, [app.build_publication(sig.name, sig.args, sig.kwargs, **send)]
+        return result, app.build_publications(sig.name, sig.args, sig.kwargs, **send)
 
     def apply_async(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any
@@ -179,11 +179,8 @@ class Signature(dict[str, Any]):
         """Send it: ``args`` go before the signature's own arguments (not when immutable)."""
         result, publications = self.prepare(args, kwargs, **options)
         app = self.resolve_app(getattr(result, "app", None))
-        if len(publications) == 1:
-            pub = publications[0]
-            app.broker.publish(pub.queue, pub.envelope, pub.eta)
-        elif publications:
-            app.broker.publish_many(publications)
+        if publications:
+            app.publish(publications)
         return result
 
     def delay(self, *args: Any, **kwargs: Any) -> Any:

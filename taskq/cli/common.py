@@ -92,8 +92,9 @@ def setup_logging(level: str, logfile: str | None = None, log_format: str = "tex
 
 
 def split_queues(value: str | None, app: TaskQ) -> list[str]:
+    """-Q's queues; without it, every queue of task_queues (else the default queue), as Celery."""
     queues = [q.strip() for q in (value or "").split(",") if q.strip()]
-    return queues or [app.conf.task_default_queue]
+    return queues or run_guarded(lambda: app.router.topology.consumed())
 
 
 def run_guarded(fn: Callable[[], Any]) -> Any:

@@ -53,7 +53,7 @@ def queues(app_spec: str | None, as_json: bool) -> None:
 
 @click.command()
 @app_option
-@click.option("-Q", "--queues", "queue_names", default=None, help="Comma-separated queues (default: the default queue)")
+@click.option("-Q", "--queues", "queue_names", default=None, help="Comma-separated queues (default: task_queues)")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation")
 def purge(app_spec: str | None, queue_names: str | None, force: bool) -> None:
     """Delete all waiting messages from queues."""

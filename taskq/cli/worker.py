@@ -47,7 +47,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 
 @click.command()
 @app_option
-@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: the default queue)")
+@click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: task_queues)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
 @click.option(
     "-P", "--pool", type=click.Choice(POOLS + PLANNED_POOLS + tuple(POOL_ALIASES) + tuple(REFUSED_POOLS)),

@@ -35,7 +35,8 @@ def before(app: TaskQ, pubs: Sequence[Publication]) -> None:
     for pub in pubs:
         headers = pub.envelope.headers
         signals.before_task_publish.send(
-            sender=headers.get("task"), body=_body(pub), exchange="", routing_key=pub.queue, headers=headers,
+            sender=headers.get("task"), body=_body(pub), exchange=pub.exchange,
+            routing_key=pub.routing_key or pub.queue, headers=headers,
             properties={"correlation_id": pub.envelope.id, "priority": pub.envelope.priority}, declare=[],
             retry_policy=None,
         )
@@ -46,13 +47,15 @@ def after(app: TaskQ, pubs: Sequence[Publication]) -> None:
         headers = pub.envelope.headers
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(
-                sender=headers.get("task"), body=_body(pub), exchange="", routing_key=pub.queue, headers=headers,
+                sender=headers.get("task"), body=_body(pub), exchange=pub.exchange,
+                routing_key=pub.routing_key or pub.queue, headers=headers,
             )
         if app.conf.task_send_sent_event:
             _dispatcher(app).send(
                 "task-sent", uuid=pub.envelope.id, name=headers.get("task"), args=headers.get("argsrepr"),
                 kwargs=headers.get("kwargsrepr"), retries=headers.get("retries", 0), eta=headers.get("eta"),
-                expires=headers.get("expires"), queue=pub.queue, exchange="", routing_key=pub.queue,
+                expires=headers.get("expires"), queue=pub.queue,
+                exchange=pub.exchange, routing_key=pub.routing_key or pub.queue,
                 root_id=headers.get("root_id"), parent_id=headers.get("parent_id"),
             )
 

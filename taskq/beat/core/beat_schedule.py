@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from taskq.beat.core.entry import CELERY_DEFAULTS, Entry, EntryState, Policy
-from taskq.beat.core.schedules import as_schedule, crontab
+from taskq.beat.core.schedules import EPOCH, as_schedule, crontab, every
 from taskq.builtins import BACKEND_CLEANUP, CLEANED_SCHEMES
 from taskq.config import Settings, url_scheme
 from taskq.errors import ConfigurationError
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 POLICY_KEYS = ("misfire_grace_time", "coalesce", "max_instances", "jitter")
-ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", *POLICY_KEYS})
+ENTRY_KEYS = frozenset({"task", "schedule", "args", "kwargs", "options", "relative", *POLICY_KEYS})
 
 # Entries declared with @app.periodic, per app (kept beside the app, not in app.conf, so that
 # assigning app.conf.beat_schedule later does not drop them).
@@ -46,7 +46,7 @@ def periodic(app: ConfiguredApp, schedule: Any, *, name: str | None = None, **op
     """What ``@app.periodic(schedule, args=, kwargs=, options=, misfire_grace_time=, ...)`` does:
     register the function as a task (unless it is one) and add a beat entry for it."""
     as_schedule(schedule)  # a bad schedule fails here, at definition
-    unknown = set(options) - (ENTRY_KEYS - {"task", "schedule"})
+    unknown = set(options) - (ENTRY_KEYS - {"task", "schedule", "relative"})
     if unknown:
         raise ConfigurationError(f"@app.periodic: unknown option(s) {', '.join(sorted(unknown))}")
 
@@ -76,6 +76,8 @@ def entry_from_spec(entry_id: str, spec: Mapping[str, Any], timezone: str, has_b
         )
     try:
         schedule = as_schedule(spec["schedule"], default_tz=timezone)
+        if spec.get("relative") and isinstance(schedule, every):  # Celery: rounded to the interval
+            schedule = every(schedule.period, anchor=EPOCH)
     except ConfigurationError as exc:
         raise ConfigurationError(f"beat_schedule[{entry_id!r}]: {exc}") from None
     return Entry(

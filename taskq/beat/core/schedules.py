@@ -332,7 +332,11 @@ def _from_celery(value: Any) -> Schedule | None:
         )
     run_every = getattr(value, "run_every", None)
     if isinstance(run_every, timedelta) and type(value).__name__ == "schedule":
-        return every(run_every)
+        return every(run_every, anchor=EPOCH if getattr(value, "relative", False) else None)
+    if type(value).__name__ == "solar":
+        from taskq.beat.core.solar import solar
+
+        return solar(value.event, value.lat, value.lon)
     return None
 
 
@@ -370,6 +374,10 @@ def schedule_from_dict(data: dict[str, Any]) -> Schedule:
         return cron(data["expr"], tz=data.get("tz"))
     if kind == "at":
         return at(datetime.fromisoformat(data["when"]))
+    if kind == "solar":
+        from taskq.beat.core.solar import solar
+
+        return solar(data["event"], float(data["lat"]), float(data["lon"]))
     decoder = STORED_TYPES.get(str(kind))
     if decoder is not None:
         return decoder(data)

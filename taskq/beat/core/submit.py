@@ -44,20 +44,20 @@ class AppSubmitter:
         self.app = app
 
     def publications(self, entry: Entry, instant: datetime) -> list[Publication]:
-        options: dict[str, Any] = {k: v for k, v in entry.options.items() if k in ("queue", "priority", "expires")}
+        options: dict[str, Any] = {
+            k: v for k, v in entry.options.items() if k in ("queue", "exchange", "routing_key", "priority", "expires")
+        }
         headers = dict(entry.options.get("headers") or {})
         headers[ENTRY_HEADER] = entry.id
         headers[INSTANT_HEADER] = instant.isoformat()
-        return [
-            self.app.build_publication(
-                entry.task,
-                list(entry.args),
-                dict(entry.kwargs),
-                task_id=entry.task_id(instant),
-                headers=headers,
-                **options,
-            )
-        ]
+        return self.app.build_publications(
+            entry.task,
+            list(entry.args),
+            dict(entry.kwargs),
+            task_id=entry.task_id(instant),
+            headers=headers,
+            **options,
+        )
 
     def start(self, entry: Entry, instant: datetime, publications: Sequence[Publication], enqueued: bool) -> None:
         if not enqueued:

@@ -52,6 +52,7 @@ from taskq.brokers.rabbitmq.wire import (
     delay_level,
     delay_queue,
     delay_queue_arguments,
+    exchange_target,
     from_amqp,
     to_amqp,
 )
@@ -61,7 +62,7 @@ from taskq.envelope import Envelope
 from taskq.errors import BrokerError, ConfigurationError, PublishError
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
-Outgoing = tuple[str, pika.BasicProperties, bytes]  # routing key (default exchange), properties, body
+Outgoing = tuple[str, str, pika.BasicProperties, bytes]  # exchange ("" default), routing key, properties, body
 _PREFETCH_FACTOR = 4  # default consumer prefetch = 4 x the fetch size (measured: 1x stalls the stream)
 _CHUNK = 5000  # messages per hand-off to the I/O thread; all chunks are in flight together
 
@@ -87,6 +88,7 @@ class RabbitMQBroker:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._last_error = ""
+        self._unroutable = ""  # why the last message for an exchange came back
 
     # -- connection --------------------------------------------------------------------------
     def _session(self) -> tuple[Link, Claims]:
@@ -120,6 +122,8 @@ class RabbitMQBroker:
             self._publish(lambda link: [self._route(link, item) for item in items])
 
     def _route(self, link: Link, item: Publication, check_priority: bool = True) -> Outgoing:
+        if item.exchange:
+            return self._route_to_exchange(link, item)
         kind = self._queues.ensure_queue(link, item.queue)
         if check_priority and kind == "quorum" and item.envelope.priority > 0:
             raise ConfigurationError(
@@ -128,11 +132,26 @@ class RabbitMQBroker:
             )
         level = delay_level(item.eta - time.time()) if item.eta is not None else None
         if level is None:
-            return item.queue, to_amqp(item.envelope), item.envelope.body
+            return "", item.queue, to_amqp(item.envelope), item.envelope.body
         name = delay_queue(item.queue, level)
         self._queues.ensure_declared(link, name, delay_queue_arguments(item.queue, level))
         assert item.eta is not None
-        return name, to_amqp(item.envelope, {ETA_HEADER: int(item.eta * 1000)}), item.envelope.body
+        return "", name, to_amqp(item.envelope, {ETA_HEADER: int(item.eta * 1000)}), item.envelope.body
+
+    def _route_to_exchange(self, link: Link, item: Publication) -> Outgoing:
+        """A message for an exchange (taskq/routing.py): the exchange and the queues of
+        task_queues bound to it are declared first, so nothing published before a worker
+        started is lost; a delayed one waits in a delay queue that dead-letters into the
+        exchange with its routing key."""
+        self._queues.ensure_exchange_routes(link, item.exchange, item.queue)
+        level = delay_level(item.eta - time.time()) if item.eta is not None else None
+        if level is None:
+            return item.exchange, item.routing_key, to_amqp(item.envelope), item.envelope.body
+        target = exchange_target(item.exchange, item.routing_key)
+        name = delay_queue(target, level)
+        self._queues.ensure_declared(link, name, delay_queue_arguments(item.routing_key, level, item.exchange))
+        assert item.eta is not None
+        return "", name, to_amqp(item.envelope, {ETA_HEADER: int(item.eta * 1000)}), item.envelope.body
 
     def _publish(self, build: Callable[[Link], list[Outgoing]]) -> None:
         """Publish what ``build`` prepares; retry what a lost connection left unconfirmed."""
@@ -149,7 +168,8 @@ class RabbitMQBroker:
                 pending = [pending[i] for i in failed]
                 if not pending:
                     return
-                reason = f"{len(pending)} message(s) unconfirmed: {link.closed_reason or 'queue vanished'}"
+                why = link.closed_reason or self._unroutable or "queue vanished"
+                reason = f"{len(pending)} message(s) unconfirmed: {why}"
             except (Refused, Unencodable, ConfigurationError):
                 raise
             except BrokerError as exc:
@@ -167,7 +187,7 @@ class RabbitMQBroker:
         try:
             for start in range(0, len(messages), _CHUNK):
                 chunk = messages[start : start + _CHUNK]
-                outgoing = [("", key, body, props) for key, props, body in chunk]
+                outgoing = [(exchange, key, body, props) for exchange, key, props, body in chunk]
                 batches.append((start, link.publish(outgoing, wait=self.confirm)))
                 sent = start + len(chunk)
         except Unencodable:
@@ -188,7 +208,12 @@ class RabbitMQBroker:
                 if isinstance(error, Refused):
                     refused += 1
                 elif isinstance(error, Unroutable):
-                    self._queues.forget(messages[start + index][0])
+                    exchange, key = messages[start + index][:2]
+                    if exchange:  # no queue bound there matches: declare the bindings again, then give up
+                        self._queues.forget_exchange(exchange)
+                        self._unroutable = f"no queue bound to exchange {exchange!r} matches routing key {key!r}"
+                    else:
+                        self._queues.forget(key)
                     retry.append(start + index)
                 else:
                     retry.append(start + index)
@@ -301,7 +326,7 @@ class RabbitMQBroker:
         def build(properties: pika.BasicProperties) -> Callable[[Link], list[Outgoing]]:
             def outgoing(link: Link) -> list[Outgoing]:
                 self._queues.ensure_declared(link, dead, {})
-                return [(dead, properties, bytes(claim.body))]
+                return [("", dead, properties, bytes(claim.body))]
 
             return outgoing
 

@@ -74,6 +74,30 @@ class LinkOperations:
         with self._admin_lock:  # a 404 closes the channel: it must fail this call only
             return self.run(op)
 
+    def declare_exchange(self: _Link, name: str, kind: str, durable: bool, auto_delete: bool) -> None:
+        """Declare an exchange as Celery (kombu) does; ChannelClosed 406 when it exists otherwise."""
+
+        def op(future: Future[None]) -> None:
+            def go(ch: pika.channel.Channel) -> None:
+                ch.exchange_declare(
+                    name, kind, durable=durable, auto_delete=auto_delete, callback=lambda _f: settle(future, None)
+                )
+
+            self.with_channel("admin", future, go)
+
+        with self._admin_lock:
+            self.run(op)
+
+    def bind(self: _Link, queue: str, exchange: str, routing_key: str) -> None:
+        def op(future: Future[None]) -> None:
+            def go(ch: pika.channel.Channel) -> None:
+                ch.queue_bind(queue, exchange, routing_key=routing_key, callback=lambda _f: settle(future, None))
+
+            self.with_channel("admin", future, go)
+
+        with self._admin_lock:
+            self.run(op)
+
     def purge(self: _Link, queue: str) -> int:
         def op(future: Future[int]) -> None:
             self.with_channel(

@@ -5,6 +5,10 @@ set that fits (taskq's, then Celery's plain one, then quorum) tells what it is, 
 declare with other arguments fails with 406 on a throwaway admin channel; one log line
 says what a queue declared by someone else costs. Kinds: ``priority`` (x-max-priority),
 ``classic`` (no priorities), ``quorum``, ``foreign`` (anything else).
+
+A queue of ``task_queues`` is declared with its exchanges and bindings as Celery declares
+them (durable exchanges of the queue's type, one binding per routing key); a message for an
+exchange first declares that exchange and every queue of ``task_queues`` bound to it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from taskq.brokers.rabbitmq.wire import (
     queue_arguments,
 )
 from taskq.config import Settings
+from taskq.errors import ConfigurationError
+from taskq.routing import ExchangeSpec, Topology
 
 log = logging.getLogger("taskq.brokers.rabbitmq")
 
@@ -31,6 +37,8 @@ class QueueCatalog:
         self.settings = settings
         self.kinds: dict[str, str] = {}  # work queue -> kind
         self.declared: set[str] = set()  # taskq's own dead-letter and delay queues
+        self.topology = Topology(settings)
+        self.exchanges: set[str] = set()  # exchanges declared with the queues bound to them
 
     def ensure_queue(self, link: Link, queue: str) -> str:
         """Declare (or adopt) a work queue once per process; returns its kind."""
@@ -38,7 +46,8 @@ class QueueCatalog:
         if kind is not None:
             return kind
         check_queue_name(queue)
-        wanted = queue_arguments(queue, self.settings)
+        spec = self.topology.configured(queue)
+        wanted = queue_arguments(queue, self.settings, spec.arguments if spec else None)
         if kind_of(wanted) == "quorum":
             self.ensure_declared(link, dead_queue(queue), {})
         try:
@@ -61,8 +70,50 @@ class QueueCatalog:
                 wanted,
                 describe_costs(kind),
             )
+        if spec is not None:
+            for binding in spec.bindings:
+                if binding.exchange.name:
+                    self.declare_exchange(link, binding.exchange)
+                    link.bind(queue, binding.exchange.name, binding.routing_key)
         self.kinds[queue] = kind
         return kind
+
+    def declare_exchange(self, link: Link, exchange: ExchangeSpec) -> None:
+        try:
+            link.declare_exchange(exchange.name, exchange.type, exchange.durable, exchange.auto_delete)
+        except ChannelClosed as exc:
+            if exc.reply_code != 406:
+                raise
+            raise ConfigurationError(
+                f"exchange {exchange.name!r} exists with other properties than {exchange.type}, "
+                f"durable={exchange.durable}, auto_delete={exchange.auto_delete} ({exc})"
+            ) from None
+
+    def ensure_exchange_routes(self, link: Link, exchange: str, routed_queue: str) -> None:
+        """Before publishing to ``exchange``: it, the queue the route named, and every queue of
+        task_queues bound to it exist (once per process)."""
+        if exchange in self.exchanges:
+            return
+        spec = self.topology.exchange(exchange)
+        if spec is None:
+            raise ConfigurationError(
+                f"exchange {exchange!r} is bound by no queue of task_queues (and is not task_default_exchange): "
+                "taskq would not know its type; add a Queue bound to it"
+            )
+        self.declare_exchange(link, spec)
+        for name, queue in self.topology.queues.items():
+            if any(b.exchange.name == exchange for b in queue.bindings):
+                self.ensure_queue(link, name)
+        if routed_queue:
+            self.ensure_queue(link, routed_queue)
+        self.exchanges.add(exchange)
+
+    def forget_exchange(self, exchange: str) -> None:
+        """A message came back unroutable: declare the exchange's queues and bindings again next time."""
+        self.exchanges.discard(exchange)
+        for name, queue in self.topology.queues.items():
+            if any(b.exchange.name == exchange for b in queue.bindings):
+                self.kinds.pop(name, None)
 
     def probe(self, link: Link, queue: str, wanted: dict[str, Any]) -> str:
         """What an existing queue is: re-declaring with equal arguments succeeds, others 406."""

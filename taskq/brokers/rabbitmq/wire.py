@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +69,11 @@ def delay_queue(queue: str, level: int) -> str:
     return f"{queue}{DELAY_INFIX}{level}"
 
 
+def exchange_target(exchange: str, routing_key: str) -> str:
+    """The name delay queues of messages for an exchange are named after (checked as a queue's)."""
+    return check_queue_name(f"{exchange}.exchange.{routing_key}")
+
+
 def is_internal(queue: str) -> bool:
     return queue.endswith(DEAD_SUFFIX) or DELAY_INFIX in queue
 
@@ -89,14 +95,17 @@ def check_queue_name(queue: str) -> str:
 
 
 # -- queue arguments --------------------------------------------------------------------
-def queue_arguments(queue: str, settings: Settings) -> dict[str, Any]:
-    """What taskq declares a queue with: x-max-priority 10, or the per-queue override.
+def queue_arguments(queue: str, settings: Settings, declared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What taskq declares a queue with: x-max-priority 10, or the per-queue override
+    (``queue_arguments``), else the ``queue_arguments`` of its ``Queue`` in task_queues.
 
     A quorum queue gets RabbitMQ's own delivery-limit above ``max_deliveries`` (a backstop:
     the worker dead-letters first) and dead-letters into taskq's dead-letter queue.
     """
     if queue in settings.queue_arguments:
         arguments = dict(settings.queue_arguments[queue])
+    elif declared is not None:
+        arguments = dict(declared)
     else:
         arguments = {"x-max-priority": MAX_PRIORITY}
     if arguments.get("x-queue-type") == "quorum":
@@ -116,11 +125,13 @@ def describe_costs(kind: str) -> str:
     }[kind]
 
 
-def delay_queue_arguments(queue: str, level: int) -> dict[str, Any]:
+def delay_queue_arguments(queue: str, level: int, exchange: str = "") -> dict[str, Any]:
+    """A delay level's queue: its messages expire into ``queue`` (or, with ``exchange``, into
+    that exchange with ``queue`` as the routing key)."""
     ttl_ms = delay_ttl_ms(level)
     return {
         "x-message-ttl": ttl_ms,
-        "x-dead-letter-exchange": "",
+        "x-dead-letter-exchange": exchange,
         "x-dead-letter-routing-key": queue,
         # An idle delay queue goes away by itself, long after its last message left.
         "x-expires": ttl_ms + 3_600_000,
