@@ -40,12 +40,13 @@ OLD_NAMES: dict[str, str] = {
     "CELERYD_POOL": "worker_pool",
     "CELERYD_PREFETCH_MULTIPLIER": "worker_prefetch_multiplier",
     "CELERY_SEND_EVENTS": "worker_send_task_events",
-    # routing and beat settings (taskq/routing): their old names
+    # routing settings (taskq/routing.py)
     "CELERY_ROUTES": "task_routes",
     "CELERY_QUEUES": "task_queues",
     "CELERY_DEFAULT_EXCHANGE": "task_default_exchange",
     "CELERY_DEFAULT_EXCHANGE_TYPE": "task_default_exchange_type",
     "CELERY_DEFAULT_ROUTING_KEY": "task_default_routing_key",
+    "CELERY_CREATE_MISSING_QUEUES": "task_create_missing_queues",
 }
 
 # Celery settings whose Celery value is taskq's fixed behaviour: that value is accepted
@@ -55,7 +56,6 @@ FIXED: dict[str, tuple[Any, str]] = {
     "broker_connection_retry": (True, "taskq always reconnects with backoff"),
     "broker_connection_retry_on_startup": (True, "taskq always retries the broker at startup with backoff"),
     "task_protocol": (2, "taskq speaks task message protocol 2 only"),
-    "task_create_missing_queues": (True, "taskq declares the queues it sends to and consumes"),
     "task_publish_retry": (True, "taskq retries a publish after a lost connection"),
     "worker_pool_restarts": (False, "pool restarts through remote control are not supported"),
     "worker_enable_remote_control": (True, "remote control is always on (taskq inspect / control)"),
@@ -125,16 +125,12 @@ REASONS: tuple[tuple[str, str], ...] = (
     ("task_compression", "messages are not compressed"),
     ("task_create_missing_queue", "queues are declared as taskq declares them (queue_arguments)"),
     ("task_default_delivery_mode", "messages are always persistent"),
-    ("task_default_exchange", "routing (task_routes / task_queues) comes with taskq/routing"),
-    ("task_default_routing_key", "routing (task_routes / task_queues) comes with taskq/routing"),
     ("task_default_priority", "a task's priority= or apply_async(priority=) sets it; the default is 0"),
     ("task_default_queue_type", "queue types come from queue_arguments (x-queue-type)"),
     ("task_default_rate_limit", "not supported yet: give rate_limit= on @app.task"),
     ("task_inherit_parent_priority", "not supported yet"),
     ("task_publish_retry_policy", "publish retries follow taskq's reconnect backoff"),
     ("task_queue_max_priority", "taskq declares its queues with x-max-priority 10 (queue_arguments)"),
-    ("task_queues", "routing (task_routes / task_queues) comes with taskq/routing"),
-    ("task_routes", "routing (task_routes / task_queues) comes with taskq/routing"),
     ("task_remote_tracebacks", "the traceback is stored in the result and shown by taskq result"),
     ("task_repr_maxlevels", "argsrepr is written at taskq's own length"),
     ("task_retry_on_worker_lost", "see task_reject_on_worker_lost"),
