@@ -183,7 +183,7 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
             self._backend_resolved = True
         return self._backend
 
-    def _reply_to(self) -> str:
+    def reply_queue(self) -> str:
         """Where results of the tasks sent now come back: the rpc:// backend's reply queue
         (declared before the first send), "" for a backend that stores results by id (no
         backend is made for that: sending needs none)."""
@@ -328,7 +328,7 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
             ),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
-            reply_to=options.get("reply_to") or self._reply_to(),
+            reply_to=options.get("reply_to") or self.reply_queue(),
         )
 
     def _publications(

@@ -46,7 +46,9 @@ app_option = click.option(
 
 @click.command()
 @app_option
-@click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+)
 @click.option(
     "--lock-ttl", type=click.FloatRange(0.1), default=DEFAULT_LOCK_TTL, envvar="TASKQ_BEAT_LOCK_TTL", show_default=True,
     help="Leader lock TTL in seconds: another beat takes over within this time after the leader dies",

@@ -136,6 +136,10 @@ class Run:
         result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
 
+    def check_alive(self) -> None:
+        for proc, name in zip(self.procs, ("worker", "beat"), strict=False):
+            assert proc.poll() is None, f"{self.library} {name} exited:\n{self.log(name)[-3000:]}"
+
     def tick_labels(self) -> list[str]:
         return self.ticks.read_text().splitlines() if self.ticks.exists() else []
 
@@ -168,19 +172,21 @@ def test_the_celery_project_gives_the_same_results_on_taskq_and_on_celery(kind: 
                 run.start("worker", WORKER_ARGS)
                 run.start("beat", BEAT_ARGS)
             results = {library: run.produce() for library, run in runs.items()}
+            for run in runs.values():
+                run.check_alive()
 
             # Then every task's result is the expected one, the same on both
             assert results["taskq"] == EXPECTED, runs["taskq"].log("worker")
             assert results["celery"] == EXPECTED, runs["celery"].log("worker")
 
             # and beat ran both the add_periodic_task entry (every 2 s) and the crontab one (each minute).
+            def ticked(run: Run) -> bool:
+                run.check_alive()
+                labels = run.tick_labels()
+                return "crontab" in labels and labels.count("every 2 seconds") >= 3
+
             for library, run in runs.items():
-                wait_until(
-                    lambda run=run: "crontab" in run.tick_labels()
-                    and run.tick_labels().count("every 2 seconds") >= 3,
-                    90,
-                    f"{library} beat's ticks (beat log:\n{run.log('beat')[-3000:]})",
-                )
+                wait_until(lambda run=run: ticked(run), 90, f"{library} beat's ticks")
         finally:
             for run in runs.values():
                 run.stop()
