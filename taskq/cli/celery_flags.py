@@ -1,7 +1,7 @@
 """Celery's command-line options that taskq does not have: each is recognised by name and
 refused in one line with the reason (exit 2), instead of click's generic "no such option".
 
-tests/unit/test_celery_cli_flags.py checks that every option of the installed Celery's
+tests/unit/test_celery_cli.py checks that every option of the installed Celery's
 ``celery worker`` and ``celery`` commands is either taskq's own or listed here.
 """
 

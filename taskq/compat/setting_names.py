@@ -2,7 +2,7 @@
 does not have (with the reason), and those whose Celery value is what taskq always does.
 
 The old names are Celery's own (celery/app/defaults.py, ``_TO_NEW_KEY``), kept here only for
-the settings taskq has; tests/unit/test_celery_settings.py checks them against the installed
+the settings taskq has; tests/unit/test_celery_app.py checks them against the installed
 Celery, and that every Celery setting is either a taskq setting or has a reason below.
 """
 
