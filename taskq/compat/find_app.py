@@ -15,7 +15,7 @@ from taskq.errors import ConfigurationError
 def find_app(spec: str) -> TaskQ:
     found = _find(spec)
     if not isinstance(found, TaskQ):
-        raise ConfigurationError(f"-A {spec!r}: no TaskQ/Celery app found there")
+        raise ConfigurationError(f"-A {spec!r}: no TaskQ app found there (taskq.Celery is one)")
     return found
 
 

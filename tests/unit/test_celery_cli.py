@@ -60,7 +60,7 @@ def test_the_one_app_of_a_module_is_found_under_any_name(project: tuple[Path, st
 def test_a_missing_or_appless_module_is_one_clear_error(project: tuple[Path, str]) -> None:
     root, name = project
     (root / "empty.py").write_text("x = 1\n")
-    with pytest.raises(ConfigurationError, match="no TaskQ/Celery app found"):
+    with pytest.raises(ConfigurationError, match="no TaskQ app found there"):
         find_app(f"{name}.empty")
     with pytest.raises(ConfigurationError, match="no module named 'nothing_here_xyz'"):
         find_app("nothing_here_xyz")
