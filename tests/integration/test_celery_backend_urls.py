@@ -20,6 +20,8 @@ import pytest
 from tests.integration.workers import wait_until
 from tests.servers import require_postgres, require_rabbitmq, require_redis
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = """
 import os

@@ -27,6 +27,8 @@ from tests.servers import free_port, require_rabbitmq, require_redis
 
 pytest.importorskip("celery")
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]  # beat's crontab entry runs on the minute
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "celery-project"
 REPO = Path(__file__).resolve().parents[2]
 WORKER_ARGS = ["-A", "proj", "worker", "-l", "INFO", "-Q", "celery,hipri", "-c", "2"]

@@ -18,6 +18,8 @@ from tests.integration.workers import wait_until
 
 pytest.importorskip("django")
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "examples" / "django-project"
 
