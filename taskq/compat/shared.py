@@ -33,14 +33,31 @@ def app_created(app: TaskQ, set_as_current: bool = True) -> None:
         attach(app)
 
 
-def current_app() -> TaskQ:
-    """The app shared tasks are sent through (Celery's ``current_app``)."""
+def get_current_app() -> TaskQ:
+    """The app shared tasks are sent through."""
     with _lock:
         if _current:
             return _current[0]
     from taskq.app import TaskQ
 
     return TaskQ("default")  # registers itself as current through app_created
+
+
+class CurrentApp:
+    """Celery's ``current_app``: stands for the current app (``current_app.send_task(...)``,
+    ``current_app.conf``); calling it returns the app itself."""
+
+    def __call__(self) -> TaskQ:
+        return get_current_app()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(get_current_app(), name)
+
+    def __repr__(self) -> str:
+        return f"<current_app: {get_current_app()!r}>"
+
+
+current_app = CurrentApp()
 
 
 class SharedTask:
@@ -56,7 +73,7 @@ class SharedTask:
         self.__wrapped__ = fn
 
     def _task(self) -> Task[Any, Any]:
-        app = current_app()
+        app = get_current_app()
         return app.get_task(self._options.get("name") or app.task_name(self._fn))
 
     def _attach(self, app: TaskQ) -> None:

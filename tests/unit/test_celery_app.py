@@ -194,6 +194,7 @@ def test_shared_task_defined_before_the_app_runs_on_it() -> None:
         assert double.delay(5).get(timeout=10) == 10
     other = memory_app(set_as_current=False)
     assert double.name in other.tasks and taskq.current_app() is app
+    assert taskq.current_app.conf is app.conf  # Celery's proxy: attributes are the current app's
 
 
 def test_celery_task_options_are_mapped_or_refused_by_name() -> None:
