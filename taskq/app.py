@@ -154,7 +154,7 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
             conf.task_routes, conf.task_queues, conf.task_default_queue, conf.task_default_exchange,
             conf.task_default_exchange_type, conf.task_default_routing_key, conf.task_create_missing_queues,
         )
-        if self._router is None or any(a is not b for a, b in zip(self._router[0], key, strict=True)):
+        if self._router is None or self._router[0] != key:  # equal settings route alike
             self._router = (key, Router(conf))
         return self._router[1]
 
@@ -262,9 +262,18 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> list[Publication]:
         """The messages of a call, not yet sent (beat enqueues them inside its own transaction):
-        one, or a copy per queue where a broker without exchanges emulates a fanout/topic one."""
+        one, or a copy per queue where a broker without exchanges emulates a fanout/topic one.
+        A task registered here lends its own options (queue, priority, ...) as defaults."""
         _check_arguments(args, kwargs)
+        options = self._with_task_defaults(name, options)
         return self._publications(name, args, kwargs, self._send_plan(name, options), options.get("task_id"))
+
+    def _with_task_defaults(self, name: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The options of a send by name over the registered task's own, as Celery 5.5+ (and
+        Celery's canvas and beat, through apply_async) send them."""
+        task = self.tasks.get(name)
+        defaults = task._default_options() if task is not None else None
+        return {**defaults, **options} if defaults else options
 
     def _targets(self, name: str, args: Sequence[Any] | None, kwargs: dict[str, Any] | None,
                  options: dict[str, Any]) -> tuple[tuple[_Target, ...], int | None]:
@@ -383,7 +392,8 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
     def send_task(
         self, name: str, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
     ) -> AsyncResult[Any]:
-        """Send a task by name (it need not be registered here); ``using=conn`` or an
+        """Send a task by name (it need not be registered here; if it is, its own options,
+        such as ``queue``, are the defaults, as in Celery 5.5+); ``using=conn`` or an
         enclosing ``app.transaction(conn)`` writes it in that connection's transaction."""
         conn = transactional.pop_connection(self, options)
         pubs = self.build_publications(name, args, kwargs, **options)
@@ -418,6 +428,7 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
         if "task_id" in options:
             raise ConfigurationError("task_id cannot be given for many calls")
         conn = transactional.pop_connection(self, options)
+        options = self._with_task_defaults(name, options)
         plan = self._send_plan(name, options)
         calls = list(calls)  # any iterable of calls; indexed below
         for args, kwargs in calls:

@@ -32,6 +32,7 @@ from taskq.config import Settings
 from taskq.errors import ConfigurationError
 
 EXCHANGE_TYPES = ("direct", "topic", "fanout", "headers")
+_NO_PARTS = (None, None, None, None)  # a call with no routing option of its own
 ROUTE_KEYS = frozenset({"queue", "exchange", "exchange_type", "routing_key", "priority"})
 
 
@@ -321,14 +322,19 @@ class Router:
         options: Mapping[str, Any] | None = None,
         task: Any = None,
     ) -> Destination:
+        """Where the call goes; ``Destination.priority`` is the route's (the caller applies its own)."""
         options = options or {}
         key: tuple[Any, ...] | None = None
-        given = tuple(options.get(k) for k in ("queue", "exchange", "routing_key", "exchange_type"))
-        if self.by_name_only and all(v is None or isinstance(v, str) for v in given):
-            key = (name, *given)
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached
+        if self.by_name_only:
+            get = options.get
+            parts = (get("queue"), get("exchange"), get("routing_key"), get("exchange_type"))
+            if parts == _NO_PARTS or all(v is None or type(v) is str for v in parts):  # a Queue object: not cached
+                key = (name, *parts)
+                cached = self._cache.get(key)
+                if cached is not None:
+                    return cached
+        if "priority" in options:
+            options = {k: v for k, v in options.items() if k != "priority"}
         found = self._destination(self.route(options, name, args, kwargs or {}, task))
         if key is not None and len(self._cache) < 4096:
             self._cache[key] = found

@@ -298,7 +298,9 @@ class TaskRunner:
     def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:
         pub = self.app.build_publication(
             msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
-            queue=delivery.queue, priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
+            # Straight back to the queue it came from: routing again could reach every queue its exchange binds.
+            queue=delivery.queue, exchange="", routing_key=delivery.queue,
+            priority=msg.priority, expires=msg.expires, root_id=msg.root_id,
             parent_id=msg.parent_id, reply_to=msg.reply_to, **self.canvas.retry_options(msg),
         )
         self.broker.publish(pub.queue, pub.envelope, pub.eta)

@@ -28,6 +28,7 @@ ROUTING: dict[str, Any] = {
         "routing_tasks.announce": {"queue": "rt.fan-a"},  # a fanout queue: published to its exchange
         "routing_tasks.report_*": "rt.reports",
         "routing_tasks.lost": {"exchange": "rt.direct", "routing_key": "d.none"},
+        "routing_tasks.flaky": {"exchange": "rt.events", "routing_key": "audit.flaky"},
     },
 }
 QUEUES = ",".join(q.name for q in ROUTING["task_queues"])
@@ -63,3 +64,12 @@ def report_daily(self: Any, key: str) -> str:
 @app.task(bind=True)
 def lost(self: Any, key: str) -> str:
     return _run(self, key)
+
+
+@app.task(bind=True)
+def flaky(self: Any, key: str) -> str:
+    """Retries once: the retry must come back to the queue it ran from, not to every bound queue."""
+    _run(self, key)
+    if self.request.retries == 0:
+        raise self.retry(countdown=0.2)
+    return key

@@ -67,7 +67,7 @@ def test_settings_and_signer_reprs_hide_secrets() -> None:
     from taskq.signing import signer_for
 
     app = TaskQ("t", broker=f"redis://:{SECRET}@h/0", backend=f"redis://:{SECRET}@h/1", signing_key=SECRET)
-    shown = repr(app.conf) + repr(signer_for(app.conf)) + repr(app._send_plan({}))
+    shown = repr(app.conf) + repr(signer_for(app.conf)) + repr(app._send_plan("t.x", {}))
     assert SECRET not in shown and "redis://:***@h/0" in shown and "signing_key='***'" in shown
 
 

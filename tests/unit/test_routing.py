@@ -240,3 +240,50 @@ def test_eager_calls_run_once_whatever_the_route_reaches() -> None:
 
     assert f.delay(3).get() == 3
     assert runs == [3]
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.CDeprecationWarning")  # Celery 6 drops task-attribute routing
+def test_send_task_by_name_takes_the_registered_tasks_options_as_celery() -> None:
+    ours = TaskQ("t", broker="memory://")
+    theirs = Celery("t", broker="memory://", set_as_current=False)
+    for app in (ours, theirs):
+
+        @app.task(name="t.video", queue="video", routing_key="media.video")
+        def video() -> None: ...
+
+    assert ours.send_task("t.video").id
+    assert ours.broker.queue_length("video") == 1
+    sent = ours.send_task("t.video", queue="other")
+    assert ours.broker.queue_length("other") == 1 and sent.id
+    seen: list[str] = []
+
+    def capture(routing_key: Any = None, **_: Any) -> None:
+        seen.append(routing_key)
+
+    theirs.finalize()  # Celery's registry holds decorated tasks once finalized
+    before_task_publish.connect(capture)
+    try:
+        theirs.send_task("t.video")
+    finally:
+        before_task_publish.disconnect(capture)
+    assert seen == ["video"]
+
+
+def test_signatures_and_beat_entries_go_to_the_tasks_own_queue() -> None:
+    from datetime import datetime, timezone
+
+    from taskq.beat.core.beat_schedule import entries_from_app
+    from taskq.beat.core.submit import AppSubmitter
+
+    app = TaskQ("t", broker="memory://")
+
+    @app.task(name="t.slow", queue="slow")
+    def slow(x: int) -> int:
+        return x
+
+    slow.s(1).delay()
+    assert app.broker.queue_length("slow") == 1
+    app.conf.beat_schedule = {"tick": {"task": "t.slow", "schedule": 10, "args": (2,)}}
+    (entry,) = [e for e in entries_from_app(app) if e.id == "tick"]
+    (pub,) = AppSubmitter(app).publications(entry, datetime.now(timezone.utc))
+    assert pub.queue == "slow"
