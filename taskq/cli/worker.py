@@ -234,17 +234,18 @@ def apply_celery_flags(
     app: TaskQ, time_limit: float | None, soft_time_limit: float | None, include: str | None,
     without_heartbeat: bool, heartbeat_interval: float | None,
 ) -> None:
-    """Celery's worker flags that are settings in taskq, set before the settings freeze."""
+    """Celery's worker flags that are settings in taskq, set before the settings freeze; a
+    flag beats the app's keywords and app.conf, as in Celery."""
     if time_limit is not None:
-        app.conf.task_time_limit = time_limit
+        app.pin("task_time_limit", time_limit)
     if soft_time_limit is not None:
-        app.conf.task_soft_time_limit = soft_time_limit
+        app.pin("task_soft_time_limit", soft_time_limit)
     if include:
-        app.conf.include = (*app.conf.include, *(m.strip() for m in include.split(",") if m.strip()))
+        app.pin("include", (*app.conf.include, *(m.strip() for m in include.split(",") if m.strip())))
     if heartbeat_interval is not None:
-        app.conf.worker_event_heartbeat = heartbeat_interval
+        app.pin("worker_event_heartbeat", heartbeat_interval)
     if without_heartbeat:
-        app.conf.worker_event_heartbeat = 0  # the monitor then sends no worker-heartbeat events
+        app.pin("worker_event_heartbeat", 0)  # the monitor then sends no worker-heartbeat events
 
 
 def purge_queues(app: TaskQ, queue_list: list[str]) -> None:

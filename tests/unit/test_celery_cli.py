@@ -118,13 +118,15 @@ def test_celery_worker_flags_that_are_settings_set_them() -> None:
     from taskq.cli.worker import apply_celery_flags, purge_queues
 
     name = uuid.uuid4().hex
-    app = TaskQ("flags", broker=f"memory://{name}", backend=f"memory://{name}", include=["a.tasks"])
-    apply_celery_flags(app, 30.0, 25.0, "b.tasks, c.tasks", without_heartbeat=True, heartbeat_interval=None)
+    app = TaskQ("flags", broker=f"memory://{name}", backend=f"memory://{name}", include=["json"])
+    apply_celery_flags(app, 30.0, 25.0, "csv, string", without_heartbeat=True, heartbeat_interval=None)
     assert (app.conf.task_time_limit, app.conf.task_soft_time_limit) == (30.0, 25.0)
-    assert app.conf.include == ("a.tasks", "b.tasks", "c.tasks")
+    assert app.conf.include == ("json", "csv", "string")
     assert app.conf.worker_event_heartbeat == 0  # the monitor sends no worker-heartbeat events then
     apply_celery_flags(app, None, None, None, without_heartbeat=False, heartbeat_interval=5.0)
     assert app.conf.worker_event_heartbeat == 5.0
+    app.conf.task_time_limit = 10  # the project's own assignments do not undo the flags at start
+    app.conf.include = ("json",)
 
     app.send_task("x.y", (1,))
     app.send_task("x.y", (2,))
@@ -132,3 +134,5 @@ def test_celery_worker_flags_that_are_settings_set_them() -> None:
     assert broker.queue_length("celery") == 2
     purge_queues(app, ["celery"])  # --purge / --discard
     assert broker.queue_length("celery") == 0
+    conf = app.finalize()
+    assert conf.include == ("json", "csv", "string") and conf.task_time_limit == 30.0
