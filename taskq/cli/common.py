@@ -34,7 +34,8 @@ def load_app(spec: str | None) -> TaskQ:
     from taskq.compat.find_app import find_app
 
     root = _root_options()
-    spec = spec or root.get("app_spec")
+    if root.get("app_spec") and (not spec or _from_environment("app_spec")):
+        spec = root["app_spec"]  # taskq -A proj worker: the command line beats TASKQ_APP
     if not spec and isinstance(root.get("app"), TaskQ):
         app: TaskQ = root["app"]  # app.start() / app.worker_main()
     elif not spec:
@@ -51,6 +52,11 @@ def load_app(spec: str | None) -> TaskQ:
     if ctx is not None:  # close when the command ends: RabbitMQ acks still buffered are written then
         ctx.call_on_close(partial(_close_quietly, app))
     return app
+
+
+def _from_environment(param: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(param) == click.core.ParameterSource.ENVIRONMENT
 
 
 def _root_options() -> dict[str, Any]:

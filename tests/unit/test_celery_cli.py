@@ -78,6 +78,8 @@ def test_the_app_option_works_before_the_command(project: tuple[Path, str], tmp_
     after = runner.invoke(cli, ["worker", "-A", name, "--loglevel", "info", "--check"], env=env)
     for result in (before, after):  # the app was found: the health check ran (no heartbeat: exit 1)
         assert result.exit_code == 1 and "worker heartbeat" in result.output, result.output
+    env_too = runner.invoke(cli, ["-A", name, "worker", "--check"], env={**env, "TASKQ_APP": "no_such_app_xyz"})
+    assert env_too.exit_code == 1 and "worker heartbeat" in env_too.output  # the command line beats TASKQ_APP
     missing = runner.invoke(cli, ["worker", "--check"], env={"TASKQ_APP": ""})
     assert missing.exit_code == 2
     assert missing.output.strip().splitlines() == [
