@@ -125,6 +125,10 @@ class Settings:
         if reason is not None:
             self._warn_once(name, f"Celery setting {name} is not supported by taskq ({reason}); ignored")
             return
+        if name.isupper() and name.startswith(("CELERY", "BROKER")):
+            self._warn_once(name, f"setting {name} is a Celery 3 name taskq does not have; ignored"
+                            " (docs/migrating-from-celery.md lists each setting)")
+            return
         close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         self._warn_once(name, f"unknown setting {name!r}{hint}; kept in app.conf but unused by taskq")

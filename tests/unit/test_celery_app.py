@@ -81,6 +81,8 @@ def test_settings_taskq_lacks_are_kept_and_said_once_with_the_reason(caplog: pyt
     ]  # enable_utc=True and broker_connection_retry_on_startup=True are what taskq does: nothing to say
     app.conf.enable_utc = False
     assert "enable_utc=False is not supported by taskq" in warnings_of(caplog)[-1]
+    app.conf.CELERYD_HIJACK_ROOT_LOGGER = False
+    assert warnings_of(caplog)[-1].startswith("setting CELERYD_HIJACK_ROOT_LOGGER is a Celery 3 name taskq does not")
 
 
 def test_the_old_names_table_is_celerys_own_and_every_celery_setting_has_an_answer() -> None:
