@@ -201,10 +201,13 @@ class Task(Generic[P, R]):
         countdown: float | None = None,
         eta: datetime | None = None,
         max_retries: int | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> NoReturn:
         """Ask the worker to run this task again later; raises, so use ``raise self.retry()``
-        or just call it. When retries are exhausted ``exc`` (or MaxRetriesExceeded) is raised
-        and the task ends FAILURE with its message in the dead letters."""
+        or just call it; ``args``/``kwargs`` replace the next run's arguments (Celery's). When
+        retries are exhausted ``exc`` (or MaxRetriesExceeded) is raised and the task ends
+        FAILURE with its message in the dead letters."""
         req = self.request
         limit = self.max_retries if max_retries is None else max_retries
         if limit is not None and req.retries >= limit:
@@ -217,7 +220,7 @@ class Task(Generic[P, R]):
             eta = datetime.now(timezone.utc) + timedelta(seconds=countdown)
         else:
             countdown = (eta - datetime.now(timezone.utc)).total_seconds()
-        raise Retry(exc, eta, max(countdown, 0.0))
+        raise Retry(exc, eta, max(countdown, 0.0), args, kwargs)
 
     def retry_countdown(self, retries: int) -> float:
         """Exponential backoff with full jitter when retry_backoff is on, else the fixed delay."""

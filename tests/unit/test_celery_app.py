@@ -219,3 +219,18 @@ def test_celery_constructor_arguments_taskq_lacks_are_refused() -> None:
         Celery("proj", loader="default")
     app = Celery("proj", config_source={"broker_url": "memory://src"})
     assert app.conf.broker_url == "memory://src"
+
+
+def test_retry_with_new_arguments_as_celery_does() -> None:
+    app = memory_app()
+
+    @app.task(bind=True, max_retries=5, default_retry_delay=0)
+    def count_up(self: taskq.Task[..., int], n: int, step: int = 1) -> int:
+        if n < 3:
+            raise self.retry(args=(n + step,), kwargs={"step": step})
+        return n * 10 + self.request.retries
+
+    with inline_worker(app):
+        assert count_up.delay(0, step=1).get(timeout=10) == 33  # runs with 0, 1, 2, then 3 (3 retries)
+    app.conf.task_always_eager = True
+    assert count_up.delay(1, step=2).get() == 31  # eager: 1, then 3 after one retry
