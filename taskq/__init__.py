@@ -12,6 +12,7 @@ from taskq import states
 from taskq.app import TaskQ
 from taskq.beat import at, cron, crontab, every, solar
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
+from taskq.compat.shared import current_app, shared_task
 from taskq.errors import (
     BackendError,
     BrokerError,
@@ -35,10 +36,13 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
+Celery = TaskQ  # ``from taskq import Celery``: a Celery project's one changed line
+
 __all__ = [
     "AsyncResult",
     "BackendError",
     "BrokerError",
+    "Celery",
     "ChordError",
     "ConfigurationError",
     "Exchange",
@@ -63,8 +67,10 @@ __all__ = [
     "chord",
     "cron",
     "crontab",
+    "current_app",
     "every",
     "group",
+    "shared_task",
     "signature",
     "solar",
     "states",

@@ -19,7 +19,10 @@ from taskq.brokers.base import Broker, Publication
 from taskq.builtins import add_builtin_tasks
 from taskq.canvas.builtins import register_builtins
 from taskq.canvas.embed import CANVAS_OPTIONS, embed_of, group_headers
-from taskq.config import Settings, check_url, url_scheme
+from taskq.compat import shared
+from taskq.compat.app_api import CeleryAppAPI
+from taskq.compat.task_options import from_celery
+from taskq.config import SETTING_NAMES, Settings, check_url, url_scheme
 from taskq.display import redact
 from taskq.errors import ConfigurationError, NotRegistered
 from taskq.events import publish_hooks
@@ -45,25 +48,51 @@ SEND_OPTIONS = frozenset(
 )
 
 
-class TaskQ(AppLifecycle):
+# Celery(...) arguments taskq has no counterpart for: refused by name, not taken as settings.
+CELERY_APP_ARGUMENTS = frozenset(
+    {"loader", "amqp", "events", "log", "control", "tasks", "changes", "fixups", "task_cls", "autofinalize",
+     "strict_typing"}
+)
+
+
+class TaskQ(CeleryAppAPI, AppLifecycle):
+    """The app; ``taskq.Celery`` is this class under Celery's name (docs/migrating-from-celery.md)."""
+
     def __init__(
         self,
         main: str | None = None,
         *,
         broker: str | None = None,
         backend: str | None = None,
+        include: Sequence[str] | None = None,
+        config_source: Any = None,
+        namespace: str | None = None,
+        set_as_current: bool = True,
         **settings: Any,
     ) -> None:
         self.main = main
+        self._config_sources = []
         self.conf = Settings.from_env()
         self._init_lifecycle()  # on_configure, on_after_configure, on_after_finalize (app_lifecycle.py)
+        self._discoveries = []
+        self._imported_defaults = False
+        refused = CELERY_APP_ARGUMENTS.intersection(settings)
+        if refused:
+            raise ConfigurationError(f"Celery(...) argument(s) {', '.join(sorted(refused))} not supported by taskq")
+        if config_source is not None:
+            self.config_from_object(config_source, namespace=namespace)
         if broker is not None:
             settings["broker_url"] = broker
         if backend is not None:
             settings["result_backend"] = backend
+        if include is not None:
+            settings["include"] = tuple(include)
         for key, value in settings.items():
-            setattr(self.conf, key, value)  # unknown names raise ConfigurationError
-        self._pinned = dict(settings)  # keywords beat later app.conf assignments
+            setattr(self.conf, key, value)  # Celery's old names are read with a warning; unknown ones warn
+        # keywords beat later app.conf assignments (under today's name, for those taskq has)
+        self._pinned = {
+            name: getattr(self.conf, name) for name in map(self.conf.canonical_name, settings) if name in SETTING_NAMES
+        }
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._pid = -1
         self._broker: Broker | None = None
@@ -73,15 +102,18 @@ class TaskQ(AppLifecycle):
         add_builtin_tasks(self)  # celery.backend_cleanup, which beat sends daily (builtins.py)
         self._control: Control | None = None
         self._router: tuple[tuple[Any, ...], Router] | None = None
+        shared.app_created(self, set_as_current)  # @shared_task functions join this app
 
     def __repr__(self) -> str:
         return f"<TaskQ {self.main or '__main__'} broker={redact(self.conf.broker_url)}>"
 
     # -- configuration ------------------------------------------------------------------
     def finalize(self) -> Settings:
-        """Apply keyword settings over app.conf, check URLs, and freeze (worker and beat call this)."""
+        """Import the app's task modules, apply keyword settings over app.conf, check URLs, and
+        freeze (worker and beat call this)."""
         if not self.conf.frozen:
-            self.configure()
+            self.configure()  # on_configure, add_periodic_task, on_after_configure (app_lifecycle.py)
+            self.import_default_modules()  # include=, imports, autodiscover_tasks (may still set app.conf)
             for key, value in self._pinned.items():
                 if getattr(self.conf, key) != value:
                     log.warning("app.conf.%s was assigned, but TaskQ(...) was given it as a keyword, which wins", key)
@@ -90,6 +122,11 @@ class TaskQ(AppLifecycle):
             self.check()
             self.conf.freeze()
         return self.conf
+
+    def pin(self, name: str, value: Any) -> None:
+        """Set a setting as a keyword would (the CLI's -b / --result-backend): app.conf cannot override it."""
+        setattr(self.conf, name, value)
+        self._pinned[name] = getattr(self.conf, name)
 
     def check(self) -> None:
         """Raise ConfigurationError for a bad broker or backend URL or serializer, without I/O."""
@@ -147,7 +184,7 @@ class TaskQ(AppLifecycle):
             self._backend_resolved = True
         return self._backend
 
-    def _reply_to(self) -> str:
+    def reply_queue(self) -> str:
         """Where results of the tasks sent now come back: the rpc:// backend's reply queue
         (declared before the first send), "" for a backend that stores results by id (no
         backend is made for that: sending needs none)."""
@@ -183,7 +220,8 @@ class TaskQ(AppLifecycle):
 
         def register(func: Callable[..., Any]) -> Task[Any, Any]:
             name = options.pop("name", None) or self.task_name(func)
-            task: Task[Any, Any] = Task(self, func, make_options(name, func, {**options, "bind": bind}))
+            taskq_options = from_celery(name, options, self.conf.task_serializer)
+            task: Task[Any, Any] = Task(self, func, make_options(name, func, {**taskq_options, "bind": bind}))
             self.tasks[name] = task
             return task
 
@@ -300,7 +338,7 @@ class TaskQ(AppLifecycle):
             ),
             serializer=get_serializer(self.conf.task_serializer),
             signer=signer_for(self.conf),
-            reply_to=options.get("reply_to") or self._reply_to(),
+            reply_to=options.get("reply_to") or self.reply_queue(),
         )
 
     def _publications(

@@ -6,14 +6,21 @@ default. ``app.conf`` stays assignable until a worker or beat starts; then it is
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from taskq.compat.setting_names import FIXED, OLD_NAMES, reason_unsupported
 from taskq.display import MASK, redact
 from taskq.errors import ConfigurationError
+
+log = logging.getLogger("taskq")
 
 ENV_PREFIX = "TASKQ_"
 DEFAULT_BROKER_URL = "sqlite:///taskq.db"
@@ -78,13 +85,97 @@ class Settings:
     task_default_routing_key: str | None = None  # None: task_default_queue
     task_create_missing_queues: bool = True  # a queue not in task_queues gets a direct exchange of its name
     timezone: str = "UTC"
+    include: tuple[str, ...] = ()  # task modules the worker and beat import at start (Celery's include=)
+    imports: tuple[str, ...] = ()  # the same, Celery's other name for it
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_frozen"):
             raise ConfigurationError(f"app.conf is frozen (a worker or beat started); cannot set {name}")
-        if name not in _FIELD_NAMES and not name.startswith("_"):
-            raise ConfigurationError(f"unknown setting {name!r}")
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        name = self.canonical_name(name)
+        if name not in SETTING_NAMES:
+            self._keep_other(name, value)
+            return
+        if isinstance(value, timedelta):  # Celery accepts timedelta wherever seconds are meant
+            value = value.total_seconds()
+        elif isinstance(value, list) and name in ("include", "imports", "accept_content"):
+            value = tuple(value)
         object.__setattr__(self, name, value)
+
+    # -- Celery's names and mapping interface (app.conf.update, app.conf["x"]) --------------
+    def canonical_name(self, name: str) -> str:
+        """A Celery 3 uppercase name becomes today's name, with one warning per name."""
+        new = OLD_NAMES.get(name)
+        if new is None:
+            return name
+        self._warn_once(name, f"setting {name} is Celery's old name for {new}: read as {new}")
+        return new
+
+    def _keep_other(self, name: str, value: Any) -> None:
+        """A setting taskq does not use: kept (``app.conf[name]`` reads it back) and said once."""
+        self.__dict__.setdefault("_others", {})[name] = value
+        fixed = FIXED.get(name)
+        if fixed is not None:
+            if value == fixed[0]:
+                return  # Celery's value is what taskq always does
+            self._warn_once(name, f"setting {name}={value!r} is not supported by taskq ({fixed[1]}); ignored")
+            return
+        reason = reason_unsupported(name)
+        if reason is not None:
+            self._warn_once(name, f"Celery setting {name} is not supported by taskq ({reason}); ignored")
+            return
+        if name.isupper() and name.startswith(("CELERY", "BROKER")):
+            self._warn_once(name, f"setting {name} is a Celery 3 name taskq does not have; ignored"
+                            " (docs/migrating-from-celery.md lists each setting)")
+            return
+        close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        self._warn_once(name, f"unknown setting {name!r}{hint}; kept in app.conf but unused by taskq")
+
+    def _warn_once(self, name: str, text: str) -> None:
+        warned: set[str] = self.__dict__.setdefault("_warned", set())
+        if name not in warned:
+            warned.add(name)
+            log.warning("%s", text)
+
+    def update(self, other: Mapping[str, Any] | None = None, /, **settings: Any) -> None:
+        """Set many settings at once, as Celery's ``app.conf.update(...)``."""
+        for key, value in {**(other or {}), **settings}.items():
+            setattr(self, key, value)
+
+    def __getitem__(self, name: str) -> Any:
+        name = OLD_NAMES.get(name, name)
+        if name in SETTING_NAMES:
+            return getattr(self, name)
+        try:
+            return self.__dict__.get("_others", {})[name]
+        except KeyError:
+            raise KeyError(name) from None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (
+            OLD_NAMES.get(name, name) in SETTING_NAMES or name in self.__dict__.get("_others", {})
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        yield from SETTING_NAMES
+        yield from self.__dict__.get("_others", {})
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def setdefault(self, name: str, value: Any) -> Any:
+        if name not in self:
+            self[name] = value
+        return self[name]
 
     def __repr__(self) -> str:
         """Settings fit for a log or a traceback: URLs redacted, the signing key hidden."""
@@ -137,7 +228,7 @@ class Settings:
         return settings
 
 
-_FIELD_NAMES = frozenset(f.name for f in fields(Settings))
+SETTING_NAMES = frozenset(f.name for f in fields(Settings))
 
 
 def _parse_env(name: str, raw: str, default: Any) -> Any:

@@ -81,8 +81,10 @@ def apply_eagerly(
             set_current_request(request)
             try:
                 value = _call(task, call_args, call_kwargs, request)
-            except Retry:
+            except Retry as retry:
                 retries += 1  # Celery's eager retry: again at once, countdown not waited
+                call_args = call_args if retry.args_override is None else retry.args_override
+                call_kwargs = call_kwargs if retry.kwargs_override is None else retry.kwargs_override
                 continue
             except Exception as exc:
                 if isinstance(exc, task.options.autoretry_for) and not request.retries_exhausted:

@@ -26,7 +26,9 @@ boundary, into this tree, so callers catch taskq errors only::
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 
 class TaskQError(Exception):
@@ -108,8 +110,17 @@ class ChordError(TaskQError):
 class Retry(TaskQError):
     """Raised inside a task (by Task.retry) to have the worker schedule another attempt."""
 
-    def __init__(self, exc: BaseException | None, when: datetime, countdown: float) -> None:
+    def __init__(
+        self,
+        exc: BaseException | None,
+        when: datetime,
+        countdown: float,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(f"retry in {countdown:.3g}s" + (f": {exc!r}" if exc else ""))
         self.exc = exc
         self.when = when
         self.countdown = countdown
+        self.args_override = None if args is None else list(args)  # retry(args=...): the next run's arguments
+        self.kwargs_override = None if kwargs is None else dict(kwargs)

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 
 POOL = "gevent"
 VALUED_FLAGS = frozenset({"-X", "-W", "--check-hash-based-pycs"})  # interpreter options with a value
+# The taskq group's options that take a value (taskq/cli/__init__.py): `taskq -A proj worker ...`
+GROUP_VALUED = frozenset({"-A", "--app", "-b", "--broker", "--result-backend", "--workdir", "--loader", "--config"})
 missing: str | None = None  # set when -P gevent was asked for and gevent is not installed
 
 
@@ -45,10 +47,13 @@ def taskq_args(orig_argv: list[str]) -> list[str] | None:
 def pool_asked(args: list[str], environ: Mapping[str, str]) -> str | None:
     """The pool ``taskq worker`` was asked for on its command line (last one wins, as click
     reads it), else ``TASKQ_WORKER_POOL``; None for another command."""
-    if not args or args[0] != "worker":
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # the group's own options come first
+        i += 2 if args[i] in GROUP_VALUED else 1
+    if args[i : i + 1] != ["worker"]:
         return None
     pool = None
-    rest = args[1:]
+    rest = args[i + 1 :]
     for i, arg in enumerate(rest):
         if arg in ("-P", "--pool") and i + 1 < len(rest):
             pool = rest[i + 1]

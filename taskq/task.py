@@ -64,6 +64,11 @@ class Request:
     headers: dict[str, Any] = field(default_factory=dict)
     retries_exhausted: bool = False  # set when retry() gave up; the worker dead-letters then
 
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        """Where the message came from, under Celery's keys (``routing_key`` is its queue)."""
+        return {"exchange": "", "routing_key": self.queue, "priority": self.priority, "redelivered": None}
+
 
 # Per thread, as threading.local is, and per asyncio task: -P asyncio runs many tasks' coroutines
 # on one event loop thread, each in its own context (worker/timelimits.py ``limited``).
@@ -113,6 +118,22 @@ class Task(Generic[P, R]):
 
             return apply_eagerly(self, args, kwargs, {**self._default_options(), **options})
         return self.app.send_task(self.name, args, kwargs, **{**self._default_options(), **options})
+
+    def delay_on_commit(self, *args: P.args, **kwargs: P.kwargs) -> None:
+        """``delay`` once the current Django transaction commits (at once outside one); never
+        when it rolls back. Celery 5.4's name; the task id is not known before the commit."""
+        self.apply_async_on_commit(args, kwargs)
+
+    def apply_async_on_commit(
+        self, args: Sequence[Any] | None = None, kwargs: dict[str, Any] | None = None, **options: Any
+    ) -> None:
+        """``apply_async`` once the current Django transaction commits (``using=`` a database alias)."""
+        try:
+            from django.db import transaction
+        except ImportError:
+            raise ConfigurationError(f"{self.name}.delay_on_commit needs Django (pip install django)") from None
+        using = options.pop("using", None)
+        transaction.on_commit(lambda: self.apply_async(args, kwargs, **options), using=using)
 
     def delay_many(self, calls: Iterable[Sequence[Any]], **options: Any) -> list[AsyncResult[R]]:
         """Send many calls (each a tuple of positional arguments) in few round trips."""
@@ -180,10 +201,13 @@ class Task(Generic[P, R]):
         countdown: float | None = None,
         eta: datetime | None = None,
         max_retries: int | None = None,
+        args: Sequence[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
     ) -> NoReturn:
         """Ask the worker to run this task again later; raises, so use ``raise self.retry()``
-        or just call it. When retries are exhausted ``exc`` (or MaxRetriesExceeded) is raised
-        and the task ends FAILURE with its message in the dead letters."""
+        or just call it; ``args``/``kwargs`` replace the next run's arguments (Celery's). When
+        retries are exhausted ``exc`` (or MaxRetriesExceeded) is raised and the task ends
+        FAILURE with its message in the dead letters."""
         req = self.request
         limit = self.max_retries if max_retries is None else max_retries
         if limit is not None and req.retries >= limit:
@@ -196,7 +220,7 @@ class Task(Generic[P, R]):
             eta = datetime.now(timezone.utc) + timedelta(seconds=countdown)
         else:
             countdown = (eta - datetime.now(timezone.utc)).total_seconds()
-        raise Retry(exc, eta, max(countdown, 0.0))
+        raise Retry(exc, eta, max(countdown, 0.0), args, kwargs)
 
     def retry_countdown(self, retries: int) -> float:
         """Exponential backoff with full jitter when retry_backoff is on, else the fixed delay."""

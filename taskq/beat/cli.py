@@ -32,9 +32,7 @@ def _fail(exc: Exception) -> click.ClickException:
 def _load(app_spec: str | None) -> Any:
     from taskq.cli.common import load_app
 
-    if not app_spec:
-        raise click.UsageError("missing -A/--app module:app (or TASKQ_APP)")
-    try:
+    try:  # no -A here: the one before the command (taskq -A proj beat), else a one-line error
         return load_app(app_spec)
     except TaskQError as exc:
         raise _fail(exc) from None
@@ -47,7 +45,9 @@ app_option = click.option(
 
 @click.command()
 @app_option
-@click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+)
 @click.option(
     "--lock-ttl", type=click.FloatRange(0.1), default=DEFAULT_LOCK_TTL, envvar="TASKQ_BEAT_LOCK_TTL", show_default=True,
     help="Leader lock TTL in seconds: another beat takes over within this time after the leader dies",

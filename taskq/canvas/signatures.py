@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq.canvas import ids
 from taskq.errors import ConfigurationError
+from taskq.task import current_request
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -30,7 +31,7 @@ SEND_OPTIONS = frozenset(
 # Options Celery writes into signatures that have no meaning for taskq's brokers; a worker
 # sending a Celery-made step leaves them out (its exchange/routing key route to `queue`).
 CELERY_ONLY_OPTIONS = frozenset(
-    {"reply_to", "retry", "retry_policy", "exchange", "routing_key", "add_to_parent", "serializer",
+    {"retry", "retry_policy", "exchange", "routing_key", "add_to_parent", "serializer",
      "compression", "shadow", "stamped_headers", "stamps", "ignore_result", "time_limit", "soft_time_limit",
      "producer", "connection", "publisher", "declare", "delivery_mode", "mandatory", "immediate", "group"}
 )
@@ -161,7 +162,14 @@ class Signature(dict[str, Any]):
         if task_id is not None:
             self.options["task_id"] = task_id
         self.options.setdefault("task_id", ids.new_id())
-        return AsyncResult(str(self.options["task_id"]), self.resolve_app())
+        app = self.resolve_app()
+        if "reply_to" not in self.options and current_request() is None:
+            # As Celery's freeze: with rpc:// every step replies to the caller that made the
+            # canvas, also those a worker sends later (a chain's next step); "" otherwise.
+            reply_to = app.reply_queue()
+            if reply_to:
+                self.options["reply_to"] = reply_to
+        return AsyncResult(str(self.options["task_id"]), app)
 
     def prepare(
         self, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None, **options: Any

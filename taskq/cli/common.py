@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -29,35 +28,50 @@ class CommandError(click.ClickException):
         click.echo(f"taskq: error: {redact(self.format_message())}", err=True)
 
 
-def load_app(spec: str) -> TaskQ:
-    """``module:attr`` or ``module`` (its ``app``, else its one TaskQ instance)."""
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # the user's project, as Celery does
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise ConfigurationError(f"-A {spec!r}: expected module:app")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise ConfigurationError(f"-A {spec!r}: no module named {exc.name!r}") from None
-        raise ConfigurationError(f"-A {spec!r}: importing it failed: {exc}") from None
-    except Exception as exc:
-        raise ConfigurationError(f"-A {spec!r}: importing it failed: {type(exc).__name__}: {exc}") from None
-    if attr:
-        app = getattr(module, attr, None)
+def app_spec_given(spec: str | None) -> str | None:
+    """The ``-A`` a command was run with, after the command or before it (for a child process
+    that loads the same app: ``worker --dashboard``)."""
+    root = _root_options()
+    if root.get("app_spec") and (not spec or _from_environment("app_spec")):
+        return str(root["app_spec"])
+    return spec
+
+
+def load_app(spec: str | None) -> TaskQ:
+    """The app named by ``-A`` (after the command, or before it: ``taskq -A proj worker``),
+    found as Celery finds it (taskq/compat/find_app.py)."""
+    from taskq.compat.find_app import find_app
+
+    root = _root_options()
+    spec = app_spec_given(spec)  # taskq -A proj worker: the command line beats TASKQ_APP
+    if not spec and isinstance(root.get("app"), TaskQ):
+        app: TaskQ = root["app"]  # app.start() / app.worker_main()
+    elif not spec:
+        raise ConfigurationError("-A/--app is required: your project's module (proj, proj.celery:app) or TASKQ_APP")
     else:
-        app = getattr(module, "app", None)
-        if not isinstance(app, TaskQ):
-            found = [v for v in vars(module).values() if isinstance(v, TaskQ)]
-            app = found[0] if len(found) == 1 else None
-    if not isinstance(app, TaskQ):
-        raise ConfigurationError(f"-A {spec!r}: no TaskQ app found there")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # the user's project, as Celery does
+        app = find_app(spec)
+    for name in ("broker_url", "result_backend"):  # taskq -b URL / --result-backend URL
+        if root.get(name):
+            app.pin(name, root[name])
     app.check()  # bad broker/backend URLs fail here, for every command, before any I/O
     ctx = click.get_current_context(silent=True)
     if ctx is not None:  # close when the command ends: RabbitMQ acks still buffered are written then
         ctx.call_on_close(partial(_close_quietly, app))
     return app
+
+
+def _from_environment(param: str) -> bool:
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(param) == click.core.ParameterSource.ENVIRONMENT
+
+
+def _root_options() -> dict[str, Any]:
+    """Options given to ``taskq`` itself, before the command (taskq/cli/__init__.py)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, dict) else {}
 
 
 def _close_quietly(app: TaskQ) -> None:
@@ -69,7 +83,8 @@ def _close_quietly(app: TaskQ) -> None:
 
 def app_option(fn: F) -> F:
     return click.option(
-        "-A", "--app", "app_spec", envvar="TASKQ_APP", required=True, help="module:app of your project (TASKQ_APP)"
+        "-A", "--app", "app_spec", envvar="TASKQ_APP", default=None,
+        help="Your project's app: proj, proj.celery or module:app (TASKQ_APP); also before the command",
     )(fn)
 
 

@@ -86,7 +86,7 @@ def _migrate(conn: Any, schema: str) -> str:
 
 @db.command()
 @app_option
-def init(app_spec: str) -> None:
+def init(app_spec: str | None) -> None:
     """Create the tables in the broker URL's (or outbox_url's) schema if it has none, and a
     db+ result backend's tables."""
     app = run_guarded(lambda: load_app(app_spec))
@@ -101,7 +101,7 @@ def init(app_spec: str) -> None:
 
 @db.command()
 @app_option
-def migrate(app_spec: str) -> None:
+def migrate(app_spec: str | None) -> None:
     """Apply the migrations the schema lacks, in order, each once."""
     app = run_guarded(lambda: load_app(app_spec))
     url = _schema_url(app)

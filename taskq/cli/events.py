@@ -40,7 +40,7 @@ def row(event: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after this many events")
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this many seconds")
-def events(app_spec: str, as_json: bool, limit: int | None, duration: float | None) -> None:
+def events(app_spec: str | None, as_json: bool, limit: int | None, duration: float | None) -> None:
     """Tail the events of running workers (task-* need workers started with -E)."""
     try:
         app = load_app(app_spec)

@@ -60,7 +60,7 @@ def target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return app_option(fn)
 
 
-def ask(app_spec: str, method: str, arguments: dict[str, Any], destination: str | None, timeout_text: str,
+def ask(app_spec: str | None, method: str, arguments: dict[str, Any], destination: str | None, timeout_text: str,
         as_json: bool) -> None:
     timeout = parse_timeout(timeout_text)
     names = parse_destination(destination)
@@ -140,7 +140,7 @@ TABLES: dict[str, tuple[tuple[Column, ...], Callable[[str, Any], dict[str, Any]]
 @click.command(name="inspect")
 @click.argument("command")
 @target_options
-def inspect(command: str, app_spec: str, destination: str | None, timeout_text: str, as_json: bool) -> None:
+def inspect(command: str, app_spec: str | None, destination: str | None, timeout_text: str, as_json: bool) -> None:
     """Ask workers: ping, active, reserved, scheduled, registered, stats, revoked, active_queues."""
     if command not in INSPECT:
         raise CommandError(f"unknown inspect command {command!r} (one of {', '.join(INSPECT)})")
@@ -152,7 +152,7 @@ def inspect(command: str, app_spec: str, destination: str | None, timeout_text: 
 @click.argument("args", nargs=-1)
 @target_options
 def control(
-    command: str, args: tuple[str, ...], app_spec: str, destination: str | None, timeout_text: str, as_json: bool
+    command: str, args: tuple[str, ...], app_spec: str | None, destination: str | None, timeout_text: str, as_json: bool
 ) -> None:
     """Tell workers: shutdown, pool-grow N, pool-shrink N, rate-limit TASK RATE, add-consumer Q, cancel-consumer Q."""
     if command not in CONTROL:

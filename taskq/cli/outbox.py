@@ -22,7 +22,7 @@ def outbox() -> None:
 @click.option("--batch", type=click.IntRange(1, 10_000), default=500, help="Rows moved per transaction")
 @click.option("--once", is_flag=True, help="Relay what is there, then exit")
 @click.option("-l", "--loglevel", default="info")
-def relay(app_spec: str, batch: int, once: bool, loglevel: str) -> None:
+def relay(app_spec: str | None, batch: int, once: bool, loglevel: str) -> None:
     """Relay until SIGTERM/SIGINT (the batch in flight finishes first)."""
     setup_logging(loglevel)
     app = run_guarded(lambda: load_app(app_spec))

@@ -37,7 +37,7 @@ def queue_names(app: TaskQ) -> list[str]:
 @click.command()
 @app_option
 @json_option
-def queues(app_spec: str, as_json: bool) -> None:
+def queues(app_spec: str | None, as_json: bool) -> None:
     """List queues with their message and dead-letter counts."""
     app = run_guarded(lambda: load_app(app_spec))
     broker = app.broker
@@ -55,7 +55,7 @@ def queues(app_spec: str, as_json: bool) -> None:
 @app_option
 @click.option("-Q", "--queues", "queue_names", default=None, help="Comma-separated queues (default: task_queues)")
 @click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation")
-def purge(app_spec: str, queue_names: str | None, force: bool) -> None:
+def purge(app_spec: str | None, queue_names: str | None, force: bool) -> None:
     """Delete all waiting messages from queues."""
     app = run_guarded(lambda: load_app(app_spec))
     names = split_queues(queue_names, app)
@@ -80,7 +80,7 @@ def dead_letters() -> None:
 @click.option("-Q", "--queue", default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=100)
 @json_option
-def dl_list(app_spec: str, queue: str | None, limit: int, as_json: bool) -> None:
+def dl_list(app_spec: str | None, queue: str | None, limit: int, as_json: bool) -> None:
     """List dead letters with their reasons."""
     app = run_guarded(lambda: load_app(app_spec))
     rows = [
@@ -97,7 +97,7 @@ def dl_list(app_spec: str, queue: str | None, limit: int, as_json: bool) -> None
 @app_option
 @click.option("-Q", "--queue", default=None)
 @click.argument("ids", nargs=-1)
-def dl_requeue(app_spec: str, queue: str | None, ids: tuple[str, ...]) -> None:
+def dl_requeue(app_spec: str | None, queue: str | None, ids: tuple[str, ...]) -> None:
     """Put dead letters (all, or the given ids) back on their queues."""
     app = run_guarded(lambda: load_app(app_spec))
     broker = app.broker
@@ -119,7 +119,7 @@ def dl_requeue(app_spec: str, queue: str | None, ids: tuple[str, ...]) -> None:
 @dead_letters.command("purge")
 @app_option
 @click.option("-Q", "--queue", default=None)
-def dl_purge(app_spec: str, queue: str | None) -> None:
+def dl_purge(app_spec: str | None, queue: str | None) -> None:
     """Delete dead letters."""
     app = run_guarded(lambda: load_app(app_spec))
     click.echo(f"purged {run_guarded(lambda: app.broker.purge_dead_letters(queue))} dead letter(s)")

@@ -14,7 +14,7 @@ def results() -> None:
 
 @results.command()
 @app_option
-def cleanup(app_spec: str) -> None:
+def cleanup(app_spec: str | None) -> None:
     """Delete results older than result_expires (db+ and sqlite backends; Redis expires its own)."""
     app = run_guarded(lambda: load_app(app_spec))
     backend = run_guarded(lambda: app.backend)

@@ -41,7 +41,7 @@ def parse_json(value: str, what: str, kind: type | tuple[type, ...]) -> Any:
     '{"args": [...], "kwargs": {...}}; prints one id per line',
 )
 def call(
-    app_spec: str, name: str, args_json: str, kwargs_json: str, queue: str | None, countdown: float | None,
+    app_spec: str | None, name: str, args_json: str, kwargs_json: str, queue: str | None, countdown: float | None,
     priority: int | None, wait: bool, timeout: float | None, calls_file: TextIO | None,
 ) -> None:
     """Send task NAME and print its id."""
@@ -65,7 +65,7 @@ def call(
 @click.argument("task_id")
 @click.option("--wait", is_flag=True, help="Wait until the task is ready")
 @click.option("--timeout", type=float, default=None)
-def result(app_spec: str, task_id: str, wait: bool, timeout: float | None) -> None:
+def result(app_spec: str | None, task_id: str, wait: bool, timeout: float | None) -> None:
     """Print a task's state and result as JSON."""
     app = load_app_guarded(app_spec)
 
@@ -111,5 +111,5 @@ def send_calls(app: TaskQ, name: str, calls: list[tuple[list[Any], dict[str, Any
             advance(len(chunk))
 
 
-def load_app_guarded(spec: str) -> Any:
+def load_app_guarded(spec: str | None) -> Any:
     return run_guarded(lambda: load_app(spec))

@@ -10,7 +10,8 @@ import click
 
 from taskq import signals
 from taskq.app import TaskQ
-from taskq.cli.common import CommandError, app_option, load_app, setup_logging, split_queues
+from taskq.cli.celery_flags import WORKER_CELERY_ONLY, celery_only_options
+from taskq.cli.common import CommandError, app_option, app_spec_given, load_app, setup_logging, split_queues
 from taskq.control.mailbox import create_mailbox
 from taskq.control.monitor import Monitor
 from taskq.control.nodename import nodename
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskq.worker")
 POOLS = ("prefork", "threads", "solo", "asyncio", "gevent")
+POOL_ALIASES = {"processes": "prefork"}  # Celery's other name
+REFUSED_POOLS = {"eventlet": "use -P gevent, -P threads or -P asyncio", "custom": "pools cannot be replaced"}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical", "fatal")
 
 
 def check_servers(app: TaskQ, queues: list[str]) -> None:
@@ -45,8 +49,11 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @app_option
 @click.option("-Q", "--queues", default=None, help="Comma-separated queues to consume (default: task_queues)")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), default=None, help="Pool size (default: CPUs)")
-@click.option("-P", "--pool", type=click.Choice(POOLS), default=None, help="Pool (default prefork)")
-@click.option("-l", "--loglevel", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "-P", "--pool", type=click.Choice(POOLS + tuple(POOL_ALIASES) + tuple(REFUSED_POOLS)),
+    default=None, help="Pool (default prefork; processes is prefork)",
+)
+@click.option("-l", "--loglevel", default="info", type=click.Choice(LOG_LEVELS, case_sensitive=False))
 @click.option("--prefetch-multiplier", type=click.IntRange(1, 1000), default=None, help="Messages claimed per slot")
 @click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run beat (several --beat workers elect one leader)")
 @click.option("--max-tasks-per-child", type=click.IntRange(1), default=None,
@@ -57,8 +64,20 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--check", is_flag=True, help="Health check: exit 0 if this host's worker heartbeat is fresh, else 1")
 @click.option("--max-age", type=float, default=60.0, help="With --check: the oldest heartbeat that counts as fresh")
 @click.option("-n", "--hostname", default=None, help="Node name (%h, %n, %d expand; default taskq@<host>)")
-@click.option("-E", "--task-events", is_flag=True, help="Send task-* events (worker_send_task_events)")
-@click.option("--logfile", default=None, help="Append the log to this file (default: stderr)")
+@click.option("-E", "--task-events", "--events", is_flag=True, help="Send task-* events (worker_send_task_events)")
+@click.option("-f", "--logfile", default=None, help="Append the log to this file (default: stderr)")
+@click.option("--time-limit", type=click.FloatRange(0, min_open=True), default=None, help="Hard time limit per task, s")
+@click.option("--soft-time-limit", type=click.FloatRange(0, min_open=True), default=None, help="Soft time limit, s")
+@click.option("--purge", "--discard", "purge", is_flag=True, help="Delete the waiting messages of the queues first")
+@click.option("-I", "--include", default=None, help="Comma-separated task modules to import (as include=)")
+@click.option("--without-heartbeat", is_flag=True, help="Send no worker-heartbeat events")
+@click.option("--heartbeat-interval", type=click.FloatRange(0, min_open=True), default=None,
+              help="Seconds between worker-heartbeat events (worker_event_heartbeat)")
+@click.option("--without-gossip", is_flag=True, help="Accepted: taskq workers do not gossip")
+@click.option("--without-mingle", is_flag=True, help="Accepted: taskq workers do not mingle at start")
+@click.option("-O", "--optimization", type=click.Choice(["fair", "default"]), default=None,
+              help="Accepted: each slot fetches for itself, which is Celery's -O fair")
+@celery_only_options(WORKER_CELERY_ONLY)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="json: one object a line")
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None, help="Serve Prometheus /metrics here")
 @click.option("--dashboard", "with_dashboard", is_flag=True, help="Also serve the web dashboard (docs/dashboard.md)")
@@ -67,7 +86,7 @@ def check_servers(app: TaskQ, queues: list[str]) -> None:
 @click.option("--dashboard-bind", default="127.0.0.1", show_default=True, envvar="TASKQ_DASHBOARD_BIND",
               help="Other than loopback it needs TASKQ_DASHBOARD_AUTH (user:password) or TASKQ_DASHBOARD_TOKEN")
 def worker(
-    app_spec: str,
+    app_spec: str | None,
     queues: str | None,
     concurrency: int | None,
     pool: str | None,
@@ -87,13 +106,26 @@ def worker(
     with_dashboard: bool,
     dashboard_port: int,
     dashboard_bind: str,
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    purge: bool,
+    include: str | None,
+    without_heartbeat: bool,
+    heartbeat_interval: float | None,
+    without_gossip: bool,
+    without_mingle: bool,
+    optimization: str | None,
 ) -> None:
     """Run a worker that consumes and runs tasks."""
-    setup_logging(loglevel, logfile, log_format)
+    setup_logging("critical" if loglevel.lower() == "fatal" else loglevel, logfile, log_format)
+    if pool in REFUSED_POOLS:
+        raise CommandError(f"-P {pool} is not supported: {REFUSED_POOLS[pool]}")
+    pool = POOL_ALIASES.get(pool or "", pool)
     try:
         app = load_app(app_spec)
         if not check:  # a health check names no node: it only reads this host's heartbeat
             prepare_node(app, hostname, task_events)
+            apply_celery_flags(app, time_limit, soft_time_limit, include, without_heartbeat, heartbeat_interval)
         conf = app.finalize()
         app_limits(conf)  # a bad task_time_limit is one line here, not an error per task
         check_rates(app)
@@ -126,6 +158,8 @@ def worker(
         raise CommandError("--outbox: the app has no outbox_url (TASKQ_OUTBOX_URL): nothing to relay from")
     dashboard_options = check_dashboard(dashboard_port, dashboard_bind) if with_dashboard else None
     check_servers(app, queue_list)
+    if purge:
+        purge_queues(app, queue_list)
     node = conf.worker_hostname or ""
     check_name_free(app, node)
     prefetch = prefetch_multiplier or conf.worker_prefetch_multiplier
@@ -144,7 +178,10 @@ def worker(
     if dashboard_options is not None:
         from taskq.dashboard.server import start_beside_worker
 
-        stop_dashboard = start_beside_worker(app, app_spec, dashboard_options)
+        spec = app_spec_given(app_spec)
+        if spec is None:  # app.worker_main(): no module path a dashboard process could load
+            raise CommandError("--dashboard needs the app as -A module:app (run `taskq dashboard` beside it)")
+        stop_dashboard = start_beside_worker(app, spec, dashboard_options)
     monitor = Monitor(app, node, queue_list, pool_name, size, prefetch, metrics)
     monitor.start()  # before the pool forks children or starts threads
     try:
@@ -245,6 +282,35 @@ def check_dashboard(port: int, bind: str) -> Options:
     except TaskQError as exc:
         raise CommandError(str(exc)) from None
     return options
+
+
+def apply_celery_flags(
+    app: TaskQ, time_limit: float | None, soft_time_limit: float | None, include: str | None,
+    without_heartbeat: bool, heartbeat_interval: float | None,
+) -> None:
+    """Celery's worker flags that are settings in taskq, set before the settings freeze; a
+    flag beats the app's keywords and app.conf, as in Celery."""
+    if time_limit is not None:
+        app.pin("task_time_limit", time_limit)
+    if soft_time_limit is not None:
+        app.pin("task_soft_time_limit", soft_time_limit)
+    if include:
+        app.pin("include", (*app.conf.include, *(m.strip() for m in include.split(",") if m.strip())))
+    if heartbeat_interval is not None:
+        app.pin("worker_event_heartbeat", heartbeat_interval)
+    if without_heartbeat:
+        app.pin("worker_event_heartbeat", 0)  # the monitor then sends no worker-heartbeat events
+
+
+def purge_queues(app: TaskQ, queue_list: list[str]) -> None:
+    """--purge: drop the messages waiting in the worker's queues before it starts (as Celery's)."""
+    try:
+        for queue in queue_list:
+            log.warning("--purge: deleted %d message(s) from %s", app.broker.purge(queue), queue)
+    except TaskQError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        app.close()
 
 
 def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:

@@ -151,13 +151,13 @@ class Monitor:
             return
         interval = self.app.conf.worker_event_heartbeat
         self._send_worker_event("worker-online", interval)
-        next_beat = time.monotonic() + interval
+        next_beat = time.monotonic() + interval if interval > 0 else float("inf")  # 0: --without-heartbeat
         try:
             while not self._stop.is_set() and (self._thread_mode or os.getppid() == self.info.worker_pid):
                 for item in node.poll(max(min(next_beat - time.monotonic(), 0.5), 0.0)):
                     self._handle(node, item)
                 if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + interval
+                    next_beat = time.monotonic() + interval if interval > 0 else float("inf")  # 0: --without-heartbeat
                     self._send_worker_event("worker-heartbeat", interval)
         finally:
             self._send_worker_event("worker-offline", interval)

@@ -318,8 +318,10 @@ class TaskRunner:
         return result
 
     def _retry(self, delivery: Delivery, msg: TaskMessage, retry: Retry, acks_late: bool) -> None:
+        args = msg.args if retry.args_override is None else retry.args_override  # self.retry(args=, kwargs=)
+        kwargs = msg.kwargs if retry.kwargs_override is None else retry.kwargs_override
         pub = self.app.build_publication(
-            msg.task, msg.args, msg.kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
+            msg.task, args, kwargs, task_id=msg.id, retries=msg.retries + 1, eta=retry.when,
             # Straight back to the queue it came from: routing again could reach every queue its exchange binds.
             queue=delivery.queue, exchange="", routing_key=delivery.queue,
             priority=msg.priority, expires=msg.expires, root_id=msg.root_id,

@@ -38,9 +38,15 @@ def test_conf_freezes_when_a_worker_starts() -> None:
         app.conf.recovery_time = 1
 
 
-def test_unknown_setting_and_bad_values_are_clear_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigurationError, match="unknown setting 'brokr_url'"):
-        TaskQ("x", brokr_url="memory://")
+def test_unknown_setting_is_one_warning_and_bad_values_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An unknown name is kept and said once (issue 19: never an error, never silently dropped).
+    app = TaskQ("x", brokr_url="memory://")
+    app.conf.brokr_url = "memory://again"
+    warned = [r.getMessage() for r in caplog.records if "brokr_url" in r.getMessage()]
+    assert warned == ["unknown setting 'brokr_url' (did you mean broker_url?); kept in app.conf but unused by taskq"]
+    assert app.conf["brokr_url"] == "memory://again"
     monkeypatch.setenv("TASKQ_MAX_DELIVERIES", "many")
     with pytest.raises(ConfigurationError, match="TASKQ_MAX_DELIVERIES"):
         Settings.from_env()

@@ -37,6 +37,9 @@ def test_only_the_taskq_command_is_recognised(argv: list[str], expected: list[st
         (["worker"], {"TASKQ_WORKER_POOL": "gevent"}, "gevent"),
         (["worker", "-P", "threads"], {"TASKQ_WORKER_POOL": "gevent"}, "threads"),
         (["call", "-P", "gevent"], {}, None),
+        (["-A", "proj", "worker", "-P", "gevent"], {}, "gevent"),  # Celery's order: the app before the command
+        (["-A", "proj", "-q", "--broker", "redis://", "worker", "--pool=gevent"], {}, "gevent"),
+        (["-A", "worker", "beat", "-P", "gevent"], {}, None),  # an app named worker, then beat
         ([], {"TASKQ_WORKER_POOL": "gevent"}, None),
     ],
 )
