@@ -55,7 +55,11 @@ BROKER_ENVS: dict[str, Callable[[Path], tuple[dict[str, str], Callable[[], None]
 
 
 def activate(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """The worker environment for a broker; this test process's apps use it too."""
+    """The worker environment for a broker (one of BROKER_ENVS, or "rabbitmq": workers on
+    RabbitMQ, results in Redis); this test process's apps use it too."""
+    if kind == "rabbitmq":
+        yield from rabbitmq_worker_env(tmp_path, monkeypatch)
+        return
     env, cleanup = BROKER_ENVS[kind](tmp_path)
     for key, value in env.items():
         if key.startswith("TASKQ_"):

@@ -16,7 +16,7 @@ from taskq import TaskQ, states
 from taskq.dashboard.actions import Actions
 from taskq.dashboard.feed import Feed
 from taskq.dashboard.state import FleetState
-from tests.integration.conftest import BROKER_ENVS, activate, rabbitmq_worker_env
+from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,7 @@ WAIT = 40.0
 def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    if request.param == "rabbitmq":
-        yield from rabbitmq_worker_env(tmp_path, monkeypatch)
-    else:
-        yield from activate(request.param, tmp_path, monkeypatch)
+    yield from activate(request.param, tmp_path, monkeypatch)
 
 
 @pytest.fixture

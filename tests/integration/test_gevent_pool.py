@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from taskq import SoftTimeLimitExceeded, TaskQ, TaskRevokedError, TimeLimitExceeded
-from tests.integration.conftest import BROKER_ENVS, activate, rabbitmq_worker_env
+from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import PROJECT, WorkerFactory, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,10 +27,7 @@ SLEEPERS = 500
 def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    if request.param == "rabbitmq":
-        yield from rabbitmq_worker_env(tmp_path, monkeypatch)
-    else:
-        yield from activate(request.param, tmp_path, monkeypatch)
+    yield from activate(request.param, tmp_path, monkeypatch)
 
 
 def test_five_hundred_sleeping_tasks_run_at_once(workers: WorkerFactory, producer: TaskQ) -> None:

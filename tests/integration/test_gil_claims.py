@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from taskq import TaskQ
-from tests.integration.conftest import BROKER_ENVS, activate, rabbitmq_worker_env
+from tests.integration.conftest import BROKER_ENVS, activate
 from tests.integration.workers import WorkerFactory
 
 pytestmark = pytest.mark.slow
@@ -23,10 +23,7 @@ pytestmark = pytest.mark.slow
 def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    if request.param == "rabbitmq":
-        yield from rabbitmq_worker_env(tmp_path, monkeypatch)  # claims on the channel: see delivery.md
-    else:
-        yield from activate(request.param, tmp_path, monkeypatch)
+    yield from activate(request.param, tmp_path, monkeypatch)  # RabbitMQ: claims on the channel, see delivery.md
 
 
 # Prefork on every broker; the threads and solo pools (their keeper process) on one each.

@@ -13,7 +13,7 @@ import pytest
 from routing_tasks import QUEUES, ROUTING
 
 from taskq import TaskQ, TaskQError
-from tests.integration.conftest import activate, rabbitmq_worker_env
+from tests.integration.conftest import activate
 from tests.integration.workers import WorkerFactory, wait_until
 
 BROKERS = ["rabbitmq", "redis", "sqlite"]
@@ -23,10 +23,7 @@ BROKERS = ["rabbitmq", "redis", "sqlite"]
 def broker_env(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    if request.param == "rabbitmq":
-        yield from rabbitmq_worker_env(tmp_path, monkeypatch)
-    else:
-        yield from activate(request.param, tmp_path, monkeypatch)
+    yield from activate(request.param, tmp_path, monkeypatch)
 
 
 @pytest.fixture
