@@ -114,6 +114,7 @@ class Monitor:
         """Ask the control process to send worker-offline and end; kill it after ``timeout``."""
         if self.task_events is not None:
             self.task_events.uninstall()
+            self.events.flush()  # task events of a solo/threads pool, queued in this process
         if self.metrics is not None:
             self.metrics.uninstall()
         self.stats.uninstall()

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from contextlib import nullcontext
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -58,13 +59,22 @@ class KombuEventBus:
         return self._producer
 
     def publish(self, event: dict[str, Any]) -> None:
+        self.publish_many([event])
+
+    def publish_many(self, events: list[dict[str, Any]]) -> None:
+        """Publish ``events`` in order; on Redis in one pipelined round trip where kombu can
+        batch (kombu >= 5.7 Producer.batch: the same PUBLISH commands, bodies unchanged)."""
         with self._lock:
             try:
-                self._producer_for().publish(
-                    event, routing_key=routing_key(event["type"]), exchange=EXCHANGE,
-                    declare=[self._exchange], headers={"hostname": event["hostname"]}, delivery_mode=1,
-                    retry=False,
-                )
+                producer = self._producer_for()
+                batch = getattr(producer, "batch", None)
+                with batch(max_size=len(events)) if batch is not None and len(events) > 1 else nullcontext():
+                    for event in events:
+                        producer.publish(
+                            event, routing_key=routing_key(event["type"]), exchange=EXCHANGE,
+                            declare=[self._exchange], headers={"hostname": event["hostname"]}, delivery_mode=1,
+                            retry=False,
+                        )
             except Exception as exc:  # a broker blip loses events, never a task
                 self._reset()
                 now = time.monotonic()

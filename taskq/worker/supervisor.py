@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from taskq import signals
 from taskq.app import TaskQ
 from taskq.brokers.base import ClaimsByOwner
+from taskq.events.sender import flush_all as flush_events
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
 from taskq.worker.keeper import claimed_queues, die_with_parent, extend_owners, keep_interval
@@ -109,6 +110,7 @@ class PreforkPool:
             log.exception("Pool worker %d crashed", slot + 1)
             code = 1
         finally:
+            flush_events()  # os._exit skips atexit: the last task-succeeded would be lost
             try:
                 self.app.close()  # e.g. RabbitMQ hands channel-prefetched messages back unmarked
             except Exception:
