@@ -14,8 +14,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from contextlib import nullcontext
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import kombu.entity
