@@ -7,7 +7,10 @@
 * ``-E, no listener`` (``--with-events``): task events on and nobody consuming them, here
   and in ``--base``.
 
-    python -m bench.monitoring_cost [--tasks 20000] [--runs 5] [--base DIR] [--with-events]
+    python -m bench.monitoring_cost [--tasks 20000] [--runs 5] [--base DIR] [--with-events] [--db N]
+
+``--db`` picks another Redis database than the taskq adapter's (8), so that this bench does
+not share (and flush) a database with another bench running at the same time.
 
 Runs are interleaved (run 1 of each, then run 2 of each, the start rotated) so drift on a
 shared machine hits all alike. Prints one markdown table: median (min-max) tasks/s.
@@ -23,6 +26,7 @@ and with what ``taskq worker`` gives it for remote control (the held-message rec
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -30,8 +34,8 @@ import time
 from collections.abc import Sequence
 
 from bench import measure
-from bench.adapters.base import QUEUE
-from bench.adapters.taskq import TaskqAdapter
+from bench.adapters.base import QUEUE, redis_url
+from bench.adapters.taskq import DB, TaskqAdapter
 from bench.plan import PROCESSES
 
 
@@ -104,7 +108,12 @@ def main() -> None:
     parser.add_argument("--base", default=None, help="a taskq source tree to compare with (its taskq/ package)")
     parser.add_argument("--with-events", action="store_true", help="also rows with -E (task events on)")
     parser.add_argument("--cpu", action="store_true", help="the in-process CPU-time measurement instead")
+    parser.add_argument("--db", type=int, default=DB, help=f"the Redis database to use (default {DB})")
     args = parser.parse_args()
+    if not 0 < args.db < 16:
+        parser.error("--db must be 1 to 15 (db 0 belongs to the test suites; the bench flushes its database)")
+    Variant.db = args.db
+    os.environ["BENCH_REDIS_URL"] = redis_url(args.db)  # read by taskq_app here and in the workers
     if args.cpu:
         cpu_table(args.tasks, args.runs)
         return
