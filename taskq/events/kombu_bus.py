@@ -36,6 +36,33 @@ Queue: Any = kombu.entity.Queue
 log = logging.getLogger("taskq.events")
 EXCHANGE = "celeryev"
 WARN_EVERY = 30.0  # seconds between two "events are being dropped" lines
+GROUP_MAX = 24  # task-* events in one message: Celery's buffer_limit
+
+
+def grouped(events: list[dict[str, Any]]) -> Iterator[tuple[Any, str, str]]:
+    """(body, routing key, hostname) per message: a run of task-* events from one host goes
+    as lists of up to GROUP_MAX under ``task.multi`` (celery/events/dispatcher.py flush();
+    Celery's Receiver, Flower and KombuSubscription read a list body as its events one by
+    one); any other event alone, under its own routing key."""
+    run: list[dict[str, Any]] = []
+    for event in events:
+        if run and (len(run) >= GROUP_MAX or event["hostname"] != run[0]["hostname"]):
+            yield from _flush_run(run)
+            run = []
+        if event["type"].startswith("task-"):
+            run.append(event)
+            continue
+        yield from _flush_run(run)
+        run = []
+        yield event, routing_key(event["type"]), event["hostname"]
+    yield from _flush_run(run)
+
+
+def _flush_run(run: list[dict[str, Any]]) -> Iterator[tuple[Any, str, str]]:
+    if len(run) == 1:
+        yield run[0], routing_key(run[0]["type"]), run[0]["hostname"]
+    elif run:
+        yield list(run), "task.multi", run[0]["hostname"]
 
 
 def event_exchange(conn: Any) -> Any:
@@ -62,18 +89,19 @@ class KombuEventBus:
         self.publish_many([event])
 
     def publish_many(self, events: list[dict[str, Any]]) -> None:
-        """Publish ``events`` in order; on Redis in one pipelined round trip where kombu can
-        batch (kombu >= 5.7 Producer.batch: the same PUBLISH commands, bodies unchanged)."""
+        """Publish ``events`` in order, task-* events in groups as Celery's worker does (one
+        message, a list body, routing key ``task.multi``); on Redis every message of the lot
+        in one pipelined round trip where kombu can batch (Producer.batch, kombu >= 5.7)."""
         with self._lock:
             try:
                 producer = self._producer_for()
                 batch = getattr(producer, "batch", None)
-                with batch(max_size=len(events)) if batch is not None and len(events) > 1 else nullcontext():
-                    for event in events:
+                messages = list(grouped(events))
+                with batch(max_size=len(messages)) if batch is not None and len(messages) > 1 else nullcontext():
+                    for body, key, hostname in messages:
                         producer.publish(
-                            event, routing_key=routing_key(event["type"]), exchange=EXCHANGE,
-                            declare=[self._exchange], headers={"hostname": event["hostname"]}, delivery_mode=1,
-                            retry=False,
+                            body, routing_key=key, exchange=EXCHANGE, declare=[self._exchange],
+                            headers={"hostname": hostname}, delivery_mode=1, retry=False,
                         )
             except Exception as exc:  # a broker blip loses events, never a task
                 self._reset()
