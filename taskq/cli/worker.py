@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from taskq.control.monitor import Monitor
 from taskq.control.nodename import nodename
 from taskq.display import redact
 from taskq.errors import TaskQError
+from taskq.sidechannel import family
 from taskq.worker.heartbeat import dead_consumers, heartbeat_age
 from taskq.worker.ratelimit import check_app as check_rates
 from taskq.worker.timelimits import app_limits
@@ -323,15 +325,44 @@ def prepare_node(app: TaskQ, hostname: str | None, task_events: bool) -> None:
 def check_name_free(app: TaskQ, node: str) -> None:
     """Two workers with one name would split its mailbox: the second one stops here."""
     try:
-        mailbox = create_mailbox(app.conf)
-        try:
-            taken = mailbox.name_in_use(node)
-        finally:
-            mailbox.close()
-    except Exception as exc:  # the worker still runs; its control process keeps trying
-        log.warning("Could not check that the name %s is free (%s); remote control may be unavailable", node, exc)
-        return
+        if family(app.conf.broker_url) in IN_PROCESS_CHECK:
+            taken = name_in_use(app, node)
+        else:
+            taken = name_in_use_apart(app, node)
     finally:
         app.close()
     if taken:
         raise CommandError(f"a worker named {node} is already running (give this one another name with -n)")
+
+
+IN_PROCESS_CHECK = frozenset({"sqlite", "postgresql", "memory"})  # mailboxes without kombu
+NAME_TAKEN, NAME_FREE, NAME_UNKNOWN = 3, 0, 4  # the checking child's exit statuses
+
+
+def name_in_use(app: TaskQ, node: str) -> bool:
+    """Whether a live worker answers to ``node``; False (with a warning) when the check fails."""
+    try:
+        mailbox = create_mailbox(app.conf)
+        try:
+            return mailbox.name_in_use(node)
+        finally:
+            mailbox.close()
+    except Exception as exc:  # the worker still runs; its control process keeps trying
+        log.warning("Could not check that the name %s is free (%s); remote control may be unavailable", node, exc)
+        return False
+
+
+def name_in_use_apart(app: TaskQ, node: str) -> bool:
+    """``name_in_use`` in a throwaway child process. The mailbox on Redis and RabbitMQ is
+    kombu's: imported here it would stay in the supervisor and in every child it forks
+    (about 5 MB of RSS each, measured in docs/performance.md "Idle memory"); only the
+    control process needs it."""
+    pid = os.fork()
+    if pid == 0:
+        code = NAME_UNKNOWN
+        try:
+            code = NAME_TAKEN if name_in_use(app, node) else NAME_FREE
+        finally:
+            os._exit(code)
+    status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status) == NAME_TAKEN

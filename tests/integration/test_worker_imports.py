@@ -1,4 +1,5 @@
-"""An SQLite worker imports none of the optional brokers' client libraries (issue 22: start-up)."""
+"""An SQLite worker imports none of the optional brokers' client libraries (issue 22: start-up);
+a Redis worker's pool children do not carry kombu, which only its control process needs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
+
+from tests.servers import require_redis
 
 OPTIONAL_CLIENTS = {"redis", "pika", "kombu", "amqp", "psycopg", "psycopg2", "aio_pika", "msgpack"}
 APP = textwrap.dedent(
@@ -17,7 +21,9 @@ APP = textwrap.dedent(
     from taskq import TaskQ
 
     HERE = Path(__file__).parent
-    app = TaskQ("imports", broker=f"sqlite:///{HERE}/broker.db", backend=f"sqlite:///{HERE}/results.db")
+    URL = os.environ["IMPORTS_BROKER"] or f"sqlite:///{HERE}/broker.db"
+    app = TaskQ("imports", broker=URL, backend=f"sqlite:///{HERE}/results.db",
+                task_default_queue=os.environ["IMPORTS_QUEUE"])
 
     @app.task(name="imports.report")
     def report() -> None:
@@ -26,13 +32,15 @@ APP = textwrap.dedent(
 )
 
 
-def test_an_sqlite_worker_imports_no_optional_client(tmp_path: Path) -> None:
-    # Given an app on SQLite with one task queued that reports its process's modules
+def run_report(tmp_path: Path, broker: str) -> set[str]:
+    """The modules of the prefork child that ran the reporting task on ``broker``."""
     (tmp_path / "imports_app.py").write_text(APP)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ, "IMPORTS_BROKER": broker, "IMPORTS_QUEUE": f"imports-{uuid.uuid4().hex[:8]}",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }  # fmt: skip
     code = "from imports_app import report; report.delay()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
-    # When a worker runs it
     worker = subprocess.Popen(
         [sys.executable, "-m", "taskq", "worker", "-A", "imports_app:app", "-P", "prefork", "-c", "1", "-l", "warning"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -46,7 +54,23 @@ def test_an_sqlite_worker_imports_no_optional_client(tmp_path: Path) -> None:
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
     assert report.exists(), f"the task never ran: {stderr.decode(errors='replace')[-2000:]}"
+    return set(report.read_text().split())
+
+
+def test_an_sqlite_worker_imports_no_optional_client(tmp_path: Path) -> None:
+    # Given an app on SQLite with one task queued that reports its process's modules
+    # When a worker runs it
+    modules = run_report(tmp_path, "")
     # Then none of the optional clients was imported, by the worker or the task's process
-    modules = set(report.read_text().split())
     assert "taskq.brokers.sqlite" in modules  # the report is real
     assert {m.split(".")[0] for m in modules} & OPTIONAL_CLIENTS == set()
+
+
+def test_a_redis_workers_pool_children_import_no_kombu(tmp_path: Path) -> None:
+    # Given an app on Redis (whose control mailbox is kombu's, in the control process)
+    # When a prefork child runs the reporting task
+    modules = run_report(tmp_path, require_redis())
+    # Then the child (and so the supervisor it was forked from) never imported kombu:
+    # the start-up check that the worker's name is free ran in a throwaway process
+    assert "taskq.brokers.redis" in modules  # the report is real
+    assert {m.split(".")[0] for m in modules} & {"kombu", "amqp"} == set()
