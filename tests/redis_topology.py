@@ -206,8 +206,10 @@ class ThrowawaySentinels(_Processes):
             )
             self.spawn(port, str(conf), "--sentinel")
             self.wait_up(port)
-        wait_for(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up", 15, "replica")
-        wait_for(self._sentinels_ready, 15, "sentinels that know the replica and each other")
+        # Generous: sentinels learn of the replica and of each other from hello messages every
+        # few seconds, and a loaded 2-core CI run once passed 15 s (as the cluster's sync did).
+        wait_for(lambda: self.client(self.replica).info("replication")["master_link_status"] == "up", 60, "replica")
+        wait_for(self._sentinels_ready, 60, "sentinels that know the replica and each other")
 
     def _sentinels_ready(self) -> bool:
         for port in self.sentinels:
