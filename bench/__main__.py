@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
@@ -70,15 +69,13 @@ def main(argv: list[str] | None = None) -> int:
             adapter.close()
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     results.notes.append(f"wall time {time.monotonic() - started:.0f}s; load average at the end {load} ({CPUS} CPUs)")
-    table = report.markdown(results)
-    print(table)
     out = args.out or (None if args.quick else RESULTS_DIR)
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "results.md").write_text(table)
-        (out / "results.json").write_text(json.dumps(dataclasses.asdict(results), indent=1))
+        report.publish(results, out, "results")
         report.chart(results, out / "results.png")
         log(f"wrote results.md, results.json and results.png in {out}")
+    else:
+        print(report.markdown(results))
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -164,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.runs} interleaved run(s); {args.tasks:,} tasks over 1 and over {args.queues:,} queues, "
         f"{PROCESSES} worker processes; idle: {args.idle_queues:,} empty queues for {args.idle_seconds:.0f} s"
     )
-    table = report.markdown(results)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "many_queues.md").write_text(table)
-    (args.out / "many_queues.json").write_text(json.dumps(dataclasses.asdict(results), indent=1))
+    report.publish(results, args.out, "many_queues")
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -101,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.runs} interleaved run(s); {args.count:,} no-argument tasks queued per sample; "
         f"{args.results:,} tasks drained with results per result sample"
     )
-    table = report.markdown(results)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "redis_memory.md").write_text(table)
-    (args.out / "redis_memory.json").write_text(json.dumps(dataclasses.asdict(results), indent=1))
+    report.publish(results, args.out, "redis_memory")
     return 0
 
 

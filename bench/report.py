@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -106,3 +108,13 @@ def chart(results: Results, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def publish(results: Results, out: Path, name: str) -> str:
+    """Print the markdown table and write it beside the raw figures: ``out/name.{md,json}``."""
+    table = markdown(results)
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(table)
+    (out / f"{name}.json").write_text(json.dumps(dataclasses.asdict(results), indent=1))
+    return table
