@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import IN_CI, free_port
+from tests.servers import IN_CI, free_port, free_ports
 
 NODE_TIMEOUT_MS = 1000  # a cluster master silent this long is failed over to its replica
 SENTINEL_DOWN_MS = 1000  # sentinels call a master down after this much silence
@@ -132,7 +132,11 @@ class ThrowawayCluster(_Processes):
         self._choose_ports()
 
     def _choose_ports(self) -> None:
-        self.ports = [cluster_port() for _ in range(self.nodes)]
+        self.ports: list[int] = []
+        while len(self.ports) < self.nodes:  # distinct: one at a time, a port may come back twice
+            port = cluster_port()
+            if port not in self.ports:
+                self.ports.append(port)
         self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
 
     def start(self) -> None:
@@ -185,8 +189,7 @@ class ThrowawaySentinels(_Processes):
         self._choose_ports()
 
     def _choose_ports(self) -> None:
-        self.master, self.replica = free_port(), free_port()
-        self.sentinels = [free_port() for _ in range(3)]
+        self.master, self.replica, *self.sentinels = free_ports(5)
         self.url = "redis+sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinels) + f"/{self.service}/0"
 
     def start(self) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import IN_CI, free_port
+from tests.servers import IN_CI, free_ports
 
 
 def require_throwaway_node() -> None:
@@ -50,7 +50,7 @@ def _alive(pid: int) -> bool:
 class ThrowawayNode:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="taskq-rabbit-"))
-        self.port, self.dist_port = free_port(), free_port()
+        self.port, self.dist_port = free_ports(2)
         self.name = f"taskq-{uuid.uuid4().hex[:8]}@localhost"
         (self.folder / "mnesia").mkdir()
         (self.folder / "log").mkdir()
