@@ -70,16 +70,19 @@ def activate(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         cleanup()
 
 
-def rabbitmq_worker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """Workers on RabbitMQ in a fresh vhost, results in Redis (RabbitMQ keeps none); this test
-    process's apps use the same settings."""
+def rabbitmq_worker_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url_query: str = ""
+) -> Iterator[dict[str, str]]:
+    """Workers on RabbitMQ in a fresh vhost (``url_query`` is added to its URL, e.g.
+    "?heartbeat=2"), results in Redis (RabbitMQ keeps none); this test process's apps use the
+    same settings."""
     from tests.contract.rabbitmq_factories import fresh_vhost
     from tests.integration.workers import base_env
     from tests.servers import require_rabbitmq, require_redis
 
     amqp, redis = require_rabbitmq(), require_redis()
     with fresh_vhost(amqp) as url:
-        env = base_env(tmp_path, url, redis, TASKQ_RESULT_EXPIRES="600")
+        env = base_env(tmp_path, url + url_query, redis, TASKQ_RESULT_EXPIRES="600")
         for key, value in env.items():
             if key.startswith("TASKQ_"):
                 monkeypatch.setenv(key, value)

@@ -18,22 +18,16 @@ from taskq import TaskQ
 from taskq.brokers.rabbitmq import connection_parameters
 from taskq.brokers.rabbitmq.decode import MAX_HEADER_DEPTH
 from tests.amqp_raw import RawProperties, headers_with, nested_table, properties_bytes
-from tests.contract.rabbitmq_factories import fresh_vhost, list_queues, vhost_of
-from tests.integration.workers import WorkerFactory, base_env, wait_until
-from tests.servers import require_rabbitmq, require_redis
+from tests.contract.rabbitmq_factories import list_queues, vhost_of
+from tests.integration.conftest import rabbitmq_worker_env
+from tests.integration.workers import WorkerFactory, wait_until
 
 pytestmark = pytest.mark.rabbitmq
 
 
 @pytest.fixture
 def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    amqp, redis = require_rabbitmq(), require_redis()
-    with fresh_vhost(amqp) as url:
-        env = base_env(tmp_path, url, redis, TASKQ_RESULT_EXPIRES="600")
-        for key, value in env.items():
-            if key.startswith("TASKQ_"):
-                monkeypatch.setenv(key, value)
-        yield env
+    yield from rabbitmq_worker_env(tmp_path, monkeypatch)
 
 
 def publish_raw(url: str, queue: str, messages: list[tuple[str, bytes]]) -> None:

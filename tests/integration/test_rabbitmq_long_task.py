@@ -14,22 +14,15 @@ from pathlib import Path
 import pytest
 
 from taskq import TaskQ
-from tests.contract.rabbitmq_factories import fresh_vhost
-from tests.integration.workers import WorkerFactory, base_env
-from tests.servers import require_rabbitmq, require_redis
+from tests.integration.conftest import rabbitmq_worker_env
+from tests.integration.workers import WorkerFactory
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.slow]
 
 
 @pytest.fixture
 def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    amqp, redis = require_rabbitmq(), require_redis()
-    with fresh_vhost(amqp) as url:
-        env = base_env(tmp_path, url + "?heartbeat=2", redis, TASKQ_RESULT_EXPIRES="600")
-        for key, value in env.items():
-            if key.startswith("TASKQ_"):
-                monkeypatch.setenv(key, value)
-        yield env
+    yield from rabbitmq_worker_env(tmp_path, monkeypatch, "?heartbeat=2")
 
 
 @pytest.mark.parametrize("pool", ["solo", "prefork"])
