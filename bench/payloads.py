@@ -170,26 +170,34 @@ def cell(values: list[float]) -> str:
     return f"{mid:,.1f} ({min(values):,.1f}-{max(values):,.1f})" if len(values) > 1 else f"{mid:,.1f}"
 
 
+def ratio(r: dict[str, list[float]], taskq: str, raw: str) -> str:
+    """taskq's figure as a % of the raw one, taken within each run (the two ran back to back:
+    the load of a shared machine drifts between runs more than between neighbours)."""
+    return cell([100 * t / w for t, w in zip(r.get(taskq, []), r.get(raw, []), strict=False) if w])
+
+
 def markdown(rows: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
     lines = [
-        "| argument | taskq enqueue MB/s | raw SET MB/s | taskq drain (results) MB/s | raw GET (results) MB/s "
-        "| taskq round MB/s | raw round MB/s | taskq % of raw (round) | worker tree peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| argument | taskq enqueue MB/s | raw SET MB/s | enqueue % of raw | taskq drain (results) MB/s "
+        "| raw GET (results) MB/s | drain % of raw | taskq round MB/s | raw round MB/s | round % of raw "
+        "| worker tree peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, r in rows.items():
-        ratio = 100 * measure.median(r.get("taskq_round", [])) / measure.median(r.get("raw_round", []))
         lines.append(
             f"| {int(size):,} B | {cell(r.get('taskq_enqueue', []))} | {cell(r.get('raw_set', []))} "
-            f"| {cell(r.get('taskq_drain', []))} | {cell(r.get('raw_get', []))} | {cell(r.get('taskq_round', []))} "
-            f"| {cell(r.get('raw_round', []))} | {ratio:.0f}% | {cell(r.get('taskq_rss_mb', []))} |"
+            f"| {ratio(r, 'taskq_enqueue', 'raw_set')} | {cell(r.get('taskq_drain', []))} "
+            f"| {cell(r.get('raw_get', []))} | {ratio(r, 'taskq_drain', 'raw_get')} "
+            f"| {cell(r.get('taskq_round', []))} | {cell(r.get('raw_round', []))} "
+            f"| {ratio(r, 'taskq_round', 'raw_round')} | {cell(r.get('taskq_rss_mb', []))} |"
         )
     lines += [
         "",
         f"Cells: median (min-max) over {args.runs} interleaved runs; {args.megabytes:g} MB of arguments per sample "
         f"(at least 20 tasks); taskq: one producer, `taskq worker -c {PROCESSES} -P prefork`, results stored; "
         "raw: one redis-py client, one SET then one GET per value (str in, str out, each length stored as a "
-        "result, 100 per pipeline). Round: bytes / (enqueue + drain) against "
-        "bytes / (SET + GET). `python -m bench.payloads`",
+        "result, 100 per pipeline). Round: bytes / (enqueue + drain) against bytes / (SET + GET). "
+        "% of raw: the ratio within each run, then its median (min-max). `python -m bench.payloads`",
     ]
     return "\n".join(lines) + "\n"
 
