@@ -10,9 +10,12 @@ For each size, ``--megabytes`` worth of tasks (at least 20), interleaved with th
 * taskq drain: ``taskq worker -c 2 -P prefork`` with results stored (the task returns
   ``len(data)``); the clock as in ``python -m bench``; MB/s of argument bytes. The worker
   tree's peak RSS is sampled every 100 ms.
-* raw: one redis-py client, ``SET`` of each value (one call each), then ``GET`` of each:
-  MB/s of each, and of the round trip (bytes / (SET time + GET time)), which is compared with
-  taskq's bytes / (enqueue time + drain time).
+* raw: one redis-py client, ``SET`` of each value (the str, one call each), then ``GET`` of
+  each (decoded to a str) with its result stored (a SET of its length, pipelined 100 at a
+  time): MB/s of each, and of the round trip (bytes / (SET time + GET time)), which is
+  compared with taskq's bytes / (enqueue time + drain time). Like for like: the same str in
+  and out, the bytes written once and read once, a result per value; taskq's drain has two
+  processes, the raw loop one client.
 
 Database 5 of ``BENCH_REDIS`` (flushed before and after). Writes ``payloads.{md,json}``.
 """
@@ -38,6 +41,7 @@ PROCESSES = 2
 TIMEOUT = 300.0
 MB = 1e6
 RSS_EVERY = 0.1  # seconds between samples of the worker tree's RSS
+RESULTS_EVERY = 100  # raw loop: results written per pipeline
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -59,17 +63,26 @@ def value(size: int) -> str:
 
 
 def raw_round(client: redis.Redis, data: str, n: int) -> tuple[float, float]:
-    """Seconds for n SETs, then for n GETs of ``data``, one call each."""
+    """Seconds for n SETs of ``data``, then for n GETs with results, one call each.
+
+    What taskq is given and gives back, the raw loop is too: a str goes in (redis-py encodes
+    it, as taskq serializes it), a str comes out of each GET (the task receives one), and
+    each value's result (its length) is stored, in pipelines of RESULTS_EVERY (taskq's
+    worker writes finished tasks' results in batches too)."""
     client.flushdb()
-    raw = data.encode()
     started = time.perf_counter()
     for i in range(n):
-        client.set(f"raw:{i}", raw)
+        client.set(f"raw:{i}", data)
     set_seconds = time.perf_counter() - started
     started = time.perf_counter()
+    results = client.pipeline(transaction=False)
     for i in range(n):
-        if len(client.get(f"raw:{i}") or b"") != len(raw):  # type: ignore[arg-type]
+        value = (client.get(f"raw:{i}") or b"").decode()  # type: ignore[union-attr]
+        if len(value) != len(data):
             raise RuntimeError("raw GET returned other bytes")
+        results.set(f"raw-result:{i}", len(value))
+        if len(results) >= RESULTS_EVERY or i == n - 1:
+            results.execute()
     get_seconds = time.perf_counter() - started
     client.flushdb()
     return set_seconds, get_seconds
@@ -157,25 +170,34 @@ def cell(values: list[float]) -> str:
     return f"{mid:,.1f} ({min(values):,.1f}-{max(values):,.1f})" if len(values) > 1 else f"{mid:,.1f}"
 
 
+def ratio(r: dict[str, list[float]], taskq: str, raw: str) -> str:
+    """taskq's figure as a % of the raw one, taken within each run (the two ran back to back:
+    the load of a shared machine drifts between runs more than between neighbours)."""
+    return cell([100 * t / w for t, w in zip(r.get(taskq, []), r.get(raw, []), strict=False) if w])
+
+
 def markdown(rows: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
     lines = [
-        "| argument | taskq enqueue MB/s | raw SET MB/s | taskq drain (results) MB/s | raw GET MB/s "
-        "| taskq round MB/s | raw round MB/s | taskq % of raw (round) | worker tree peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| argument | taskq enqueue MB/s | raw SET MB/s | enqueue % of raw | taskq drain (results) MB/s "
+        "| raw GET (results) MB/s | drain % of raw | taskq round MB/s | raw round MB/s | round % of raw "
+        "| worker tree peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for size, r in rows.items():
-        ratio = 100 * measure.median(r.get("taskq_round", [])) / measure.median(r.get("raw_round", []))
         lines.append(
             f"| {int(size):,} B | {cell(r.get('taskq_enqueue', []))} | {cell(r.get('raw_set', []))} "
-            f"| {cell(r.get('taskq_drain', []))} | {cell(r.get('raw_get', []))} | {cell(r.get('taskq_round', []))} "
-            f"| {cell(r.get('raw_round', []))} | {ratio:.0f}% | {cell(r.get('taskq_rss_mb', []))} |"
+            f"| {ratio(r, 'taskq_enqueue', 'raw_set')} | {cell(r.get('taskq_drain', []))} "
+            f"| {cell(r.get('raw_get', []))} | {ratio(r, 'taskq_drain', 'raw_get')} "
+            f"| {cell(r.get('taskq_round', []))} | {cell(r.get('raw_round', []))} "
+            f"| {ratio(r, 'taskq_round', 'raw_round')} | {cell(r.get('taskq_rss_mb', []))} |"
         )
     lines += [
         "",
         f"Cells: median (min-max) over {args.runs} interleaved runs; {args.megabytes:g} MB of arguments per sample "
         f"(at least 20 tasks); taskq: one producer, `taskq worker -c {PROCESSES} -P prefork`, results stored; "
-        "raw: one redis-py client, one SET then one GET per value. Round: bytes / (enqueue + drain) against "
-        "bytes / (SET + GET). `python -m bench.payloads`",
+        "raw: one redis-py client, one SET then one GET per value (str in, str out, each length stored as a "
+        "result, 100 per pipeline). Round: bytes / (enqueue + drain) against bytes / (SET + GET). "
+        "% of raw: the ratio within each run, then its median (min-max). `python -m bench.payloads`",
     ]
     return "\n".join(lines) + "\n"
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from taskq import states
+from taskq import bigjson, states
 from taskq.errors import InvalidResult, TimeoutError
 
 if TYPE_CHECKING:
@@ -113,6 +113,10 @@ class ResultBackend(ABC):
 
     @staticmethod
     def encode_meta(meta: dict[str, Any]) -> bytes:
+        """Celery's document: compact JSON, ASCII only (a big string result is copied, not
+        escaped a character at a time: bigjson, the same bytes)."""
+        if bigjson.has_big_string(meta.values()):
+            return bigjson.dumps(meta, ensure_ascii=True)
         return json.dumps(meta, separators=(",", ":")).encode()
 
     @staticmethod
@@ -251,6 +255,6 @@ def load_json(task_id: str, raw: bytes) -> Any:
     """JSON stored for a task (its document, or a column of it); InvalidResult naming the task
     when it is not JSON (another serializer's bytes, broken UTF-8, nested beyond the stack)."""
     try:
-        return json.loads(raw)
+        return bigjson.loads(raw)
     except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidResult(f"result of task {task_id} is not a JSON document ({type(exc).__name__})") from None

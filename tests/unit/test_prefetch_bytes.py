@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from taskq import TaskQ
+from taskq.worker.consumer import FETCH_BYTES
 from tests.unit.conftest import inline_worker
 
 MB = 1024 * 1024
@@ -66,4 +67,14 @@ def test_small_messages_keep_growing_batches_and_zero_means_no_cap() -> None:
     asked, _ = run_and_record_fetches(make_app(3 * MB), "x", 2000)
     assert max(asked) == 64  # tiny messages: the cap never binds
     asked, _ = run_and_record_fetches(make_app(0), "x" * MB, 40)
-    assert max(asked) > 3  # no cap: batches grow as usual
+    assert max(asked[1:]) > 4  # no cap: batches grow as usual
+
+
+def test_a_fetch_brings_at_most_fetch_bytes_however_high_the_cap() -> None:
+    # Given the default 64 MB cap and 200 KB arguments (the Redis fetch script's cost per
+    # byte grows with its reply: consumer.FETCH_BYTES)
+    size = 200 * 1024
+    asked, got = run_and_record_fetches(make_app(64 * MB), "x" * size, 60)
+    # Then every fetch after the first asks for what fits in FETCH_BYTES, no more
+    assert asked[1:] and set(asked[1:]) == {FETCH_BYTES // size}
+    assert max(got[1:]) * size <= FETCH_BYTES

@@ -32,7 +32,7 @@ from taskq.brokers.base import Delivery, Publication, undecodable
 from taskq.brokers.redis import entry
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
-from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, RedisConnector
 from taskq.brokers.redis.owned import OwnedClaims
 from taskq.brokers.redis.scripts import (
     ACK,
@@ -49,6 +49,9 @@ from taskq.errors import BrokerError
 
 log = logging.getLogger("taskq.brokers.redis")
 
+# A body at least this big is written to the socket as it is (connection.Parts); a smaller
+# one is joined to its header, which costs less than a second write.
+DIRECT_PARTS = 64 * 1024
 REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry (listings only)
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
@@ -183,8 +186,12 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         ready = eta is None or eta <= time.time()
         if ready and lane_of(envelope.priority) == 0 and not self.wait_replicas and not self._stale((queue,)):
             # The common case is one command: no pipeline, nothing else to write.
-            key, raw = self.lane_key(queue, 0), entry.encode(envelope)
-            self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", raw)
+            key, (head, body) = self.lane_key(queue, 0), entry.encode_parts(envelope)
+            if len(body) < DIRECT_PARTS:
+                self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", head + body)
+            else:  # a big body goes to the socket as it is, never copied into one buffer
+                command = Parts(("XADD", key, "*", "m"), (head, body))
+                self._conn.direct_many(BrokerError, "redis broker publish", [command])
             return
         self.publish_many([Publication(queue, envelope, eta)])
 

@@ -1,0 +1,125 @@
+"""bigjson: the same bytes as the json module's C encoder, the same values (and errors) as
+json.loads, with big strings copied instead of handled a character at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+
+from taskq import bigjson
+
+BIG = "ab" * bigjson.BIG  # past the threshold, nothing to escape
+EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+
+def reference(value: Any, ensure_ascii: bool) -> bytes:
+    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=ensure_ascii).encode(value).encode()
+
+
+DOCUMENTS: list[Any] = [
+    [[BIG], {}, EMBED],
+    [[BIG, 1, 2.5, None, True, [BIG, "x"], {"a": BIG}], {"k": BIG, "n": -3}, EMBED],
+    [(BIG,), {"deep": {"deeper": {"deepest": [BIG]}}}, EMBED],  # beyond the walked depth: the encoder's
+    [[], {1: BIG, None: BIG}, EMBED],  # keys that are not strings: the encoder's rules
+    [[os.urandom(bigjson.BIG).hex()], {}, EMBED],
+    {"status": "SUCCESS", "result": BIG, "traceback": None, "children": []},
+    BIG,
+    [BIG, BIG],
+    *([[BIG + c + BIG]] for c in ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "é", "\u2028", "𝄞"]),
+]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+@pytest.mark.parametrize("document", DOCUMENTS, ids=range(len(DOCUMENTS)))
+def test_dumps_writes_the_c_encoders_bytes_and_loads_reads_them_back(document: Any, ensure_ascii: bool) -> None:
+    raw = bigjson.dumps(document, ensure_ascii)
+    assert raw == reference(document, ensure_ascii)
+    assert bigjson.loads(raw) == json.loads(raw)
+
+
+def test_a_big_string_is_copied_not_escaped() -> None:
+    # A 1 MB string without anything to escape is its own bytes between quotes
+    text = os.urandom(512 * 1024).hex()
+    assert bigjson.dumps([[text], {}], ensure_ascii=False) == b'[["' + text.encode() + b'"],{}]'
+    assert bigjson.loads(b'[["' + text.encode() + b'"],{}]') == [[text], {}]
+
+
+def test_dumps_raises_what_the_encoder_raises() -> None:
+    circular: list[Any] = [BIG]
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular"):
+        bigjson.dumps(circular, ensure_ascii=False)
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate is not UTF-8
+        bigjson.dumps([BIG + "\ud800"], ensure_ascii=False)
+    assert bigjson.dumps([BIG + "\ud800"], ensure_ascii=True) == reference([BIG + "\ud800"], True)
+    with pytest.raises(TypeError):
+        bigjson.dumps([BIG, object()], ensure_ascii=False)
+
+
+B = BIG.encode()
+PARSED = [
+    b'["' + B + b'"]',
+    b'  {"a" : "' + B + b'" , "b":["' + B + b'",1]}  ',
+    b'{"' + B + b'": 1}',  # a big key: left to the parser
+    b'{"' + B + b'"\n :"' + B + b'"}',
+    b'"' + B + b'"',
+    b'["' + B + b'\xed\xa0\x80"]',  # an encoded surrogate: json.loads lets it through
+    b'["' + B + b'\xc3\xa9"]',
+]
+MALFORMED = [
+    b'["' + B + b'"',  # unterminated array
+    b'["' + B,  # unterminated string
+    b'["' + B + b'" "x"]',  # missing comma
+    b'["' + B + b'\x01"]',  # a raw control character
+    b'["' + B + b'\xff"]',  # not UTF-8
+    b"[" + B + b"]",  # no quotes at all
+    b'["' + B + b'"] x',  # extra data
+    b'["\\u0000' + B + b'"]',  # looks like the placeholder, but has a backslash: the parser's
+]
+
+
+@pytest.mark.parametrize("raw", PARSED, ids=range(len(PARSED)))
+def test_loads_reads_what_json_loads_reads(raw: bytes) -> None:
+    assert bigjson.loads(raw) == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw", MALFORMED, ids=range(len(MALFORMED)))
+def test_loads_fails_where_json_loads_fails(raw: bytes) -> None:
+    try:
+        expected: Any = json.loads(raw)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            bigjson.loads(raw)
+    else:
+        assert bigjson.loads(raw) == expected
+
+
+def test_the_encoder_never_sees_the_big_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The point of bigjson: the C encoder's per-character pass is skipped for a big string
+    seen: list[Any] = []
+    encode = bigjson._ENCODERS[False]
+
+    def recording(value: Any) -> str:
+        seen.append(value)
+        return encode(value)
+
+    monkeypatch.setitem(bigjson._ENCODERS, False, recording)
+    raw = bigjson.dumps([[BIG, 1], {"k": BIG}, EMBED], ensure_ascii=False)
+    assert raw == reference([[BIG, 1], {"k": BIG}, EMBED], False)
+    assert seen and all(value != BIG for value in seen)
+
+
+def test_loads_parses_only_what_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[int] = []
+    real = json.loads
+
+    def recording(raw: Any) -> Any:
+        parsed.append(len(raw))
+        return real(raw)
+
+    monkeypatch.setattr(bigjson.json, "loads", recording)
+    assert bigjson.loads(b'[["' + B + b'"],{}]') == [[BIG], {}]
+    assert parsed and max(parsed) < 100
