@@ -3,9 +3,14 @@
     python -m bench.backlog [--sizes 20000,200000,1000000] [--peer-sizes 20000,200000]
                             [--only LIB ...] [--runs 1] [--out DIR]
 
-For each backlog size, each library (interleaved, as in ``python -m bench``): the queue is
-filled through the library's fastest enqueue (taskq ``delay_many``; peers without a bulk API
-one call per task) and timed, then 2 worker processes drain it. The drain clock runs from the
+Each run measures every size, smallest first, and within a size every library (starting
+library rotated, as in ``python -m bench``), so a run's sizes are minutes apart, not a whole
+series: the "vs its smallest backlog" columns are the median (min-max) over runs of each run's
+own ratio, which load drift on a shared machine disturbs far less than a ratio of medians.
+The queue is filled through the library's fastest enqueue (taskq ``delay_many``; peers
+without a bulk API one call per task) and timed, with the producer's and the Redis server's
+CPU per task (both independent of how much of a CPU the producer got), then 2 worker
+processes drain it. The drain clock runs from the
 last poll that still sees every task to the first that sees none (bench.measure's method).
 The worker tree's RSS is read when 2% of the backlog is gone ("start": the workers have
 warmed up and hold a full prefetch) and at the last poll before the queue is empty ("end").
@@ -62,6 +67,10 @@ class Sample:
     rss_max: float  # MB
     cpu_us: float  # worker CPU per task
     tenths: list[float]  # drain rate over each tenth of the backlog, deepest first
+    run: int = 0  # which run (samples of one run are compared with each other)
+    enqueue_cpu_us: float = math.nan  # producer CPU per task while enqueueing
+    enqueue_redis_us: float = math.nan  # Redis server CPU per task while enqueueing
+    redis_us: float = math.nan  # Redis server CPU per task while draining
 
 
 @dataclass
@@ -82,13 +91,14 @@ class Drain:
     rss_end: float  # MB at the last poll before the queue was empty
     rss_max: float
     cpu_us: float  # worker CPU (user + system, whole tree) per task
+    redis_us: float  # Redis server CPU per task (the server is the bench's alone)
     tenths: list[float]  # tasks/s over each tenth of the backlog, deepest queue first
 
 
 def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
     """Drain n queued tasks, reading the workers' RSS and CPU, and the time at each tenth."""
     rss: dict[str, float] = {"start": math.nan, "end": math.nan, "max": 0.0}
-    cpu = {"start": 0.0, "end": 0.0, "done": 0.0}
+    cpu = {"start": 0.0, "end": 0.0, "done": 0.0, "redis_start": 0.0, "redis_end": 0.0}
     last_read = 0.0
     warm = n - max(1, int(n * WARM_FRACTION))
     marks: list[tuple[float, int]] = []  # (time, left) when each tenth of the backlog was gone
@@ -98,7 +108,7 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
         left = adapter.remaining([QUEUE])
         now = time.monotonic()
         if left >= n:
-            cpu["start"] = measure.tree_cpu(adapter.workers.pids)
+            cpu["start"], cpu["redis_start"] = measure.tree_cpu(adapter.workers.pids), _redis_cpu(adapter.redis)
             marks[:] = [(now, left)]
         elif left <= n - (n * len(marks)) // 10 or left == 0:
             marks.append((now, left))
@@ -107,6 +117,7 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
             value = measure.tree_rss(adapter.workers.pids) / 1e6
             rss["end"], rss["max"] = value, max(rss["max"], value)
             cpu["end"], cpu["done"] = measure.tree_cpu(adapter.workers.pids), n - left
+            cpu["redis_end"] = _redis_cpu(adapter.redis)
             if math.isnan(rss["start"]) and left <= warm:
                 rss["start"] = value
         return left
@@ -122,20 +133,26 @@ def drain_with_memory(adapter: Adapter, n: int, timeout: float) -> Drain:
     tenths = [(a[1] - b[1]) / (b[0] - a[0]) for a, b in itertools.pairwise(marks) if b[0] > a[0]]
     # CPU up to the last read while the tree still ran, per task done by then.
     cpu_us = 1e6 * (cpu["end"] - cpu["start"]) / max(1.0, cpu["done"])
-    return Drain(rate, rss["start"], rss["end"], rss["max"], cpu_us, tenths)
+    redis_us = 1e6 * (cpu["redis_end"] - cpu["redis_start"]) / max(1.0, cpu["done"])
+    return Drain(rate, rss["start"], rss["end"], rss["max"], cpu_us, redis_us, tenths)
 
 
-def one(name: str, adapter: Adapter, n: int) -> Sample:
+def one(name: str, adapter: Adapter, n: int, run: int = 0) -> Sample:
     adapter.reset()
+    cpu, server = time.process_time(), _redis_cpu(adapter.redis)
     enqueue = n / measure.timed(lambda: adapter.fill(n))
+    enqueue_cpu, enqueue_redis = (time.process_time() - cpu) * 1e6 / n, (_redis_cpu(adapter.redis) - server) * 1e6 / n
     queued = adapter.remaining([QUEUE])
     if queued != n:
         raise RuntimeError(f"{name}: expected {n} queued tasks, the library reports {queued}")
     d = drain_with_memory(adapter, n, 60 + n * TIMEOUT_PER_TASK)
     adapter.reset()
-    sample = Sample(name, n, enqueue, d.rate, d.rss_start, d.rss_end, d.rss_max, d.cpu_us, d.tenths)
-    log(f"  {name:9} {n:>9,}  enqueue {enqueue:>9,.0f}/s  drain {d.rate:>9,.0f}/s  "
+    sample = Sample(name, n, enqueue, d.rate, d.rss_start, d.rss_end, d.rss_max, d.cpu_us, d.tenths, run,
+                    enqueue_cpu, enqueue_redis, d.redis_us)  # fmt: skip
+    log(f"  {name:9} {n:>9,}  enqueue {enqueue:>9,.0f}/s (CPU {enqueue_cpu:.1f} + Redis {enqueue_redis:.1f} us/task)  "
+        f"drain {d.rate:>9,.0f}/s  "
         f"RSS {d.rss_start:.0f} -> {d.rss_end:.0f} MB (max {d.rss_max:.0f})  worker CPU {d.cpu_us:.1f} us/task  "
+        f"Redis CPU {d.redis_us:.1f} us/task  "
         f"by tenths {', '.join(f'{r:,.0f}' for r in d.tenths)}")  # fmt: skip
     return sample
 
@@ -213,22 +230,23 @@ def markdown(report: Report) -> str:
         []
         if not report.samples
         else [
-            "| library | backlog | enqueue tasks/s | drain tasks/s | drain vs its smallest backlog | "
-            "slowest / fastest tenth | worker CPU µs/task | RSS start MB | RSS end MB | RSS max MB |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| library | backlog | enqueue tasks/s | enqueue vs its smallest backlog | enqueue CPU µs/task "
+            "(producer + Redis) | drain tasks/s | drain vs its smallest backlog | slowest / fastest tenth | "
+            "worker CPU µs/task | Redis CPU µs/task | RSS start MB | RSS end MB | RSS max MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
     )
     grouped: dict[tuple[str, int], list[Sample]] = {}
     for s in report.samples:
         grouped.setdefault((s.library, s.size), []).append(s)
-    base: dict[str, float] = {}
     for (lib, size), group in sorted(grouped.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1])):
-        drain = _cell([s.drain for s in group])
-        mid = measure.median([s.drain for s in group])
-        base.setdefault(lib, mid)
+        smallest = grouped[lib, min(n for other, n in grouped if other == lib)]
         lines.append(
-            f"| {lib} | {size:,} | {_cell([s.enqueue for s in group])} | {drain} | {100 * mid / base[lib]:.0f}% | "
-            f"{_spread(group)} | {_cell([s.cpu_us for s in group], 1)} | {_cell([s.rss_start for s in group])} | "
+            f"| {lib} | {size:,} | {_cell([s.enqueue for s in group])} | {_ratio(group, smallest, 'enqueue')} | "
+            f"{_cell([s.enqueue_cpu_us for s in group], 1)} + {_cell([s.enqueue_redis_us for s in group], 1)} | "
+            f"{_cell([s.drain for s in group])} | {_ratio(group, smallest, 'drain')} | "
+            f"{_spread(group)} | {_cell([s.cpu_us for s in group], 1)} | {_cell([s.redis_us for s in group], 1)} | "
+            f"{_cell([s.rss_start for s in group])} | "
             f"{_cell([s.rss_end for s in group])} | "
             f"{_cell([s.rss_max for s in group])} |"
         )
@@ -259,6 +277,17 @@ def _cell(values: list[float], digits: int = 0) -> str:
     if len(values) == 1:
         return f"{mid:,.{digits}f}"
     return f"{mid:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def _ratio(group: list[Sample], smallest: list[Sample], what: str) -> str:
+    """Each run's rate over the same run's rate at the library's smallest backlog, as a
+    percentage: median (min-max) over the runs that measured both."""
+    base = {s.run: getattr(s, what) for s in smallest}
+    ratios = [100 * getattr(s, what) / base[s.run] for s in group if base.get(s.run)]
+    if not ratios:
+        return "—"
+    cell = f"{measure.median(ratios):.0f}%"
+    return cell if len(ratios) == 1 else f"{cell} ({min(ratios):.0f}-{max(ratios):.0f}%)"
 
 
 def _spread(group: list[Sample]) -> str:
@@ -342,14 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             loaded[name] = adapter
     try:
-        for n in sorted(set(ours) | set(theirs)):
-            for run in range(args.runs):
+        for run in range(args.runs):
+            for n in sorted(set(ours) | set(theirs)):
                 names = list(loaded)
                 names = names[run % len(names) :] + names[: run % len(names)] if names else names
                 for name in names:
                     if n in (ours if name == "taskq" else theirs):
                         try:
-                            report.samples.append(one(name, loaded[name], n))
+                            report.samples.append(one(name, loaded[name], n, run))
                         except Exception as exc:  # one library failing must not stop the others
                             report.notes.append(f"{name} at {n:,}: FAILED {type(exc).__name__}: {exc}")
                             log(f"  {name} {n:,}: FAILED {type(exc).__name__}: {exc}")

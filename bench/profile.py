@@ -4,7 +4,8 @@ Queues N no-op tasks, starts the library's workers (2 processes), samples the wh
 process tree with ``py-spy record --subprocesses`` while they drain, and prints where the
 time goes: the functions with the most samples on the stack (inclusive) and at the top of
 the stack (self), as percentages of the samples in the worker processes; and what each task
-costs in worker CPU, Redis CPU and Redis commands.
+costs in worker CPU, Redis CPU and Redis commands (calls per task and the server's µs per
+call of each: a command whose cost grows with the queue's length shows there).
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ def summarize(raw: Path, top: int = TOP) -> str:
 
 
 def redis_counters(adapter: Adapter) -> dict[str, float]:
-    """Server CPU seconds and calls per command (server-wide: other clients add noise)."""
+    """Server CPU seconds, and calls and µs per command (``name`` and ``name usec``;
+    server-wide: other clients add noise). A script's µs include the commands it ran."""
     cpu = adapter.redis.info("cpu")
     counters = {"cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])}
     for name, stats in adapter.redis.info("commandstats").items():
         counters[name.removeprefix("cmdstat_")] = float(stats["calls"])
+        counters[f"{name.removeprefix('cmdstat_')} usec"] = float(stats["usec"])
     return counters
 
 
@@ -87,10 +90,13 @@ def per_task(before: dict[str, float], after: dict[str, float], worker_seconds: 
     lines = [
         f"CPU per task: workers {1e6 * worker_seconds / n:.1f} us, "
         f"Redis server {1e6 * (after['cpu'] - before['cpu']) / n:.1f} us (server-wide)",
-        "Redis commands per task (server-wide):",
+        "Redis commands per task (server-wide), and the server's µs per call:",
     ]
-    calls = {k: (after[k] - before.get(k, 0.0)) / n for k in after if k != "cpu"}
-    lines += [f"  {v:6.3f}  {k}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]) if v >= 0.005]
+    calls = {k: (after[k] - before.get(k, 0.0)) / n for k in after if k != "cpu" and not k.endswith(" usec")}
+    for name, per in sorted(calls.items(), key=lambda kv: -kv[1]):
+        if per >= 0.005:
+            usec = (after[f"{name} usec"] - before.get(f"{name} usec", 0.0)) / (per * n)
+            lines.append(f"  {per:6.3f}  {usec:8.1f} us  {name}")
     return "\n".join(lines)
 
 
