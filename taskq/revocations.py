@@ -107,6 +107,8 @@ class Revocations:
     def _current(self) -> dict[str, bool]:
         if not self.available:
             return {}
+        if time.monotonic() - self._fetched_at < REFRESH:
+            return self._cache  # fresh: no lock (both are replaced whole under it)
         with self._lock:
             if time.monotonic() - self._fetched_at >= REFRESH:
                 self._cache = {r.task_id: r.terminate for r in self.store.active(time.time())}

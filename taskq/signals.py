@@ -1,7 +1,8 @@
 """In-process hooks with Celery's names and arguments (``from taskq.signals import task_failure``).
 
-One mechanism serves users and taskq itself: the worker's statistics, task events and metrics
-are receivers of these same signals. A signal nobody listens to costs one truth test at its
+One mechanism serves users and taskq itself: task events and metrics are receivers of these
+same signals (the ``inspect active`` record is not: every worker writes it, straight from its
+runner). A signal nobody listens to costs one truth test at its
 call site (``if task_prerun.receivers:``), so the drain rate without listeners is unchanged.
 
 A failing receiver is logged and never stops the task or the worker (as Celery's

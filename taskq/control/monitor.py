@@ -72,7 +72,6 @@ class Monitor:
 
     def start(self) -> None:
         """Connect the receivers the consumers need, then fork the control process."""
-        self.stats.install()
         if self.task_events is not None:
             self.task_events.install()
         if self.metrics is not None:
@@ -117,7 +116,6 @@ class Monitor:
             self.events.flush()  # task events of a solo/threads pool, queued in this process
         if self.metrics is not None:
             self.metrics.uninstall()
-        self.stats.uninstall()
         if self._thread_mode:
             self._stop.set()
             self._stopped.wait(timeout)

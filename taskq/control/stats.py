@@ -8,10 +8,11 @@ and length last, so a reader never takes half a record as a whole). The control 
 reads them for ``inspect active``, ``stats`` and heartbeats. A record of a dead process is
 reused; its processed count is kept in the header's total first.
 
-The running task is written by receivers of task_prerun/task_postrun (taskq.signals).
-They cost about a microsecond a task: no JSON and no system call on the way (a record is
-the start time and the fields joined by a unit separator; the record index is per thread
-and reset in a forked child by os.register_at_fork).
+The running task is written by the consumer's runner itself, as the task starts and as it
+ends (``TaskRunner._begin``/``_end``, next to the prefork slot's time-limit record): no
+signal on the way, since it runs for every task. About a microsecond a task: no JSON and no
+system call (a record is the start time and the fields joined by a unit separator; the
+record index is per thread and reset in a forked child by os.register_at_fork).
 
 The messages a consumer claimed and has not started (``inspect reserved``, the prefetched
 gauge) are written by the consumer itself (consumer.py): once per fetch, the batch as
@@ -31,8 +32,6 @@ import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from taskq import signals
 
 if TYPE_CHECKING:
     from taskq.brokers.base import Delivery
@@ -218,32 +217,11 @@ class SharedStats:
                 out.append(pid)
         return out
 
-    # -- wiring ---------------------------------------------------------------------------
-    def install(self) -> None:
-        """Connect to the task signals (before the pool forks, so children inherit it)."""
-        signals.task_prerun.connect(self._on_prerun)
-        signals.task_postrun.connect(self._on_postrun)
-
-    def uninstall(self) -> None:
-        signals.task_prerun.disconnect(self._on_prerun)
-        signals.task_postrun.disconnect(self._on_postrun)
-
     def _pid(self) -> int:
         local = self._local
         if getattr(local, "pid_generation", -1) != _generation[0]:
             local.pid, local.pid_generation = os.getpid(), _generation[0]
         return local.pid  # type: ignore[no-any-return]
-
-    def _on_prerun(self, task_id: str, task: Any, args: Any, kwargs: Any, request: Any = None, **_: Any) -> None:
-        headers = getattr(request, "headers", None) or {}
-        self.task_started(
-            task_id, getattr(task, "name", "?"), _short(headers.get("argsrepr"), args),
-            _short(headers.get("kwargsrepr"), kwargs), getattr(request, "queue", ""),
-            str(getattr(request, "priority", 0)),
-        )
-
-    def _on_postrun(self, **_: Any) -> None:
-        self.task_finished()
 
 
 def _held_line(delivery: Delivery) -> str:
@@ -263,7 +241,8 @@ def _held_line(delivery: Delivery) -> str:
     )
 
 
-def _short(text: Any, value: Any) -> str:
+def short(text: Any, value: Any) -> str:
+    """A running task's arguments as shown: the message's argsrepr/kwargsrepr, else repr."""
     return (text if isinstance(text, str) else repr(value))[:ARGS_REPR_MAX].replace(SEP, " ")
 
 

@@ -110,6 +110,7 @@ class Consumer:
     def run(self) -> None:
         keeper = threading.Thread(target=self._keep_claims, name="taskq-claim-keeper", daemon=True)
         keeper.start()
+        self.runner.stats = self.stats  # the runner writes the running task's record
         if self.stats is not None:
             self._held_at = self.stats.my_record()
         held_at, take = self._held_at, (self.stats.take if self.stats is not None else None)

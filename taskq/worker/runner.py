@@ -26,6 +26,7 @@ from taskq import signals, states
 from taskq.app import TaskQ
 from taskq.brokers.base import Broker, Delivery, describe_error
 from taskq.canvas.steps import CanvasSteps
+from taskq.control.stats import short
 from taskq.display import OneLineRecords
 from taskq.errors import BackendError, BrokerError, Retry
 from taskq.message import TaskMessage, parse
@@ -34,10 +35,12 @@ from taskq.signing import signer_for
 from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
-from taskq.worker.timelimits import Alarm, Limits, app_limits, effective, limited
+from taskq.worker.timelimits import NO_LIMITS, Alarm, Limits, app_limits, effective, limited, task_limits
 
 if TYPE_CHECKING:
     import asyncio
+
+    from taskq.control.stats import SharedStats
 
 log = logging.getLogger("taskq.worker")
 log.addFilter(OneLineRecords())  # task ids, names and reasons come from messages
@@ -89,6 +92,7 @@ class TaskRunner:
         self.revocations = Revocations(app)
         self.alarm = Alarm(hard_in_process=True)  # a prefork child leaves the hard limit to its supervisor
         self.on_task: Callable[[str, Limits], None] = lambda task_id, limits: None  # prefork: the slot
+        self.stats: SharedStats | None = None  # this consumer's record for inspect active (taskq worker)
         self._app_limits = app_limits(self.conf)
         self.rates = RateLimiter(app)  # pools share one per worker (pools.py, supervisor.py)
 
@@ -174,10 +178,9 @@ class TaskRunner:
                 sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
             )
         start = time.perf_counter()
-        task_limits = Limits(task.options.time_limit, task.options.soft_time_limit)
-        limits = effective(msg.headers.get("timelimit"), task_limits, self._app_limits)
+        limits = effective(msg.headers.get("timelimit"), task_limits(task.options), self._app_limits)
         try:
-            self.on_task(msg.id, limits)
+            self._begin(msg, delivery.queue, limits)
             result = self._call(task, msg, limits)
         except Retry as retry:
             self._retry(delivery, msg, retry, acks_late)
@@ -211,7 +214,7 @@ class TaskRunner:
             _postrun(task, request, exc, states.FAILURE)
             return
         finally:
-            self.on_task("", Limits())
+            self._end()
             set_current_request(None)
         runtime = time.perf_counter() - start
         children = self.canvas.after_success(msg, result) if msg.embed else []
@@ -234,6 +237,26 @@ class TaskRunner:
         if signals.task_success.receivers:
             signals.task_success.send(sender=task, result=result, request=request, runtime=runtime)
         _postrun(task, request, result, states.SUCCESS)
+
+    # -- what runs now, for others to see ---------------------------------------------------
+    def _begin(self, msg: TaskMessage, queue: str, limits: Limits) -> None:
+        """Show the task that starts, in the one place per task where it is written: the
+        stats record (inspect active) and ``on_task`` (prefork: the slot the supervisor reads
+        for the hard limit and terminate=True; -P gevent: the greenlet to stop). Straight
+        calls, no signal: this runs for every task, whatever features are on."""
+        stats = self.stats
+        if stats is not None:
+            headers = msg.headers
+            stats.task_started(
+                msg.id, msg.task, short(headers.get("argsrepr"), msg.args),
+                short(headers.get("kwargsrepr"), msg.kwargs), queue, str(msg.priority),
+            )
+        self.on_task(msg.id, limits)
+
+    def _end(self) -> None:
+        self.on_task("", NO_LIMITS)
+        if self.stats is not None:
+            self.stats.task_finished()
 
     # -- deferred outcomes ----------------------------------------------------------------
     def _defer(self, prepared: tuple[str, bytes] | None, delivery: Delivery | None) -> None:

@@ -279,7 +279,9 @@ class PreforkPool:
             self._reap(stopping)
             now = time.monotonic()
             if not stopping or self._warm_sent_at is not None:  # limits hold during a warm shutdown too
-                self._killed.update(kill.pid for kill in self._watchdog.check(self.children))
+                # A child killed a turn ago may not be reaped yet: killing (and recording) it twice is wrong.
+                watched = {p: s for p, s in self.children.items() if p not in self._killed}
+                self._killed.update(kill.pid for kill in self._watchdog.check(watched))
             if now >= self._next_keep:
                 self._next_keep = now + self._keep_every
                 self._keep_claims()

@@ -66,6 +66,12 @@ def app_limits(conf: Settings) -> Limits:
     )
 
 
+def task_limits(options: Any) -> Limits:
+    """A task's own limits (``time_limit``, ``soft_time_limit`` of its options)."""
+    hard, soft = options.time_limit, options.soft_time_limit
+    return NO_LIMITS if hard is None and soft is None else Limits(hard, soft)
+
+
 def effective(header: Any, task: Limits, app: Limits) -> Limits:
     """The limits of one call: the header's, else the task's, else the app's."""
     given = isinstance(header, (list, tuple)) and len(header) == 2 and header != [None, None]
@@ -126,6 +132,8 @@ class Alarm:
                 self._timers.append(timer)
 
     def disarm(self) -> None:
+        if not self._armed:  # read without the lock: only this thread arms it (the call without limits)
+            return
         with self._lock:
             was_armed, self._armed = self._armed, False
         if not was_armed:

@@ -181,7 +181,6 @@ def test_control_signatures() -> None:
 
 def test_shared_stats_add_up_across_forked_children() -> None:
     stats = SharedStats(4)
-    stats.install()
     try:
         pids = []
         for n in range(3):
@@ -209,7 +208,6 @@ def test_shared_stats_add_up_across_forked_children() -> None:
         stats.task_started("parent", "x", "()", "{}", "q", "0")  # reuses the dead child's record
         assert stats.processed() == 6
     finally:
-        stats.uninstall()
         for pid in pids[1:]:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
