@@ -156,10 +156,15 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         return f"{self._q(queue)}:registry" if self.clustered else self.registry_key
 
     def claims_key(self, queue: str) -> str:
-        """The claims index: queues that may hold claims, scored by when to look at them
-        next (scripts.FETCH). One set on a single server; on a cluster one per queue (a
-        script call stays in its queue's slot)."""
+        """The claims index: lane streams that may hold claims, scored by when to look at
+        them next (scripts.FETCH). One sorted set on a single server; on a cluster one per
+        queue (a script call stays in its queue's slot)."""
         return f"{self._q(queue)}:claims" if self.clustered else f"{self.prefix}claims"
+
+    def queue_of_lane(self, key: str) -> str:
+        """The queue of a lane stream's key (``lane_key`` read backwards)."""
+        name = key[len(self.prefix) + 2 : key.rfind(":")]
+        return name[1:-1] if self.clustered else name
 
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
@@ -487,7 +492,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         for ids in by_stream.values():
             low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
             args += [len(ids), low, high, *ids]
-        return list(by_stream), args
+        return [*by_stream, self.claims_key(deliveries[0].queue)], args
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag

@@ -30,6 +30,7 @@ class _Broker(Protocol):
     @property
     def consumer(self) -> str: ...
     def claims_key(self, queue: str) -> str: ...
+    def queue_of_lane(self, key: str) -> str: ...
     def lane_key(self, queue: str, lane: int) -> str: ...
     def _errors(self, what: str) -> AbstractContextManager[None]: ...
     def _per_slot(self, deliveries: Sequence[Delivery]) -> list[Sequence[Delivery]]: ...
@@ -66,12 +67,12 @@ class OwnedClaims:
         # the next fetch on their queue takes them back, rather than the next scheduled look.
         with self._errors("abandon"):
             pipe = self._conn.blocking.pipeline(transaction=False)
-            for queue in {d.queue for d in deliveries}:
-                pipe.zadd(self.claims_key(queue), {queue: time.time()})
+            for d in deliveries:
+                pipe.zadd(self.claims_key(d.queue), {d.tag[0]: time.time()})
             pipe.execute()
 
     def _indexed(self: _Broker) -> set[str]:
-        """The queues in the claims index, read once for a round over several owners (the
+        """The lanes in the claims index, read once for a round over several owners (the
         prefork supervisor's): a claim taken since is kept by the next round, well within
         the claim timeout."""
         now = time.monotonic()
@@ -86,16 +87,15 @@ class OwnedClaims:
         """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.
         On the non-retrying connection: the prefork supervisor calls this from its loop, which
         must not wait out the command pool's retries while Redis is away."""
-        slots = [queues] if not self.clustered else [[queue] for queue in queues]
         with self._errors("extend_owner"):
-            if not self.clustered:  # only queues that may hold claims: 10,000 idle ones cost one read
-                held = self._indexed()
-                slots = [[queue for queue in queues if queue in held]]
-                if not slots[0]:
-                    return 0
             script, kept = self._script(EXTEND_OWNER), 0
-            for group in slots:
-                keys = [self.lane_key(queue, lane) for queue in group for lane in range(LANES)]
+            if not self.clustered:  # only lanes that may hold claims: 10,000 idle queues cost one read
+                wanted = set(queues)
+                keys = [key for key in self._indexed() if self.queue_of_lane(key) in wanted]
+                calls = [keys] if keys else []
+            else:
+                calls = [[self.lane_key(queue, lane) for lane in range(LANES)] for queue in queues]
+            for keys in calls:
                 kept += int(script(keys=keys, args=[GROUP, owner], client=self._conn.blocking))
             return kept
 

@@ -113,7 +113,7 @@ local function take(qi, lane, entry, delivered)
   if not f then return end  -- deleted while claimed: nothing to deliver
   local earlier = tonumber(field(f, 'r') or '0') or 0  -- a garbled count must not stop the fetch
   out[#out + 1] = {qi, lane, entry[1], field(f, 'm') or '', earlier + delivered - 1}
-  claimed[qi] = true
+  claimed[(qi - 1) * per + 1 + lane] = true
   want = want - 1
 end
 
@@ -171,27 +171,19 @@ for qi = 1, nq do
 end
 
 -- 2. Claims idle longer than the recovery time (their worker died) are taken over; this
---    bumps the stream's delivery counter, which is the redelivery count.  Only queues the
---    claims index says are due (or a process's first sweep): most fetches scan no pending list.
+--    bumps the stream's delivery counter, which is the redelivery count.  Only lanes the
+--    claims index says are due (or, on a process's first look at a queue, lanes that hold
+--    claims at all): most fetches scan no pending list.
 local due = {}
 if want > 0 then
-  for _, name in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do due[name] = true end
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do due[key] = true end
 end
-local function holds_claims(qi)
-  for lane = 0, 9 do
-    local index_ = (qi - 1) * per + 1 + lane
-    if present[index_] then
-      local p = redis.pcall('XPENDING', KEYS[index_], group)
-      if type(p) == 'table' and not p.err and tonumber(p[1]) > 0 then return true end
-    end
-  end
-  return false
+local function pending(key)
+  local p = redis.pcall('XPENDING', key, group)
+  if type(p) == 'table' and not p.err then return tonumber(p[1]) or 0 end
+  return 0
 end
-local recovering, unfinished = {}, {}
-for qi = 1, nq do
-  -- A first sweep passes over a queue that holds no claim at all (one XPENDING per lane).
-  recovering[qi] = want > 0 and (due[ARGV[8 + nq + qi]] == true or (ARGV[8 + qi] == '1' and holds_claims(qi)))
-end
+local unfinished, looked = {}, {}
 
 local function recover(qi, lane, key)
   local base = (qi - 1) * per
@@ -212,7 +204,7 @@ local function recover(qi, lane, key)
   end
   redis.call('HSET', KEYS[base + 13], lane, cursor)
   if cursor ~= '0-0' then
-    unfinished[qi] = true
+    unfinished[base + 1 + lane] = true
     return
   end
   -- A full pass: forget consumers of dead processes that hold nothing.
@@ -244,44 +236,56 @@ end
 --    over claims (older) before new entries; up to the count.
 for lane = 9, 0, -1 do
   for qi = 1, nq do
-    local index_ = (qi - 1) * per + 1 + lane
-    if present[index_] then
-      if recovering[qi] and want <= 0 then
-        unfinished[qi] = true  -- the batch is full: the next fetch scans this lane
-      elseif recovering[qi] then
-        recover(qi, lane, KEYS[index_])
+    local at = (qi - 1) * per + 1 + lane
+    if present[at] then
+      if due[KEYS[at]] or (ARGV[8 + qi] == '1' and pending(KEYS[at]) > 0) then
+        if want <= 0 then
+          unfinished[at] = true  -- the batch is full: the next fetch scans this lane
+        else
+          looked[at] = true
+          recover(qi, lane, KEYS[at])
+        end
       end
-      if want > 0 then read_new(qi, lane, KEYS[index_]) end
+      if want > 0 then read_new(qi, lane, KEYS[at]) end
     end
   end
 end
 
--- 4. The claims index. An unfinished pass is due again at once; a finished one looks again
---    after `recheck` seconds while claims remain, and drops the queue when none do; a new
---    claim makes its queue due when that claim could first be abandoned (LT: an earlier
---    look stays).
+-- 4. The claims index, per lane. An unfinished pass is due again at once; a finished one
+--    looks again after `recheck` seconds while claims remain, and drops the lane when none
+--    do (ACK drops it too, when it empties the pending list); a new claim makes its lane due
+--    when that claim could first be abandoned (LT: an earlier look stays).
 for qi = 1, nq do
-  local name = ARGV[8 + nq + qi]
-  if unfinished[qi] then
-    redis.call('ZADD', index, now, name)
-  elseif recovering[qi] then
-    if claimed[qi] or holds_claims(qi) then
-      redis.call('ZADD', index, tonumber(now) + recheck, name)
-    else
-      redis.call('ZREM', index, name)
+  for lane = 0, 9 do
+    local at = (qi - 1) * per + 1 + lane
+    if present[at] then
+      if unfinished[at] then
+        redis.call('ZADD', index, now, KEYS[at])
+      elseif looked[at] then
+        if claimed[at] or pending(KEYS[at]) > 0 then
+          redis.call('ZADD', index, tonumber(now) + recheck, KEYS[at])
+        else
+          redis.call('ZREM', index, KEYS[at])
+        end
+      elseif claimed[at] then
+        redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at])
+      end
     end
-  elseif claimed[qi] then
-    redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, name)
   end
 end
 
 -- 5. Nothing taken, and the client will wait in a blocking read. 'm': that read claims
---    (XREADGROUP BLOCK, outside any script), so its queues go into the index first, due when a
+--    (XREADGROUP BLOCK, outside any script), so its lanes go into the index first, due when a
 --    claim it takes could first be abandoned (its block is shorter than that): a SIGKILL
 --    right after that read leaves its claims indexed. 't': the read only watches (XREAD from
 --    these tails) and the claims are taken here, so nothing is marked.
 if #out == 0 and mode == 'm' then
-  for qi = 1, nq do redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, ARGV[8 + nq + qi]) end
+  for qi = 1, nq do
+    for lane = 0, 9 do
+      local at = (qi - 1) * per + 1 + lane
+      if present[at] then redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at]) end
+    end
+  end
 end
 local tails = false
 if #out == 0 and mode == 't' then
@@ -356,7 +360,7 @@ end
 return kept
 """
 
-# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n, the lowest and
+# KEYS: streams, each once, then the claims index.  ARGV: group, consumer, then per stream a count n, the lowest and
 # the highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
 # still owns; an entry another consumer took over (XAUTOCLAIM after this one stalled) is the
 # new owner's to ack: acking it here would delete a delivery that is running elsewhere.  The
@@ -364,8 +368,10 @@ return kept
 # Returns how many were acked.
 ACK = """
 local group, consumer = ARGV[1], ARGV[2]
+local index = KEYS[#KEYS]
 local i, acked = 3, 0
-for _, key in ipairs(KEYS) do
+for k = 1, #KEYS - 1 do
+  local key = KEYS[k]
   local n, low, high = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   local mine = {}
   while true do
@@ -379,11 +385,13 @@ for _, key in ipairs(KEYS) do
   for j = i + 3, i + 2 + n do
     if mine[ARGV[j]] then owned[#owned + 1] = ARGV[j] end
   end
-  for k = 1, #owned, 500 do
-    local chunk = {unpack(owned, k, math.min(k + 499, #owned))}
+  for c = 1, #owned, 500 do
+    local chunk = {unpack(owned, c, math.min(c + 499, #owned))}
     redis.call('XACK', key, group, unpack(chunk))
     acked = acked + redis.call('XDEL', key, unpack(chunk))
   end
+  -- The last claim of the lane settled: nothing for recovery (or extend_owner) to look at.
+  if #owned > 0 and redis.call('XPENDING', key, group)[1] == 0 then redis.call('ZREM', index, key) end
   i = i + 3 + n
 end
 return acked

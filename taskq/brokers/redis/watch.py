@@ -33,7 +33,7 @@ from taskq.brokers.redis.cluster import _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 
 WINDOW = 32  # queues per fetch script call when a worker consumes more (RedisBroker._claim_any)
-INDEX_READ = 10_000  # claims index entries read per look (it names queues holding claims)
+INDEX_READ = 10_000  # claims index entries read per look (it names lanes holding claims)
 
 
 @dataclass
@@ -76,6 +76,7 @@ class _Broker(Protocol):
     _reading: set[Any]
 
     def claims_key(self, queue: str) -> str: ...
+    def queue_of_lane(self, key: str) -> str: ...
     def _claim(
         self, queues: list[str], max_count: int, mark: bool = False, tails: bool = False
     ) -> tuple[list[Delivery], _Found]: ...
@@ -207,7 +208,7 @@ class IdleWatch:
         due: list[str] = []
         later = [now + self.claim_timeout]  # a claim taken from now on is due no sooner
         for raw, score in entries:
-            name, score = (raw.decode() if isinstance(raw, bytes) else str(raw)), float(score)
+            name, score = self.queue_of_lane(raw.decode() if isinstance(raw, bytes) else str(raw)), float(score)
             if name not in mine:
                 continue
             if score <= now:
