@@ -109,6 +109,19 @@ def test_an_idle_fetcher_on_2000_queues_costs_redis_one_command_per_wait(
     assert used <= 3, f"{used} commands for three idle waits (a rescan of 2,000 queues is ~8,000)"
 
 
+def test_fair_queues_taking_turns_keep_the_watch(private: tuple[ThrowawayRedis, MakeBroker]) -> None:
+    server, make = private
+    broker, queues = make(idle_block=1.0, fair_queues=True), names(500)
+    go_idle(broker, queues)
+    counter = redis.Redis.from_url(server.url)
+    before = calls(counter)
+    for _ in range(3):  # each fetch starts with another queue: still no rescan
+        assert broker.fetch(queues, 1, 0.3) == []
+    used = calls(counter) - before - 1
+    counter.close()
+    assert used <= 3, f"{used} commands for three idle fetches"
+
+
 def test_a_delayed_message_on_queue_9000_of_10000_runs_on_time(make_broker: MakeBroker) -> None:
     broker, producer, queues = make_broker(), make_broker(), names(10000)
     go_idle(broker, queues)

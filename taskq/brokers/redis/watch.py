@@ -117,6 +117,8 @@ class IdleWatch:
 
     def _watch_fetch(self: _Broker, queues: list[str], max_count: int, deadline: float) -> list[Delivery]:
         watch: Watch | None = getattr(self._local, "watch", None)
+        if watch is not None and watch.queues != tuple(queues) and set(watch.queues) == set(queues):
+            watch.queues = tuple(queues)  # the same queues in another order (fair_queues takes turns)
         if watch is None or watch.queues != tuple(queues):
             self._local.watch = None
             taken, found = self._claim_any(queues, max_count)
