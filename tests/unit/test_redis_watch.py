@@ -178,6 +178,34 @@ def test_a_claim_of_a_worker_killed_right_after_its_blocking_read_returns_within
     assert at - killed <= 2.0 + 0.5, f"recovered {at - killed:.2f}s after the kill (recovery time 2 s)"
 
 
+def test_a_watcher_that_starts_after_a_claim_still_recovers_it_within_the_recovery_time(
+    make_broker: MakeBroker,
+) -> None:
+    """The claim is indexed (not yet due) when the watcher's first round runs: the watcher
+    must learn its due time from the index, not wait a whole claim timeout from its round."""
+    watcher, producer, queues = make_broker(recovery_time=2.0), make_broker(), names(100)
+    producer.publish(queues[10], envelope())
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # claims in the fetch script, then dies at once
+        try:
+            got = make_broker(recovery_time=2.0).fetch([queues[10]], 1, 5.0)
+            os.write(write, b"claimed" if got else b"nothing")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write)
+    assert os.read(read, 16) == b"claimed"
+    claimed = time.time()
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    time.sleep(1.2)  # due at claimed + 1.8 s; the watcher's round comes before that
+    watcher._swept.update(queues)  # a process that swept before (the sweep would see the claim)
+    got, at = fetch_until(watcher, queues, 10)
+    assert [(d.queue, d.redeliveries) for d in got] == [(queues[10], 1)]
+    assert at - claimed <= 2.0 + 0.5, f"recovered {at - claimed:.2f}s after the claim (recovery time 2 s)"
+
+
 def test_a_stop_ends_an_idle_wait_at_once_and_later_waits_are_short(make_broker: MakeBroker) -> None:
     broker, queues = make_broker(), names(100)
     go_idle(broker, queues)

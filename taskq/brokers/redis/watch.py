@@ -125,7 +125,8 @@ class IdleWatch:
             if taken or found.tails is None:
                 return taken
             watch = Watch(tuple(queues), dict(found.tails), dict(found.owners), dict(found.dues))
-            watch.next_recovery = time.time() + self.claim_timeout  # the scan looked at every due queue
+            # next_recovery 0: the first wait starts with a look at the claims index, which
+            # learns when the lanes indexed but not yet due come due.
             self._local.watch = watch
         else:
             taken = self._claim_hot(watch, max_count)
