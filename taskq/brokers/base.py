@@ -141,6 +141,20 @@ class ClaimsByOwner(Protocol):
         keeps that process's claims (extend_owner) would otherwise keep them forever."""
 
 
+@runtime_checkable
+class InterruptibleFetch(Protocol):
+    """A broker whose idle fetch may wait longer than the worker's usual fetch timeout,
+    because a stop can cut that wait short (the Redis broker over many queues: each wake-up
+    of an idle fetcher is a command to the server)."""
+
+    def fetch_timeout(self, queues: Sequence[str], default: float) -> float:
+        """How long a fetch on ``queues`` may wait for messages (``default`` if no longer)."""
+
+    def interrupt_fetch(self) -> None:
+        """End a waiting fetch now (it returns nothing), and wait no longer than usual from
+        now on. Safe to call from a signal handler or another thread."""
+
+
 def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
     """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""
     try:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HEAD = struct.Struct("<QI")  # sequence number, document length
-DOCUMENT_MAX = 64 * 1024 - HEAD.size
+DOCUMENT_MAX = 64 * 1024 - HEAD.size  # the smallest room for the document ...
+ROOM = 4  # ... or this many times the starting document (-Q over 10,000 queues needs ~100 KB)
 GROWTH = 4  # a pool grows to at most this many times its starting size ...
 CEILING_MIN = 16  # ... or this many, whichever is more (shared records are sized at start) ...
 CEILING_MAX = 1024  # ... and never past -c's own limit
@@ -44,7 +45,10 @@ class Wanted:
 class Steering:
     def __init__(self, concurrency: int, queues: list[str]) -> None:
         self.ceiling = ceiling_for(concurrency)
-        self._mem = mmap.mmap(-1, HEAD.size + DOCUMENT_MAX)
+        # Sized at start (the pool forks with the mapping). An anonymous mapping takes memory
+        # only for the pages written, so the room beyond the document costs nothing.
+        self.room = max(DOCUMENT_MAX, ROOM * len(_document(Wanted(concurrency, list(queues)))))
+        self._mem = mmap.mmap(-1, HEAD.size + self.room)
         self._wanted = Wanted(concurrency, list(queues))  # the writer's copy (control process)
         self._write(self._wanted)
 
@@ -65,9 +69,9 @@ class Steering:
         self._wanted = wanted
 
     def _write(self, wanted: Wanted) -> None:
-        data = json.dumps({"size": wanted.size, "queues": wanted.queues, "rates": wanted.rates}).encode()
-        if len(data) > DOCUMENT_MAX:
-            raise ValueError(f"too many queues or rate limits to hold ({len(data)} bytes of {DOCUMENT_MAX})")
+        data = _document(wanted)
+        if len(data) > self.room:
+            raise ValueError(f"too many queues or rate limits to hold ({len(data)} bytes of {self.room})")
         seq = HEAD.unpack_from(self._mem, 0)[0]
         HEAD.pack_into(self._mem, 0, seq + 1, 0)  # odd: being written
         self._mem[HEAD.size : HEAD.size + len(data)] = data
@@ -88,3 +92,7 @@ class Steering:
                 break
         doc: dict[str, Any] = json.loads(data)
         return seq, Wanted(int(doc["size"]), [str(q) for q in doc["queues"]], dict(doc["rates"]))
+
+
+def _document(wanted: Wanted) -> bytes:
+    return json.dumps({"size": wanted.size, "queues": wanted.queues, "rates": wanted.rates}).encode()

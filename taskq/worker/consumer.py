@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
-from taskq.brokers.base import ClaimsByOwner, Delivery
+from taskq.brokers.base import ClaimsByOwner, Delivery, InterruptibleFetch
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from taskq.control.steering import Steering
 
 log = logging.getLogger("taskq.worker")
-FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch
+FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch (unless it interrupts it)
 FAST_TASK = 0.01  # seconds; a batch of tasks this fast lets the next batch double
 # A fetch brings about this many message bytes at most, whatever worker_prefetch_bytes allows:
 # the Redis fetch script copies its reply through Lua at a cost per byte that grows with the
@@ -93,10 +93,17 @@ class Consumer:
     def warm_stop(self) -> None:
         self.stop_requested.set()
         self._wake.set()
+        if isinstance(self.broker, InterruptibleFetch):
+            self.broker.interrupt_fetch()  # an idle fetch that waits longer than FETCH_TIMEOUT ends now
 
     def cold_stop(self) -> None:
         self.cold = True
         self.warm_stop()
+
+    def _fetch_timeout(self) -> float:
+        if isinstance(self.broker, InterruptibleFetch):
+            return self.broker.fetch_timeout(self.queues, FETCH_TIMEOUT)
+        return FETCH_TIMEOUT
 
     def fetch_count(self) -> int:
         """The batch, cut so that messages as large as the last batch's largest fit within
@@ -130,7 +137,7 @@ class Consumer:
                     self._flush()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
-                        batch = self.broker.fetch(self.queues, self.fetch_count(), FETCH_TIMEOUT)
+                        batch = self.broker.fetch(self.queues, self.fetch_count(), self._fetch_timeout())
                     except Exception as exc:  # a fetch that fails is retried, never fatal
                         if isinstance(exc, BrokerError):
                             log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)

@@ -74,6 +74,14 @@ def test_the_ceiling_and_a_state_too_large_to_share() -> None:
     assert steering.wanted.queues == ["a"]  # unchanged
 
 
+def test_a_pool_started_on_ten_thousand_queues_holds_them_and_more() -> None:
+    queues = [f"queue-{i:06d}" for i in range(10000)]  # 140 KB of JSON: more than the 64 KB floor
+    steering = Steering(2, queues)
+    assert steering.read()[1].queues == queues
+    steering.change(queues=[*queues, *(f"more-{i:06d}" for i in range(10000))])
+    assert len(steering.read()[1].queues) == 20000
+
+
 def test_pool_size_replies_and_refusals(app: TaskQ) -> None:
     info = worker_info(app)
     assert handlers.handle(info, "pool_grow", {"n": 3}) == {"ok": "pool will grow"}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -42,6 +43,7 @@ from taskq.brokers.redis.scripts import (
     LANES,
     PUBLISH,
 )
+from taskq.brokers.redis.watch import WINDOW, IdleWatch, watches
 from taskq.config import Settings
 from taskq.display import redact
 from taskq.envelope import Envelope
@@ -56,8 +58,8 @@ REGISTER_EVERY = 60.0  # seconds between re-adding a queue name to the registry 
 WAKE_STREAM_LENGTH = 100  # wake entries are acked at once; the stream only needs the latest
 # Longest single blocking read: a fetcher looks at the queues afresh at least this often.
 DEFAULT_MAX_BLOCK = 1.0
-# Queues per fetch script call when a worker consumes more (_claim_any).
-WINDOW = 32
+# Longest wait of an idle fetcher over many queues (watch.py) when a stop can interrupt it.
+DEFAULT_IDLE_BLOCK = 10.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
 _HOST = socket.gethostname()
@@ -81,7 +83,7 @@ def lane_of(priority: int) -> int:
     return min(max(int(priority), 0), LANES - 1)
 
 
-class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
+class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
     counts_redeliveries = True
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
@@ -98,6 +100,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         socket_timeout = float(options.get("socket_timeout", 10.0))
         # A blocking read must end before the socket timeout would call it a dead connection.
         self.max_block = min(float(options.get("max_block", DEFAULT_MAX_BLOCK)), socket_timeout / 2)
+        self.idle_block = float(options.get("idle_block", DEFAULT_IDLE_BLOCK))
+        self.socket_timeout = socket_timeout
         # Ties between queues at one priority: the order given (default) or taking turns.
         self.fair_queues = bool(options.get("fair_queues", False))
         self._turn = 0
@@ -115,7 +119,10 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         self.wait_timeout = float(options.get("wait_timeout", 2.0))
         self._token = uuid.uuid4().hex[:8]
         self._registered: dict[str, float] = {}  # queue -> when this process last registered it
-        self._recovery_turn: dict[str, float] = {}  # queue -> when to try the recovery gate again
+        self._swept: set[str] = set()  # queues this process looked at for abandoned claims once
+        self._local = threading.local()  # per fetching thread: its idle watch (watch.py)
+        self._stopping = False  # interrupt_fetch was called: waits are max_block at most again
+        self._reading: set[Any] = set()  # connections in a watch's blocking read (interrupt_fetch)
         self._disconnected = False
         self._scripts: dict[str, Any] = {}
 
@@ -151,10 +158,21 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         publish adds the queue to the registry with a command of its own."""
         return f"{self._q(queue)}:registry" if self.clustered else self.registry_key
 
+    def claims_key(self, queue: str) -> str:
+        """The claims index: lane streams that may hold claims, scored by when to look at
+        them next (scripts.FETCH). One sorted set on a single server; on a cluster one per
+        queue (a script call stays in its queue's slot)."""
+        return f"{self._q(queue)}:claims" if self.clustered else f"{self.prefix}claims"
+
+    def queue_of_lane(self, key: str) -> str:
+        """The queue of a lane stream's key (``lane_key`` read backwards)."""
+        name = key[len(self.prefix) + 2 : key.rfind(":")]
+        return name[1:-1] if self.clustered else name
+
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
-        gate, cursor = f"{self._q(queue)}:recover", f"{self._q(queue)}:cursor"
-        return [*lanes, self.delayed_key(queue), gate, cursor, self.lanes_key(queue), self.dead_key(queue)]
+        delayed, wake, cursor = self.delayed_key(queue), self.wake_key(queue), f"{self._q(queue)}:cursor"
+        return [*lanes, delayed, wake, cursor, self.lanes_key(queue), self.dead_key(queue)]
 
     @property
     def consumer(self) -> str:
@@ -263,7 +281,9 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             argv += ["S", keys.setdefault(self.registry_key, len(keys) + 1), len(register), *register]
         for queue, lanes in lanes_used.items():
             if lanes != {0}:  # lane 0 is always read; the others must be known on every publish
-                argv += ["S", keys.setdefault(self.lanes_key(queue), len(keys) + 1), len(lanes), *sorted(lanes)]
+                others = sorted(lanes)
+                lanes_at = keys.setdefault(self.lanes_key(queue), len(keys) + 1)
+                argv += ["L", lanes_at, len(others), *others, keys.setdefault(self.wake_key(queue), len(keys) + 1)]
         return list(keys), argv
 
     # -- consuming --------------------------------------------------------------------
@@ -276,8 +296,15 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             self._turn = (self._turn + 1) % len(queues)
             queues = queues[self._turn :] + queues[: self._turn]
         backoff = 0.05
+        watching = watches(queues, self.clustered)
         while True:
             try:
+                if watching:  # idle queues cost one blocking read, not a scan (watch.py)
+                    taken = self._watch_fetch(queues, max_count, deadline)
+                    self._connected_again()
+                    if taken or time.monotonic() >= deadline or self._stopping:
+                        return taken
+                    continue
                 taken, found = self._claim_any(queues, max_count)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
@@ -290,6 +317,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
                 if taken:
                     return taken
             except CONNECTION_ERRORS as exc:
+                self._drop_watch()  # Redis may come back without what the watch knew
                 # Redis went away: keep the fetch loop alive, retry with backoff until it returns.
                 if not self._disconnected:
                     log.warning("redis broker %s unreachable (%s); reconnecting with backoff", redact(self.url), exc)
@@ -300,6 +328,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
                 time.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, 2.0)
             except redis.RedisError as exc:
+                self._drop_watch()
                 raise BrokerError(f"redis broker fetch: {type(exc).__name__}: {exc}") from None
             if time.monotonic() >= deadline:
                 return []
@@ -316,49 +345,57 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         until one window has messages or every window was seen: a fetch then costs Redis what
         WINDOW queues cost, not what all of them do, and every queue gets its turn (a
         thousand tenant queues with a few tasks each drain fairly). Priorities are ordered
-        within a window; the blocking read still waits on every queue at once."""
+        within a window. When every window was empty, the result holds where each stream
+        ends (watch.py waits from there)."""
         if self.clustered:
             return self._claim_each(queues, max_count)
         if len(queues) <= WINDOW:
-            return self._claim(queues, max_count)
+            return self._claim(queues, max_count, mark=True)
         windows = -(-len(queues) // WINDOW)
-        next_due: float | None = None
-        lanes: list[str] = []
+        whole = _Found(None, [], {}, {}, {})
         for _ in range(windows):
             start = self._window % windows * WINDOW
             self._window = (self._window + 1) % windows
-            taken, found = self._claim(queues[start : start + WINDOW], max_count)
+            taken, found = self._claim(queues[start : start + WINDOW], max_count, tails=True)
             if taken:
                 return taken, found
-            if found.next_due is not None and (next_due is None or found.next_due < next_due):
-                next_due = found.next_due
-            lanes += found.lanes
-        return [], _Found(next_due, lanes)
+            if found.next_due is not None and (whole.next_due is None or found.next_due < whole.next_due):
+                whole.next_due = found.next_due
+            whole.lanes += found.lanes
+            whole.dues.update(found.dues)
+            assert whole.tails is not None and found.tails is not None  # nothing taken: tails come back
+            whole.tails.update(found.tails)
+            whole.owners.update(found.owners)
+        return [], whole
 
-    def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
-        keys = [*(key for queue in queues for key in self._fetch_keys(queue)), self._registry_for(queues[0])]
-        args = [
+    def _claim(
+        self, queues: list[str], max_count: int, mark: bool = False, tails: bool = False
+    ) -> tuple[list[Delivery], _Found]:
+        """One fetch script call over ``queues``. ``mark``: if it takes nothing, the caller
+        claims in a blocking read next (index the queues first); ``tails``: if it takes
+        nothing, report where each stream ends (the caller only watches)."""
+        keys = [*(key for queue in queues for key in self._fetch_keys(queue))]
+        keys += [self._registry_for(queues[0]), self.claims_key(queues[0])]
+        args: list[Any] = [
             GROUP,
             self.consumer,
             max_count,
             repr(time.time()),
             int(self.claim_timeout * 1000),
-            int(self.recovery_check * 1000),
+            repr(self.recovery_check),
             int(self.forget_consumer_after * 1000),
+            "t" if tails else "m" if mark else "",
         ]
-        now = time.monotonic()
-        args += ["1" if self._recovery_turn.get(q, 0.0) <= now else "0" for q in queues]
-        gate_flags = args[7:]
+        # A process's first look at a queue sweeps it for abandoned claims whatever the index
+        # says (claims of a taskq version before the index, or of a lost index).
+        args += ["0" if q in self._swept else "1" for q in queues]
         args += queues
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
-        entries, next_due, masks, unfinished = script(keys=keys, args=args, client=self._conn.blocking)
-        for queue, tried, more in zip(queues, gate_flags, unfinished, strict=True):
-            if more:  # a pass stopped half-way: continue on the next call
-                self._recovery_turn[queue] = now
-            elif tried == "1":
-                self._recovery_turn[queue] = now + self.recovery_check
+        entries, dues, masks, ends = script(keys=keys, args=args, client=self._conn.blocking)
+        if max_count > 0:
+            self._swept.update(queues)
         taken: list[tuple[int, Delivery]] = []
         for qi, lane, eid, raw, redeliveries in entries:
             queue = queues[int(qi) - 1]
@@ -371,7 +408,15 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
             for queue, mask in zip(queues, masks, strict=True)
             if int(mask) >> lane & 1
         ]
-        return [d for _, d in taken], _Found(float(next_due) if next_due else None, lanes)
+        etas = {queue: float(due) for queue, due in zip(queues, dues, strict=True) if due}
+        found = _Found(min(etas.values(), default=None), lanes, etas)
+        if ends:
+            found.tails, found.owners = {}, {}
+            for queue, mask, ids in zip(queues, masks, ends, strict=True):
+                streams = [self.wake_key(queue), *(self.lane_key(queue, n) for n in range(LANES) if int(mask) >> n & 1)]
+                for stream, eid in zip(streams, ids, strict=True):
+                    found.tails[stream], found.owners[stream] = _s(eid), queue
+        return [d for _, d in taken], found
 
     def _block(self, queues: list[str], max_count: int, deadline: float, found: _Found) -> list[Delivery]:
         """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due (or newly
@@ -454,7 +499,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, RedisAdmin):
         for ids in by_stream.values():
             low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
             args += [len(ids), low, high, *ids]
-        return list(by_stream), args
+        return [*by_stream, self.claims_key(deliveries[0].queue)], args
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag

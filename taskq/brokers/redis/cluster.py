@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -37,11 +37,15 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class _Found:
-    """What a claim call learned besides the messages: when the next delayed message is due,
-    and which lane streams exist (those a blocking read waits on)."""
+    """What a claim call learned besides the messages: when the next delayed message is due
+    (overall, and per queue), which lane streams exist (those a blocking read waits on), and,
+    when it took nothing, where each of its streams ends (watch.py)."""
 
     next_due: float | None
     lanes: list[str]
+    dues: dict[str, float] = field(default_factory=dict)
+    tails: dict[str, str] | None = None  # stream -> id of its last entry
+    owners: dict[str, str] = field(default_factory=dict)  # stream -> its queue (with tails)
 
 
 class _Broker(Protocol):
@@ -63,7 +67,7 @@ class _Broker(Protocol):
     def _publish_script_args(
         self, items: Sequence[Publication], register: list[str]
     ) -> tuple[list[str], list[Any]]: ...
-    def _claim(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]: ...
+    def _claim(self, queues: list[str], max_count: int, mark: bool = False) -> tuple[list[Delivery], _Found]: ...
     def _block(self, queues: list[str], max_count: int, deadline: float, found: _Found) -> list[Delivery]: ...
 
 
@@ -94,7 +98,7 @@ class ClusterRouting:
         for queue in queues:
             if len(taken) >= max_count:
                 break  # a full batch returns at once: the blocking read (which needs lanes) is skipped
-            got, found = self._claim([queue], max_count - len(taken))
+            got, found = self._claim([queue], max_count - len(taken), mark=True)
             taken += got
             lanes += found.lanes
             if found.next_due is not None and (next_due is None or found.next_due < next_due):

@@ -9,6 +9,7 @@ worker); ``abandon`` hands claims to a name nobody keeps, so they come back at o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -22,16 +23,21 @@ class _Broker(Protocol):
     """What these methods use of RedisBroker."""
 
     clustered: bool
+    recovery_check: float
     _conn: RedisConnector
+    _index_read: tuple[float, set[str]]
 
     @property
     def consumer(self) -> str: ...
+    def claims_key(self, queue: str) -> str: ...
+    def queue_of_lane(self, key: str) -> str: ...
     def lane_key(self, queue: str, lane: int) -> str: ...
     def _errors(self, what: str) -> AbstractContextManager[None]: ...
     def _per_slot(self, deliveries: Sequence[Delivery]) -> list[Sequence[Delivery]]: ...
     def _run(self, source: str, keys: Sequence[str], args: Sequence[Any]) -> Any: ...
     def _script(self, source: str) -> Any: ...
     def _owned(self, source: str, deliveries: Sequence[Delivery], what: str) -> int: ...
+    def _indexed(self) -> set[str]: ...
 
 
 class OwnedClaims:
@@ -57,15 +63,42 @@ class OwnedClaims:
 
     def abandon(self: _Broker, deliveries: Sequence[Delivery]) -> None:
         self._owned(ABANDON, deliveries, "abandon")
+        # Due at once in the claims index (they are indexed already: taken by a fetch script):
+        # the next fetch on their queue takes them back, rather than the next scheduled look.
+        with self._errors("abandon"):
+            pipe = self._conn.blocking.pipeline(transaction=False)
+            for d in deliveries:
+                pipe.zadd(self.claims_key(d.queue), {d.tag[0]: time.time()})
+            pipe.execute()
+
+    def _indexed(self: _Broker) -> set[str]:
+        """The lanes in the claims index, read once for a round over several owners (the
+        prefork supervisor's): a claim taken since is kept by the next round, well within
+        the claim timeout."""
+        now = time.monotonic()
+        read_at, names = getattr(self, "_index_read", (-1.0, set()))
+        if now - read_at > min(0.2, self.recovery_check / 10):
+            indexed: Any = self._conn.blocking.zrange(self.claims_key(""), 0, -1)
+            names = {_text(name) for name in indexed}
+            self._index_read = (now, names)
+        return set(names)
 
     def extend_owner(self: _Broker, owner: str, queues: Sequence[str]) -> int:
         """Extend every claim of consumer ``owner`` (another process's) on these queues' lanes.
         On the non-retrying connection: the prefork supervisor calls this from its loop, which
         must not wait out the command pool's retries while Redis is away."""
-        slots = [queues] if not self.clustered else [[queue] for queue in queues]
         with self._errors("extend_owner"):
             script, kept = self._script(EXTEND_OWNER), 0
-            for group in slots:
-                keys = [self.lane_key(queue, lane) for queue in group for lane in range(LANES)]
+            if not self.clustered:  # only lanes that may hold claims: 10,000 idle queues cost one read
+                wanted = set(queues)
+                keys = [key for key in self._indexed() if self.queue_of_lane(key) in wanted]
+                calls = [keys] if keys else []
+            else:
+                calls = [[self.lane_key(queue, lane) for lane in range(LANES)] for queue in queues]
+            for keys in calls:
                 kept += int(script(keys=keys, args=[GROUP, owner], client=self._conn.blocking))
             return kept
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

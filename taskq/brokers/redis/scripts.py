@@ -3,7 +3,9 @@
 Key layout (see docs/redis.md): per queue, ten streams ``<prefix>q:<queue>:<lane>`` (lane =
 priority 0-9), each with one consumer group; a sorted set ``...:delayed`` whose members are
 ``<lane digit><16 hex chars><payload>`` scored by eta; a stream ``...:dead`` of dead letters;
-a gate key ``...:recover`` and a hash ``...:cursor`` that pace the search for abandoned claims;
+a stream ``...:wake`` whose new entries wake blocked fetchers (delayed messages, a new lane); a
+hash ``...:cursor`` where a search for abandoned claims resumes; the claims index
+``<prefix>claims`` (on a cluster, ``...:claims`` per queue) of the queues that may hold claims;
 a set ``...:lanes`` of the lanes ever published to (fetch reads only those, and lane 0).
 Stream entries carry ``m`` (the envelope bytes) and, when the message was redelivered before
 it was requeued, ``r`` (the redeliveries it already had), so requeueing never loses a count.
@@ -14,26 +16,31 @@ from __future__ import annotations
 GROUP = "taskq"  # the one consumer group of every stream
 PUBLISH_CHUNK = 1000  # messages per PUBLISH call
 LANES = 10
-# Keys per queue passed to FETCH, in this order, followed by one last key: the queue registry.
-FETCH_KEYS_PER_QUEUE = LANES + 5  # lanes 0..9, delayed, recover gate, cursor hash, lanes in use, dead
+# Keys per queue passed to FETCH, in this order, followed by the queue registry and the claims index.
+FETCH_KEYS_PER_QUEUE = LANES + 5  # lanes 0..9, delayed, wake, cursor hash, lanes in use, dead
 
 # KEYS: every key the chunk writes.  ARGV: a list of runs, each an op, a key index and its
 # operands: 'X' k n p1..pn (XADD each payload to stream k), 'Z' k n s1 m1..sn mn (ZADD),
-# 'W' k (a wake entry on stream k, capped), 'S' k n m1..mn (SADD).  A chunk of up to 1,000
+# 'W' k (a wake entry on stream k, capped), 'S' k n m1..mn (SADD), 'L' k n m1..mn w (SADD to
+# the lanes set k, and a wake entry on stream w when that added a lane).  A chunk of up to 1,000
 # messages, whatever their lanes and etas, is one call: one round trip.
 # Every key's type is checked before the first write: a key of another type (a foreign
 # write) fails the whole chunk with nothing written, never half of it (a retry then
 # duplicated the half that was written; Redis does not roll a script back).
 PUBLISH = """
-local kinds = {W = 'stream', X = 'stream', Z = 'zset', S = 'set'}
+local kinds = {W = 'stream', X = 'stream', Z = 'zset', S = 'set', L = 'set'}
+local function check(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
+  end
+end
 local i = 1
 while i <= #ARGV do
   local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= kinds[op] then
-    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. kinds[op])
-  end
-  i = i + 3 + ((op == 'X' or op == 'S') and n or (op == 'Z' and 2 * n or 0))
+  local bad = check(key, kinds[op]) or (op == 'L' and check(KEYS[tonumber(ARGV[i + 3 + n])], 'stream'))
+  if bad then return bad end
+  i = i + 3 + ((op == 'X' or op == 'S') and n or (op == 'Z' and 2 * n or (op == 'L' and n + 1 or 0)))
 end
 local added = 0
 i = 1
@@ -48,6 +55,12 @@ while i <= #ARGV do
   elseif op == 'Z' then
     for j = i + 3, i + 1 + 2 * n, 2 do redis.call('ZADD', key, ARGV[j], ARGV[j + 1]) end
     added, i = added + n, i + 3 + 2 * n
+  elseif op == 'L' then
+    -- A lane new to the queue: blocked fetchers read only the lanes they know, so wake them.
+    if redis.call('SADD', key, unpack(ARGV, i + 3, i + 2 + n)) > 0 then
+      redis.call('XADD', KEYS[tonumber(ARGV[i + 3 + n])], 'MAXLEN', '~', 100, '*', 'w', '')
+    end
+    i = i + 4 + n
   else
     redis.call('SADD', key, unpack(ARGV, i + 3, i + 2 + n))
     i = i + 3 + n
@@ -65,30 +78,42 @@ local function field(f, name)
 end
 """
 
-# KEYS: for each queue FETCH_KEYS_PER_QUEUE keys, then the registry.  ARGV: group, consumer,
-# max_count, now (unix seconds), min idle ms of an abandoned claim, gate ms, idle ms after which
-# a consumer that holds nothing is forgotten, then per queue '1' or '0': try the recovery gate,
-# then the queue names.  Returns
-# {{queue index, lane, entry id, payload, redeliveries}..., next eta as a string or false,
-# {per queue: bitmask of the lanes in use}, {per queue: 1 if a recovery pass is unfinished}}.  Lane 0 is always in
-# use (a blocking read needs a stream to wait on); another lane once something was sent to it.
+# KEYS: for each queue FETCH_KEYS_PER_QUEUE keys, then the registry, then the claims index.
+# ARGV: group, consumer, max_count, now (unix seconds), min idle ms of an abandoned claim,
+# seconds between looks at a queue that holds claims, idle ms after which a consumer that
+# holds nothing is forgotten, 't', 'm' or '' (step 5), then per queue '1' or '0': sweep it for abandoned claims even if
+# the index does not name it (a process's first look), then the queue names.  Returns
+# {{queue index, lane, entry id, payload, redeliveries}..., {per queue: its next eta as a
+# string or false}, {per queue: bitmask of the lanes in use}, tails}.  Lane 0 is always in use
+# (a blocking read needs a stream to wait on); another lane once something was sent to it.
+# tails is false when the call took something; else, per queue, the id of the last entry of
+# its wake stream, then of each lane in use (lowest first), '0-0' for none: every entry up to
+# there is delivered, so a read from these ids wakes on exactly what is new (docs/redis.md).
+#
+# The claims index (a sorted set of queue names, scored by when to look for abandoned claims
+# next) is written here, in the call that claims: so a queue that holds claims is always in
+# it, even if the claiming worker is SIGKILLed the next instant. A queue is looked at when its
+# score is due; a look that finds no claim left removes it.
 FETCH = (
     _FIELD
     + """
 local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
 local now = ARGV[4]
-local min_idle, gate_ms, forget_idle = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local min_idle, recheck, forget_idle = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local mode = ARGV[8]  -- 't': return tails when nothing was taken; 'm': mark the queues (below)
 local per = 15
-local nq = (#KEYS - 1) / per
+local nq = (#KEYS - 2) / per
+local registry, index = KEYS[#KEYS - 1], KEYS[#KEYS]
 local out = {}
-local next_due = false
 
+local claimed = {}
 local function take(qi, lane, entry, delivered)
   local f = entry[2]
   if not f then return end  -- deleted while claimed: nothing to deliver
   local earlier = tonumber(field(f, 'r') or '0') or 0  -- a garbled count must not stop the fetch
   out[#out + 1] = {qi, lane, entry[1], field(f, 'm') or '', earlier + delivered - 1}
+  claimed[(qi - 1) * per + 1 + lane] = true
   want = want - 1
 end
 
@@ -115,7 +140,7 @@ local function move_due(qi)
         redis.call('XADD', KEYS[base + 15], '*', 'id', 'malformed-delayed-' .. redis.sha1hex(member),
                    'reason', 'malformed delayed entry (not <lane digit><16 chars><message>)',
                    'at', now, 'lane', '0', 'm', member)
-        redis.call('SADD', KEYS[#KEYS], ARGV[7 + nq + qi])
+        redis.call('SADD', registry, ARGV[8 + nq + qi])
       end
       redis.call('ZREM', delayed, member)
     end
@@ -124,9 +149,9 @@ local function move_due(qi)
   return head[2]
 end
 
+local dues = {}
 for qi = 1, nq do
-  local head = move_due(qi)
-  if head and (not next_due or tonumber(head) < tonumber(next_due)) then next_due = head end
+  dues[qi] = move_due(qi) or false
 end
 
 -- Lanes never published to are skipped: most queues use one or two priorities.
@@ -146,15 +171,19 @@ for qi = 1, nq do
 end
 
 -- 2. Claims idle longer than the recovery time (their worker died) are taken over; this
---    bumps the stream's delivery counter, which is the redelivery count.  Paced per queue by
---    a gate key, so that busy fetchers do not scan the pending lists on every call.
-local recovering, unfinished = {}, {}
-for qi = 1, nq do
-  -- ARGV[7 + qi] = '1' when this client's turn to try the gate has come (it skips the try
-  -- for a gate interval after each one: someone is recovering meanwhile).
-  recovering[qi] = want > 0 and ARGV[7 + qi] == '1'
-    and redis.call('SET', KEYS[(qi - 1) * per + 12], '1', 'NX', 'PX', gate_ms)
+--    bumps the stream's delivery counter, which is the redelivery count.  Only lanes the
+--    claims index says are due (or, on a process's first look at a queue, lanes that hold
+--    claims at all): most fetches scan no pending list.
+local due = {}
+if want > 0 then
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do due[key] = true end
 end
+local function pending(key)
+  local p = redis.pcall('XPENDING', key, group)
+  if type(p) == 'table' and not p.err then return tonumber(p[1]) or 0 end
+  return 0
+end
+local unfinished, looked = {}, {}
 
 local function recover(qi, lane, key)
   local base = (qi - 1) * per
@@ -175,7 +204,7 @@ local function recover(qi, lane, key)
   end
   redis.call('HSET', KEYS[base + 13], lane, cursor)
   if cursor ~= '0-0' then
-    unfinished[qi] = true
+    unfinished[base + 1 + lane] = true
     return
   end
   -- A full pass: forget consumers of dead processes that hold nothing.
@@ -207,23 +236,75 @@ end
 --    over claims (older) before new entries; up to the count.
 for lane = 9, 0, -1 do
   for qi = 1, nq do
-    local index = (qi - 1) * per + 1 + lane
-    if present[index] then
-      if recovering[qi] and want <= 0 then
-        unfinished[qi] = true  -- the batch is full: the next fetch scans this lane
-      elseif recovering[qi] then
-        recover(qi, lane, KEYS[index])
+    local at = (qi - 1) * per + 1 + lane
+    if present[at] then
+      if due[KEYS[at]] or (ARGV[8 + qi] == '1' and pending(KEYS[at]) > 0) then
+        if want <= 0 then
+          unfinished[at] = true  -- the batch is full: the next fetch scans this lane
+        else
+          looked[at] = true
+          recover(qi, lane, KEYS[at])
+        end
       end
-      if want > 0 then read_new(qi, lane, KEYS[index]) end
+      if want > 0 then read_new(qi, lane, KEYS[at]) end
     end
   end
 end
-local unfinished_list = {}
+
+-- 4. The claims index, per lane. An unfinished pass is due again at once; a finished one
+--    looks again after `recheck` seconds while claims remain, and drops the lane when none
+--    do (ACK drops it too, when it empties the pending list); a new claim makes its lane due
+--    when that claim could first be abandoned (LT: an earlier look stays).
 for qi = 1, nq do
-  if unfinished[qi] then redis.call('DEL', KEYS[(qi - 1) * per + 12]) end
-  unfinished_list[qi] = unfinished[qi] and 1 or 0
+  for lane = 0, 9 do
+    local at = (qi - 1) * per + 1 + lane
+    if present[at] then
+      if unfinished[at] then
+        redis.call('ZADD', index, now, KEYS[at])
+      elseif looked[at] then
+        if claimed[at] or pending(KEYS[at]) > 0 then
+          redis.call('ZADD', index, tonumber(now) + recheck, KEYS[at])
+        else
+          redis.call('ZREM', index, KEYS[at])
+        end
+      elseif claimed[at] then
+        redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at])
+      end
+    end
+  end
 end
-return {out, next_due, masks, unfinished_list}
+
+-- 5. Nothing taken, and the client will wait in a blocking read. 'm': that read claims
+--    (XREADGROUP BLOCK, outside any script), so its lanes go into the index first, due when a
+--    claim it takes could first be abandoned (its block is shorter than that): a SIGKILL
+--    right after that read leaves its claims indexed. 't': the read only watches (XREAD from
+--    these tails) and the claims are taken here, so nothing is marked.
+if #out == 0 and mode == 'm' then
+  for qi = 1, nq do
+    for lane = 0, 9 do
+      local at = (qi - 1) * per + 1 + lane
+      if present[at] then redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at]) end
+    end
+  end
+end
+local tails = false
+if #out == 0 and mode == 't' then
+  tails = {}
+  local function tail(key)
+    local last = redis.pcall('XREVRANGE', key, '+', '-', 'COUNT', 1)
+    if type(last) == 'table' and not last.err and last[1] then return last[1][1] end
+    return '0-0'
+  end
+  for qi = 1, nq do
+    local base = (qi - 1) * per
+    local t = {tail(KEYS[base + 12])}
+    for lane = 0, 9 do
+      if present[base + 1 + lane] then t[#t + 1] = tail(KEYS[base + 1 + lane]) end
+    end
+    tails[qi] = t
+  end
+end
+return {out, dues, masks, tails}
 """
 )
 
@@ -279,7 +360,7 @@ end
 return kept
 """
 
-# KEYS: streams, each once.  ARGV: group, consumer, then per stream a count n, the lowest and
+# KEYS: streams, each once, then the claims index.  ARGV: group, consumer, then per stream a count n, the lowest and
 # the highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
 # still owns; an entry another consumer took over (XAUTOCLAIM after this one stalled) is the
 # new owner's to ack: acking it here would delete a delivery that is running elsewhere.  The
@@ -287,8 +368,10 @@ return kept
 # Returns how many were acked.
 ACK = """
 local group, consumer = ARGV[1], ARGV[2]
+local index = KEYS[#KEYS]
 local i, acked = 3, 0
-for _, key in ipairs(KEYS) do
+for k = 1, #KEYS - 1 do
+  local key = KEYS[k]
   local n, low, high = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   local mine = {}
   while true do
@@ -302,11 +385,13 @@ for _, key in ipairs(KEYS) do
   for j = i + 3, i + 2 + n do
     if mine[ARGV[j]] then owned[#owned + 1] = ARGV[j] end
   end
-  for k = 1, #owned, 500 do
-    local chunk = {unpack(owned, k, math.min(k + 499, #owned))}
+  for c = 1, #owned, 500 do
+    local chunk = {unpack(owned, c, math.min(c + 499, #owned))}
     redis.call('XACK', key, group, unpack(chunk))
     acked = acked + redis.call('XDEL', key, unpack(chunk))
   end
+  -- The last claim of the lane settled: nothing for recovery (or extend_owner) to look at.
+  if #owned > 0 and redis.call('XPENDING', key, group)[1] == 0 then redis.call('ZREM', index, key) end
   i = i + 3 + n
 end
 return acked
@@ -360,7 +445,8 @@ return 1
 """
 )
 
-# KEYS: dead-letter stream, lanes 0..9, lanes-in-use set.  ARGV: message ids to requeue (none = all).
+# KEYS: dead-letter stream, lanes 0..9, lanes-in-use set, wake stream.  ARGV: message ids to
+# requeue (none = all).
 REQUEUE_DEAD = (
     _FIELD
     + """
@@ -376,7 +462,9 @@ for _, e in ipairs(redis.call('XRANGE', KEYS[1], '-', '+')) do
     -- A lane that is not 0-9 (a foreign entry) must not stop the loop half-way: lane 0.
     local lane = tonumber(string.match(field(f, 'lane') or '', '^%d$') or '0')
     redis.call('XADD', KEYS[2 + lane], '*', 'm', field(f, 'm') or '')
-    redis.call('SADD', KEYS[12], lane)
+    if redis.call('SADD', KEYS[12], lane) > 0 and KEYS[13] then  -- a new lane: wake blocked fetchers
+      redis.call('XADD', KEYS[13], 'MAXLEN', '~', 100, '*', 'w', '')
+    end
     redis.call('XDEL', KEYS[1], e[1])
     n = n + 1
   end

@@ -1,0 +1,66 @@
+"""`taskq worker -Q` over thousands of idle Redis queues: what the idle worker costs Redis (a
+private server: INFO commandstats counts the whole server), and that a stop still ends it at
+once although its idle fetch waits up to 10 s."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from taskq import TaskQ
+from tests.contract.redis_factories import ThrowawayRedis
+from tests.integration.workers import WorkerFactory, base_env, wait_until
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+QUEUES = [f"tenant{i}" for i in range(2000)]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    redis_server = ThrowawayRedis(data)
+    redis_server.start()
+    try:
+        yield redis_server
+    finally:
+        redis_server.stop()
+
+
+def calls(client: redis.Redis) -> dict[str, int]:
+    return {name: int(v["calls"]) for name, v in client.info("commandstats").items()}
+
+
+def test_an_idle_prefork_worker_on_2000_queues_costs_under_one_command_a_second(
+    tmp_path: Path, server: ThrowawayRedis
+) -> None:
+    # The default recovery time (30 s): the claims index is looked at once per 0.9 x that.
+    env = base_env(tmp_path, server.url, TASKQ_RECOVERY_TIME="30")
+    workers = WorkerFactory(tmp_path, env)
+    producer = TaskQ("producer", broker=server.url)
+    counter = redis.Redis.from_url(server.url)
+    try:
+        worker = workers.start("-Q", ",".join(QUEUES), "-c", "2", "-P", "prefork", "--without-heartbeat")
+        producer.send_task("example_tasks.add", (1, 2), queue=QUEUES[-1])
+        wait_until(lambda: producer.broker.queue_length(QUEUES[-1]) == 0, 60, "the warm-up task")
+        time.sleep(3)  # both children are past their first scan, watching
+        seconds = 15.0
+        before = calls(counter)
+        time.sleep(seconds)
+        after = calls(counter)
+        spent = {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
+        spent["cmdstat_info"] -= 1  # the INFO that read `before`
+        total = sum(spent.values())
+        assert total <= seconds, f"{total / seconds:.2f} commands/s from an idle worker: {spent}"
+        stopping = time.monotonic()
+        assert worker.stop() == 0
+        assert time.monotonic() - stopping < 5.0, "a stop waited out the idle fetch"
+    finally:
+        counter.close()
+        producer.close()
+        workers.close()
