@@ -1,8 +1,8 @@
 """The ``taskq`` command: one click group, one module per command family.
 
 Each command's module is imported when that command runs (or ``--help`` lists it): ``taskq
-worker`` then loads neither beat's nor remote control's client modules, a tenth of its
-import time (issue 22, startup; ``python -X importtime -m taskq worker ...``)."""
+worker`` then loads none of beat's CLI, remote control's client or the other commands
+(issue 22, startup; docs/performance.md; ``python -X importtime -m taskq worker ...``)."""
 
 from __future__ import annotations
 
