@@ -24,7 +24,8 @@ server's CPU per task (promotion from the delayed set and the run included; the 
 workers' own cost per second, measured first, subtracted) are reported, for N and 20,000.
 
 Results: ``backlog.{md,json}`` (``countdown.{md,json}``) in ``--out`` (default bench/results), and the plot of drain
-rate against backlog size, ``docs/backlog.png``.
+rate against backlog size (and against queue count, from the committed results: bench/plots.py),
+``docs/backlog.png``.
 """
 
 from __future__ import annotations
@@ -37,16 +38,14 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import adapters, measure
+from bench import adapters, measure, plots
 from bench.adapters.base import QUEUE, Adapter
 from bench.plan import PROCESSES
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PLOT = Path(__file__).resolve().parents[1] / "docs" / "backlog.png"
 TIMEOUT_PER_TASK = 0.002  # seconds allowed per queued task (500/s), plus a fixed minute
 PEERS = ("raw", "huey", "dramatiq", "taskiq")
 WARM_FRACTION = 0.02  # share of the backlog drained before the "start" RSS is read
@@ -296,36 +295,6 @@ def _spread(group: list[Sample]) -> str:
     return f"{100 * measure.median(ratios):.0f}%" if ratios else "—"
 
 
-def plot(report: Report, path: Path, extra: Callable[[object], None] | None = None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    peer_colors = iter(["tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"])
-    for lib in sorted({s.library for s in report.samples}, key=_order):
-        sizes = sorted({s.size for s in report.samples if s.library == lib})
-        rates = [measure.median([s.drain for s in report.samples if s.library == lib and s.size == n]) for n in sizes]
-        style: dict[str, object] = {"color": "tab:green", "linewidth": 2.5}
-        if lib != "taskq":
-            style = {"color": "tab:gray", "linestyle": "--"} if lib == "raw" else {"color": next(peer_colors)}
-        ax.plot(sizes, rates, marker="o", label=lib, **style)  # type: ignore[arg-type]
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("tasks queued before the workers start (backlog)")
-    ax.set_ylabel("drain rate, 2 worker processes (tasks/s)")
-    ax.set_title("Redis: drain rate vs backlog size (python -m bench.backlog)\n"
-                 "one run per point on a loaded 2-CPU machine: rates are noisy")  # fmt: skip
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    if extra:
-        extra(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.backlog", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -340,7 +309,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--countdown", type=int, default=0, help="also run N countdown tasks (and 20,000)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
-    parser.add_argument("--plot", type=Path, default=PLOT)
+    parser.add_argument("--plot", type=Path, default=plots.PLOT)
     return parser.parse_args(argv)
 
 
@@ -403,7 +372,7 @@ def write(report: Report, out: Path, plot_path: Path) -> None:
     if report.samples:
         (out / "backlog.md").write_text(text)
         (out / "backlog.json").write_text(json.dumps(dataclasses.asdict(report), indent=1))
-        plot(report, plot_path)
+        plots.draw(plot_path, backlog=out / "backlog.json")
         log(f"wrote backlog.md and backlog.json in {out}, and {plot_path}")
     if report.countdown:
         (out / "countdown.md").write_text(text)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import states
 from taskq.app import TaskQ
-from taskq.beat import at, cron, crontab, every, solar
 from taskq.canvas import GroupResult, Signature, chain, chord, group, signature
 from taskq.compat.shared import current_app, shared_task
 from taskq.errors import (
@@ -33,6 +32,8 @@ from taskq.task import MaxRetriesExceededError, Task
 
 if TYPE_CHECKING:
     from kombu.entity import Exchange, Queue
+
+    from taskq.beat import at, cron, crontab, every, solar
 
 __version__ = "0.1.0"
 
@@ -77,11 +78,23 @@ __all__ = [
 ]
 
 
+# Imported on first use (``from taskq import crontab`` works as before): the schedules pull in
+# zoneinfo, calendar, uuid and platform, about 10 ms of a worker's start that only beat and
+# the apps declaring schedules need (issue 22, startup).
+_BEAT_NAMES = frozenset({"at", "cron", "crontab", "every", "solar"})
+
+
 def __getattr__(name: str) -> Any:
     """``taskq.Queue`` and ``taskq.Exchange`` are kombu's (task_queues, docs/routing.md),
-    imported on first use: ``import taskq`` stays free of kombu."""
+    imported on first use: ``import taskq`` stays free of kombu. The schedules likewise."""
     if name in ("Queue", "Exchange"):
         import kombu
 
         return getattr(kombu, name)
+    if name in _BEAT_NAMES:
+        import taskq.beat
+
+        value = getattr(taskq.beat, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'taskq' has no attribute {name!r}")

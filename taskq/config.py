@@ -6,7 +6,6 @@ default. ``app.conf`` stays assignable until a worker or beat starts; then it is
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import os
@@ -130,6 +129,8 @@ class Settings:
             self._warn_once(name, f"setting {name} is a Celery 3 name taskq does not have; ignored"
                             " (docs/migrating-from-celery.md lists each setting)")
             return
+        import difflib  # here: only a misspelt setting needs it (issue 22, startup)
+
         close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         self._warn_once(name, f"unknown setting {name!r}{hint}; kept in app.conf but unused by taskq")

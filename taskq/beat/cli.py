@@ -18,6 +18,7 @@ from taskq.beat.core.heartbeat import heartbeat_age
 from taskq.beat.core.loop import DEFAULT_LOCK_TTL
 from taskq.beat.core.schedule_api import ScheduleAPI, schedule_api_for
 from taskq.beat.core.schedules import cron, every
+from taskq.cli.celery_flags import BEAT_CELERY_ONLY, celery_only_options
 from taskq.errors import TaskQError
 
 DEFAULT_HEARTBEAT = os.path.join(tempfile.gettempdir(), "taskq-beat.heartbeat")
@@ -214,6 +215,9 @@ def _simple(name: str, method: str, help_text: str) -> click.Command:
 schedule.add_command(_simple("remove", "remove_job", "Remove entry ENTRY_ID."))
 schedule.add_command(_simple("pause", "pause_job", "Pause entry ENTRY_ID (it keeps its definition)."))
 schedule.add_command(_simple("resume", "resume_job", "Resume entry ENTRY_ID from its next instant after now."))
+
+
+celery_only_options(BEAT_CELERY_ONLY)(beat)  # Celery's beat flags that taskq lacks: refused by name
 
 
 @click.group()

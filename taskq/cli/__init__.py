@@ -1,4 +1,8 @@
-"""The ``taskq`` command: one click group, one module per command family."""
+"""The ``taskq`` command: one click group, one module per command family.
+
+Each command's module is imported when that command runs (or ``--help`` lists it): ``taskq
+worker`` then loads none of beat's CLI, remote control's client or the other commands
+(issue 22, startup; docs/performance.md; ``python -X importtime -m taskq worker ...``)."""
 
 from __future__ import annotations
 
@@ -8,24 +12,48 @@ from typing import Any
 
 import click
 
-from taskq.beat.cli import beat, schedule
-from taskq.cli.celery_flags import BEAT_CELERY_ONLY, GLOBAL_CELERY_ONLY, celery_only_options
+from taskq.cli.celery_flags import GLOBAL_CELERY_ONLY, celery_only_options
 from taskq.cli.common import CommandError
-from taskq.cli.dashboard import dashboard
-from taskq.cli.db import db
-from taskq.cli.demo import demo
-from taskq.cli.events import events
-from taskq.cli.inspect import control, inspect
-from taskq.cli.outbox import outbox
-from taskq.cli.queues import dead_letters, purge, queues
-from taskq.cli.results import results
-from taskq.cli.revoke import revoke
-from taskq.cli.tasks import call, result
-from taskq.cli.worker import worker
 from taskq.errors import TaskQError
 
+# command name -> "module:attribute"
+COMMANDS = {
+    "worker": "taskq.cli.worker:worker",
+    "beat": "taskq.beat.cli:beat",
+    "schedule": "taskq.beat.cli:schedule",
+    "call": "taskq.cli.tasks:call",
+    "result": "taskq.cli.tasks:result",
+    "queues": "taskq.cli.queues:queues",
+    "purge": "taskq.cli.queues:purge",
+    "dead-letters": "taskq.cli.queues:dead_letters",
+    "demo": "taskq.cli.demo:demo",
+    "db": "taskq.cli.db:db",
+    "results": "taskq.cli.results:results",
+    "outbox": "taskq.cli.outbox:outbox",
+    "revoke": "taskq.cli.revoke:revoke",
+    "inspect": "taskq.cli.inspect:inspect",
+    "control": "taskq.cli.inspect:control",
+    "events": "taskq.cli.events:events",
+    "dashboard": "taskq.cli.dashboard:dashboard",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group whose commands (COMMANDS) are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="taskq")
 @click.option("-A", "--app", "app_spec", default=None, help="Your project's app, for every command (as Celery's -A)")
 @click.option("-b", "--broker", "broker_url", default=None, help="Broker URL: overrides the app's broker_url")
@@ -53,15 +81,6 @@ def run_with_app(app: Any, argv: list[str] | None) -> None:
     except TaskQError as exc:
         CommandError(str(exc)).show()
         sys.exit(CommandError.exit_code)
-
-
-celery_only_options(BEAT_CELERY_ONLY)(beat)  # Celery's beat flags that taskq lacks: refused by name
-
-for command in (
-    worker, beat, schedule, call, result, queues, purge, dead_letters, demo, db, results, outbox, revoke,
-    inspect, control, events, dashboard,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

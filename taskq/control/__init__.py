@@ -10,7 +10,21 @@
 
 from __future__ import annotations
 
-from taskq.control.client import Control, Inspect
+from typing import TYPE_CHECKING, Any
+
 from taskq.control.mailbox import ControlRequest, Mailbox, MailboxNode, create_mailbox
 
+if TYPE_CHECKING:
+    from taskq.control.client import Control, Inspect
+
 __all__ = ["Control", "ControlRequest", "Inspect", "Mailbox", "MailboxNode", "create_mailbox"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Control`` and ``Inspect`` on first use: a worker's control process imports this
+    package for its mailbox and never needs the client (issue 22, startup)."""
+    if name in ("Control", "Inspect"):
+        from taskq.control import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'taskq.control' has no attribute {name!r}")

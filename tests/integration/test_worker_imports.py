@@ -1,5 +1,6 @@
-"""An SQLite worker imports none of the optional brokers' client libraries (issue 22: start-up);
-a Redis worker's pool children do not carry kombu, which only its control process needs."""
+"""An SQLite worker imports none of the optional brokers' client libraries, nor the heavy
+modules only other pools, servers or commands need (issue 22: start-up); a Redis worker's pool
+children do not carry kombu, which only its control process needs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.servers import require_redis
 
 OPTIONAL_CLIENTS = {"redis", "pika", "kombu", "amqp", "psycopg", "psycopg2", "aio_pika", "msgpack"}
+# Heavy modules an SQLite worker on the prefork or solo pool has no use for: the asyncio pool's
+# and the dashboard's, the metrics', gevent; and taskq's own that only beat, remote control's
+# client and the other commands load (the CLI imports a command's module when it runs).
+HEAVY = {"asyncio", "starlette", "uvicorn", "prometheus_client", "gevent", "rich", "sqlalchemy", "celery"}
+TASKQ_UNUSED = {"taskq.beat", "taskq.cli.inspect", "taskq.cli.demo", "taskq.control.client", "taskq.dashboard",
+                "taskq.metrics", "taskq.worker.asyncio_pool"}  # fmt: skip
 APP = textwrap.dedent(
     """
     import os, sys
@@ -32,8 +41,9 @@ APP = textwrap.dedent(
 )
 
 
-def run_report(tmp_path: Path, broker: str) -> set[str]:
-    """The modules of the prefork child that ran the reporting task on ``broker``."""
+def run_report(tmp_path: Path, broker: str, pool: str = "prefork") -> set[str]:
+    """The modules of the process that ran the reporting task on ``broker`` (the prefork
+    child, or the solo worker itself)."""
     (tmp_path / "imports_app.py").write_text(APP)
     env = {
         **os.environ, "IMPORTS_BROKER": broker, "IMPORTS_QUEUE": f"imports-{uuid.uuid4().hex[:8]}",
@@ -42,7 +52,7 @@ def run_report(tmp_path: Path, broker: str) -> set[str]:
     code = "from imports_app import report; report.delay()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "taskq", "worker", "-A", "imports_app:app", "-P", "prefork", "-c", "1", "-l", "warning"],
+        [sys.executable, "-m", "taskq", "worker", "-A", "imports_app:app", "-P", pool, "-c", "1", "-l", "warning"],
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     report = tmp_path / "modules.txt"
@@ -57,13 +67,16 @@ def run_report(tmp_path: Path, broker: str) -> set[str]:
     return set(report.read_text().split())
 
 
-def test_an_sqlite_worker_imports_no_optional_client(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_an_sqlite_worker_imports_no_optional_client_nor_heavy_module(tmp_path: Path, pool: str) -> None:
     # Given an app on SQLite with one task queued that reports its process's modules
     # When a worker runs it
-    modules = run_report(tmp_path, "")
-    # Then none of the optional clients was imported, by the worker or the task's process
-    assert "taskq.brokers.sqlite" in modules  # the report is real
-    assert {m.split(".")[0] for m in modules} & OPTIONAL_CLIENTS == set()
+    modules = run_report(tmp_path, "", pool)
+    # Then none of the optional clients, nor any heavy module it has no use for, was imported
+    # by the worker or the task's process
+    assert {"taskq.brokers.sqlite", "taskq.cli.worker"} <= modules  # the report is real
+    assert {m.split(".")[0] for m in modules} & (OPTIONAL_CLIENTS | HEAVY) == set()
+    assert {m for m in modules if m in TASKQ_UNUSED or m.startswith(tuple(u + "." for u in TASKQ_UNUSED))} == set()
 
 
 def test_a_redis_workers_pool_children_import_no_kombu(tmp_path: Path) -> None:
