@@ -2,18 +2,24 @@
 
 A fetch moves up to PROMOTE due members per queue, earliest first, and removes them from the
 set in one ZREMRANGEBYRANK; a member it cannot move goes to the dead letters, and what was
-moved before it never moves twice.
+moved before it never moves twice; a fetch that fails while promoting (out of memory) leaves
+the rest in the set, nothing moved twice.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
+import pytest
 import redis
 
 from taskq.brokers.base import Publication
 from taskq.brokers.redis import RedisBroker
+from taskq.config import Settings
+from taskq.errors import BrokerError
+from tests.contract.redis_factories import ThrowawayRedis
 from tests.unit.test_redis_broker import MakeBroker, envelope, ids
 from tests.unit.test_redis_broker import make_broker as make_broker  # the fixture
 
@@ -110,3 +116,35 @@ def test_delayed_messages_are_stored_with_their_eta_as_score(make_broker: MakeBr
     assert len(stored) == 1500
     assert [score for _, score in stored] == [later + i for i in range(1500)]
     assert all(member[:1] == b"0" for member, _ in stored)
+
+
+def test_a_fetch_refused_for_memory_while_promoting_leaves_every_message_in_place(tmp_path: Path) -> None:
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    settings = Settings()
+    settings.broker_transport_options = {"retries": 0}
+    broker = RedisBroker(server.url, settings)
+    client = redis.Redis.from_url(server.url)
+    q = "q-" + uuid.uuid4().hex[:8]
+    try:
+        # Given due delayed messages, and a server that refuses writes (maxmemory reached; Redis
+        # checks a script's first write only, so it is the first XADD that is refused)
+        at = time.time() + 0.2
+        broker.publish_many([Publication(q, envelope(f"m{i}"), at + i * 1e-3) for i in range(5)])
+        time.sleep(max(0.0, at + 0.1 - time.time()))
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        # When a worker fetches, the fetch fails: not a dead letter for an error that is not the message's
+        with pytest.raises(BrokerError, match="OutOfMemoryError"):
+            broker.fetch([q], 10, timeout=1)
+        client.config_set("maxmemory", 0)
+        assert client.zcard(broker.delayed_key(q)) == 5 and broker.dead_letters(q) == []
+        # Then, memory back, each message is delivered once
+        got = broker.fetch([q], 10, timeout=2)
+        assert ids(got) == [f"m{i}" for i in range(5)]
+        assert client.xlen(broker.lane_key(q, 0)) == 5
+        broker.ack(got)
+    finally:
+        client.close()
+        broker.close()
+        server.stop()

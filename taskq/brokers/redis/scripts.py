@@ -122,7 +122,14 @@ local function move_due(qi)
     local reason = 'malformed delayed entry (not <lane digit><16 chars><message>)'
     if lane and #member > 17 then
       local added = redis.pcall('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
-      reason = type(added) == 'table' and added.err and 'delayed entry whose lane key is not a stream'
+      reason = false
+      if type(added) == 'table' and added.err then
+        if not string.find(added.err, 'WRONGTYPE', 1, true) then
+          drop_moved()  -- another error (out of memory...): the fetch fails, this member stays
+          error(added)
+        end
+        reason = 'delayed entry whose lane key is not a stream'
+      end
     end
     if reason then
       drop_moved()  -- the calls below may fail
