@@ -53,7 +53,8 @@ while i <= #ARGV do
     for j = i + 3, i + 2 + n do redis.call('XADD', key, '*', 'm', ARGV[j]) end
     added, i = added + n, i + 3 + n
   elseif op == 'Z' then
-    for j = i + 3, i + 1 + 2 * n, 2 do redis.call('ZADD', key, ARGV[j], ARGV[j + 1]) end
+    -- One ZADD per 500 messages, not one each (unpack stays far below Lua's stack limit).
+    for j = i + 3, i + 2 + 2 * n, 1000 do redis.call('ZADD', key, unpack(ARGV, j, math.min(j + 999, i + 2 + 2 * n))) end
     added, i = added + n, i + 3 + 2 * n
   elseif op == 'L' then
     -- A lane new to the queue: blocked fetchers read only the lanes they know, so wake them.
@@ -121,32 +122,52 @@ local function make_group(key)
   redis.pcall('XGROUP', 'CREATE', key, group, '0', 'MKSTREAM')
 end
 
--- 1. Delayed messages that are due move to their lane. Redis keeps what a script wrote
---    before an error, so nothing below may fail after a write: each member is checked
---    before it is written anywhere, and each move is complete (XADD, then ZREM of that
---    member) before the next begins. A member that is not <lane digit><16 chars><payload>
---    (written by something else) goes to the dead letters, whole, with the reason.
+-- 1. Delayed messages that are due move to their lane, the earliest first, up to PROMOTE
+--    per queue per call (a bound on the script's run time; every fetch promotes, so due
+--    messages move as fast as workers ask for them). The batch leaves the set in one
+--    ZREMRANGEBYRANK, not one ZREM each. Redis keeps what a script wrote before an error, so
+--    nothing may fail after a write while a moved member is still in the set: the members
+--    handled are always the set's first ranks, and they are removed before any call that
+--    can fail. A member that is not <lane digit><16 chars><payload> (written by something
+--    else), or whose lane key is not a stream, goes to the dead letters, whole, with the reason.
+local PROMOTE = 500
 local function move_due(qi)
   local base = (qi - 1) * per
   local delayed = KEYS[base + 11]
   local head = redis.pcall('ZRANGE', delayed, 0, 0, 'WITHSCORES')
   if head.err then return nil end  -- not a sorted set: nothing of ours is delayed there
-  if head[2] and tonumber(head[2]) <= tonumber(now) then
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 500)) do
-      local lane = tonumber(string.match(member, '^%d') or '')
-      if lane and #member > 17 then
-        redis.call('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
-      else
-        redis.call('XADD', KEYS[base + 15], '*', 'id', 'malformed-delayed-' .. redis.sha1hex(member),
-                   'reason', 'malformed delayed entry (not <lane digit><16 chars><message>)',
-                   'at', now, 'lane', '0', 'm', member)
-        redis.call('SADD', registry, ARGV[8 + nq + qi])
-      end
-      redis.call('ZREM', delayed, member)
-    end
-    head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if not (head[2] and tonumber(head[2]) <= tonumber(now)) then return head[2] end
+  local moved = 0  -- members moved and still in the set: ranks 0 .. moved - 1
+  local function drop_moved()
+    if moved > 0 then redis.call('ZREMRANGEBYRANK', delayed, 0, moved - 1) end
+    moved = 0
   end
-  return head[2]
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, PROMOTE)) do
+    local lane = tonumber(string.match(member, '^%d') or '')
+    local reason = 'malformed delayed entry (not <lane digit><16 chars><message>)'
+    if lane and #member > 17 then
+      local added = redis.pcall('XADD', KEYS[base + 1 + lane], '*', 'm', string.sub(member, 18))
+      reason = false
+      if type(added) == 'table' and added.err then
+        if not string.find(added.err, 'WRONGTYPE', 1, true) then
+          drop_moved()  -- another error (out of memory...): the fetch fails, this member stays
+          error(added)
+        end
+        reason = 'delayed entry whose lane key is not a stream'
+      end
+    end
+    if reason then
+      drop_moved()  -- the calls below may fail
+      redis.call('XADD', KEYS[base + 15], '*', 'id', 'malformed-delayed-' .. redis.sha1hex(member),
+                 'reason', reason, 'at', now, 'lane', '0', 'm', member)
+      redis.call('SADD', registry, ARGV[8 + nq + qi])
+      redis.call('ZREM', delayed, member)
+    else
+      moved = moved + 1
+    end
+  end
+  drop_moved()
+  return redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
 end
 
 local dues = {}
