@@ -3,7 +3,8 @@ taskq, the raw client and the peers, drawn from the benches' JSON results.
 
     python -m bench.plots [--backlog FILE] [--results FILE] [--many-queues FILE] [--out PNG]
 
-Left, from ``python -m bench.backlog`` (backlog_peers.json: the run with the peers): the drain rate of each backlog size.
+Left, from ``python -m bench.backlog`` (backlog_peers.json: the run with the peers): the drain
+rate of each backlog size.
 Right, from two benches: 1, 4 and 16 queues are the main bench's scaling rows (results.json:
 ``scale_p2``, ``scale_q4``, ``scale_q16``, one run each, 2 worker processes), solid lines;
 1 and 1,000 queues, dotted, are ``python -m bench.many_queues``'s two drains (many_queues.json:
