@@ -260,3 +260,30 @@ def test_an_ack_while_another_worker_blocks_on_the_lane_keeps_its_coming_claim_i
     got, at = fetch_until(watcher, queues, 12)
     assert [(d.queue, d.redeliveries) for d in got] == [(queues[5], 1)]
     assert at - claimed <= 5.0 + 1.0, f"recovered {at - claimed:.2f}s after the claim (recovery time 5 s)"
+
+
+def test_a_thousand_orphaned_lanes_in_the_claims_index_do_not_hide_a_consumed_queues_claim(
+    make_broker: MakeBroker,
+) -> None:
+    """A worker on 1,000 tenant queues died holding a claim on each, and nobody consumes
+    those queues any more: their lanes stay due in the (shared) index. A claim of a dead
+    worker on a queue that is consumed must still come back within the recovery time."""
+    producer, orphans = make_broker(), [f"gone{i}" for i in range(1000)]
+    producer.publish_many([Publication(q, envelope()) for q in orphans])
+    dead = make_broker(recovery_time=2.0)
+    held = 0
+    for start in range(0, len(orphans), 32):
+        held += len(dead.fetch(orphans[start : start + 32], 32, 0))
+    assert held == 1000
+    live = make_broker(recovery_time=2.0)
+    assert live.fetch(["kept"], 1, 0) == []  # its first look (the sweep) is done
+    producer.publish("kept", envelope())
+    doomed = make_broker(recovery_time=2.0)
+    assert len(doomed.fetch(["kept"], 1, 1.0)) == 1  # then it dies
+    claimed = time.time()
+    got: list[Delivery] = []
+    while not got and time.time() - claimed < 8:
+        got = live.fetch(["kept"], 1, 1.0)
+    at = time.time()
+    assert [(d.queue, d.redeliveries) for d in got] == [("kept", 1)]
+    assert at - claimed <= 2.0 + 0.5, f"recovered {at - claimed:.2f}s after the claim (recovery time 2 s)"

@@ -190,9 +190,19 @@ end
 --    bumps the stream's delivery counter, which is the redelivery count.  Only lanes the
 --    claims index says are due (or, on a process's first look at a queue, lanes that hold
 --    claims at all): most fetches scan no pending list.
+--    Each lane's own score (ZMSCORE), not the index's earliest members: lanes due that no
+--    call looks at (queues nobody consumes any more) would fill any such window for good.
 local due = {}
 if want > 0 then
-  for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do due[key] = true end
+  local mine = {}
+  for at = 1, nq * per do
+    if present[at] then mine[#mine + 1] = KEYS[at] end
+  end
+  local scores = redis.call('ZMSCORE', index, unpack(mine))
+  for j = 1, #mine do
+    local score = scores[j] and tonumber(scores[j])
+    if score and score <= tonumber(now) then due[mine[j]] = true end
+  end
 end
 local function pending(key)
   local p = redis.pcall('XPENDING', key, group)
