@@ -105,10 +105,11 @@ end
 # its wake stream, then of each lane in use (lowest first), '0-0' for none: every entry up to
 # there is delivered, so a read from these ids wakes on exactly what is new (docs/redis.md).
 #
-# The claims index (a sorted set of queue names, scored by when to look for abandoned claims
-# next) is written here, in the call that claims: so a queue that holds claims is always in
-# it, even if the claiming worker is SIGKILLed the next instant. A queue is looked at when its
-# score is due; a look that finds no claim left removes it.
+# The claims index (a sorted set of lane streams, scored by when to look for abandoned claims
+# next) is written here, in the call that claims: so a lane that holds claims is always in
+# it, even if the claiming worker is SIGKILLed the next instant. A lane is looked at when its
+# score is due; a look that finds no claim left removes it (settle: not while a blocking
+# read's mark on it is live).
 FETCH = (
     _FIELD
     + _SETTLE
