@@ -230,3 +230,60 @@ def test_the_claims_index_holds_a_queue_while_it_holds_claims(make_broker: MakeB
     broker.ack(got)  # the lane's last claim: the index lets it go at once
     assert broker.client.zscore(index, lane) is None
     assert producer.extend_owner(broker.claim_owner, queues) == 0
+
+
+def test_an_ack_while_another_worker_blocks_on_the_lane_keeps_its_coming_claim_indexed(
+    make_broker: MakeBroker,
+) -> None:
+    """A worker on one queue claims in XREADGROUP BLOCK, outside any script, trusting the
+    mark its scan put in the claims index. Another worker acks the lane's last claim while
+    that read waits: the lane must stay indexed, or the claim the read then takes is neither
+    extended for its live owner nor recovered after its owner dies."""
+    watcher, producer, queues = make_broker(recovery_time=5.0), make_broker(), names(40)
+    reader = make_broker(recovery_time=5.0)  # recovery_check 0.5: its blocking read waits <= 0.5 s
+    go_idle(watcher, queues)
+    producer.publish(queues[5], envelope())
+    first, _ = fetch_until(watcher, queues, 5)
+    assert len(first) == 1
+    done: list[list[Delivery]] = []
+    thread = threading.Thread(target=lambda: done.append(reader.fetch([queues[5]], 1, 0.5)))
+    thread.start()
+    time.sleep(0.2)  # the reader scanned (nothing new) and waits in XREADGROUP BLOCK
+    watcher.ack(first)  # the lane's last claim settles while the reader waits on it
+    producer.publish(queues[5], envelope())
+    thread.join()
+    assert len(done[0]) == 1, "the blocking read should have claimed the second message"
+    claimed = time.time()
+    # Alive: its keeper (extend_owner, through the index) must find the claim.
+    assert producer.extend_owner(reader.claim_owner, [queues[5]]) == 1
+    # Then the reader dies (it never acks nor extends again): the watcher takes the claim back.
+    got, at = fetch_until(watcher, queues, 12)
+    assert [(d.queue, d.redeliveries) for d in got] == [(queues[5], 1)]
+    assert at - claimed <= 5.0 + 1.0, f"recovered {at - claimed:.2f}s after the claim (recovery time 5 s)"
+
+
+def test_a_thousand_orphaned_lanes_in_the_claims_index_do_not_hide_a_consumed_queues_claim(
+    make_broker: MakeBroker,
+) -> None:
+    """A worker on 1,000 tenant queues died holding a claim on each, and nobody consumes
+    those queues any more: their lanes stay due in the (shared) index. A claim of a dead
+    worker on a queue that is consumed must still come back within the recovery time."""
+    producer, orphans = make_broker(), [f"gone{i}" for i in range(1000)]
+    producer.publish_many([Publication(q, envelope()) for q in orphans])
+    dead = make_broker(recovery_time=2.0)
+    held = 0
+    for start in range(0, len(orphans), 32):
+        held += len(dead.fetch(orphans[start : start + 32], 32, 0))
+    assert held == 1000
+    live = make_broker(recovery_time=2.0)
+    assert live.fetch(["kept"], 1, 0) == []  # its first look (the sweep) is done
+    producer.publish("kept", envelope())
+    doomed = make_broker(recovery_time=2.0)
+    assert len(doomed.fetch(["kept"], 1, 1.0)) == 1  # then it dies
+    claimed = time.time()
+    got: list[Delivery] = []
+    while not got and time.time() - claimed < 8:
+        got = live.fetch(["kept"], 1, 1.0)
+    at = time.time()
+    assert [(d.queue, d.redeliveries) for d in got] == [("kept", 1)]
+    assert at - claimed <= 2.0 + 0.5, f"recovered {at - claimed:.2f}s after the claim (recovery time 2 s)"

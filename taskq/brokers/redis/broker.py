@@ -169,9 +169,14 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         name = key[len(self.prefix) + 2 : key.rfind(":")]
         return name[1:-1] if self.clustered else name
 
+    def cursor_key(self, queue: str) -> str:
+        """Where a search for abandoned claims resumes per lane, and each lane's latest
+        blocking-read mark (scripts.FETCH step 5)."""
+        return f"{self._q(queue)}:cursor"
+
     def _fetch_keys(self, queue: str) -> list[str]:
         lanes = [self.lane_key(queue, lane) for lane in range(LANES)]
-        delayed, wake, cursor = self.delayed_key(queue), self.wake_key(queue), f"{self._q(queue)}:cursor"
+        delayed, wake, cursor = self.delayed_key(queue), self.wake_key(queue), self.cursor_key(queue)
         return [*lanes, delayed, wake, cursor, self.lanes_key(queue), self.dead_key(queue)]
 
     @property
@@ -495,11 +500,12 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         by_stream: dict[str, list[str]] = defaultdict(list)
         for d in deliveries:
             by_stream[d.tag[0]].append(d.tag[1])
-        args: list[Any] = [GROUP, self.consumer]
+        cursors = {d.tag[0]: self.cursor_key(d.queue) for d in deliveries}
+        args: list[Any] = [GROUP, self.consumer, repr(time.time())]
         for ids in by_stream.values():
             low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
             args += [len(ids), low, high, *ids]
-        return [*by_stream, self.claims_key(deliveries[0].queue)], args
+        return [*by_stream, *(cursors[s] for s in by_stream), self.claims_key(deliveries[0].queue)], args
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag

@@ -70,6 +70,21 @@ end
 return added
 """
 
+# A lane whose pending list is empty leaves the claims index, unless a blocking read marked it
+# (FETCH step 5: its cursor hash field 'b<lane>' holds when that mark is due) and may still
+# claim there, outside any script: then the lane stays, due when the mark is. Dropping it
+# at once lost the claim that read took next (neither extended nor recovered).
+_SETTLE = """
+local function settle(index, cursor, lane, key, now)
+  local mark = tonumber(redis.call('HGET', cursor, 'b' .. lane) or '')
+  if mark and mark > tonumber(now) then
+    redis.call('ZADD', index, mark, key)
+  else
+    redis.call('ZREM', index, key)
+  end
+end
+"""
+
 _FIELD = """
 local function field(f, name)
   for i = 1, #f, 2 do
@@ -91,12 +106,14 @@ end
 # its wake stream, then of each lane in use (lowest first), '0-0' for none: every entry up to
 # there is delivered, so a read from these ids wakes on exactly what is new (docs/redis.md).
 #
-# The claims index (a sorted set of queue names, scored by when to look for abandoned claims
-# next) is written here, in the call that claims: so a queue that holds claims is always in
-# it, even if the claiming worker is SIGKILLed the next instant. A queue is looked at when its
-# score is due; a look that finds no claim left removes it.
+# The claims index (a sorted set of lane streams, scored by when to look for abandoned claims
+# next) is written here, in the call that claims: so a lane that holds claims is always in
+# it, even if the claiming worker is SIGKILLed the next instant. A lane is looked at when its
+# score is due; a look that finds no claim left removes it (settle: not while a blocking
+# read's mark on it is live).
 FETCH = (
     _FIELD
+    + _SETTLE
     + """
 local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
@@ -195,9 +212,19 @@ end
 --    bumps the stream's delivery counter, which is the redelivery count.  Only lanes the
 --    claims index says are due (or, on a process's first look at a queue, lanes that hold
 --    claims at all): most fetches scan no pending list.
+--    Each lane's own score (ZMSCORE), not the index's earliest members: lanes due that no
+--    call looks at (queues nobody consumes any more) would fill any such window for good.
 local due = {}
 if want > 0 then
-  for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do due[key] = true end
+  local mine = {}
+  for at = 1, nq * per do
+    if present[at] then mine[#mine + 1] = KEYS[at] end
+  end
+  local scores = redis.call('ZMSCORE', index, unpack(mine))
+  for j = 1, #mine do
+    local score = scores[j] and tonumber(scores[j])
+    if score and score <= tonumber(now) then due[mine[j]] = true end
+  end
 end
 local function pending(key)
   local p = redis.pcall('XPENDING', key, group)
@@ -286,7 +313,7 @@ for qi = 1, nq do
         if claimed[at] or pending(KEYS[at]) > 0 then
           redis.call('ZADD', index, tonumber(now) + recheck, KEYS[at])
         else
-          redis.call('ZREM', index, KEYS[at])
+          settle(index, KEYS[(qi - 1) * per + 13], lane, KEYS[at], now)
         end
       elseif claimed[at] then
         redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at])
@@ -300,11 +327,20 @@ end
 --    claim it takes could first be abandoned (its block is shorter than that): a SIGKILL
 --    right after that read leaves its claims indexed. 't': the read only watches (XREAD from
 --    these tails) and the claims are taken here, so nothing is marked.
+--    The mark is kept in the cursor hash too (the latest one): an ACK or a look that empties
+--    the lane's pending list before the read claims must not drop the lane (settle).
 if #out == 0 and mode == 'm' then
+  local mark = tonumber(now) + min_idle / 1000
   for qi = 1, nq do
+    local cursor = KEYS[(qi - 1) * per + 13]
     for lane = 0, 9 do
       local at = (qi - 1) * per + 1 + lane
-      if present[at] then redis.call('ZADD', index, 'LT', tonumber(now) + min_idle / 1000, KEYS[at]) end
+      if present[at] then
+        redis.call('ZADD', index, 'LT', mark, KEYS[at])
+        if (tonumber(redis.call('HGET', cursor, 'b' .. lane) or '') or 0) < mark then
+          redis.call('HSET', cursor, 'b' .. lane, mark)
+        end
+      end
     end
   end
 end
@@ -381,17 +417,21 @@ end
 return kept
 """
 
-# KEYS: streams, each once, then the claims index.  ARGV: group, consumer, then per stream a count n, the lowest and
-# the highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
+# KEYS: streams, each once, then each one's cursor hash (same order), then the claims index.
+# ARGV: group, consumer, now (unix seconds), then per stream a count n, the lowest and the
+# highest of its ids, and the n entry ids.  Acks (XACK + XDEL) the entries this consumer
 # still owns; an entry another consumer took over (XAUTOCLAIM after this one stalled) is the
 # new owner's to ack: acking it here would delete a delivery that is running elsewhere.  The
 # owner check is one XPENDING per stream over the batch's id range, filtered by consumer.
 # Returns how many were acked.
-ACK = """
-local group, consumer = ARGV[1], ARGV[2]
+ACK = (
+    _SETTLE
+    + """
+local group, consumer, now = ARGV[1], ARGV[2], ARGV[3]
 local index = KEYS[#KEYS]
-local i, acked = 3, 0
-for k = 1, #KEYS - 1 do
+local streams = (#KEYS - 1) / 2
+local i, acked = 4, 0
+for k = 1, streams do
   local key = KEYS[k]
   local n, low, high = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2]
   local mine = {}
@@ -411,12 +451,16 @@ for k = 1, #KEYS - 1 do
     redis.call('XACK', key, group, unpack(chunk))
     acked = acked + redis.call('XDEL', key, unpack(chunk))
   end
-  -- The last claim of the lane settled: nothing for recovery (or extend_owner) to look at.
-  if #owned > 0 and redis.call('XPENDING', key, group)[1] == 0 then redis.call('ZREM', index, key) end
+  -- The last claim of the lane settled: nothing for recovery (or extend_owner) to look at,
+  -- unless a blocking read marked the lane and may claim there yet (settle).
+  if #owned > 0 and redis.call('XPENDING', key, group)[1] == 0 then
+    settle(index, KEYS[streams + k], string.match(key, '(%d)$'), key, now)
+  end
   i = i + 3 + n
 end
 return acked
 """
+)
 
 # KEYS: streams.  ARGV: group, consumer, then one entry id per key.  Gives owned entries back
 # at once as new entries of the same lane, carrying the redeliveries they had.

@@ -33,7 +33,7 @@ from taskq.brokers.redis.cluster import _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
 
 WINDOW = 32  # queues per fetch script call when a worker consumes more (RedisBroker._claim_any)
-INDEX_READ = 10_000  # claims index entries read per look (it names lanes holding claims)
+INDEX_READ = 10_000  # lanes whose claims index scores one command reads (ZMSCORE) in a look
 
 
 @dataclass
@@ -76,7 +76,6 @@ class _Broker(Protocol):
     _reading: set[Any]
 
     def claims_key(self, queue: str) -> str: ...
-    def queue_of_lane(self, key: str) -> str: ...
     def _claim(
         self, queues: list[str], max_count: int, mark: bool = False, tails: bool = False
     ) -> tuple[list[Delivery], _Found]: ...
@@ -206,16 +205,20 @@ class IdleWatch:
     def _look_for_claims(self: _Broker, watch: Watch) -> list[str]:
         """The worker's queues the claims index says are due; schedules the next look."""
         now = time.time()
-        mine = set(watch.queues)
-        entries: Any = self._conn.blocking.zrange(self.claims_key(watch.queues[0]), 0, INDEX_READ - 1, withscores=True)
+        # Its own lanes' scores, not the index's first entries: lanes due that no fetcher looks
+        # at (queues nobody consumes any more) would fill those for good.
+        lanes = [stream for stream in watch.owner if stream.rsplit(":", 1)[1].isdigit()]
+        pipe = self._conn.blocking.pipeline(transaction=False)
+        for start in range(0, len(lanes), INDEX_READ):
+            pipe.zmscore(self.claims_key(watch.queues[0]), lanes[start : start + INDEX_READ])
+        scores: list[Any] = [score for chunk in pipe.execute() for score in chunk]
         due: list[str] = []
         later = [now + self.claim_timeout]  # a claim taken from now on is due no sooner
-        for raw, score in entries:
-            name, score = self.queue_of_lane(raw.decode() if isinstance(raw, bytes) else str(raw)), float(score)
-            if name not in mine:
+        for lane, score in zip(lanes, scores, strict=True):
+            if score is None:
                 continue
-            if score <= now:
-                due.append(name)
+            if float(score) <= now:
+                due.append(watch.owner[lane])
             else:
                 later.append(float(score))
         if due:  # looked at now; still holding claims, they come due again after recovery_check
