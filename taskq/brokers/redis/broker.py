@@ -62,6 +62,9 @@ DEFAULT_MAX_BLOCK = 1.0
 DEFAULT_IDLE_BLOCK = 10.0
 # A consumer name that holds no claims and was idle this long belongs to a dead process.
 FORGET_CONSUMER_AFTER = 3600.0
+# From this size on, copying an entry through a Lua script costs Redis more than the rest of a
+# fetch: such messages are claimed with a plain XREADGROUP (_claim).
+BIG_MESSAGE = 32 * 1024
 _HOST = socket.gethostname()
 
 
@@ -125,6 +128,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         self._reading: set[Any] = set()  # connections in a watch's blocking read (interrupt_fetch)
         self._disconnected = False
         self._scripts: dict[str, Any] = {}
+        # Queues whose last fetch had a big message -> the lanes their fetch script named (_claim).
+        self._big: dict[tuple[str, ...], list[str]] = {}
 
     # -- keys and plumbing ------------------------------------------------------------
     def _q(self, queue: str) -> str:
@@ -379,6 +384,10 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         """One fetch script call over ``queues``. ``mark``: if it takes nothing, the caller
         claims in a blocking read next (index the queues first); ``tails``: if it takes
         nothing, report where each stream ends (the caller only watches)."""
+        # Big messages: the script does its housekeeping and marks the lanes in the claims
+        # index (as before a blocking read), and a plain XREADGROUP after it in the same
+        # pipeline claims, over the lanes its previous answer named (docs/redis.md).
+        big = self._big.get(tuple(queues)) if mark and max_count > 0 else None
         keys = [*(key for queue in queues for key in self._fetch_keys(queue))]
         keys += [self._registry_for(queues[0]), self.claims_key(queues[0])]
         args: list[Any] = [
@@ -389,7 +398,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             int(self.claim_timeout * 1000),
             repr(self.recovery_check),
             int(self.forget_consumer_after * 1000),
-            "t" if tails else "m" if mark else "",
+            "t" if tails else "h" if big else "m" if mark else "",
         ]
         # A process's first look at a queue sweeps it for abandoned claims whatever the index
         # says (claims of a taskq version before the index, or of a lost index).
@@ -398,7 +407,27 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         script = self._script(FETCH)
         # The fetch script must not be retried blindly: a retry after a lost reply would claim
         # other entries while the first ones wait for recovery. The blocking pool never retries.
-        entries, dues, masks, ends = script(keys=keys, args=args, client=self._conn.blocking)
+        read: list[tuple[int, Delivery]] = []
+        largest = 0
+        if big:
+            pipe = self._conn.blocking.pipeline(transaction=False)
+            script(keys=keys, args=args, client=pipe)
+            pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(big, ">"), count=max_count)  # type: ignore[arg-type]
+            answer, reply = pipe.execute(raise_on_error=False)
+            if isinstance(answer, Exception):
+                # The read claimed without the script's mark: those go back while we can.
+                if reply and not isinstance(reply, Exception):
+                    self.requeue([d for _, d in self._read_entries(queues, reply)[0]])
+                raise answer
+            if isinstance(reply, Exception):
+                if "NOGROUP" not in str(reply):
+                    raise reply
+                self._make_groups(big)  # the streams vanished (FLUSHDB): the next fetch reads
+                reply = None
+            entries, dues, masks, ends = answer
+            read, _, largest = self._read_entries(queues, reply)
+        else:
+            entries, dues, masks, ends = script(keys=keys, args=args, client=self._conn.blocking)
         if max_count > 0:
             self._swept.update(queues)
         taken: list[tuple[int, Delivery]] = []
@@ -406,7 +435,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             queue = queues[int(qi) - 1]
             tag = (self.lane_key(queue, int(lane)), _s(eid))
             taken.append((int(lane), _delivery(raw, queue, tag, int(redeliveries))))
-        taken.sort(key=lambda item: -item[0])  # stable: highest lane first, then fetch order
+            largest = max(largest, len(raw))
         lanes = [
             self.lane_key(queue, lane)
             for lane in reversed(range(LANES))
@@ -421,7 +450,14 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                 streams = [self.wake_key(queue), *(self.lane_key(queue, n) for n in range(LANES) if int(mask) >> n & 1)]
                 for stream, eid in zip(streams, ids, strict=True):
                     found.tails[stream], found.owners[stream] = _s(eid), queue
-        return [d for _, d in taken], found
+        if mark and (taken or read):
+            if largest >= BIG_MESSAGE:
+                self._big[tuple(queues)] = lanes
+            else:
+                self._big.pop(tuple(queues), None)
+        elif big:
+            self._big[tuple(queues)] = lanes  # lanes new since: read from the next fetch on
+        return self._at_most(taken + read, max_count), found
 
     def _block(self, queues: list[str], max_count: int, deadline: float, found: _Found) -> list[Delivery]:
         """Wait in XREADGROUP BLOCK until a message arrives, a delayed one is due (or newly
@@ -447,18 +483,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             return []
         if not reply:
             return []
-        where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
-        taken: list[tuple[int, Delivery]] = []
-        woken: dict[str, list[str]] = defaultdict(list)
-        for stream, entries in reply or []:
-            name = _s(stream)
-            if name not in where:
-                woken[name].extend(_s(eid) for eid, _ in entries)
-                continue
-            queue, lane = where[name]
-            for eid, fields in entries:
-                earlier = int(fields.get(b"r", 0))
-                taken.append((lane, _delivery(fields.get(b"m", b""), queue, (name, _s(eid)), earlier)))
+        taken, woken, _ = self._read_entries(queues, reply)
         if woken:
             pipe = self._conn.blocking.pipeline(transaction=False)
             for name, ids in woken.items():
@@ -467,12 +492,40 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                 pipe.execute()
             except redis.RedisError:
                 pass  # an unacked wake entry costs a few bytes until the stream is trimmed
+        return self._at_most(taken, max_count)
+
+    def _at_most(self, taken: list[tuple[int, Delivery]], max_count: int) -> list[Delivery]:
+        """Highest lane first (stable); a plain read over several lanes may answer more than
+        ``max_count``: the surplus goes back."""
         taken.sort(key=lambda item: -item[0])
         deliveries = [d for _, d in taken]
-        if len(deliveries) > max_count:  # several lanes answered at once: give back the surplus
+        if len(deliveries) > max_count:
             self.requeue(deliveries[max_count:])
             deliveries = deliveries[:max_count]
         return deliveries
+
+    def _read_entries(
+        self, queues: Sequence[str], reply: Any
+    ) -> tuple[list[tuple[int, Delivery]], dict[str, list[str]], int]:
+        """A plain XREADGROUP reply as (lane, delivery) pairs, the ids read per wake stream, and
+        the size of the largest message.
+        A first delivery: its redeliveries are the entry's 'r' field (what the fetch script
+        counts, with the stream's delivery counter at 1)."""
+        where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
+        taken: list[tuple[int, Delivery]] = []
+        woken: dict[str, list[str]] = defaultdict(list)
+        largest = 0
+        for stream, entries in reply or []:
+            name = _s(stream)
+            if name not in where:
+                woken[name].extend(_s(eid) for eid, _ in entries)
+                continue
+            queue, lane = where[name]
+            for eid, fields in entries:
+                earlier, raw = int(fields.get(b"r", 0)), fields.get(b"m", b"")
+                taken.append((lane, _delivery(raw, queue, (name, _s(eid)), earlier)))
+                largest = max(largest, len(raw))
+        return taken, woken, largest
 
     def _make_groups(self, streams: Sequence[str]) -> None:
         pipe = self._conn.blocking.pipeline(transaction=False)

@@ -97,7 +97,8 @@ end
 # KEYS: for each queue FETCH_KEYS_PER_QUEUE keys, then the registry, then the claims index.
 # ARGV: group, consumer, max_count, now (unix seconds), min idle ms of an abandoned claim,
 # seconds between looks at a queue that holds claims, idle ms after which a consumer that
-# holds nothing is forgotten, 't', 'm' or '' (step 5), then per queue '1' or '0': sweep it for abandoned claims even if
+# holds nothing is forgotten, 't', 'm', 'h' or '' (step 5; 'h' also reads no new entries),
+# then per queue '1' or '0': sweep it for abandoned claims even if
 # the index does not name it (a process's first look), then the queue names.  Returns
 # {{queue index, lane, entry id, payload, redeliveries}..., {per queue: its next eta as a
 # string or false}, {per queue: bitmask of the lanes in use}, tails}.  Lane 0 is always in use
@@ -119,7 +120,7 @@ local group, consumer = ARGV[1], ARGV[2]
 local want = tonumber(ARGV[3])
 local now = ARGV[4]
 local min_idle, recheck, forget_idle = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
-local mode = ARGV[8]  -- 't': return tails when nothing was taken; 'm': mark the queues (below)
+local mode = ARGV[8]  -- 't': return tails when nothing was taken; 'm', 'h': mark the queues (below)
 local per = 15
 local nq = (#KEYS - 2) / per
 local registry, index = KEYS[#KEYS - 1], KEYS[#KEYS]
@@ -294,7 +295,7 @@ for lane = 9, 0, -1 do
           recover(qi, lane, KEYS[at])
         end
       end
-      if want > 0 then read_new(qi, lane, KEYS[at]) end
+      if want > 0 and mode ~= 'h' then read_new(qi, lane, KEYS[at]) end
     end
   end
 end
@@ -329,7 +330,10 @@ end
 --    these tails) and the claims are taken here, so nothing is marked.
 --    The mark is kept in the cursor hash too (the latest one): an ACK or a look that empties
 --    the lane's pending list before the read claims must not drop the lane (settle).
-if #out == 0 and mode == 'm' then
+--    'h' (big messages): the client reads new entries in a plain XREADGROUP that follows this
+--    call in the same pipeline (a script copies each entry into Lua and back: 15-25x a plain
+--    read's cost for big ones), so its lanes are marked whatever was taken here.
+if (#out == 0 and mode == 'm') or mode == 'h' then
   local mark = tonumber(now) + min_idle / 1000
   for qi = 1, nq do
     local cursor = KEYS[(qi - 1) * per + 13]
