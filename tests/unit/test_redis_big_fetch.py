@@ -9,16 +9,19 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from taskq.brokers.base import Delivery
-from taskq.brokers.redis import RedisBroker
+from taskq.brokers.redis import GROUP, RedisBroker
 from taskq.brokers.redis.broker import BIG_MESSAGE
 from taskq.envelope import Envelope
+from tests.contract.redis_factories import ThrowawayRedis
 from tests.unit.test_redis_broker import MakeBroker, pipeline_sizes
 from tests.unit.test_redis_broker import make_broker as make_broker  # the fixture
+from tests.unit.test_redis_watch import brokers
 
 
 def big(priority: int = 0, size: int = BIG_MESSAGE + 1024) -> Envelope:
@@ -145,3 +148,28 @@ def test_small_messages_keep_the_fetch_script(make_broker: MakeBroker, monkeypat
     sizes = pipeline_sizes(monkeypatch)
     assert len(broker.fetch([queue], 1, 1.0)) == 1
     assert 2 not in sizes
+
+
+def test_a_server_that_lost_its_scripts_claims_nothing_unmarked(tmp_path: Path) -> None:
+    """After SCRIPT FLUSH (a restarted server) the pipelined EVALSHA fails while the read
+    after it still claims: that claim goes back, and the fetch loads the script and delivers
+    the message once, as a first delivery."""
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    made: list[RedisBroker] = []
+    try:
+        make = brokers(server.url, "taskq:", made)
+        broker, producer, queue = make(), make(), "bign"
+        learn(broker, queue, producer)
+        sent = big()
+        producer.publish(queue, sent)
+        broker.client.script_flush()
+        got = broker.fetch([queue], 1, 1.0)
+        assert [(d.envelope.id if d.envelope else None, d.redeliveries) for d in got] == [(sent.id, 0)]
+        assert broker.client.xpending(broker.lane_key(queue, 0), GROUP)["pending"] == 1  # only that one
+        broker.ack(got)
+        assert broker.fetch([queue], 1, 0.05) == []
+    finally:
+        for broker in made:
+            broker.close()
+        server.stop()

@@ -410,15 +410,19 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         read: list[tuple[int, Delivery]] = []
         largest = 0
         if big:
+            # EVALSHA itself: a script object on a pipeline costs a SCRIPT EXISTS round trip.
             pipe = self._conn.blocking.pipeline(transaction=False)
-            script(keys=keys, args=args, client=pipe)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
             pipe.xreadgroup(GROUP, self.consumer, dict.fromkeys(big, ">"), count=max_count)  # type: ignore[arg-type]
             answer, reply = pipe.execute(raise_on_error=False)
             if isinstance(answer, Exception):
                 # The read claimed without the script's mark: those go back while we can.
                 if reply and not isinstance(reply, Exception):
                     self.requeue([d for _, d in self._read_entries(queues, reply)[0]])
-                raise answer
+                if not isinstance(answer, redis.exceptions.NoScriptError):
+                    raise answer
+                del self._big[tuple(queues)]  # a restarted server: the script call loads it
+                return self._claim(queues, max_count, mark, tails)
             if isinstance(reply, Exception):
                 if "NOGROUP" not in str(reply):
                     raise reply
