@@ -173,3 +173,25 @@ def test_a_server_that_lost_its_scripts_claims_nothing_unmarked(tmp_path: Path) 
         for broker in made:
             broker.close()
         server.stop()
+
+
+def test_a_lane_key_that_is_not_a_stream_does_not_stop_big_fetches(make_broker: MakeBroker) -> None:
+    """A foreign write on a lane key fails the plain read (the script skips such a lane): the
+    fetch still returns, and the messages of the other lanes come, each once."""
+    broker, producer, queue = make_broker(), make_broker(), "bigf"
+    producer.publish(queue, big(priority=9))
+    producer.publish(queue, big(priority=0))
+    assert len(broker.fetch([queue], 10, 1.0)) == 2  # both lanes in the previous answer
+    assert broker._big.get((queue,))
+    broker.client.delete(broker.lane_key(queue, 0))
+    broker.client.set(broker.lane_key(queue, 0), "not a stream")
+    sent = [big(priority=9) for _ in range(3)]
+    for env in sent:
+        producer.publish(queue, env)
+    got: list[Delivery] = []
+    for _ in range(6):  # a failed plain read returns nothing new: a fetch later takes it
+        got += broker.fetch([queue], 1, 0.2)
+        if len(got) == 3:
+            break
+    assert sorted(d.envelope.id for d in got if d.envelope) == sorted(env.id for env in sent)
+    broker.client.delete(broker.lane_key(queue, 0))

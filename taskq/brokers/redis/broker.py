@@ -423,12 +423,17 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                     raise answer
                 del self._big[tuple(queues)]  # a restarted server: the script call loads it
                 return self._claim(queues, max_count, mark, tails)
-            if isinstance(reply, Exception):
-                if "NOGROUP" not in str(reply):
-                    raise reply
-                self._make_groups(big)  # the streams vanished (FLUSHDB): the next fetch reads
-                reply = None
             entries, dues, masks, ends = answer
+            if isinstance(reply, Exception):
+                # The streams vanished (FLUSHDB), or a lane key is not a stream (a foreign
+                # write, which the script skips): a plain script call reads, unless this one
+                # took over claims (they must be returned).
+                if "NOGROUP" in str(reply):
+                    self._make_groups(big)
+                del self._big[tuple(queues)]
+                if not entries:
+                    return self._claim(queues, max_count, mark, tails)
+                big, reply = None, None
             read, _, largest = self._read_entries(queues, reply)
         else:
             entries, dues, masks, ends = script(keys=keys, args=args, client=self._conn.blocking)
