@@ -386,8 +386,9 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         nothing, report where each stream ends (the caller only watches)."""
         # Big messages: the script does its housekeeping and marks the lanes in the claims
         # index (as before a blocking read), and a plain XREADGROUP after it in the same
-        # pipeline claims, over the lanes its previous answer named (docs/redis.md).
-        big = self._big.get(tuple(queues)) if mark and max_count > 0 else None
+        # pipeline claims, over the lanes its previous answer named (docs/redis.md). Not on a
+        # cluster: its pipelines route and retry commands apart.
+        big = self._big.get(tuple(queues)) if mark and max_count > 0 and not self.clustered else None
         keys = [*(key for queue in queues for key in self._fetch_keys(queue))]
         keys += [self._registry_for(queues[0]), self.claims_key(queues[0])]
         args: list[Any] = [
@@ -459,7 +460,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                 streams = [self.wake_key(queue), *(self.lane_key(queue, n) for n in range(LANES) if int(mask) >> n & 1)]
                 for stream, eid in zip(streams, ids, strict=True):
                     found.tails[stream], found.owners[stream] = _s(eid), queue
-        if mark and (taken or read):
+        if mark and (taken or read) and not self.clustered:
             if largest >= BIG_MESSAGE:
                 self._big[tuple(queues)] = lanes
             else:
