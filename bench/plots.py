@@ -110,7 +110,10 @@ def draw(
     fig, (left, right) = plt.subplots(1, 2, figsize=(16, 5.5))
     backlog_panel(left, load(backlog))
     queues_panel(right, load(results), load(many_queues))
-    fig.suptitle("Redis: drain rate; runs on a loaded 2-CPU machine, so rates are noisy: compare within a line")
+    fig.suptitle(
+        "Redis: drain rate on a 2-CPU machine; each bench ran at its own time and load"
+        " (docs/performance.md): compare within a line"
+    )
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
