@@ -5,8 +5,6 @@ that way is extended for a live owner and recovered after its owner dies."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ from taskq.brokers.redis import GROUP, RedisBroker
 from taskq.brokers.redis.broker import BIG_MESSAGE
 from taskq.envelope import Envelope
 from tests.contract.redis_factories import ThrowawayRedis
+from tests.forking import claim_then_die
 from tests.unit.test_redis_broker import MakeBroker, pipeline_sizes
 from tests.unit.test_redis_broker import make_broker as make_broker  # the fixture
 from tests.unit.test_redis_watch import brokers
@@ -110,24 +109,15 @@ def test_big_message_claims_of_a_killed_worker_return_within_the_recovery_time(m
     # A watcher over many queues marks nothing itself (watch.py): it finds the claims only
     # through the index.
     queues = [queue, *(f"bigk{i}" for i in range(99))]
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            child = make_broker(recovery_time=2.0)
-            learn(child, queue, producer)
-            producer.publish(queue, big())
-            producer.publish(queue, big())
-            got = child.fetch([queue], 2, 1.0)
-            os.write(write, b"claimed" if len(got) == 2 else b"nothing")
-            time.sleep(60)
-        finally:
-            os._exit(0)
-    os.close(write)
-    assert os.read(read, 16) == b"claimed"
-    claimed = time.time()
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+
+    def claim_two_big() -> bool:
+        child = make_broker(recovery_time=2.0)
+        learn(child, queue, producer)
+        producer.publish(queue, big())
+        producer.publish(queue, big())
+        return len(child.fetch([queue], 2, 1.0)) == 2
+
+    claimed = claim_then_die(claim_two_big)
     survivor._swept.update(queues)  # a process that swept before: only the index shows the claims
     got: list[Any] = []
     deadline = time.monotonic() + 10

@@ -21,6 +21,7 @@ from taskq.brokers.redis import RedisBroker
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from tests.contract.redis_factories import ThrowawayRedis, delete_prefixed, unique_prefix
+from tests.forking import claim_then_die
 from tests.servers import require_redis
 
 MakeBroker = Callable[..., RedisBroker]
@@ -185,20 +186,8 @@ def test_a_watcher_that_starts_after_a_claim_still_recovers_it_within_the_recove
     must learn its due time from the index, not wait a whole claim timeout from its round."""
     watcher, producer, queues = make_broker(recovery_time=2.0), make_broker(), names(100)
     producer.publish(queues[10], envelope())
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # claims in the fetch script, then dies at once
-        try:
-            got = make_broker(recovery_time=2.0).fetch([queues[10]], 1, 5.0)
-            os.write(write, b"claimed" if got else b"nothing")
-            time.sleep(60)
-        finally:
-            os._exit(0)
-    os.close(write)
-    assert os.read(read, 16) == b"claimed"
-    claimed = time.time()
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
+    # claims in the fetch script, then dies at once
+    claimed = claim_then_die(lambda: bool(make_broker(recovery_time=2.0).fetch([queues[10]], 1, 5.0)))
     time.sleep(1.2)  # due at claimed + 1.8 s; the watcher's round comes before that
     watcher._swept.update(queues)  # a process that swept before (the sweep would see the claim)
     got, at = fetch_until(watcher, queues, 10)
