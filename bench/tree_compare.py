@@ -10,10 +10,10 @@ Run it from a directory without a ``taskq`` package (not the checkout), e.g.
     cd /tmp && PYTHONPATH=/tmp/old:/path/to/checkout python -m bench.tree_compare idle
 
 ``idle``: as the bench's idle row (bench/runner.py): warm-up tasks, a settle, then RSS and
-PSS summed over the tree and per process. ``drain``: the drain row's no-op drain (prefork
--c 2, Redis), with the CPU seconds the worker tree used from the last poll that saw every
-task queued to the first that saw none, per task and per process: on a loaded machine CPU
-per task varies far less than the rate.
+PSS summed over the tree, and RSS, PSS and USS (private) per process. ``drain``: the drain
+row's no-op drain (prefork -c 2, Redis), with the CPU seconds the worker tree used from the
+last poll that saw every task queued to the first that saw none, per task and per process:
+on a loaded machine CPU per task varies far less than the rate.
 """
 
 from __future__ import annotations
@@ -56,10 +56,10 @@ def idle(adapter: Variant) -> str:
         sizes = [proc.memory_full_info() for proc in tree(adapter.workers.pids)]
     finally:
         adapter.stop_workers()
-    per = ", ".join(f"{m.rss / 1e6:.1f}/{m.pss / 1e6:.1f}" for m in sizes)
+    per = ", ".join(f"{m.rss / 1e6:.1f}/{m.pss / 1e6:.1f}/{m.uss / 1e6:.1f}" for m in sizes)
     return (
         f"{len(sizes)} processes, RSS {sum(m.rss for m in sizes) / 1e6:.0f} MB, "
-        f"PSS {sum(m.pss for m in sizes) / 1e6:.0f} MB (RSS/PSS per process: {per})"
+        f"PSS {sum(m.pss for m in sizes) / 1e6:.0f} MB (RSS/PSS/USS per process: {per})"
     )
 
 
