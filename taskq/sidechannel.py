@@ -13,6 +13,8 @@ They are implemented once per broker family, not once per broker:
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -22,6 +24,13 @@ if TYPE_CHECKING:
     from taskq.config import Settings
 
 Family = Literal["kombu", "sqlite", "postgresql", "memory"]
+# What kombu imports when installed, for what the worker's control process never uses: the
+# YAML and msgpack serializers (remote control and events are JSON), Django's lazy strings in
+# its JSON encoder, billiard's after-fork hook (it falls back to multiprocessing's) and the
+# cffi that comes with billiard, the brotli and zstandard compressions.
+KOMBU_EXTRAS = ("yaml", "msgpack", "django", "billiard", "cffi", "brotli", "brotlicffi", "zstandard", "zstd")
+# The modules of taskq's that import kombu at their top: remote control's node and the events bus.
+KOMBU_SIDES = ("taskq.control.kombu_mailbox", "taskq.events.kombu_bus", "kombu.utils.json")
 KOMBU_SCHEMES = {"amqp": "amqp", "amqps": "amqps", "redis": "redis", "rediss": "rediss"}
 
 
@@ -66,6 +75,25 @@ def kombu_ssl(url: str) -> tuple[str, dict[str, Any] | bool]:
 
         options["cert_reqs"] = ssl.CERT_REQUIRED
     return rest, options or True
+
+
+def import_kombu_lean() -> None:
+    """Import kombu for the side channels without KOMBU_EXTRAS: about 3 MB less private
+    memory in the control process (docs/performance.md "Idle memory"). Only for a process
+    that runs no user code, the worker's control process: kombu registers its serializers
+    once, when it is imported, so kombu imported here has no YAML or msgpack serializer for
+    anyone after. An extra imported already (a Django app) is used as usual; the others can
+    still be imported later."""
+    skipped = [name for name in KOMBU_EXTRAS if name not in sys.modules]
+    for name in skipped:
+        sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
+    try:
+        for module in KOMBU_SIDES:
+            importlib.import_module(module)
+    finally:
+        for name in skipped:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 def kombu_connection(conf: Settings) -> Any:

@@ -28,7 +28,7 @@ from taskq.control.steering import Steering
 from taskq.display import OneLineRecords
 from taskq.events.dispatcher import EventDispatcher
 from taskq.events.task_events import TaskEvents
-from taskq.sidechannel import family
+from taskq.sidechannel import family, import_kombu_lean
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -84,8 +84,10 @@ class Monitor:
             return
         # The worker says "ready" once its mailbox listens: on Redis pub/sub a request sent
         # before the subscription would be lost.
+        from taskq.worker.keeper import fork_sharing
+
         read_end, self._listen_pipe = os.pipe()
-        pid = os.fork()
+        pid = fork_sharing()
         if pid:
             self.pid = pid
             close_now(self._listen_pipe)
@@ -138,6 +140,8 @@ class Monitor:
 
     # -- the control process --------------------------------------------------------------
     def serve(self) -> None:
+        if not self._thread_mode and family(self.app.conf.broker_url) == "kombu":
+            import_kombu_lean()  # before the metrics' thread: no import of an extra races with it
         if self.metrics is not None:
             try:
                 self.metrics.serve(self.stats, lambda: self.info.queues)

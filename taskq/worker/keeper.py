@@ -16,6 +16,7 @@ Neither runs task code, so a task of any length runs once while its worker lives
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -42,6 +43,19 @@ def die_with_parent() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
+
+
+def fork_sharing() -> int:
+    """``os.fork()``, with every object the garbage collector tracks moved first into its
+    permanent generation (``gc.freeze``), which no collection visits. A collection writes
+    into the header of each object it visits: a full one in a forked child would copy every
+    page of the heap it shares with its parent (measured: +9 MB of private memory per prefork
+    child, docs/performance.md "Idle memory"). The collection before it leaves no garbage of
+    the parent's to be frozen with the rest; after the first fork it visits only the objects
+    made since the last one."""
+    gc.collect()
+    gc.freeze()
+    return os.fork()
 
 
 def keep_interval(app: TaskQ) -> float:
@@ -83,7 +97,7 @@ class KeeperProcess:
         if not isinstance(broker, ClaimsByOwner):
             return  # RabbitMQ's claims belong to its channel; nothing to extend from outside
         owner, parent = broker.claim_owner, os.getpid()
-        pid = os.fork()
+        pid = fork_sharing()
         if pid:
             self.pid = pid
             return

@@ -28,7 +28,7 @@ from taskq.brokers.base import ClaimsByOwner
 from taskq.events.sender import flush_all as flush_events
 from taskq.worker.consumer import Consumer
 from taskq.worker.heartbeat import DeadConsumers
-from taskq.worker.keeper import claimed_queues, die_with_parent, extend_owners, keep_interval
+from taskq.worker.keeper import claimed_queues, die_with_parent, extend_owners, fork_sharing, keep_interval
 from taskq.worker.ratelimit import RateLimiter, SharedClocks
 from taskq.worker.recycling import RECYCLED, Recycler
 from taskq.worker.restarts import LIMIT, RestartPolicy
@@ -93,7 +93,7 @@ class PreforkPool:
         # Signals stay blocked across the fork until the child has its own handlers, so a
         # shutdown signal sent to a just-forked child is delivered late, never lost.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
-        pid = os.fork()
+        pid = fork_sharing()
         if pid:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             self.children[pid] = slot

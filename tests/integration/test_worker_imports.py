@@ -1,15 +1,19 @@
 """An SQLite worker imports none of the optional brokers' client libraries, nor the heavy
 modules only other pools, servers or commands need (issue 22: start-up); a Redis worker's pool
-children do not carry kombu, which only its control process needs."""
+children do not carry kombu, which only its control process needs, and that process loads
+none of kombu's optional extras; forked processes share the heap their parent froze (issue 22:
+idle memory, docs/performance.md "Idle memory")."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +29,7 @@ TASKQ_UNUSED = {"taskq.beat", "taskq.cli.inspect", "taskq.cli.demo", "taskq.cont
                 "taskq.metrics", "taskq.worker.asyncio_pool"}  # fmt: skip
 APP = textwrap.dedent(
     """
-    import os, sys
+    import gc, os, sys
     from pathlib import Path
     from taskq import TaskQ
 
@@ -36,17 +40,24 @@ APP = textwrap.dedent(
 
     @app.task(name="imports.report")
     def report() -> None:
+        (HERE / "frozen.txt").write_text(str(gc.get_freeze_count()))
         (HERE / "modules.txt").write_text("\\n".join(sorted(sys.modules)))
     """
 )
 
 
-def run_report(tmp_path: Path, broker: str, pool: str = "prefork") -> set[str]:
+def run_report(
+    tmp_path: Path, broker: str, pool: str = "prefork",
+    while_running: Callable[[int, dict[str, str]], None] | None = None,
+) -> set[str]:
     """The modules of the process that ran the reporting task on ``broker`` (the prefork
-    child, or the solo worker itself)."""
+    child, or the solo worker itself); ``while_running(worker pid, environment)`` is called
+    once the task ran, before the worker is stopped."""
     (tmp_path / "imports_app.py").write_text(APP)
+    token = uuid.uuid4().hex[:8]
     env = {
-        **os.environ, "IMPORTS_BROKER": broker, "IMPORTS_QUEUE": f"imports-{uuid.uuid4().hex[:8]}",
+        **os.environ, "IMPORTS_BROKER": broker, "IMPORTS_QUEUE": f"imports-{token}",
+        "TASKQ_WORKER_HOSTNAME": f"imports-{token}@testhost",
         "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }  # fmt: skip
     code = "from imports_app import report; report.delay()"
@@ -60,6 +71,8 @@ def run_report(tmp_path: Path, broker: str, pool: str = "prefork") -> set[str]:
         deadline = time.monotonic() + 60
         while not report.exists() and worker.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+        if report.exists() and while_running is not None:
+            while_running(worker.pid, env)
     finally:
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
@@ -87,3 +100,55 @@ def test_a_redis_workers_pool_children_import_no_kombu(tmp_path: Path) -> None:
     # the start-up check that the worker's name is free ran in a throwaway process
     assert "taskq.brokers.redis" in modules  # the report is real
     assert {m.split(".")[0] for m in modules} & {"kombu", "amqp"} == set()
+
+
+def test_a_prefork_child_shares_the_heap_its_supervisor_froze(tmp_path: Path) -> None:
+    # Given an SQLite worker on the prefork pool
+    # When a child runs the reporting task
+    run_report(tmp_path, "")
+    # Then the objects the child inherited are in the collector's permanent generation: no
+    # collection in the child writes to (and so copies) the pages it shares with the supervisor
+    assert int((tmp_path / "frozen.txt").read_text()) > 1000
+
+
+# kombu's optional extras with a compiled part: a process that imported one maps its file.
+EXTRA_LIBRARIES = {"yaml._yaml": "_yaml.", "msgpack._cmsgpack": "_cmsgpack."}
+
+
+def mapped_files(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/" in line}
+
+
+def test_a_redis_workers_control_process_loads_none_of_kombus_extras(tmp_path: Path) -> None:
+    installed = [library for module, library in EXTRA_LIBRARIES.items() if _has(module)]
+    if not installed:
+        pytest.skip("neither PyYAML's nor msgpack's compiled module is installed")
+    seen: dict[int, set[str]] = {}
+
+    def look(pid: int, env: dict[str, str]) -> None:
+        ping = subprocess.run(
+            [sys.executable, "-m", "taskq", "inspect", "ping", "-A", "imports_app:app", "-d",
+             env["TASKQ_WORKER_HOSTNAME"], "--timeout", "5", "--json"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert ping.returncode == 0 and "pong" in ping.stdout, ping.stderr  # the control process runs kombu
+        tree = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+        seen.update({p: mapped_files(p) for p in tree})
+
+    # Given a Redis worker (its control process answers remote control through kombu)
+    # When it has answered a ping
+    run_report(tmp_path, require_redis(), while_running=look)
+    # Then no process of the worker (supervisor, control process, pool child) loaded kombu's
+    # YAML or msgpack serializers
+    assert len(seen) == 3
+    loaded = {pid: sorted(f for f in files if f.startswith(tuple(installed))) for pid, files in seen.items()}
+    assert all(not extras for extras in loaded.values()), loaded
+
+
+def _has(module: str) -> bool:
+    """Whether ``module`` is installed (False too when its package is not)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
