@@ -1,7 +1,7 @@
 """The idle row's latency of taskq from one source tree, with what each task cost Redis and the
 worker tree: run it once per tree, alternating (A B A B), to compare commits.
 
-    python -m bench.latency_compare [--tasks 1000] [--runs 3]
+    python -m bench.latency_compare [--tasks 1000] [--runs 3] [--probe]
 
 As bench/runner.py's idle row: a prefork worker (-c 2) on one queue, warm-up tasks, a settle,
 then ``--tasks`` stamp tasks sent LATENCY_GAP apart; latency is enqueue -> task start. Beside
@@ -12,6 +12,10 @@ load average is printed with each run. taskq comes from PYTHONPATH's first tree,
 process (the producer) and the workers; run it from a directory without a ``taskq`` package,
 e.g. ``cd /tmp && PYTHONPATH=/tmp/old:/path/to/checkout python -m bench.latency_compare``.
 Use a Redis server of the bench's own (``BENCH_REDIS``): the counters are server-wide.
+
+``--probe`` (bench/latency_probe.py in the workers): also, from the blocking read that brought
+a task to its start, the CPU time of that thread (percentiles) and how many task starts waited
+for a Redis command of their own process on the way (a round trip each).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import argparse
 import os
 import time
 
-from bench import measure
+from bench import latency_probe, measure
 from bench.adapters.base import LATENCY_KEY
 from bench.monitoring_cost import Variant
 from bench.plan import LATENCY_GAP, PROCESSES
@@ -43,7 +47,7 @@ def latency(adapter: Variant, n: int) -> str:
         measure.wait_until(lambda: int(adapter.redis.llen(LATENCY_KEY)) >= WARMUP, 60.0, "warm-up tasks")
         time.sleep(SETTLE)
         adapter.workers.check_alive()
-        adapter.redis.delete(LATENCY_KEY)
+        adapter.redis.delete(LATENCY_KEY, latency_probe.CPU_KEY, latency_probe.SENT_KEY)
         adapter.redis.config_resetstat()
         cpu, started = measure.tree_cpu(adapter.workers.pids), time.monotonic()
         next_send = time.perf_counter()
@@ -55,6 +59,7 @@ def latency(adapter: Variant, n: int) -> str:
         took, cpu = time.monotonic() - started, measure.tree_cpu(adapter.workers.pids) - cpu
         calls = commands(adapter)
         latencies = [float(v) * 1000 for v in adapter.redis.lrange(LATENCY_KEY, 0, -1)]
+        probe = probed(adapter)
     finally:
         adapter.stop_workers()
     # What an idle worker sends anyway over the same time (blocking reads that time out) is
@@ -63,7 +68,22 @@ def latency(adapter: Variant, n: int) -> str:
     p50, p95, p99 = (measure.percentile(latencies, q) for q in (50, 95, 99))
     return (
         f"p50 {p50:.3f} p95 {p95:.3f} p99 {p99:.3f} ms; load {os.getloadavg()[0]:.2f}; "
-        f"worker CPU {cpu * 1e6 / n:.0f} µs/task; {took:.1f} s; commands/task {sum(calls.values()) / n:.2f}: {per}"
+        f"worker CPU {cpu * 1e6 / n:.0f} µs/task; {took:.1f} s; {probe}"
+        f"commands/task {sum(calls.values()) / n:.2f}: {per}"
+    )
+
+
+def probed(adapter: Variant) -> str:
+    """What bench/latency_probe.py recorded, if it ran."""
+    cpu = [float(v) * 1e6 for v in adapter.redis.lrange(latency_probe.CPU_KEY, 0, -1)]
+    if not cpu:
+        return ""
+    sent = [int(v) for v in adapter.redis.lrange(latency_probe.SENT_KEY, 0, -1)]
+    p50, p95, p99 = (measure.percentile(cpu, q) for q in (50, 95, 99))
+    waited = sum(1 for s in sent if s)
+    return (
+        f"read->start CPU p50 {p50:.0f} p95 {p95:.0f} p99 {p99:.0f} µs, "
+        f"{waited} of {len(sent)} starts waited for a command of their own; "
     )
 
 
@@ -71,7 +91,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--probe", action="store_true", help="bench/latency_probe.py in the workers")
     args = parser.parse_args()
+    if args.probe:
+        os.environ["BENCH_LATENCY_PROBE"] = "1"  # the workers inherit it
     import taskq
 
     source = os.path.dirname(os.path.dirname(os.path.abspath(taskq.__file__)))
