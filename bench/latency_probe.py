@@ -28,7 +28,7 @@ _client: redis.Redis | None = None
 
 def install() -> None:
     """Wrap redis-py's command sending and blocking XREADGROUP, and hook the stamp task's start."""
-    send = redis.connection.AbstractConnection.send_packed_command
+    send: Any = redis.connection.AbstractConnection.send_packed_command
     read = redis.Redis.xreadgroup
 
     def counted(self: Any, command: Any, check_health: bool = True) -> None:
