@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import redis
@@ -49,12 +49,15 @@ def queue_names(count: int) -> list[str]:
 
 
 _task_client: redis.Redis | None = None
+on_task_start: Callable[[], None] | None = None  # bench/latency_probe.py, when it is on
 
 
 def record_latency(sent_at: float) -> None:
     """Called first thing in a stamp task: push the time from enqueue to start."""
     global _task_client
     started = time.time()
+    if on_task_start is not None:
+        on_task_start()
     if _task_client is None:
         _task_client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
     _task_client.rpush(LATENCY_KEY, started - sent_at)

@@ -6,8 +6,15 @@ import error: only this module imports taskq at import time.
 
 from __future__ import annotations
 
+import os
+
 from bench.adapters.base import QUEUE, env_results, env_url, record_latency
 from taskq import TaskQ
+
+if os.environ.get("BENCH_LATENCY_PROBE") == "1":  # bench.latency_compare --probe
+    from bench import latency_probe
+
+    latency_probe.install()
 
 DB = 8
 

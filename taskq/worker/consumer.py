@@ -135,6 +135,8 @@ class Consumer:
                     if self.steering is not None and self.steering.sequence != self._steered:
                         self._steer(self.steering)  # between fetches: queues and rates apply to the next batch
                     self._flush()
+                    # Now, not when the next task arrives: the read is then off its way.
+                    self.runner.revocations.refresh_ahead()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
                     try:
                         batch = self.broker.fetch(self.queues, self.fetch_count(), self._fetch_timeout())

@@ -215,6 +215,42 @@ def test_blocked_fetch_wakes_when_a_message_arrives(make_broker: MakeBroker, mon
     consumer.ack(got)
 
 
+def test_a_blocking_read_names_queue_and_lane_from_the_stream_it_read(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queue names that read like another queue's lane or wake stream: what the blocking read
+    claims still comes with its own queue and priority lane."""
+    consumer = make_broker(recovery_time=100.0, max_block=30.0)
+    producer = make_broker()
+    base = "q-" + uuid.uuid4().hex[:8]
+    sends = [(f"{base}:3", 7), (f"{base}:wake", 0), (base, 3), (f"{base}:12", 9)]
+    queues = [queue for queue, _ in sends]
+    for queue, priority in sends:  # the lanes in use become known to the fetch
+        producer.publish(queue, envelope("first", priority))
+    consumer.ack(consumer.fetch(queues, 10, timeout=1))
+    assert consumer.fetch(queues, 10, timeout=0.3) == []  # reads the wake entries the new lanes left
+    read: list[Delivery] = []  # what the blocking read claimed (after the script found nothing)
+    blocking, original = threading.Event(), consumer._block
+
+    def block(*args: Any) -> list[Delivery]:
+        blocking.set()
+        taken = original(*args)
+        read.extend(taken)
+        return taken
+
+    monkeypatch.setattr(consumer, "_block", block)
+    for queue, priority in sends:
+        read.clear()
+        blocking.clear()
+        thread = threading.Thread(target=lambda: consumer.fetch(queues, 5, timeout=20))
+        thread.start()
+        assert blocking.wait(10), "the fetch never reached its blocking read"
+        producer.publish(queue, envelope(queue, priority))
+        thread.join(timeout=20)
+        assert [(ids([d]), d.queue, d.tag[0]) for d in read] == [([queue], queue, producer.lane_key(queue, priority))]
+        consumer.ack(read)
+
+
 def test_requeue_keeps_the_redeliveries_a_message_already_had(make_broker: MakeBroker) -> None:
     broker = make_broker(recovery_time=0.5)
     q = "q-" + uuid.uuid4().hex[:8]

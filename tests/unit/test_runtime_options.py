@@ -6,16 +6,18 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from taskq import SoftTimeLimitExceeded, TaskQ, TaskRevokedError, TimeLimitExceeded, states
+from taskq.brokers.base import Delivery
 from taskq.config import Settings
 from taskq.errors import ConfigurationError
-from taskq.revocations import Revocations, SQLiteRevocations
+from taskq.revocations import REFRESH, Revocations, Revoked, SQLiteRevocations
 from taskq.worker.ratelimit import RateLimiter, SharedClocks, parse_rate
+from taskq.worker.runner import TaskRunner
 from taskq.worker.slots import ChildSlots, Running
 from taskq.worker.timelimits import Alarm, Limits, app_limits, check_limit, effective
 from tests.unit.conftest import inline_worker
@@ -184,6 +186,88 @@ def test_revocations_are_kept_until_they_expire(revocations: Revocations) -> Non
     for bad in ([], [""], "x"):
         with pytest.raises(ConfigurationError):
             revocations.revoke(bad, expires=-1 if bad == "x" else None)
+
+
+def count_reads(revocations: Revocations, monkeypatch: pytest.MonkeyPatch, on_read: Callable[[], None]) -> None:
+    """Call ``on_read`` at each read of the store's set (the store itself still answers)."""
+    store = revocations.store
+    active = store.active
+
+    def counted(now: float) -> list[Revoked]:
+        on_read()
+        return active(now)
+
+    monkeypatch.setattr(store, "active", counted)
+
+
+def test_a_used_copy_is_read_ahead_and_an_unused_one_is_not(
+    revocations: Revocations, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    count_reads(revocations, monkeypatch, lambda: reads.append(1))
+    other = Revocations(revocations.app)  # another worker's view: its revoke leaves ours as it was
+    assert not revocations.is_revoked("x") and len(reads) == 1  # the first look reads
+    revocations.refresh_ahead()
+    assert len(reads) == 1  # fresh: nothing to read ahead
+    time.sleep(REFRESH / 2)
+    revoked = other.revoke(uuid.uuid4().hex)[0]
+    revocations.refresh_ahead()  # used and half its life old: read now...
+    assert len(reads) == 2
+    assert revocations.is_revoked(revoked) and len(reads) == 2  # ...so the next look reads nothing
+    time.sleep(REFRESH / 2)
+    revocations.refresh_ahead()
+    assert len(reads) == 3
+    time.sleep(REFRESH / 2)
+    revocations.refresh_ahead()  # not looked at since the last read (an idle worker): no read
+    assert len(reads) == 3
+
+
+def test_tasks_that_come_while_the_worker_idles_start_without_a_revocations_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task 30 ms after the last one: the revocations were read between the two, not while
+    it waited to start (a round trip on its way)."""
+    from tests.contract.redis_factories import delete_prefixed
+    from tests.servers import require_redis
+
+    url, prefix = require_redis(), f"taskq-rvi-{uuid.uuid4().hex[:12]}:"
+    app = TaskQ(
+        "rvi", broker=url, backend=f"memory://{uuid.uuid4().hex}", task_ignore_result=True,
+        broker_transport_options={"global_keyprefix": prefix},
+    )  # fmt: skip
+    ran: list[int] = []
+    app.task(name="tick")(lambda: ran.append(1))
+    handling, reads = [False], {True: 0, False: 0}  # reads while a task was being handled, and not
+    handle = TaskRunner.handle
+
+    def handled(runner: TaskRunner, delivery: Delivery) -> None:
+        handling[0] = True
+        try:
+            handle(runner, delivery)
+        finally:
+            handling[0] = False
+
+    monkeypatch.setattr(TaskRunner, "handle", handled)
+    try:
+        with inline_worker(app) as consumer:
+            count_reads(
+                consumer.runner.revocations, monkeypatch, lambda: reads.__setitem__(handling[0], reads[handling[0]] + 1)
+            )
+            count = int(4 * REFRESH / 0.03)  # over 4 x REFRESH: 5 reads on the tasks' way without read-ahead
+            for _ in range(count):
+                app.send_task("tick")
+                time.sleep(0.03)
+            deadline = time.monotonic() + 10
+            while len(ran) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert len(ran) == count
+        # The first task's (no copy was read before it), and one more at most should this machine
+        # stall the loop for REFRESH / 2 between two tasks.
+        assert reads[True] <= 2, reads
+        assert reads[False] >= 3, reads  # still read every REFRESH or so, ahead
+    finally:
+        app.close()
+        delete_prefixed(url, prefix)
 
 
 def test_a_revoked_waiting_task_is_skipped_and_ends_revoked(app: TaskQ) -> None:

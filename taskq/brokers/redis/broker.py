@@ -521,21 +521,34 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         the size of the largest message.
         A first delivery: its redeliveries are the entry's 'r' field (what the fetch script
         counts, with the stream's delivery counter at 1)."""
-        where = {self.lane_key(q, lane): (q, lane) for lane in range(LANES) for q in queues}
         taken: list[tuple[int, Delivery]] = []
         woken: dict[str, list[str]] = defaultdict(list)
         largest = 0
         for stream, entries in reply or []:
             name = _s(stream)
-            if name not in where:
+            lane_of = self._lane_of(name, queues)
+            if lane_of is None:
                 woken[name].extend(_s(eid) for eid, _ in entries)
                 continue
-            queue, lane = where[name]
+            queue, lane = lane_of
             for eid, fields in entries:
                 earlier, raw = int(fields.get(b"r", 0)), fields.get(b"m", b"")
                 taken.append((lane, _delivery(raw, queue, (name, _s(eid)), earlier)))
                 largest = max(largest, len(raw))
         return taken, woken, largest
+
+    def _lane_of(self, name: str, queues: Sequence[str]) -> tuple[str, int] | None:
+        """(queue, lane) when ``name`` is a lane stream of one of ``queues``, else None (a wake
+        stream). Read from the name itself (about 1 µs): a map of every lane of every queue,
+        built for each reply of a blocking read, cost 3 µs for one queue and 75 µs for 32 on
+        the way from the read to the task (docs/performance.md)."""
+        lane = name[name.rfind(":") + 1 :]
+        if not lane.isdecimal() or int(lane) >= LANES:
+            return None
+        queue = self.queue_of_lane(name)
+        if queue not in queues or self.lane_key(queue, int(lane)) != name:  # e.g. another prefix
+            return None
+        return queue, int(lane)
 
     def _make_groups(self, streams: Sequence[str]) -> None:
         pipe = self._conn.blocking.pipeline(transaction=False)
