@@ -4,8 +4,8 @@ redis-py writes a packed command's pieces with one ``sendall`` each: for a big m
 is four system calls (RESP framing, the entry's header, the body, the closing CRLF), and on
 a connection with TCP_NODELAY each small one leaves as a segment of its own that wakes
 Redis for a few bytes. ``sendmsg`` hands the kernel all of them at once (gather I/O, still
-no copy of the body): an XADD of 100 KB took 138 µs instead of 161 (client CPU 26 µs
-instead of 41; docs/performance.md, "Big arguments").
+no copy of the body): the producer's CPU per 100 KB ``delay()`` fell by about a tenth
+(``python -m bench.payload_enqueue``; docs/performance.md, "Big arguments").
 
 TLS sockets have no ``sendmsg``; they, and any connection whose socket is not a plain one,
 keep redis-py's own writes.
