@@ -49,6 +49,7 @@ from redis.exceptions import (
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
+from taskq.brokers.redis.gathered import send_gathered
 from taskq.brokers.redis.urls import CLUSTER, SCHEMES, SENTINEL, Topology, parse_topology
 from taskq.errors import TaskQError
 
@@ -215,7 +216,7 @@ class RedisConnector:
                     idle = not unanswered
                     unanswered.append(args)  # before sending: a failed send is resent too
                     if type(args) is Parts:
-                        conn.send_packed_command(args.framed(), check_health=idle)  # type: ignore[no-untyped-call]
+                        send_gathered(conn, args.framed(), check_health=idle)
                     else:
                         conn.send_command(*args, check_health=idle)  # type: ignore[no-untyped-call]
                     if len(unanswered) > 1:
