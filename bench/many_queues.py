@@ -92,8 +92,11 @@ def drain(adapter: Adapter, queues: Sequence[str], n: int, timeout: float) -> fl
         adapter.stop_workers()
 
 
-def idle_cost(adapter: Adapter, queues: Sequence[str], seconds: float, timeout: float) -> tuple[float, float]:
-    """Commands per second and Redis CPU seconds per second of a worker idle on ``queues``."""
+def idle_cost(
+    adapter: Adapter, queues: Sequence[str], seconds: float, timeout: float
+) -> tuple[float, float, dict[str, int]]:
+    """Commands per second and Redis CPU seconds per second of a worker idle on ``queues``,
+    and the commands of that window by name (the harness's two INFO calls taken off)."""
     foreign = foreign_clients(adapter.redis)
     if foreign:
         raise RuntimeError(
@@ -114,7 +117,10 @@ def idle_cost(adapter: Adapter, queues: Sequence[str], seconds: float, timeout: 
         adapter.workers.check_alive()
     finally:
         adapter.stop_workers()
-    return (calls_after - calls - 2) / seconds, (cpu_after - cpu) / seconds  # - the two INFO calls
+    spent = {name: n - calls.get(name, 0) for name, n in calls_after.items() if n > calls.get(name, 0)}
+    spent["info"] = spent.get("info", 0) - 2  # the INFO cpu of the first reading, the INFO commandstats of the second
+    spent = {name: n for name, n in spent.items() if n}
+    return sum(spent.values()) / seconds, (cpu_after - cpu) / seconds, spent
 
 
 def foreign_clients(client: Any, since: float = STARTED) -> list[str]:
@@ -129,10 +135,11 @@ def _idle(adapter: Adapter, queues: Sequence[str]) -> bool:
     return remaining(adapter, queues) == 0
 
 
-def _server_counts(adapter: Adapter) -> tuple[int, float]:
+def _server_counts(adapter: Adapter) -> tuple[dict[str, int], float]:
+    """Calls by command name (``INFO commandstats``) and Redis CPU seconds so far."""
     stats = adapter.redis.info("commandstats")
     cpu = adapter.redis.info("cpu")
-    calls = sum(int(v["calls"]) for v in stats.values())
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
     return calls, float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios.setdefault(name, []).append(spread / one)
 
     def idle(name: str, adapter: Adapter) -> None:
-        calls, cpu = idle_cost(adapter, names(args.idle_queues), args.idle_seconds, plan.timeout)
+        calls, cpu, spent = idle_cost(adapter, names(args.idle_queues), args.idle_seconds, plan.timeout)
+        log(f"  {name} idle commands in {args.idle_seconds:g} s: {dict(sorted(spent.items(), key=lambda i: -i[1]))}")
         runner._record("mq_idle_calls", name, calls)
         runner._record("mq_idle_cpu", name, 1000 * cpu)
 
