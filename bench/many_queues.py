@@ -15,7 +15,9 @@ Idle: the worker started on ``--idle-queues`` empty queues, given 3 s plus one t
 trip to settle, then ``INFO commandstats`` and ``INFO cpu`` read before and after
 ``--idle-seconds``: commands per second the idle worker costs Redis (commands a Lua script
 runs count one each, as commandstats counts them; the harness's own INFO calls are taken
-off) and Redis CPU per second. Writes ``many_queues.{md,json}`` in ``--out``.
+off) and Redis CPU per second. Those count every client of the server: the idle phase
+refuses to measure while a client older than this run is connected (a worker an earlier,
+interrupted run left behind: ``foreign_clients``). Writes ``many_queues.{md,json}`` in ``--out``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench import adapters, measure, report
 from bench.adapters.base import Adapter
@@ -36,6 +39,7 @@ from bench.runner import PHASE_ROWS, Runner
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 POLL = 0.02  # seconds between counts of the remaining tasks
 SETTLE = 3.0  # seconds an idle worker gets before its cost is measured
+STARTED = time.monotonic()  # this run's start: a client connected before it is not this run's
 DEFAULT_LIBRARIES = ["taskq", "raw", "celery", "dramatiq"]
 PHASE_ROWS.update(drains=["mq_single", "mq_many", "mq_ratio"], idle_queues=["mq_idle_calls", "mq_idle_cpu"])
 
@@ -88,8 +92,18 @@ def drain(adapter: Adapter, queues: Sequence[str], n: int, timeout: float) -> fl
         adapter.stop_workers()
 
 
-def idle_cost(adapter: Adapter, queues: Sequence[str], seconds: float, timeout: float) -> tuple[float, float]:
-    """Commands per second and Redis CPU seconds per second of a worker idle on ``queues``."""
+def idle_cost(
+    adapter: Adapter, queues: Sequence[str], seconds: float, timeout: float
+) -> tuple[float, float, dict[str, int]]:
+    """Commands per second and Redis CPU seconds per second of a worker idle on ``queues``,
+    and the commands of that window by name (the harness's two INFO calls taken off)."""
+    foreign = foreign_clients(adapter.redis)
+    if foreign:
+        raise RuntimeError(
+            f"{len(foreign)} client(s) of this Redis connected before this run started ({', '.join(foreign[:5])}): "
+            "INFO commandstats would count their commands as the idle worker's; stop them first "
+            "(workers of an interrupted run?)"
+        )
     adapter.reset()
     adapter.start_workers(PROCESSES, False, queues)
     try:
@@ -103,7 +117,17 @@ def idle_cost(adapter: Adapter, queues: Sequence[str], seconds: float, timeout: 
         adapter.workers.check_alive()
     finally:
         adapter.stop_workers()
-    return (calls_after - calls - 2) / seconds, (cpu_after - cpu) / seconds  # - the two INFO calls
+    spent = {name: n - calls.get(name, 0) for name, n in calls_after.items() if n > calls.get(name, 0)}
+    spent["info"] = spent.get("info", 0) - 2  # the INFO cpu of the first reading, the INFO commandstats of the second
+    spent = {name: n for name, n in spent.items() if n}
+    return sum(spent.values()) / seconds, (cpu_after - cpu) / seconds, spent
+
+
+def foreign_clients(client: Any, since: float = STARTED) -> list[str]:
+    """The addresses of the server's clients connected before ``since`` (time.monotonic()),
+    with a second's slack for the clock's grain (CLIENT LIST ages are whole seconds)."""
+    age = time.monotonic() - since
+    return [str(c["addr"]) for c in client.client_list() if int(c["age"]) > age + 1]
 
 
 def _idle(adapter: Adapter, queues: Sequence[str]) -> bool:
@@ -111,10 +135,11 @@ def _idle(adapter: Adapter, queues: Sequence[str]) -> bool:
     return remaining(adapter, queues) == 0
 
 
-def _server_counts(adapter: Adapter) -> tuple[int, float]:
+def _server_counts(adapter: Adapter) -> tuple[dict[str, int], float]:
+    """Calls by command name (``INFO commandstats``) and Redis CPU seconds so far."""
     stats = adapter.redis.info("commandstats")
     cpu = adapter.redis.info("cpu")
-    calls = sum(int(v["calls"]) for v in stats.values())
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
     return calls, float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
 
 
@@ -143,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         ratios.setdefault(name, []).append(spread / one)
 
     def idle(name: str, adapter: Adapter) -> None:
-        calls, cpu = idle_cost(adapter, names(args.idle_queues), args.idle_seconds, plan.timeout)
+        calls, cpu, spent = idle_cost(adapter, names(args.idle_queues), args.idle_seconds, plan.timeout)
+        log(f"  {name} idle commands in {args.idle_seconds:g} s: {dict(sorted(spent.items(), key=lambda i: -i[1]))}")
         runner._record("mq_idle_calls", name, calls)
         runner._record("mq_idle_cpu", name, 1000 * cpu)
 

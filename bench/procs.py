@@ -1,11 +1,20 @@
-"""Worker subprocesses: started in their own session, stopped with SIGTERM then SIGKILL."""
+"""Worker subprocesses: started in their own session, stopped with SIGTERM then SIGKILL.
+
+Each worker leads a session of its own, so nothing ends it with the harness: a harness that
+ended on a signal (a ``timeout``, a time limit) without stopping its workers left them
+running on the benchmark's Redis, where ``INFO commandstats`` (which counts every client)
+put their commands on the next run's idle figure. So the harness stops every group still
+running when it exits, a SIGTERM or SIGHUP included (``stop_on_exit``).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,6 +22,30 @@ from pathlib import Path
 # The checkout root: workers import ``bench.adapters.<lib>`` from here.
 CHECKOUT = Path(__file__).resolve().parent.parent
 STOP_GRACE = 10.0  # seconds a worker gets for its warm shutdown before SIGKILL
+_RUNNING: set[WorkerGroup] = set()  # groups with workers, stopped at exit
+_EXIT_HOOKS: list[bool] = []  # [True] once stop_on_exit() installed its hooks
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_on_exit() -> None:
+    """Stop every group still running when this process exits, and make a SIGTERM or SIGHUP
+    an exit (SystemExit: ``finally`` blocks and atexit run) where nothing else handles it."""
+    if _EXIT_HOOKS:
+        return
+    _EXIT_HOOKS.append(True)
+    atexit.register(stop_all)
+    for sig in EXIT_SIGNALS:
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            signal.signal(sig, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def stop_all() -> None:
+    for group in list(_RUNNING):
+        group.stop()
 
 
 class WorkerGroup:
@@ -31,6 +64,9 @@ class WorkerGroup:
     def start(self, commands: Sequence[Sequence[str]], env: Mapping[str, str]) -> None:
         if self.procs:
             raise RuntimeError(f"{self.label}: workers already running")
+        if threading.current_thread() is threading.main_thread():  # signal handlers: main thread only
+            stop_on_exit()
+        _RUNNING.add(self)
         full_env = {**os.environ, **env}
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))
         for index, command in enumerate(commands):
@@ -78,6 +114,7 @@ class WorkerGroup:
             log.unlink(missing_ok=True)
         self.procs.clear()
         self.logs.clear()
+        _RUNNING.discard(self)
 
     @staticmethod
     def tail(log: Path, lines: int = 8) -> str:

@@ -21,6 +21,7 @@ batch once per fetch, one integer per task started). Both are None outside ``tas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -81,6 +82,8 @@ class Consumer:
         self.runner.on_first_deferred = self._wake.set
         self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
         self.recycled: str | None = None
+        # prefork: held while handing messages back, so the supervisor kills before or after (handback.py)
+        self.handback: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
         # Remote control (taskq/control): what it changes, and where it reads what is held.
         self.steering: Steering | None = None
         self._steered = 0  # the steering sequence number applied last
@@ -234,7 +237,8 @@ class Consumer:
         if not items:
             return
         try:
-            self.broker.requeue(items)
+            with self.handback():
+                self.broker.requeue(items)
             log.info("Returned %d %s message(s) to the queue", len(items), why)
         except BrokerError as exc:
             log.warning("Could not return %d message(s) (%s); their claims will expire", len(items), exc)

@@ -17,6 +17,8 @@ import mmap
 import struct
 from dataclasses import dataclass
 
+from taskq.worker.handback import HandbackLocks
+
 RECORD = 256  # bytes per slot: one length byte and a name of up to 255 bytes
 # The running task: a sequence number (odd while the child writes), the hard deadline
 # (time.monotonic(), the same clock in every process; 0 = none), the limit in seconds, then
@@ -39,6 +41,7 @@ class ChildSlots:
         # Anonymous and MAP_SHARED: every child forked afterwards writes into this same memory.
         self._mem = mmap.mmap(-1, max(count, 1) * (RECORD + TASK_RECORD))
         self._tasks = max(count, 1) * RECORD  # where the running-task records start
+        self.handback = HandbackLocks()  # a child hands messages back holding its slot's (handback.py)
 
     def publish_owner(self, slot: int, owner: str) -> bool:
         """Called in the child: record its claim owner. False if the name does not fit."""
@@ -57,9 +60,10 @@ class ChildSlots:
         return self._mem[start + 1 : start + 1 + size].decode(errors="replace")
 
     def clear(self, slot: int) -> None:
-        """Called in the supervisor before it starts a child in ``slot``."""
+        """Called in the supervisor once the child in ``slot`` is gone, and before it starts one."""
         self._mem[slot * RECORD] = 0
         self.publish_task(slot, "", 0.0, 0.0)
+        self.handback.give(slot)  # taken for a kill (watchdog.py)
 
     def publish_task(self, slot: int, task_id: str, deadline: float, limit: float) -> None:
         """Called in the child as a task starts (``task_id`` "" once it ended)."""

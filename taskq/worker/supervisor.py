@@ -14,6 +14,7 @@ new ones are forked, the newest are given a warm stop and not replaced.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -133,6 +134,7 @@ class PreforkPool:
             signals.worker_process_init.send(sender=None)
         consumer = Consumer(self.app, self.queues, self.prefetch)
         consumer.steering, consumer.stats = self.steering, self.stats
+        consumer.handback = functools.partial(self._slots.handback.held, slot)
         broker = self.app.broker
         if isinstance(broker, ClaimsByOwner) and not self._slots.publish_owner(slot, broker.claim_owner):
             log.warning("Claim owner %r is too long for the supervisor to keep its claims", broker.claim_owner)

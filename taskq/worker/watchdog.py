@@ -26,6 +26,9 @@ from taskq.revocations import Revocations
 from taskq.worker.slots import ChildSlots, Running
 
 log = logging.getLogger("taskq.worker")
+# How long past its deadline a child may keep handing messages back before it is killed all
+# the same (a hand-back waits on the broker: its timeouts end it well before this).
+HANDBACK_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,13 @@ class Watchdog:
                 log.warning("Could not read revocations (%s)", exc)
         kills = []
         for pid, task in running.items():
-            if task.deadline and now >= task.deadline:
-                kills.append(self._kill(pid, children[pid], task, timed_out=True))
-            elif task.task_id in terminated:
-                kills.append(self._kill(pid, children[pid], task, timed_out=False))
+            timed_out = bool(task.deadline) and now >= task.deadline
+            if not (timed_out or task.task_id in terminated):
+                continue
+            # Not halfway through handing messages back (handback.py): the next turn then.
+            late = timed_out and now - task.deadline > HANDBACK_WAIT
+            if self.slots.handback.take(children[pid]) or late:
+                kills.append(self._kill(pid, children[pid], task, timed_out=timed_out))
         return kills
 
     def _kill(self, pid: int, slot: int, task: Running, timed_out: bool) -> Kill:

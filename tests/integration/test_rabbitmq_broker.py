@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
@@ -302,3 +304,37 @@ def test_close_hands_back_prefetched_messages_unmarked(queue: str) -> None:
         second.ack(got)
     finally:
         second.close()
+
+
+def test_a_process_killed_as_requeue_returns_leaves_one_copy_of_each_message(queue: str) -> None:
+    """requeue() publishes copies and acks the originals; it returns once RabbitMQ has the
+    acks, not when they wait for the I/O thread. A prefork child killed at its hard time limit
+    just after handing messages back must not leave the originals to come back beside their
+    copies (each task would run twice)."""
+    ids = [f"m{i}" for i in range(5)]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            broker = make_broker()
+            broker.publish_many([Publication(queue, envelope(task_id)) for task_id in ids])
+            got: list[Delivery] = []
+            while len(got) < len(ids):
+                got += broker.fetch([queue], len(ids), timeout=5)
+            broker.requeue(got)
+            os.kill(os.getpid(), signal.SIGKILL)  # as the supervisor's kill, the moment it returns
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status), "the child failed before its kill"
+    # Once RabbitMQ has seen the connection go (and returned whatever it left unacked)
+    wait_until(lambda: list_queues("/")[queue]["unacked"] == 0 == list_queues("/")[queue]["consumers"], 20, "close")
+    # Then each message is in the queue once (the copies pushed back to the dead consumer come
+    # back marked redelivered: that is RabbitMQ's doing, and runs nothing twice)
+    broker = make_broker()
+    try:
+        got = []
+        while batch := broker.fetch([queue], 10, timeout=1):
+            got += batch
+        assert sorted(d.envelope.id for d in got if d.envelope) == ids
+    finally:
+        broker.close()

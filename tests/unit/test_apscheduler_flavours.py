@@ -213,7 +213,13 @@ def test_event_loop_flavour_pauses_resumes_and_starts_again() -> None:
 @pytest.mark.timeout(30)
 def test_event_loop_flavour_shut_down_by_a_listener_of_the_loop() -> None:
     """A listener called from the scheduling loop's own calls (SUBMITTED is one) may shut the
-    scheduler down: shutdown() does not wait for the very call it runs in."""
+    scheduler down: shutdown() does not wait for the very call it runs in.
+
+    That shutdown runs in the scheduler's worker thread, not on this loop: ``running`` turns
+    False at its start and SHUTDOWN is dispatched at its end, and the lock is let go after the
+    worker's call returns. So the test waits for each of those, with a deadline, rather than
+    reading them the moment ``running`` turns False or after a fixed sleep (both raced under
+    load)."""
     from tornado.ioloop import IOLoop
 
     from taskq.beat.events import EVENT_JOB_SUBMITTED
@@ -225,10 +231,11 @@ def test_event_loop_flavour_shut_down_by_a_listener_of_the_loop() -> None:
         scheduler.add_job(answer, "interval", seconds=0.05, id="tick")
         scheduler.start()
         deadline = time.monotonic() + 10
-        while scheduler.running and time.monotonic() < deadline:
+        while not outcomes.shut_down.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         assert not scheduler.running and outcomes.shut_down.is_set()
-        await asyncio.sleep(0.2)
+        while scheduler.core.is_leader and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         assert not scheduler.core.is_leader  # the lock is let go once that call returns
 
     asyncio.run(main())

@@ -303,7 +303,11 @@ class RabbitMQBroker:
         self._settle(self._claims_of(deliveries))
 
     def requeue(self, deliveries: Sequence[Delivery]) -> None:
-        """Publish copies (confirmed) and ack the originals: a nack would mark them redelivered."""
+        """Publish copies (confirmed) and ack the originals: a nack would mark them redelivered.
+
+        Returns once RabbitMQ has processed those acks, not when they are merely queued for
+        the I/O thread: a process killed after this returns (the prefork supervisor's hard
+        time limit) must not have its originals come back beside their copies, each to run."""
         live = [d for d in deliveries if isinstance(d.tag, Claim) and not d.tag.settled]
         if any(d.envelope is None for d in live):  # no copy of what cannot be decoded: nack it
             self._settle([d.tag for d in live if d.envelope is None], requeue=True)
@@ -316,7 +320,11 @@ class RabbitMQBroker:
             log.warning("Could not republish %d message(s) (%s); returning them with nack", len(live), exc)
             self._settle([d.tag for d in live], requeue=True)
             return
-        self._settle([d.tag for d in live])
+        originals = self._claims_of(live)
+        self._settle(originals)
+        link = originals[0].link
+        if link is self._link:  # else the originals' connection is gone: RabbitMQ returned them already
+            link.sync_consumed()
 
     def _copy(self, link: Link, claim: Claim, queue: str) -> Outgoing:
         envelope, _added = from_amqp(claim.properties, claim.body)

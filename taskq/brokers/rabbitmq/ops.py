@@ -221,6 +221,21 @@ class LinkOperations:
 
         self.run(op)
 
+    def sync_consumed(self: _Link) -> None:
+        """Return once RabbitMQ has processed every ack and nack written before this on the
+        consumer channel: a channel's frames are processed in order, so the answer to one
+        synchronous method (a passive declare of the built-in ``amq.direct``, which changes
+        nothing) comes after them. Raises BrokerError when the channel closed first."""
+
+        def op(future: Future[None]) -> None:
+            channel = self._slots["consumer"].channel
+            if channel is None or not channel.is_open:
+                raise BrokerError("the consumer channel closed; its deliveries return to their queues")
+            self._slots["consumer"].futures.add(future)
+            channel.exchange_declare("amq.direct", passive=True, callback=lambda _f: settle(future, None))
+
+        self.run(op)
+
     def call_later(self: _Link, delay: float, fn: Callable[[], None]) -> None:
         """On the I/O thread: schedule ``fn`` there after ``delay`` seconds."""
         self._conn.ioloop.call_later(delay, fn)
