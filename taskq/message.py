@@ -245,8 +245,15 @@ def parse(
         raise InvalidMessage("body args is not a list or kwargs is not an object")
     if embed is not None and not isinstance(embed, dict):
         raise InvalidMessage("body embed is not an object")
-    if embed and any(embed.get(k) is not None and not isinstance(embed.get(k), (list, dict)) for k in EMPTY_EMBED):
-        raise InvalidMessage("body embed: callbacks, errbacks, chain and chord must be lists or objects")
+    steps = False  # the embed names a callback, errback, chain or chord (else it is dropped)
+    if embed:
+        for k in EMPTY_EMBED:
+            step = embed.get(k)
+            if step is None:
+                continue
+            if not isinstance(step, (list, dict)):
+                raise InvalidMessage("body embed: callbacks, errbacks, chain and chord must be lists or objects")
+            steps = steps or bool(step)
     retries = h.get("retries") or 0
     if not isinstance(retries, int):
         raise InvalidMessage("header 'retries' is not an integer")
@@ -270,6 +277,6 @@ def parse(
         priority=envelope.priority,
         headers=h,
         valid_until=valid_until,
-        embed=embed if embed and any(embed.get(k) for k in EMPTY_EMBED) else None,
+        embed=embed if steps else None,
         reply_to=reply_to if isinstance(reply_to := envelope.properties.get("reply_to"), str) else "",
     )

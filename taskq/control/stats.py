@@ -108,7 +108,7 @@ class SharedStats:
         index = self._my_record()
         if index is None:
             return
-        text = SEP.join((*fields, str(self._pid())))
+        text = SEP.join((*fields, self._pid_text()))
         data = (START.pack(time.time()) + text.encode("utf-8", "replace"))[: RECORD - HEAD.size]
         start = HEADER + index * RECORD
         LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
@@ -220,8 +220,15 @@ class SharedStats:
     def _pid(self) -> int:
         local = self._local
         if getattr(local, "pid_generation", -1) != _generation[0]:
-            local.pid, local.pid_generation = os.getpid(), _generation[0]
+            local.pid, local.pid_text, local.pid_generation = os.getpid(), str(os.getpid()), _generation[0]
         return local.pid  # type: ignore[no-any-return]
+
+    def _pid_text(self) -> str:
+        """``_pid()`` as written in every running-task record: made once per process."""
+        local = self._local
+        if getattr(local, "pid_generation", -1) != _generation[0]:
+            self._pid()
+        return local.pid_text  # type: ignore[no-any-return]
 
 
 def _held_line(delivery: Delivery) -> str:

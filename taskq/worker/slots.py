@@ -69,7 +69,8 @@ class ChildSlots:
             data, deadline = b"", 0.0
         seq = TASK.unpack_from(self._mem, start)[0]
         TASK.pack_into(self._mem, start, (seq + 1) & 0xFFFFFFFF, 0.0, 0.0, 0)  # odd: being written
-        self._mem[start + TASK.size : start + TASK.size + len(data)] = data
+        if data:  # "" (the task ended): the length below is all a reader needs
+            self._mem[start + TASK.size : start + TASK.size + len(data)] = data
         TASK.pack_into(self._mem, start, (seq + 2) & 0xFFFFFFFF, deadline, limit, len(data))
 
     def running(self, slot: int) -> Running | None:
