@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
-from taskq.envelope import Envelope
+from taskq.envelope import MAX_PRIORITY, Envelope
 from taskq.errors import InvalidMessage
 from taskq.serialization import Serializer, decode_body, dumps_call
 from taskq.signing import SIGNED_AT_HEADER, Signer
@@ -261,8 +261,12 @@ def parse(
         if h.get(name) is not None and not isinstance(h[name], str):
             raise InvalidMessage(f"header {name!r} is not a string")
     priority = envelope.properties.get("priority")
-    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+    if priority is None:
+        priority = 0
+    elif not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidMessage(f"property 'priority' is not an integer: {_repr.repr(priority)}")
+    else:
+        priority = min(max(priority, 0), MAX_PRIORITY)  # as Envelope.priority clamps it
     return TaskMessage(
         id=task_id,
         task=task,
@@ -274,7 +278,7 @@ def parse(
         root_id=h.get("root_id"),
         parent_id=h.get("parent_id"),
         group=h.get("group"),
-        priority=envelope.priority,
+        priority=priority,
         headers=h,
         valid_until=valid_until,
         embed=embed if steps else None,

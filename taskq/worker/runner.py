@@ -183,7 +183,16 @@ class TaskRunner:
                 sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
             )
         start = time.perf_counter()
-        limits = effective(msg.headers.get("timelimit"), task_limits(task.options), self._app_limits)
+        header, options = msg.headers.get("timelimit"), task.options
+        if (
+            (header is None or header == [None, None])
+            and options.time_limit is None
+            and options.soft_time_limit is None
+            and not self._app_limits.any
+        ):
+            limits = NO_LIMITS  # effective() without its calls: no limit anywhere, the common task
+        else:
+            limits = effective(header, task_limits(options), self._app_limits)
         try:
             self._begin(msg, delivery.queue, limits)
             result = self._call(task, msg, limits)

@@ -462,12 +462,12 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         if max_count > 0:
             self._swept.update(queues)
         taken: list[tuple[int, Delivery]] = []
-        streams: dict[tuple[int, int], tuple[str, str]] = {}  # (queue index, lane) -> queue, stream key
+        where_of: dict[tuple[int, int], tuple[str, str]] = {}  # (queue index, lane) -> queue, stream key
         for qi, lane, eid, raw, redeliveries in entries:
-            where = streams.get((qi, lane))
+            where = where_of.get((qi, lane))
             if where is None:  # once per lane in the batch, not once per message
                 queue = queues[int(qi) - 1]
-                where = streams[qi, lane] = (queue, self.lane_key(queue, int(lane)))
+                where = where_of[qi, lane] = (queue, self.lane_key(queue, int(lane)))
             taken.append((int(lane), _delivery(raw, where[0], (where[1], _s(eid)), int(redeliveries))))
             if len(raw) > largest:
                 largest = len(raw)
