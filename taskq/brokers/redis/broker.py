@@ -80,16 +80,17 @@ def _id_range(ids: Sequence[str]) -> tuple[str, str]:
     low = high = ids[0]
     low_key: tuple[int, int] = _entry_order(low)
     high_key: tuple[int, int] | None = low_key
+    size, dash = len(high), high.find("-")
     for eid in ids[1:]:
         # Both parts of the same lengths: the text orders as the numbers do.
-        if len(eid) == len(high) and eid > high and eid.find("-") == high.find("-"):
+        if len(eid) == size and eid > high and eid.find("-") == dash:
             high, high_key = eid, None
             continue
         if high_key is None:
             high_key = _entry_order(high)
         key = _entry_order(eid)
         if key > high_key:
-            high, high_key = eid, key
+            high, high_key, size, dash = eid, key, len(eid), eid.find("-")
         elif key < low_key:
             low, low_key = eid, key
     return low, high
