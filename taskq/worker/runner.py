@@ -35,7 +35,7 @@ from taskq.signing import signer_for
 from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
-from taskq.worker.timelimits import NO_LIMITS, Alarm, Limits, app_limits, effective, limited, task_limits
+from taskq.worker.timelimits import NO_LIMITS, Alarm, Limits, app_limits, limited, limits_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -183,16 +183,7 @@ class TaskRunner:
                 sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
             )
         start = time.perf_counter()
-        header, options = msg.headers.get("timelimit"), task.options
-        if (
-            (header is None or header == [None, None])
-            and options.time_limit is None
-            and options.soft_time_limit is None
-            and not self._app_limits.any
-        ):
-            limits = NO_LIMITS  # effective() without its calls: no limit anywhere, the common task
-        else:
-            limits = effective(header, task_limits(options), self._app_limits)
+        limits = limits_of(msg.headers.get("timelimit"), task.options, self._app_limits)
         try:
             self._begin(msg, delivery.queue, limits)
             result = self._call(task, msg, limits)
