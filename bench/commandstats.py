@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from bench import measure
 from bench.adapters.base import QUEUE
 from bench.adapters.taskq import TaskqAdapter
+from bench.monitoring_cost import Variant
 from bench.plan import PROCESSES
 
 TOP = 6  # commands shown per tenth
@@ -106,7 +108,9 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("sizes", nargs="*", type=int, default=[20_000, 1_000_000])
     args = parser.parse_args()
-    adapter = TaskqAdapter()
+    import taskq
+
+    adapter = Variant(source=os.path.dirname(os.path.dirname(os.path.abspath(taskq.__file__))))
     try:
         for n in args.sizes:
             run(adapter, n)

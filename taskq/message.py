@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
-from taskq.envelope import Envelope
+from taskq.envelope import MAX_PRIORITY, Envelope
 from taskq.errors import InvalidMessage
 from taskq.serialization import Serializer, decode_body, dumps_call
 from taskq.signing import SIGNED_AT_HEADER, Signer
@@ -245,8 +245,15 @@ def parse(
         raise InvalidMessage("body args is not a list or kwargs is not an object")
     if embed is not None and not isinstance(embed, dict):
         raise InvalidMessage("body embed is not an object")
-    if embed and any(embed.get(k) is not None and not isinstance(embed.get(k), (list, dict)) for k in EMPTY_EMBED):
-        raise InvalidMessage("body embed: callbacks, errbacks, chain and chord must be lists or objects")
+    steps = False  # the embed names a callback, errback, chain or chord (else it is dropped)
+    if embed:
+        for k in EMPTY_EMBED:
+            step = embed.get(k)
+            if step is None:
+                continue
+            if not isinstance(step, (list, dict)):
+                raise InvalidMessage("body embed: callbacks, errbacks, chain and chord must be lists or objects")
+            steps = steps or bool(step)
     retries = h.get("retries") or 0
     if not isinstance(retries, int):
         raise InvalidMessage("header 'retries' is not an integer")
@@ -254,8 +261,12 @@ def parse(
         if h.get(name) is not None and not isinstance(h[name], str):
             raise InvalidMessage(f"header {name!r} is not a string")
     priority = envelope.properties.get("priority")
-    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+    if priority is None:
+        priority = 0
+    elif not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidMessage(f"property 'priority' is not an integer: {_repr.repr(priority)}")
+    else:
+        priority = min(max(priority, 0), MAX_PRIORITY)  # as Envelope.priority clamps it
     return TaskMessage(
         id=task_id,
         task=task,
@@ -267,9 +278,9 @@ def parse(
         root_id=h.get("root_id"),
         parent_id=h.get("parent_id"),
         group=h.get("group"),
-        priority=envelope.priority,
+        priority=priority,
         headers=h,
         valid_until=valid_until,
-        embed=embed if embed and any(embed.get(k) for k in EMPTY_EMBED) else None,
+        embed=embed if steps else None,
         reply_to=reply_to if isinstance(reply_to := envelope.properties.get("reply_to"), str) else "",
     )

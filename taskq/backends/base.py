@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from taskq.config import Settings
 
 META_PREFIX = "celery-task-meta-"
+# json.dumps with separators builds a JSONEncoder per call: one, reused (same output, same errors).
+_ENCODE_META = json.JSONEncoder(separators=(",", ":")).encode
 GROUP_STEM = "celery-taskset-meta-"  # Celery's key of a saved group (and of its chord's ".s" size)
 
 
@@ -117,7 +119,7 @@ class ResultBackend(ABC):
         escaped a character at a time: bigjson, the same bytes)."""
         if bigjson.has_big_string(meta.values()):
             return bigjson.dumps(meta, ensure_ascii=True)
-        return json.dumps(meta, separators=(",", ":")).encode()
+        return _ENCODE_META(meta).encode()
 
     @staticmethod
     def build_meta(

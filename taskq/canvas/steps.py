@@ -44,8 +44,10 @@ class CanvasSteps:
 
     def duplicate(self, delivery: Delivery, msg: TaskMessage) -> bool:
         """True for a fresh copy of a step message whose id was taken before (sent twice)."""
+        if not msg.headers.get(STEP_HEADER) or delivery.redeliveries:
+            return False  # checked first: most messages are no step, and app.backend costs a pid check
         backend = self.app.backend
-        if not msg.headers.get(STEP_HEADER) or delivery.redeliveries or backend is None:
+        if backend is None:
             return False
         try:
             return bool(backend.incr(self._taken_key(msg)) > 1)

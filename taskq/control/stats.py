@@ -105,10 +105,11 @@ class SharedStats:
 
     def task_started(self, *fields: str) -> None:
         """``fields`` in the order of FIELDS, the last (worker_pid) filled in here."""
-        index = self._my_record()
+        local = self._local  # _my_record() inlined for the common case (runs for every task)
+        index = local.index if getattr(local, "generation", -1) == _generation[0] else self._my_record()
         if index is None:
             return
-        text = SEP.join((*fields, str(self._pid())))
+        text = SEP.join((*fields, self._pid_text()))
         data = (START.pack(time.time()) + text.encode("utf-8", "replace"))[: RECORD - HEAD.size]
         start = HEADER + index * RECORD
         LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
@@ -116,7 +117,8 @@ class SharedStats:
         LENGTH.pack_into(self._mem, start + LENGTH_AT, len(data))
 
     def task_finished(self) -> None:
-        index = self._my_record()
+        local = self._local
+        index = local.index if getattr(local, "generation", -1) == _generation[0] else self._my_record()
         if index is None:
             return
         start = HEADER + index * RECORD
@@ -220,8 +222,15 @@ class SharedStats:
     def _pid(self) -> int:
         local = self._local
         if getattr(local, "pid_generation", -1) != _generation[0]:
-            local.pid, local.pid_generation = os.getpid(), _generation[0]
+            local.pid, local.pid_text, local.pid_generation = os.getpid(), str(os.getpid()), _generation[0]
         return local.pid  # type: ignore[no-any-return]
+
+    def _pid_text(self) -> str:
+        """``_pid()`` as written in every running-task record: made once per process."""
+        local = self._local
+        if getattr(local, "pid_generation", -1) != _generation[0]:
+            self._pid()
+        return local.pid_text  # type: ignore[no-any-return]
 
 
 def _held_line(delivery: Delivery) -> str:
@@ -233,8 +242,9 @@ def _held_line(delivery: Delivery) -> str:
         return f"?{SEP}?{SEP}{SEP}{SEP}{delivery.queue}{SEP}0{SEP}0"
     headers = envelope.headers
     task, args, kwargs = headers.get("task"), headers.get("argsrepr"), headers.get("kwargsrepr")
+    task_id = headers.get("id")  # envelope.id without its call
     return (  # only strings and ints go in: a foreign value's str() could be anything
-        f"{envelope.id}{SEP}{task if isinstance(task, str) else '?'}"
+        f"{task_id if isinstance(task_id, str) else ''}{SEP}{task if isinstance(task, str) else '?'}"
         f"{SEP}{args[:HELD_ARGS_MAX] if isinstance(args, str) else ''}"
         f"{SEP}{kwargs[:HELD_ARGS_MAX] if isinstance(kwargs, str) else ''}{SEP}{delivery.queue}"
         f"{SEP}{envelope.priority}{SEP}{1 if delivery.redeliveries else 0}"

@@ -127,7 +127,8 @@ class RateLimiter:
         if task_name in self._rates:
             return self._rates[task_name]
         task = self.app.tasks.get(task_name)
-        return None if task is None else parse_rate(task.options.rate_limit)
+        limit = None if task is None else task.options.rate_limit
+        return None if limit is None else parse_rate(limit)  # most tasks have none: no call
 
     def wait(self, task_name: str, task_id: str) -> float:
         """0 when the call may start now, else the seconds until its reserved start."""

@@ -35,7 +35,7 @@ from taskq.signing import signer_for
 from taskq.task import Request, Task, current_request, set_current_request
 from taskq.worker.ratelimit import RateLimiter
 from taskq.worker.replay import ReplayMemory
-from taskq.worker.timelimits import NO_LIMITS, Alarm, Limits, app_limits, effective, limited, task_limits
+from taskq.worker.timelimits import NO_LIMITS, Alarm, Limits, app_limits, limited, limits_of
 
 if TYPE_CHECKING:
     import asyncio
@@ -118,7 +118,12 @@ class TaskRunner:
     def _admit(self, delivery: Delivery) -> tuple[TaskMessage, Task[Any, Any]] | None:
         """The message and its task when it is to run now; None when it was settled here."""
         envelope = delivery.envelope
-        if self.broker.counts_redeliveries and self._redelivered_too_often(delivery, envelope.id if envelope else ""):
+        counted = self.broker.counts_redeliveries  # then redeliveries is the count itself: most are 0
+        if (
+            counted
+            and delivery.redeliveries > self.conf.max_deliveries
+            and self._redelivered_too_often(delivery, envelope.id if envelope else "")
+        ):
             return None  # checked before decoding: a message that kills its worker in there stops too
         if envelope is None:
             self._dead_letter(delivery, f"undecodable message: {delivery.error}", "?")
@@ -128,11 +133,11 @@ class TaskRunner:
         if task is None:
             self._dead_letter(delivery, f"unknown task {msg.task!r}", msg.id)
             return None
-        if not self.broker.counts_redeliveries and self._redelivered_too_often(delivery, msg.id):
+        if not counted and self._redelivered_too_often(delivery, msg.id):
             return None
         if self._rate_limited(delivery, msg):
             return None
-        if self._replayed(delivery, msg):
+        if msg.valid_until is not None and self._replayed(delivery, msg):  # only signed messages can be replays
             return None
         if delivery.redeliveries and self._already_finished(msg):
             self.broker.ack([delivery])
@@ -178,7 +183,7 @@ class TaskRunner:
                 sender=task, task_id=msg.id, task=task, args=msg.args, kwargs=msg.kwargs, request=request
             )
         start = time.perf_counter()
-        limits = effective(msg.headers.get("timelimit"), task_limits(task.options), self._app_limits)
+        limits = limits_of(msg.headers.get("timelimit"), task.options, self._app_limits)
         try:
             self._begin(msg, delivery.queue, limits)
             result = self._call(task, msg, limits)
@@ -236,7 +241,8 @@ class TaskRunner:
         log.info("Task %s[%s] succeeded in %.4fs: %.200r", msg.task, msg.id, runtime, result)
         if signals.task_success.receivers:
             signals.task_success.send(sender=task, result=result, request=request, runtime=runtime)
-        _postrun(task, request, result, states.SUCCESS)
+        if signals.task_postrun.receivers:
+            _postrun(task, request, result, states.SUCCESS)
 
     # -- what runs now, for others to see ---------------------------------------------------
     def _begin(self, msg: TaskMessage, queue: str, limits: Limits) -> None:
@@ -313,11 +319,14 @@ class TaskRunner:
                 self._oldest = time.monotonic()
 
     def _call(self, task: Task[Any, Any], msg: TaskMessage, limits: Limits) -> Any:
-        self.alarm.arm(limits)
-        try:
+        if limits is NO_LIMITS:  # the common call: no alarm to arm (arm and disarm would do nothing)
             result = task(*msg.args, **msg.kwargs)
-        finally:
-            self.alarm.disarm()
+        else:
+            self.alarm.arm(limits)
+            try:
+                result = task(*msg.args, **msg.kwargs)
+            finally:
+                self.alarm.disarm()
         if inspect.iscoroutine(result):
             result = self._await(result, limits)
         return result

@@ -69,12 +69,14 @@ class ChildSlots:
         """Called in the child as a task starts (``task_id`` "" once it ended)."""
         start = self._tasks + slot * TASK_RECORD
         data = task_id.encode()
-        if len(data) > MAX_TASK_ID:  # not enforceable from outside: the child's alarm still is
-            data, deadline = b"", 0.0
+        size = len(data)
+        if size > MAX_TASK_ID:  # not enforceable from outside: the child's alarm still is
+            data, size, deadline = b"", 0, 0.0
         seq = TASK.unpack_from(self._mem, start)[0]
         TASK.pack_into(self._mem, start, (seq + 1) & 0xFFFFFFFF, 0.0, 0.0, 0)  # odd: being written
-        self._mem[start + TASK.size : start + TASK.size + len(data)] = data
-        TASK.pack_into(self._mem, start, (seq + 2) & 0xFFFFFFFF, deadline, limit, len(data))
+        if size:  # "" (the task ended): the length below is all a reader needs
+            self._mem[start + TASK.size : start + TASK.size + size] = data
+        TASK.pack_into(self._mem, start, (seq + 2) & 0xFFFFFFFF, deadline, limit, size)
 
     def running(self, slot: int) -> Running | None:
         """Called in the supervisor: the task the child in ``slot`` runs now, if any."""

@@ -72,6 +72,16 @@ def task_limits(options: Any) -> Limits:
     return NO_LIMITS if hard is None and soft is None else Limits(hard, soft)
 
 
+def limits_of(header: Any, options: Any, app: Limits) -> Limits:
+    """``effective(header, task_limits(options), app)``, in one call for the common task
+    (no limit in its header, its options or the app's settings: runs for every task)."""
+    no_header = header is None or header == [None, None] or header == (None, None)
+    if no_header and options.time_limit is None and options.soft_time_limit is None:
+        if app.hard is None and app.soft is None:
+            return NO_LIMITS
+    return effective(header, task_limits(options), app)
+
+
 def effective(header: Any, task: Limits, app: Limits) -> Limits:
     """The limits of one call: the header's, else the task's, else the app's."""
     given = isinstance(header, (list, tuple)) and len(header) == 2 and header != [None, None]

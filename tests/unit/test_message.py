@@ -184,3 +184,23 @@ def test_reply_to_travels_in_the_properties_and_bypasses_the_plain_template() ->
     assert parse(envelope, frozenset({"application/json"})).reply_to == "caller-q"
     plain = build("t.add", (1,), {}, task_id=new_task_id(), serializer=serializer)
     assert parse(plain, frozenset({"application/json"})).reply_to == ""
+
+
+@pytest.mark.parametrize(
+    ("embed", "kept"),
+    [
+        ({"callbacks": None, "errbacks": None, "chain": None, "chord": None}, False),
+        ({"callbacks": [], "errbacks": {}, "chain": None, "chord": None}, False),  # empty: nothing to run after
+        ({"callbacks": None, "chain": [{"task": "t.next"}]}, True),
+        ({"chord": {"task": "t.body"}}, True),
+    ],
+)
+def test_an_embed_is_kept_only_when_it_names_a_step(embed: dict[str, object], kept: bool) -> None:
+    msg = parse(Envelope(headers={"task": "t", "id": "x"}, body=json.dumps([[], {}, embed]).encode()), JSON_ONLY)
+    assert (msg.embed == embed) if kept else msg.embed is None
+
+
+def test_an_embed_step_of_the_wrong_type_is_refused_after_valid_ones() -> None:
+    body = json.dumps([[], {}, {"callbacks": [{"task": "t.cb"}], "errbacks": None, "chain": 5}]).encode()
+    with pytest.raises(InvalidMessage, match="must be lists or objects"):
+        parse(Envelope(headers={"task": "t", "id": "x"}, body=body), JSON_ONLY)

@@ -169,3 +169,15 @@ def test_a_waiter_woken_by_an_unreadable_result_reports_it(backend: RedisBackend
     finally:
         waiter.join(10)
         client.close()
+
+
+def test_a_result_json_cannot_carry_raises_as_json_dumps_would(backend: RedisBackend, task_id: str) -> None:
+    # The worker turns these errors into a FAILURE "result not serializable" (runner.py).
+    with pytest.raises(TypeError):
+        backend.prepare(task_id, states.SUCCESS, {1, 2})
+    circular: list[Any] = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="Circular"):
+        backend.prepare(task_id, states.SUCCESS, circular)
+    _, value = backend.prepare(task_id, states.SUCCESS, {"a": [1, "é"]})
+    assert b'"result":{"a":[1,"\\u00e9"]}' in value  # compact, ASCII only, as Celery writes

@@ -15,6 +15,7 @@ import redis
 
 from taskq.brokers.base import Delivery, Publication
 from taskq.brokers.redis import GROUP, RedisBroker
+from taskq.brokers.redis.broker import _id_range
 from taskq.errors import BrokerError
 from tests.unit.test_redis_broker import MakeBroker, envelope, ids
 from tests.unit.test_redis_broker import make_broker as make_broker  # the fixture
@@ -165,3 +166,36 @@ def test_an_ack_settles_exactly_the_entries_named_among_many_held(make_broker: M
     rest = [d for d in held if d not in chosen]
     broker.ack(rest)
     assert broker.queue_length(q) == 0
+
+
+def test_an_ack_settles_every_entry_named_in_any_order(make_broker: MakeBroker) -> None:
+    broker = make_broker(recovery_time=30.0)
+    q = "q-" + uuid.uuid4().hex[:8]
+    broker.publish_many([Publication(q, envelope(f"m{i}")) for i in range(40)])
+    held = broker.fetch([q], 40, timeout=2)
+    # A batch's acks mostly come in stream order, not always (recovered claims run first):
+    # the owner check's id range must span them all whatever the order.
+    shuffled = held[20:30][::-1] + held[:5] + held[35:] + held[5:10][::-1]
+    broker.ack(shuffled)
+    assert broker.queue_length(q) == 40 - len(shuffled)
+    broker.ack([d for d in held if d not in shuffled])
+    assert broker.queue_length(q) == 0
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["5-0"],
+        ["1700000000000-9", "1700000000000-10", "1700000000001-0"],  # seq and ms of more digits
+        ["1700000000001-0", "1700000000000-10", "1700000000000-9"],
+        ["999999999999-99", "1000000000000-0", "999999999999-100"],  # same length, ms of fewer digits
+        ["1000000000000-0", "999999999999-99"],
+        ["2-3", "10-1", "2-30", "10-0", "3-0"],
+    ],
+)
+def test_the_ack_id_range_orders_ids_as_numbers(given: list[str]) -> None:
+    def number(entry_id: str) -> tuple[int, int]:
+        ms, seq = entry_id.split("-")
+        return int(ms), int(seq)
+
+    assert _id_range(given) == (min(given, key=number), max(given, key=number))

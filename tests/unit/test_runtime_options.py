@@ -16,10 +16,20 @@ from taskq.brokers.base import Delivery
 from taskq.config import Settings
 from taskq.errors import ConfigurationError
 from taskq.revocations import REFRESH, Revocations, Revoked, SQLiteRevocations
+from taskq.task import TaskOptions
 from taskq.worker.ratelimit import RateLimiter, SharedClocks, parse_rate
 from taskq.worker.runner import TaskRunner
 from taskq.worker.slots import ChildSlots, Running
-from taskq.worker.timelimits import Alarm, Limits, app_limits, check_limit, effective
+from taskq.worker.timelimits import (
+    NO_LIMITS,
+    Alarm,
+    Limits,
+    app_limits,
+    check_limit,
+    effective,
+    limits_of,
+    task_limits,
+)
 from tests.unit.conftest import inline_worker
 
 
@@ -29,6 +39,19 @@ def test_rates_parse_as_celery_writes_them() -> None:
     for bad in ("10/d", "fast", "-1/s", "", [10], True):
         with pytest.raises(ConfigurationError, match="rate_limit"):
             parse_rate(bad)
+
+
+@pytest.mark.parametrize("header", [None, [None, None], (None, None), [3, None], [None, 1], "junk", [None, None, 3]])
+@pytest.mark.parametrize("task", [(None, None), (10, None), (None, 4)])
+@pytest.mark.parametrize("app", [Limits(), Limits(20, 5), Limits(None, 6)])
+def test_limits_of_a_call_are_effective_ones_and_no_limit_is_the_shared_one(
+    header: object, task: tuple[float | None, float | None], app: Limits
+) -> None:
+    options = TaskOptions("t", time_limit=task[0], soft_time_limit=task[1])
+    got = limits_of(header, options, app)
+    assert got == effective(header, task_limits(options), app)
+    if not got.any:
+        assert got is NO_LIMITS  # the runner skips arming the alarm for exactly this object
 
 
 def test_time_limits_come_from_the_header_then_the_task_then_the_app() -> None:

@@ -74,6 +74,28 @@ def _entry_order(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _id_range(ids: Sequence[str]) -> tuple[str, str]:
+    """The lowest and the highest of stream entry ids. A batch's ids mostly come in stream
+    order: one comparison per id then, each id parsed only when the order breaks."""
+    low = high = ids[0]
+    low_key: tuple[int, int] = _entry_order(low)
+    high_key: tuple[int, int] | None = low_key
+    size, dash = len(high), high.find("-")
+    for eid in ids[1:]:
+        # Both parts of the same lengths: the text orders as the numbers do.
+        if len(eid) == size and eid > high and eid.find("-") == dash:
+            high, high_key = eid, None
+            continue
+        if high_key is None:
+            high_key = _entry_order(high)
+        key = _entry_order(eid)
+        if key > high_key:
+            high, high_key, size, dash = eid, key, len(eid), eid.find("-")
+        elif key < low_key:
+            low, low_key = eid, key
+    return low, high
+
+
 def _delivery(raw: bytes, queue: str, tag: tuple[str, str], redeliveries: int) -> Delivery:
     """The Delivery of a stored entry (compact or full); undecodable bytes go to the dead letters."""
     try:
@@ -441,11 +463,15 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         if max_count > 0:
             self._swept.update(queues)
         taken: list[tuple[int, Delivery]] = []
+        where_of: dict[tuple[int, int], tuple[str, str]] = {}  # (queue index, lane) -> queue, stream key
         for qi, lane, eid, raw, redeliveries in entries:
-            queue = queues[int(qi) - 1]
-            tag = (self.lane_key(queue, int(lane)), _s(eid))
-            taken.append((int(lane), _delivery(raw, queue, tag, int(redeliveries))))
-            largest = max(largest, len(raw))
+            where = where_of.get((qi, lane))
+            if where is None:  # once per lane in the batch, not once per message
+                queue = queues[int(qi) - 1]
+                where = where_of[qi, lane] = (queue, self.lane_key(queue, int(lane)))
+            taken.append((int(lane), _delivery(raw, where[0], (where[1], _s(eid)), int(redeliveries))))
+            if len(raw) > largest:
+                largest = len(raw)
         lanes = [
             self.lane_key(queue, lane)
             for lane in reversed(range(LANES))
@@ -573,15 +599,20 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             pipe.execute_command("EVAL", ACK, len(keys), *keys, *args)  # a pipeline cannot load a script first
 
     def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
-        by_stream: dict[str, list[str]] = defaultdict(list)
+        by_stream: dict[str, list[str]] = {}
+        cursors: list[str] = []  # per stream, in by_stream's order: each computed once, not per message
         for d in deliveries:
-            by_stream[d.tag[0]].append(d.tag[1])
-        cursors = {d.tag[0]: self.cursor_key(d.queue) for d in deliveries}
+            stream, eid = d.tag
+            ids = by_stream.get(stream)
+            if ids is None:
+                ids = by_stream[stream] = []
+                cursors.append(self.cursor_key(d.queue))
+            ids.append(eid)
         args: list[Any] = [GROUP, self.consumer, repr(time.time())]
         for ids in by_stream.values():
-            low, high = min(ids, key=_entry_order), max(ids, key=_entry_order)
+            low, high = _id_range(ids)
             args += [len(ids), low, high, *ids]
-        return [*by_stream, *(cursors[s] for s in by_stream), self.claims_key(deliveries[0].queue)], args
+        return [*by_stream, *cursors, self.claims_key(deliveries[0].queue)], args
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag
