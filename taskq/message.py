@@ -22,10 +22,9 @@ from typing import Any
 
 from taskq.envelope import Envelope
 from taskq.errors import InvalidMessage
-from taskq.serialization import Serializer, decode_body, dumps_call
+from taskq.serialization import EMPTY_EMBED, Serializer, decode_body, dumps_call
 from taskq.signing import SIGNED_AT_HEADER, Signer
 
-EMPTY_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 256
@@ -104,7 +103,7 @@ def build(
 ) -> Envelope:
     """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
     queue the message is published to: the worker verifies against the queue it read)."""
-    body = dumps_call(serializer, list(args), kwargs, embed or EMPTY_EMBED)
+    body = dumps_call(serializer, list(args), kwargs, embed or None)
     argsrepr = _repr.repr(tuple(args)) if args else "()"
     kwargsrepr = _repr.repr(kwargs) if kwargs else "{}"
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
