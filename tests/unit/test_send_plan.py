@@ -1,6 +1,7 @@
-"""The send plan kept per task name (app._send_plan): a setting assigned later, a time
-option and a per-call object are never served from a stale plan; the body's short form is
-the same bytes as the full encoding."""
+"""The producer's shortcuts give what the long way gives: the send plan kept per task name
+(app._send_plan) is never stale (a setting assigned later, a time option, a per-call object),
+the body's short form is the same bytes as the full encoding, and argsrepr/kwargsrepr are
+reprlib's."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from taskq import Queue, TaskQ
+from taskq import Queue, TaskQ, message
 from taskq.bigjson import BIG
 from taskq.envelope import Envelope
 from taskq.serialization import EMPTY_EMBED, dumps_call, get_serializer
@@ -118,3 +119,40 @@ def test_the_short_body_is_the_full_encoding(args: list[Any], kwargs: dict[str, 
     for name in ("msgpack", "pickle"):
         other = get_serializer(name)
         assert dumps_call(other, args, kwargs, None) == other.dumps([args, kwargs, EMPTY_EMBED])
+
+
+REPR_ARGS: list[tuple[Any, ...]] = [
+    (1,),
+    (1, "two", 3.5, None, True, False),
+    (1, 2, 3, 4, 5, 6, 7),  # beyond reprlib's maxtuple: "..."
+    (10**40,),
+    (10**39,),
+    ("x" * 36,),
+    ("x" * 37,),
+    ("é ☃ \n '\"",),
+    (float("nan"), float("inf"), -0.0),
+    ([1, 2],),
+    ({"a": 1},),
+    (b"bytes",),
+    (object,),
+]
+REPR_KWARGS: list[dict[Any, Any]] = [
+    {"b": 1, "a": "x"},
+    {"d": 1, "c": 2, "b": 3, "a": 4},
+    {"e": 1, "d": 1, "c": 2, "b": 3, "a": 4},  # beyond reprlib's maxdict: "..."
+    {"k": "v" * 40},
+    {"k": 10**45},
+    {"k": [1]},
+    {1: "int key"},
+    {"k": None, "j": True, "i": 1.5},
+]
+
+
+@pytest.mark.parametrize("args", REPR_ARGS)
+def test_args_repr_is_reprlibs(args: tuple[Any, ...]) -> None:
+    assert message.args_repr(args) == message._repr.repr(args)
+
+
+@pytest.mark.parametrize("kwargs", REPR_KWARGS)
+def test_kwargs_repr_is_reprlibs(kwargs: dict[Any, Any]) -> None:
+    assert message.kwargs_repr(kwargs) == message._repr.repr(kwargs)
