@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 import uuid
+from typing import Any
 
 from taskq import TaskQ
 
@@ -27,6 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.producer_cpu", description=__doc__)
     parser.add_argument("-n", type=int, default=20_000, help="delay() calls per round (default 20,000)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--args", action="store_true", help="a call with arguments: (12345, email, notify=True)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the rounds to FILE")
     args = parser.parse_args()
     url = os.environ.get("BENCH_REDIS")
@@ -36,8 +38,11 @@ def main() -> int:
     app = TaskQ("producer-cpu", broker=f"{url}/0", backend=f"{url}/1", task_default_queue=queue)
 
     @app.task(name="bench.producer_cpu.noop")
-    def noop() -> None:
+    def noop(*_: Any, **__: Any) -> None:
         return None
+
+    call_args: tuple[Any, ...] = (12345, "user@example.com") if args.args else ()
+    call_kwargs: dict[str, Any] = {"notify": True} if args.args else {}
 
     noop.delay()  # connects, loads scripts: not part of the per-call figure
     profiler = None
@@ -52,7 +57,7 @@ def main() -> int:
             profiler.enable()
         started, user = time.process_time(), os.times().user
         for _ in range(args.n):
-            noop.delay()
+            noop.delay(*call_args, **call_kwargs)
         figures.append(1e6 * (time.process_time() - started) / args.n)
         users.append(1e6 * (os.times().user - user) / args.n)
         if profiler is not None:
@@ -60,9 +65,10 @@ def main() -> int:
         app.broker.purge(queue)
     if profiler is not None:
         profiler.dump_stats(args.profile)
+    shape = f"{args.rounds} rounds of {args.n:,}{' with args' if args.args else ''}"
     print(f"delay() CPU per call: best {min(figures):.1f} us, median {statistics.median(figures):.1f} us; "
           f"user CPU: best {min(users):.1f} us, median {statistics.median(users):.1f} us "
-          f"({args.rounds} rounds of {args.n:,}; {os.environ.get('PYTHONPATH', '')})")  # fmt: skip
+          f"({shape}; {os.environ.get('PYTHONPATH', '')})")  # fmt: skip
     return 0
 
 
