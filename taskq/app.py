@@ -304,15 +304,16 @@ class TaskQ(CeleryAppAPI, AppLifecycle):
     def _send_plan(self, name: str, options: dict[str, Any]) -> _SendPlan:
         """The plan of a send, kept per task name and options while the settings are not
         assigned again, when nothing in it depends on the clock or the call: ``delay()``
-        resolved the same routes, serializer, signer and limits on every call (4 us of its
-        ~45, measured with bench/producer_cpu.py)."""
-        key = _plan_key(name, options)
-        if key is None or (self.conf.result_backend or "").startswith("rpc:"):  # rpc: a reply queue per process
-            return self._new_send_plan(name, options)
+        resolved the same routes, serializer, signer and limits on every call (4 us of 12
+        to build its message; docs/performance.md, the producer's ``delay()``)."""
         conf = self.conf
-        if self._plans_of is not conf or self._plans_at != conf.changes:
+        changes = conf.changes  # read first: a plan made while a setting is assigned is never used later
+        key = _plan_key(changes, name, options)
+        if key is None or (conf.result_backend or "").startswith("rpc:"):  # rpc: a reply queue per process
+            return self._new_send_plan(name, options)
+        if self._plans_of is not conf or self._plans_at != changes:
             self._plans.clear()
-            self._plans_of, self._plans_at = conf, conf.changes
+            self._plans_of, self._plans_at = conf, changes
         plan = self._plans.get(key)
         if plan is None:
             if len(self._plans) >= _PLANS_KEPT:
@@ -510,17 +511,17 @@ _CONSTANT_OPTIONS = frozenset(
 _PLANS_KEPT = 1024
 
 
-def _plan_key(name: str, options: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The key of a send plan that can be kept, None when it cannot."""
+def _plan_key(changes: int, name: str, options: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The key of a send plan that can be kept (under ``Settings.changes``), None when it cannot."""
     if not options:
-        return (name,)
+        return (changes, name)
     if not _CONSTANT_OPTIONS.issuperset(options):
         return None
     items = tuple(options.items())
     for _, value in items:
         if value is not None and type(value) not in (str, int, float):  # a Queue object, a bool
             return None
-    return (name, *items)
+    return (changes, name, *items)
 
 
 @dataclass(frozen=True, slots=True)
