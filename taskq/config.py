@@ -102,6 +102,14 @@ class Settings:
         elif isinstance(value, list) and name in ("include", "imports", "accept_content"):
             value = tuple(value)
         object.__setattr__(self, name, value)
+        object.__setattr__(self, "_changes", self.changes + 1)
+
+    @property
+    def changes(self) -> int:
+        """How many times a setting was assigned: what is derived from the settings (the app's
+        send plans) is kept while this stays the same. A value changed in place (a dict's
+        entry) is not counted, as the router does not see it either."""
+        return self.__dict__.get("_changes", 0)  # type: ignore[no-any-return]
 
     # -- Celery's names and mapping interface (app.conf.update, app.conf["x"]) --------------
     def canonical_name(self, name: str) -> str:

@@ -22,13 +22,35 @@ from typing import Any
 
 from taskq.envelope import MAX_PRIORITY, Envelope
 from taskq.errors import InvalidMessage
-from taskq.serialization import Serializer, decode_body, dumps_call
+from taskq.serialization import EMPTY_EMBED, Serializer, decode_body, dumps_call
 from taskq.signing import SIGNED_AT_HEADER, Signer
 
-EMPTY_EMBED: dict[str, Any] = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 256
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_SHORT = 40  # reprlib's maxlong: a repr no longer than this is never shortened by it
+
+
+def args_repr(args: tuple[Any, ...]) -> str:
+    """``_repr.repr(args)``; the builtin repr where the two cannot differ: at most six scalar
+    arguments (reprlib's maxtuple) whose repr is short. reprlib's pure-Python walk took 2 us
+    of a call with two arguments."""
+    if len(args) <= 6 and all(type(a) in _SCALARS for a in args):
+        text = repr(args)
+        if len(text) <= _SHORT:
+            return text
+    return _repr.repr(args)
+
+
+def kwargs_repr(kwargs: dict[str, Any]) -> str:
+    """``_repr.repr(kwargs)``, which sorts the keys and shows four (maxdict); the builtin
+    repr of the sorted dict where the two cannot differ, as ``args_repr``."""
+    if len(kwargs) <= 4 and all(type(k) is str and type(v) in _SCALARS for k, v in kwargs.items()):
+        text = repr(dict(sorted(kwargs.items())))
+        if len(text) <= _SHORT:
+            return text
+    return _repr.repr(kwargs)
 
 
 @dataclass(slots=True)
@@ -104,9 +126,9 @@ def build(
 ) -> Envelope:
     """The envelope of one call; with a ``signer``, signed for ``queue`` (it must be the
     queue the message is published to: the worker verifies against the queue it read)."""
-    body = dumps_call(serializer, list(args), kwargs, embed or EMPTY_EMBED)
-    argsrepr = _repr.repr(tuple(args)) if args else "()"
-    kwargsrepr = _repr.repr(kwargs) if kwargs else "{}"
+    body = dumps_call(serializer, list(args), kwargs, embed or None)
+    argsrepr = args_repr(tuple(args)) if args else "()"
+    kwargsrepr = kwargs_repr(kwargs) if kwargs else "{}"
     all_headers = _headers(task, task_id, argsrepr, kwargsrepr, retries, eta, expires, root_id, parent_id, timelimit)
     if headers:
         all_headers.update(headers)

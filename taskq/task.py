@@ -80,6 +80,7 @@ class Task(Generic[P, R]):
         self.app = app
         self.fn = fn
         self.options = options
+        self._defaults: tuple[TaskOptions, dict[str, Any]] | None = None  # _default_options, for options
         self.name = options.name
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", options.name)
@@ -175,6 +176,14 @@ class Task(Generic[P, R]):
         return chunks(self, it, n)
 
     def _default_options(self) -> dict[str, Any]:
+        """The task's own send options (defaults of every send), made once per ``self.options``
+        (frozen): callers merge it into a new dict and must not change it."""
+        kept = self._defaults
+        if kept is None or kept[0] is not self.options:
+            kept = self._defaults = (self.options, self._send_defaults())
+        return kept[1]
+
+    def _send_defaults(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}
         for key in ("queue", "exchange", "routing_key"):
             value = getattr(self.options, key)
