@@ -6,9 +6,12 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil  # type: ignore[import-untyped,unused-ignore]
+
+Way = TypeVar("Way")
+Sample = TypeVar("Sample")
 
 
 class BenchTimeout(RuntimeError):
@@ -31,6 +34,26 @@ def percentile(values: Sequence[float], q: float) -> float:
 def median(values: Sequence[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return statistics.median(finite) if finite else math.nan
+
+
+def spread(values: Sequence[float], digits: int = 1) -> str:
+    """A table cell of several runs: "median (min-max)"; the median alone for one run."""
+    if not values:
+        return "—"
+    mid = median(values)
+    if len(values) == 1:
+        return f"{mid:,.{digits}f}"
+    return f"{mid:,.{digits}f} ({min(values):,.{digits}f}-{max(values):,.{digits}f})"
+
+
+def interleaved(ways: Sequence[Way], runs: int, sample: Callable[[Way], Sample]) -> dict[Way, list[Sample]]:
+    """``sample(way)`` for every way in each run, the order reversed every other run: a drift
+    of the machine's load over the runs falls on every way alike."""
+    got: dict[Way, list[Sample]] = {way: [] for way in ways}
+    for run in range(runs):
+        for way in ways if run % 2 else ways[::-1]:
+            got[way].append(sample(way))
+    return got
 
 
 def timed(action: Callable[[], object]) -> float:

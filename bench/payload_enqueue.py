@@ -15,13 +15,14 @@ under load it is not, while the CPU figures stay put. Database 5 of ``BENCH_REDI
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
+from functools import partial
 
 import redis
 
 from bench.adapters.base import redis_url
+from bench.measure import interleaved, spread
 from bench.payload_app import DB
 from bench.payloads import value
 
@@ -51,10 +52,6 @@ def timed(client: redis.Redis, way: str, data: str, n: int) -> Sample:
     return wall * 1e6 / n, own * 1e6 / n, server * 1e6 / n
 
 
-def cell(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.payload_enqueue", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1024,102400,1048576")
@@ -68,13 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             data = value(size)
             n = max(50, int(args.megabytes * 1e6 / size))
-            got: dict[str, list[Sample]] = {way: [] for way in WAYS}
-            for run in range(args.runs):
-                for way in WAYS if run % 2 else WAYS[::-1]:  # interleaved
-                    got[way].append(timed(client, way, data, n))
+            got = interleaved(WAYS, args.runs, partial(timed, client, data=data, n=n))
             for name, samples in got.items():
                 wall, own, server = ([s[i] for s in samples] for i in range(3))
-                print(f"| {size:,} B | {name} | {cell(wall)} | {cell(own)} | {cell(server)} |", flush=True)
+                cells = " | ".join(spread(column, 0) for column in (wall, own, server))
+                print(f"| {size:,} B | {name} | {cells} |", flush=True)
     finally:
         client.flushdb()
         client.close()

@@ -23,13 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import sys
 import time
+from functools import partial
 
 import redis
 
 from bench.adapters.base import redis_url
+from bench.measure import interleaved, spread
 from taskq.brokers.redis.gathered import write_all
 
 DB = 7
@@ -86,10 +87,6 @@ def sample(client: redis.Redis, way: str, value: bytes, n: int) -> tuple[float, 
         client.connection_pool.release(conn)
 
 
-def cell(values: list[float]) -> str:
-    return f"{statistics.median(values):,.1f} ({min(values):,.1f}-{max(values):,.1f})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.payload_xadd", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1024,16384,102400,1048576")
@@ -103,13 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         for size in (int(s) for s in args.sizes.split(",")):
             value = os.urandom(size // 2 + 1).hex()[:size].encode()
             n = max(50, int(args.megabytes * 1e6 / size))
-            got: dict[str, list[tuple[float, float, float]]] = {way: [] for way in WAYS}
-            for run in range(args.runs):
-                for way in WAYS if run % 2 else WAYS[::-1]:  # interleaved
-                    got[way].append(sample(client, way, value, n))
+            got = interleaved(WAYS, args.runs, partial(sample, client, value=value, n=n))
             for way in WAYS:
                 usec, cpu, wall = ([s[i] for s in got[way]] for i in range(3))
-                print(f"| {size:,} B | {way} | {cell(usec)} | {cell(cpu)} | {cell(wall)} |", flush=True)
+                print(f"| {size:,} B | {way} | {spread(usec)} | {spread(cpu)} | {spread(wall)} |", flush=True)
     finally:
         client.flushdb()
         client.close()

@@ -33,6 +33,7 @@ import redis
 
 from bench import measure
 from bench.adapters.base import redis_url
+from bench.measure import spread
 from bench.payload_app import DB
 from bench.procs import WorkerGroup
 
@@ -163,17 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cell(values: list[float]) -> str:
-    if not values:
-        return "—"
-    mid = measure.median(values)
-    return f"{mid:,.1f} ({min(values):,.1f}-{max(values):,.1f})" if len(values) > 1 else f"{mid:,.1f}"
-
-
 def ratio(r: dict[str, list[float]], taskq: str, raw: str) -> str:
     """taskq's figure as a % of the raw one, taken within each run (the two ran back to back:
     the load of a shared machine drifts between runs more than between neighbours)."""
-    return cell([100 * t / w for t, w in zip(r.get(taskq, []), r.get(raw, []), strict=False) if w])
+    return spread([100 * t / w for t, w in zip(r.get(taskq, []), r.get(raw, []), strict=False) if w])
 
 
 def markdown(rows: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> str:
@@ -185,11 +179,11 @@ def markdown(rows: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
     ]
     for size, r in rows.items():
         lines.append(
-            f"| {int(size):,} B | {cell(r.get('taskq_enqueue', []))} | {cell(r.get('raw_set', []))} "
-            f"| {ratio(r, 'taskq_enqueue', 'raw_set')} | {cell(r.get('taskq_drain', []))} "
-            f"| {cell(r.get('raw_get', []))} | {ratio(r, 'taskq_drain', 'raw_get')} "
-            f"| {cell(r.get('taskq_round', []))} | {cell(r.get('raw_round', []))} "
-            f"| {ratio(r, 'taskq_round', 'raw_round')} | {cell(r.get('taskq_rss_mb', []))} |"
+            f"| {int(size):,} B | {spread(r.get('taskq_enqueue', []))} | {spread(r.get('raw_set', []))} "
+            f"| {ratio(r, 'taskq_enqueue', 'raw_set')} | {spread(r.get('taskq_drain', []))} "
+            f"| {spread(r.get('raw_get', []))} | {ratio(r, 'taskq_drain', 'raw_get')} "
+            f"| {spread(r.get('taskq_round', []))} | {spread(r.get('raw_round', []))} "
+            f"| {ratio(r, 'taskq_round', 'raw_round')} | {spread(r.get('taskq_rss_mb', []))} |"
         )
     lines += [
         "",
