@@ -151,6 +151,27 @@ def test_an_ack_or_dead_letter_from_a_former_owner_leaves_the_new_owners_deliver
     assert other.queue_length(q) == 0
 
 
+def test_an_ack_whose_range_holds_as_many_of_its_own_leaves_the_taken_over_one(make_broker: MakeBroker) -> None:
+    stalled, other = make_broker(recovery_time=0.5), make_broker(recovery_time=0.5)
+    q = "q-" + uuid.uuid4().hex[:8]
+    stalled.publish_many([Publication(q, envelope(f"m{i}")) for i in range(3)])
+    # Given m0, m1, m2 claimed by a worker that stalls, then m2 taken over by another worker
+    # and m1 claimed back by the first (its keeper extends it)
+    held = stalled.fetch([q], 3, timeout=2)
+    time.sleep(0.6)
+    stalled.extend(held[:2])
+    taken = other.fetch([q], 3, timeout=2)
+    assert ids(taken) == ["m2"]
+    # When the first acks m0 and m2: two of its own lie in that range (m0, m1), as many as
+    # named, but not the two named
+    stalled.ack([held[0], held[2]])
+    # Then m0 alone is settled: m2 runs on, and m1 is still held
+    assert stalled.queue_length(q) == 2
+    other.ack(taken)
+    stalled.ack(held[1:2])
+    assert stalled.queue_length(q) == 0
+
+
 def test_an_ack_settles_exactly_the_entries_named_among_many_held(make_broker: MakeBroker) -> None:
     broker = make_broker(recovery_time=30.0)
     q = "q-" + uuid.uuid4().hex[:8]
