@@ -75,17 +75,14 @@ def task_limits(options: Any) -> Limits:
 def limits_of(header: Any, options: Any, app: Limits) -> Limits:
     """``effective(header, task_limits(options), app)``, in one call for the common task
     (no limit in its header, its options or the app's settings: runs for every task)."""
-    no_header = header is None or header == [None, None] or header == (None, None)
-    if no_header and options.time_limit is None and options.soft_time_limit is None:
-        if app.hard is None and app.soft is None:
-            return NO_LIMITS
+    if options.time_limit is None and options.soft_time_limit is None and not app.any and not _given(header):
+        return NO_LIMITS
     return effective(header, task_limits(options), app)
 
 
 def effective(header: Any, task: Limits, app: Limits) -> Limits:
     """The limits of one call: the header's, else the task's, else the app's."""
-    given = isinstance(header, (list, tuple)) and len(header) == 2 and header != [None, None]
-    if not given and not (task.any or app.any):
+    if not _given(header) and not (task.any or app.any):
         return NO_LIMITS  # the common call: no limit anywhere, nothing to build
     hard = soft = None
     if isinstance(header, (list, tuple)) and len(header) == 2:
@@ -94,6 +91,11 @@ def effective(header: Any, task: Limits, app: Limits) -> Limits:
         hard if hard is not None else task.hard if task.hard is not None else app.hard,
         soft if soft is not None else task.soft if task.soft is not None else app.soft,
     )
+
+
+def _given(header: Any) -> bool:
+    """A ``timelimit`` header that names a limit (not absent, not ``[None, None]``)."""
+    return isinstance(header, (list, tuple)) and len(header) == 2 and tuple(header) != (None, None)
 
 
 def _header_value(value: Any) -> float | None:
