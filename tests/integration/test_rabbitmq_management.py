@@ -16,6 +16,7 @@ import pika
 import pytest
 
 from taskq import TaskQ
+from taskq.brokers.base import Delivery
 from tests.integration.rabbitmq_node import ThrowawayNode, require_throwaway_node
 from tests.integration.test_cli import taskq
 from tests.integration.workers import base_env
@@ -65,6 +66,18 @@ def node() -> Iterator[ManagementNode]:
     yield from serve(node, node.remove)
 
 
+def fetched(app: TaskQ, task_id: str, timeout: float = 10.0) -> Delivery:
+    """The delivery of ``task_id`` from the default queue. One fetch may return before the
+    consumer has every message (RabbitMQ pushes them one by one), so fetch until it is there;
+    the others stay unacked and go back to the queue when the app closes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for delivery in app.broker.fetch(["celery"], 3, timeout=1):
+            if delivery.envelope and delivery.envelope.id == task_id:
+                return delivery
+    raise AssertionError(f"{task_id} never fetched from the default queue")
+
+
 def listed(env: dict[str, str]) -> tuple[dict[str, tuple[int, int]], str]:
     proc = taskq("queues", "-A", "example_tasks:app", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
@@ -92,8 +105,7 @@ def test_queues_lists_every_queue_of_the_vhost_and_falls_back_without_the_api(
         app.send_task("example_tasks.add", (1, 2))
         app.send_task("example_tasks.add", (1, 2), countdown=600)
         app.send_task("example_tasks.missing", task_id="dead-1")
-        [delivery] = [d for d in app.broker.fetch(["celery"], 3, timeout=5) if d.envelope and d.envelope.id == "dead-1"]
-        app.broker.dead_letter(delivery, "poison")
+        app.broker.dead_letter(fetched(app, "dead-1"), "poison")
     finally:
         app.close()
     # When the management API answers, every queue of the vhost is listed, taskq's own
