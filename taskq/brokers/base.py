@@ -155,6 +155,18 @@ class InterruptibleFetch(Protocol):
         now on. Safe to call from a signal handler or another thread."""
 
 
+@runtime_checkable
+class PushesAhead(Protocol):
+    """A broker that sends a consumer messages before it asks for them (RabbitMQ's prefetch).
+    They wait in the process, where a long task would strand them while other workers idle:
+    the worker calls ``release_pushed`` once its running task passes ``worker_hold_limit``."""
+
+    def release_pushed(self) -> int:
+        """Unless a fetch of this process is waiting (it takes them), stop the pushing until
+        the next fetch and hand back what was pushed and not fetched, not counted as
+        redeliveries; returns how many went back."""
+
+
 def decode_delivery(raw: bytes, queue: str, tag: Any, redeliveries: int) -> Delivery:
     """Build a Delivery from a stored blob, keeping undecodable bytes for the dead letters."""
     try:

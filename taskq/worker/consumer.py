@@ -7,7 +7,9 @@ claims more than ``worker_prefetch_bytes`` of messages at once, sized by the lar
 of the previous batch: big arguments take fewer per fetch, so memory stays bounded. A long
 task never strands the messages claimed behind it: once the running task has taken
 ``worker_hold_limit`` seconds, the keeper hands the unstarted ones back to the queue for
-other workers, and the batch falls back to ``prefetch``.
+other workers, and the batch falls back to ``prefetch``; on a broker that pushes messages
+ahead of a fetch (RabbitMQ's prefetch), those go back too, and the pushing stops until the
+next fetch.
 
 The keeper also extends the claims of everything held (prefetched and running) every third
 of the recovery time, so a long task is never delivered twice while its worker lives; on a
@@ -28,10 +30,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from taskq.app import TaskQ
-from taskq.brokers.base import ClaimsByOwner, Delivery, InterruptibleFetch
+from taskq.brokers.base import ClaimsByOwner, Delivery, InterruptibleFetch, PushesAhead
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
@@ -68,6 +70,8 @@ class Consumer:
         self._started_at = 0.0  # when the running task started (monotonic)
         self._all_fast = False  # the last fetch brought tasks, and all finished within FAST_TASK
         self.broker = app.broker
+        self._pushes_ahead = isinstance(self.broker, PushesAhead)
+        self._released_for = -1.0  # the start time of the task whose hold limit was acted on
         self.runner = TaskRunner(app, self.broker)
         self._lock = threading.Lock()
         self._pending: deque[Delivery] = deque()
@@ -162,6 +166,8 @@ class Consumer:
                         self._held(batch)
                         if self.stop_requested.is_set():
                             break
+                    if len(batch) > 1 or (batch and self._pushes_ahead):
+                        self._wake.set()  # the keeper times the hold limit of what waits behind
                     continue
                 if self.runner.flush_due:
                     self._flush()
@@ -268,7 +274,7 @@ class Consumer:
             if self.runner.has_deferred:
                 deadlines.append(time.monotonic() + FLUSH_AFTER)
             with self._lock:
-                if self._pending and self._running is not None:
+                if self._holds_behind():
                     deadlines.append(self._started_at + self.hold_limit)
             self._wake.wait(max(min(deadlines) - time.monotonic(), 0.001))
             self._wake.clear()
@@ -286,17 +292,38 @@ class Consumer:
                 next_extend = time.monotonic() + interval
                 self._extend_held()
 
+    def _holds_behind(self) -> bool:
+        """Messages may wait behind the running task: claimed by this consumer, or pushed to
+        this process by a broker that pushes ahead (not acted on yet for this task)."""
+        if self._running is None:
+            return False
+        return bool(self._pending) or (self._pushes_ahead and self._released_for != self._started_at)
+
     def _release_if_held_too_long(self) -> None:
-        """A long task must not strand the messages claimed behind it: give them back."""
+        """A long task must not strand the messages waiting behind it: give them back."""
         with self._lock:
-            long_running = self._running is not None and time.monotonic() - self._started_at >= self.hold_limit
-            if not (long_running and self._pending):
+            if not self._holds_behind() or time.monotonic() - self._started_at < self.hold_limit:
                 return
             items = list(self._pending)
             self._pending.clear()
-            self._held(())
-            self._all_fast = False
+            if items:
+                self._held(())
+                self._all_fast = False
+            release_pushed = self._pushes_ahead and self._released_for != self._started_at
+            self._released_for = self._started_at
         self._return(items, "unstarted (held behind a long task)")
+        if release_pushed:
+            self._release_pushed()
+
+    def _release_pushed(self) -> None:
+        try:
+            with self.handback():
+                cast(PushesAhead, self.broker).release_pushed()
+        except BrokerError as exc:
+            log.warning("Could not return messages pushed ahead (%s); they wait for this worker", exc)
+        except Exception:  # a bug: the keeper thread must live on
+            self.unexpected_errors += 1
+            log.exception("Unexpected error returning messages pushed ahead")
 
     def _extend_held(self) -> None:
         with self._lock:

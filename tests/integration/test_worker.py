@@ -96,6 +96,26 @@ def test_warm_shutdown_returns_unstarted_messages_at_once(workers: WorkerFactory
     assert set(workers.marks.count("start").values()) == {1}, "a task ran twice"
 
 
+@pytest.mark.parametrize("prefetch", ["1", "4"])
+def test_messages_waiting_behind_a_long_task_run_on_an_idle_worker(
+    workers: WorkerFactory, producer: TaskQ, prefetch: str
+) -> None:
+    # Given a long task and three short ones queued before a one-slot worker starts: it claims
+    # all four (prefetch 4), or takes the long one while RabbitMQ pushes the rest ahead (1)
+    long = producer.send_task("example_tasks.sleep_then", ("long", 40.0))
+    short = [producer.send_task("example_tasks.sleep_then", (f"s{i}", 0.0)) for i in range(3)]
+    busy = workers.start("-P", "solo", "--prefetch-multiplier", prefetch, TASKQ_WORKER_HOLD_LIMIT="0.5")
+    wait_until(lambda: workers.marks.count("start")["long"] == 1, 20, "the long task to start")
+    # When a second worker starts
+    idle = workers.start("-P", "solo")
+    # Then the short ones run there, long before the long one ends, each once
+    assert [r.get(timeout=20) for r in short] == ["s0", "s1", "s2"]
+    assert workers.marks.count("done")["long"] == 0
+    assert {workers.marks.pids("done", f"s{i}")[0] for i in range(3)} == {idle.proc.pid}
+    assert all(workers.marks.count("start")[f"s{i}"] == 1 for i in range(3))
+    busy.kill_tree()
+
+
 def test_poison_message_is_dead_lettered_and_the_worker_keeps_running(
     workers: WorkerFactory, producer: TaskQ
 ) -> None:

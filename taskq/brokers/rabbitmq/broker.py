@@ -458,8 +458,18 @@ class RabbitMQBroker:
         if link is not None:
             link.close()
 
-    def _give_back_waiting(self, link: Link, claims: Claims) -> None:
-        """Deliveries never handed out go back unmarked (a copy, then an ack), not redelivered.
+    def release_pushed(self) -> int:
+        """What RabbitMQ pushed ahead to a process whose every fetcher is busy (a long task)
+        goes back for other workers; the next fetch consumes again."""
+        with self._lock:
+            link, claims = (self._link, self._claims) if current_pid() == self._pid else (None, None)
+        if link is None or claims is None or not link.alive or claims.taking:
+            return 0
+        return self._give_back_waiting(link, claims)
+
+    def _give_back_waiting(self, link: Link, claims: Claims) -> int:
+        """Deliveries never handed out go back unmarked (a copy, then an ack), not redelivered;
+        returns how many.
 
         The consumers stop first: otherwise RabbitMQ would push the copies straight back here.
         """
@@ -467,16 +477,18 @@ class RabbitMQBroker:
             claims.stop_consuming()
         except BrokerError as exc:
             log.debug("Could not cancel the consumers: %s", exc)
-            return
+            return 0
         waiting = claims.waiting()
         if not waiting:
-            return
+            return 0
         try:
             if self._send(link, [self._copy(link, claim, claim.queue) for claim in waiting]) == ([], []):
                 claims.settle(waiting)
                 log.info("Returned %d prefetched message(s) to their queue(s)", len(waiting))
+                return len(waiting)
         except BrokerError as exc:  # closing the channel returns them anyway, marked redelivered
             log.debug("Could not hand back %d prefetched message(s): %s", len(waiting), exc)
+        return 0
 
 
 def connection_parameters(url: str) -> pika.URLParameters:

@@ -66,6 +66,7 @@ class Claims:
         self._consumers: dict[str, _Consumer] = {}  # queue -> its current consumer
         self._by_tag: dict[str, _Consumer] = {}  # every consumer tag we started, current or not
         self._manage = threading.Lock()
+        self._taking = 0  # threads waiting in take()
         link.on_consumer_lost = self._on_lost
         link.on_consumer_cancelled = self._on_cancelled
         self._tick = max(0.05, min(1.0, recovery_time / 4))
@@ -163,18 +164,28 @@ class Claims:
         deadline = time.monotonic() + timeout
         wanted = set(queues)
         with self._cond:
-            while True:
-                taken = self._take_from_inbox(wanted, max_count)
-                if taken:
-                    deadline = time.monotonic() + self.recovery_time
-                    for claim in taken:
-                        claim.deadline = deadline
-                        self._held[id(claim)] = claim
-                    return taken
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self.link.alive:
-                    return []
-                self._cond.wait(remaining)
+            self._taking += 1
+            try:
+                while True:
+                    taken = self._take_from_inbox(wanted, max_count)
+                    if taken:
+                        deadline = time.monotonic() + self.recovery_time
+                        for claim in taken:
+                            claim.deadline = deadline
+                            self._held[id(claim)] = claim
+                        return taken
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self.link.alive:
+                        return []
+                    self._cond.wait(remaining)
+            finally:
+                self._taking -= 1
+
+    @property
+    def taking(self) -> bool:
+        """A thread of this process waits in ``take``: it would take what arrives."""
+        with self._cond:
+            return self._taking > 0
 
     def _take_from_inbox(self, wanted: set[str], max_count: int) -> list[Claim]:
         """Remove and return up to ``max_count`` deliveries of ``wanted``, in order: one pass
