@@ -30,6 +30,7 @@ from taskq.errors import BrokerError, ConfigurationError
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
+    from taskq.brokers.redis.connection import RedisConnector
 
 REFRESH = 0.5  # seconds a worker's copy of the set may be old
 STORABLE = ("sqlite", "redis", "rediss", "memory", "postgresql", "postgres")
@@ -171,7 +172,8 @@ def open_store(app: TaskQ) -> RevocationStore:
         return PostgresRevocations(url)
     if scheme == "memory":
         return MEMORY
-    return RedisRevocations(url, prefix)
+    shared = getattr(app.broker, "connector", None) if app.conf.broker_url == url else None
+    return RedisRevocations(url, prefix, shared)
 
 
 class SQLiteRevocations:
@@ -247,10 +249,13 @@ class PostgresRevocations:
 class RedisRevocations:
     """Two sorted sets scored by expiry: every revoked id, and those to terminate."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, shared: RedisConnector | None = None) -> None:
+        """``shared``: the broker's connector when the set lives on the broker's server, so a
+        worker process reads it on a connection it has open anyway (not closed here)."""
         from taskq.brokers.redis.connection import RedisConnector
 
-        self.conn = RedisConnector(url)
+        self.conn = shared if shared is not None else RedisConnector(url)
+        self._owned = shared is None
         self.key, self.terminate_key = prefix + "revoked", prefix + "revoked-terminate"
 
     def add(self, entries: list[Revoked]) -> None:
@@ -274,7 +279,8 @@ class RedisRevocations:
         return [Revoked(i.decode(), i.decode() in stop, score) for i, score in revoked]
 
     def close(self) -> None:
-        self.conn.close()
+        if self._owned:
+            self.conn.close()
 
 
 class MemoryRevocations:

@@ -30,7 +30,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -210,6 +210,21 @@ class SharedStats:
             run["priority"], run["worker_pid"] = _int(run["priority"]), _int(run["worker_pid"])
             found.append(run)
         return found
+
+    def hold_nothing(self, pids: Collection[int]) -> bool:
+        """Whether each of these processes has a record and none runs a task or holds a
+        claimed message (a record being rewritten counts as holding: a fetch just claimed).
+        The prefork supervisor then has no claim of theirs to keep alive."""
+        seen: set[int] = set()
+        for i in range(self.records):
+            pid, _, _, size = HEAD.unpack_from(self._mem, HEADER + i * RECORD)
+            if pid not in pids:
+                continue
+            seq, *_, held, taken = HELD_HEAD.unpack_from(self._held, i * HELD)
+            if size or seq % 2 or held > taken:
+                return False
+            seen.add(pid)
+        return seen.issuperset(pids)
 
     def pids(self) -> list[int]:
         out = []

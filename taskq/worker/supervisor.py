@@ -193,6 +193,12 @@ class PreforkPool:
             return
         # Children reaped are gone from self.children; a new one publishes before it fetches.
         owners = [self._slots.owner(slot) for slot in self.children.values() if slot >= 0]
+        consumers = [pid for pid, slot in self.children.items() if slot >= 0]
+        if self.stats is not None and self.stats.hold_nothing(consumers):
+            # An idle pool's round would read the claims index for nothing (a command every
+            # third of the recovery time). A claim made just after this look is a round
+            # younger than its expiry, and its child's own keeper extends it too.
+            return
         if any(owners):
             self._broker_open = True
             extend_owners(broker, filter(None, owners), claimed_queues(self._claimed, self.steering))

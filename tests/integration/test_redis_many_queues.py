@@ -35,7 +35,7 @@ def calls(client: redis.Redis) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("count", [2000, 10_000])  # 10,000: the count issue 22 names
-def test_an_idle_prefork_worker_on_many_queues_costs_under_one_command_a_second(
+def test_an_idle_prefork_worker_on_many_queues_costs_under_half_a_command_a_second(
     tmp_path: Path, server: ThrowawayRedis, count: int
 ) -> None:
     queues = [f"tenant{i}" for i in range(count)]
@@ -49,14 +49,18 @@ def test_an_idle_prefork_worker_on_many_queues_costs_under_one_command_a_second(
         producer.send_task("example_tasks.add", (1, 2), queue=queues[-1])
         wait_until(lambda: producer.broker.queue_length(queues[-1]) == 0, 60, "the warm-up task")
         time.sleep(3)  # both children are past their first scan, watching
-        seconds = 15.0
+        seconds = 30.0
         before = calls(counter)
         time.sleep(seconds)
         after = calls(counter)
         spent = {name: n - before.get(name, 0) for name, n in after.items() if n > before.get(name, 0)}
         spent["cmdstat_info"] -= 1  # the INFO that read `before`
         total = sum(spent.values())
-        assert total <= seconds, f"{total / seconds:.2f} commands/s from an idle worker: {spent}"
+        # Half a command a second at most: Celery's heartbeat events (left out here) take the
+        # other half of the one a second that issue 22 allows.
+        assert total <= seconds / 2, f"{total / seconds:.2f} commands/s from an idle worker: {spent}"
+        # The supervisor does not read the claims index for children that hold nothing
+        assert "cmdstat_zrange" not in spent, spent
         stopping = time.monotonic()
         assert worker.stop() == 0
         assert time.monotonic() - stopping < 5.0, "a stop waited out the idle fetch"

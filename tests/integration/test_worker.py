@@ -102,7 +102,7 @@ def test_messages_waiting_behind_a_long_task_run_on_an_idle_worker(
 ) -> None:
     # Given a long task and three short ones queued before a one-slot worker starts: it claims
     # all four (prefetch 4), or takes the long one while RabbitMQ pushes the rest ahead (1)
-    long = producer.send_task("example_tasks.sleep_then", ("long", 40.0))
+    producer.send_task("example_tasks.sleep_then", ("long", 40.0))
     short = [producer.send_task("example_tasks.sleep_then", (f"s{i}", 0.0)) for i in range(3)]
     busy = workers.start("-P", "solo", "--prefetch-multiplier", prefetch, TASKQ_WORKER_HOLD_LIMIT="0.5")
     wait_until(lambda: workers.marks.count("start")["long"] == 1, 20, "the long task to start")

@@ -194,3 +194,24 @@ def wait(predicate: Any, timeout: float = 10) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_hold_nothing_is_true_only_when_every_process_has_an_idle_record(app: TaskQ) -> None:
+    stats = SharedStats(4)
+    index = stats.my_record()
+    assert index is not None
+    me, stranger = os.getpid(), os.getpid() + 1_000_000
+    # Given this process's record, idle: it holds nothing; a process without a record is unknown
+    assert stats.hold_nothing([me])
+    assert not stats.hold_nothing([me, stranger])
+    # When it claims a batch, it holds something until it has taken every message
+    deliveries = [delivery(f"t{i}") for i in range(2)]
+    stats.hold(index, deliveries)
+    assert not stats.hold_nothing([me])
+    stats.take(index, 2)
+    assert stats.hold_nothing([me])
+    # And while a task runs
+    stats.task_started("id", "name", "()", "{}", "celery", "0")
+    assert not stats.hold_nothing([me])
+    stats.task_finished()
+    assert stats.hold_nothing([me])

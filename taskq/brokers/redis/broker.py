@@ -626,5 +626,10 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                 [GROUP, eid, message_id, reason, repr(time.time()), lane, delivery.queue, self.consumer],
             )
 
+    @property
+    def connector(self) -> RedisConnector:
+        """This broker's clients, for another store on the same server (revocations)."""
+        return self._conn
+
     def close(self) -> None:
         self._conn.close()
