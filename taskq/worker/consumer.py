@@ -72,6 +72,7 @@ class Consumer:
         self.broker = app.broker
         self._pushes_ahead = isinstance(self.broker, PushesAhead)
         self._released_for = -1.0  # the start time of the task whose hold limit was acted on
+        self._keeper_until = 0.0  # when the keeper thread wakes next (monotonic)
         self.runner = TaskRunner(app, self.broker)
         self._lock = threading.Lock()
         self._pending: deque[Delivery] = deque()
@@ -166,8 +167,12 @@ class Consumer:
                         self._held(batch)
                         if self.stop_requested.is_set():
                             break
-                    if len(batch) > 1 or (batch and self._pushes_ahead):
-                        self._wake.set()  # the keeper times the hold limit of what waits behind
+                        # The keeper would sleep past the hold limit of what waits behind the first
+                        wake = (len(batch) > 1 or (batch and self._pushes_ahead)) and self._keeper_until > (
+                            time.monotonic() + self.hold_limit
+                        )
+                    if wake:
+                        self._wake.set()
                     continue
                 if self.runner.flush_due:
                     self._flush()
@@ -273,10 +278,11 @@ class Consumer:
             deadlines = [next_extend]
             if self.runner.has_deferred:
                 deadlines.append(time.monotonic() + FLUSH_AFTER)
-            with self._lock:
+            with self._lock:  # the loop reads _keeper_until under it when it adds a batch
                 if self._holds_behind():
                     deadlines.append(self._started_at + self.hold_limit)
-            self._wake.wait(max(min(deadlines) - time.monotonic(), 0.001))
+                self._keeper_until = min(deadlines)
+            self._wake.wait(max(self._keeper_until - time.monotonic(), 0.001))
             self._wake.clear()
             if self.cold:
                 self._give_back(running_too=True)

@@ -364,8 +364,10 @@ def test_fast_tasks_results_are_written_in_batches(app: TaskQ) -> None:
     assert sum(batches) == 200 and len(batches) < 50  # batched, not one write per task
 
 
-def test_a_long_task_does_not_strand_messages_claimed_behind_it(app: TaskQ) -> None:
+@pytest.mark.parametrize("recovery_time", [1.0, 120.0])  # 120: the keeper's timer alone would sleep 40 s
+def test_a_long_task_does_not_strand_messages_claimed_behind_it(app: TaskQ, recovery_time: float) -> None:
     app.conf.worker_hold_limit = 0.3
+    app.conf.recovery_time = recovery_time
     release = threading.Event()
     ran_by: dict[str, str] = {}
 
