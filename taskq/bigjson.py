@@ -28,6 +28,8 @@ BIG = 16 * 1024  # characters; below this the C encoder's per-character pass cos
 _UNSAFE = (*range(0x20), 0x22, 0x5C, 0x7F)
 _WHITESPACE = b" \t\n\r"
 _DEPTH = 3  # containers walked by dumps: the call's body [args, kwargs, embed] and one more level
+# The C scanner json.loads ends in (its memo is cleared per call); typeshed does not list the attribute.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _ENCODERS = {
     ascii_only: json.JSONEncoder(separators=(",", ":"), ensure_ascii=ascii_only).encode for ascii_only in (True, False)
 }
@@ -85,10 +87,30 @@ def _pieces(value: Any, depth: int, out: list[bytes], encode: Callable[[Any], st
     out.append(encode(value).encode())
 
 
+def small_loads(raw: bytes | bytearray | str) -> Any:
+    """``json.loads(raw)`` straight through its C scanner for the usual document, UTF-8 bytes
+    or text of JSON with nothing around it: without the encoding detection, the whitespace
+    matches and the decoder's two calls that json.loads runs in Python first (half the cost
+    of a message's small header). Anything else (a BOM, UTF-16, whitespace, an error) goes to
+    json.loads, which returns or raises as always: UTF-16 or UTF-32 bytes and a BOM never
+    scan as JSON from UTF-8."""
+    try:
+        if type(raw) is bytes:
+            text = raw.decode()
+        elif type(raw) is str:
+            text = raw
+        else:
+            return json.loads(raw)
+        value, end = _SCAN(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return json.loads(raw)
+    return value if end == len(text) else json.loads(raw)
+
+
 def loads(raw: bytes | bytearray | str) -> Any:
     """``json.loads(raw)``, with big string literals cut out before the parse and put back."""
     if type(raw) is not bytes or len(raw) < BIG or b"\\" in raw or json.detect_encoding(raw) != "utf-8":
-        return json.loads(raw)
+        return small_loads(raw)
     pieces: list[bytes] = []
     strings: list[str] = []
     copied = 0

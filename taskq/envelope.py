@@ -49,7 +49,7 @@ class Envelope:
         value = self.properties.get("priority")
         if not isinstance(value, int) or isinstance(value, bool):
             return 0
-        return min(max(value, 0), MAX_PRIORITY)
+        return value if 0 <= value <= MAX_PRIORITY else min(max(value, 0), MAX_PRIORITY)
 
     def to_bytes(self) -> bytes:
         """One JSON document; a UTF-8 body is kept as text (cheap), any other as base64."""

@@ -255,7 +255,8 @@ def parse(
         raise InvalidMessage("no 'id' header")
     if signer is not None:
         signer.verify(queue, envelope)  # first: nothing unsigned is read further (pickle runs code)
-    eta, valid_until = parse_time(h.get("eta"), "eta"), None
+    eta = h.get("eta")
+    eta, valid_until = (None if eta is None else parse_time(eta, "eta")), None  # most have none: no call
     if signer is not None:
         signed_at = parse_time(h.get(SIGNED_AT_HEADER), SIGNED_AT_HEADER)
         valid_until = signer.valid_until(signed_at, eta, now or datetime.now(timezone.utc))
@@ -268,7 +269,7 @@ def parse(
     if embed is not None and not isinstance(embed, dict):
         raise InvalidMessage("body embed is not an object")
     steps = False  # the embed names a callback, errback, chain or chord (else it is dropped)
-    if embed:
+    if embed and embed != EMPTY_EMBED:  # the usual call's embed is the empty one: one comparison
         for k in EMPTY_EMBED:
             step = embed.get(k)
             if step is None:
@@ -279,15 +280,20 @@ def parse(
     retries = h.get("retries") or 0
     if not isinstance(retries, int):
         raise InvalidMessage("header 'retries' is not an integer")
-    for name in ("root_id", "parent_id", "group"):
-        if h.get(name) is not None and not isinstance(h[name], str):
-            raise InvalidMessage(f"header {name!r} is not a string")
+    root_id, parent_id, group = h.get("root_id"), h.get("parent_id"), h.get("group")
+    if not (
+        (root_id is None or isinstance(root_id, str))
+        and (parent_id is None or isinstance(parent_id, str))
+        and (group is None or isinstance(group, str))
+    ):
+        name = next(n for n in ("root_id", "parent_id", "group") if not isinstance(h.get(n), (str, type(None))))
+        raise InvalidMessage(f"header {name!r} is not a string")
     priority = envelope.properties.get("priority")
     if priority is None:
         priority = 0
     elif not isinstance(priority, int) or isinstance(priority, bool):
         raise InvalidMessage(f"property 'priority' is not an integer: {_repr.repr(priority)}")
-    else:
+    elif not 0 <= priority <= MAX_PRIORITY:
         priority = min(max(priority, 0), MAX_PRIORITY)  # as Envelope.priority clamps it
     return TaskMessage(
         id=task_id,
@@ -296,10 +302,10 @@ def parse(
         kwargs=kwargs,
         retries=retries,
         eta=eta,
-        expires=parse_time(h.get("expires"), "expires"),
-        root_id=h.get("root_id"),
-        parent_id=h.get("parent_id"),
-        group=h.get("group"),
+        expires=None if (expires := h.get("expires")) is None else parse_time(expires, "expires"),
+        root_id=root_id,
+        parent_id=parent_id,
+        group=group,
         priority=priority,
         headers=h,
         valid_until=valid_until,

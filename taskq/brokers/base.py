@@ -156,6 +156,20 @@ class InterruptibleFetch(Protocol):
 
 
 @runtime_checkable
+class AcksWithFetch(Protocol):
+    """A broker that can acknowledge a finished batch in the round trip of the next fetch
+    (Redis: one request a batch instead of two)."""
+
+    def fetch_acking(
+        self, acks: list[Delivery], queues: Sequence[str], max_count: int, timeout: float
+    ) -> list[Delivery]:
+        """``fetch``, with ``acks`` (whose results are written) acknowledged first. Each one
+        acked is taken off ``acks``; those left when it returns or raises were not acked,
+        or are not known to be, and the caller sends them again (an ack sent twice, or
+        after the first applied, touches no other message)."""
+
+
+@runtime_checkable
 class PushesAhead(Protocol):
     """A broker that sends a consumer messages before it asks for them (RabbitMQ's prefetch).
     They wait in the process, where a long task would strand them while other workers idle:

@@ -44,6 +44,8 @@ ARGS_REPR_MAX = 300
 START = struct.Struct("<d")
 LENGTH = struct.Struct("<H")
 LENGTH_AT = 24  # the active length's offset in a record (after pid, thread id, processed)
+COUNT = struct.Struct("<Q")  # a processed count: the header's retired total, a record's own at PROCESSED_AT
+PROCESSED_AT = 16
 SEP = "\x1f"  # ASCII unit separator between a running task's fields
 FIELDS = ("id", "name", "args", "kwargs", "queue", "priority", "worker_pid")
 HELD = 4096  # bytes per consumer for the claimed messages not started yet
@@ -72,7 +74,8 @@ class SharedStats:
         if getattr(local, "generation", -1) == _generation[0]:
             return local.index  # type: ignore[no-any-return]
         index = self._claim(os.getpid(), threading.get_ident())
-        local.generation, local.index = _generation[0], index
+        # The pid as every running-task record writes it: made once per process, with the index.
+        local.generation, local.index, local.pid_text = _generation[0], index, str(os.getpid())
         return index
 
     def _claim(self, pid: int, tid: int) -> int | None:
@@ -100,8 +103,8 @@ class SharedStats:
     def _retire(self, index: int) -> None:
         processed = HEAD.unpack_from(self._mem, HEADER + index * RECORD)[2]
         if processed:
-            total = struct.unpack_from("<Q", self._mem, 0)[0]
-            struct.pack_into("<Q", self._mem, 0, total + processed)
+            total = COUNT.unpack_from(self._mem, 0)[0]
+            COUNT.pack_into(self._mem, 0, total + processed)
 
     def task_started(self, *fields: str) -> None:
         """``fields`` in the order of FIELDS, the last (worker_pid) filled in here."""
@@ -109,7 +112,7 @@ class SharedStats:
         index = local.index if getattr(local, "generation", -1) == _generation[0] else self._my_record()
         if index is None:
             return
-        text = SEP.join((*fields, self._pid_text()))
+        text = SEP.join((*fields, local.pid_text))
         data = (START.pack(time.time()) + text.encode("utf-8", "replace"))[: RECORD - HEAD.size]
         start = HEADER + index * RECORD
         LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
@@ -122,8 +125,8 @@ class SharedStats:
         if index is None:
             return
         start = HEADER + index * RECORD
-        processed = struct.unpack_from("<Q", self._mem, start + 16)[0]
-        struct.pack_into("<Q", self._mem, start + 16, processed + 1)
+        processed = COUNT.unpack_from(self._mem, start + PROCESSED_AT)[0]
+        COUNT.pack_into(self._mem, start + PROCESSED_AT, processed + 1)
         LENGTH.pack_into(self._mem, start + LENGTH_AT, 0)
 
     def my_record(self) -> int | None:
@@ -189,7 +192,7 @@ class SharedStats:
         return [], 0
 
     def processed(self) -> int:
-        total = struct.unpack_from("<Q", self._mem, 0)[0]
+        total = COUNT.unpack_from(self._mem, 0)[0]
         for i in range(self.records):
             total += HEAD.unpack_from(self._mem, HEADER + i * RECORD)[2]
         return int(total)
@@ -233,19 +236,6 @@ class SharedStats:
             if pid and alive(pid) and pid not in out:
                 out.append(pid)
         return out
-
-    def _pid(self) -> int:
-        local = self._local
-        if getattr(local, "pid_generation", -1) != _generation[0]:
-            local.pid, local.pid_text, local.pid_generation = os.getpid(), str(os.getpid()), _generation[0]
-        return local.pid  # type: ignore[no-any-return]
-
-    def _pid_text(self) -> str:
-        """``_pid()`` as written in every running-task record: made once per process."""
-        local = self._local
-        if getattr(local, "pid_generation", -1) != _generation[0]:
-            self._pid()
-        return local.pid_text  # type: ignore[no-any-return]
 
 
 def _held_line(delivery: Delivery) -> str:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from taskq.app import TaskQ
-from taskq.brokers.base import ClaimsByOwner, Delivery, InterruptibleFetch, PushesAhead
+from taskq.brokers.base import AcksWithFetch, ClaimsByOwner, Delivery, InterruptibleFetch, PushesAhead
 from taskq.errors import BackendError, BrokerError
 from taskq.worker.heartbeat import Heartbeat
 from taskq.worker.runner import FLUSH_AFTER, TaskRunner
@@ -71,6 +71,7 @@ class Consumer:
         self._all_fast = False  # the last fetch brought tasks, and all finished within FAST_TASK
         self.broker = app.broker
         self._pushes_ahead = isinstance(self.broker, PushesAhead)
+        self._acking = self.broker if isinstance(self.broker, AcksWithFetch) else None
         self._released_for = -1.0  # the start time of the task whose hold limit was acted on
         self._keeper_until = 0.0  # when the keeper thread wakes next (monotonic)
         self.runner = TaskRunner(app, self.broker)
@@ -142,12 +143,20 @@ class Consumer:
                 if delivery is None:
                     if self.steering is not None and self.steering.sequence != self._steered:
                         self._steer(self.steering)  # between fetches: queues and rates apply to the next batch
-                    self._flush()
+                    acks: list[Delivery] = []
+                    if self._acking is not None:  # the results now; their acks ride with the fetch
+                        acks = self.runner.flush_results()
+                    else:
+                        self._flush()
                     # Now, not when the next task arrives: the read is then off its way.
                     self.runner.revocations.refresh_ahead()
                     self.batch = min(self.batch * 2, self.batch_max) if self._all_fast else self.prefetch
+                    count, timeout = self.fetch_count(), self._fetch_timeout()
                     try:
-                        batch = self.broker.fetch(self.queues, self.fetch_count(), self._fetch_timeout())
+                        if acks and self._acking is not None:
+                            batch = self._acking.fetch_acking(acks, self.queues, count, timeout)
+                        else:
+                            batch = self.broker.fetch(self.queues, count, timeout)
                     except Exception as exc:  # a fetch that fails is retried, never fatal
                         if isinstance(exc, BrokerError):
                             log.warning("Broker unavailable (%s); retrying in %.1fs", exc, backoff)
@@ -157,6 +166,9 @@ class Consumer:
                         self.stop_requested.wait(backoff)
                         backoff = min(backoff * 2, 10.0)
                         continue
+                    finally:
+                        if acks:  # not acked, or not known to be: sent again by the next flush
+                            self.runner.keep_acks(acks)
                     backoff = 0.5
                     self._heartbeat.beat()
                     self._all_fast = bool(batch)  # an idle worker's batch does not grow

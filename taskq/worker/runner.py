@@ -292,6 +292,18 @@ class TaskRunner:
 
         Safe from two threads: each call takes the deferred lists whole, so every batch
         keeps its own results-then-acks order."""
+        acks = self.flush_results()
+        if acks:
+            try:
+                self.broker.ack(acks)
+            except BrokerError:
+                self.keep_acks(acks)
+                raise
+
+    def flush_results(self) -> list[Delivery]:
+        """Write deferred results; return the acks they made due, for the caller to send
+        (the consumer carries them with its next fetch) or to hand back with ``keep_acks``.
+        A failed write keeps the batch deferred and returns no ack."""
         with self._deferred_lock:
             results, acks = self._results, self._acks
             self._results, self._acks, self._oldest = [], [], 0.0
@@ -301,13 +313,13 @@ class TaskRunner:
             except BackendError as exc:
                 log.error("Result backend failed (%s); %d result(s) will be written again", exc, len(results))
                 self._keep_deferred(results, acks)
-                return
-        if acks:
-            try:
-                self.broker.ack(acks)
-            except BrokerError:
-                self._keep_deferred([], acks)
-                raise
+                return []
+        return acks
+
+    def keep_acks(self, acks: list[Delivery]) -> None:
+        """Acks not sent (or not known to be): the next flush sends them again."""
+        self._keep_deferred([], acks)
+        self.on_first_deferred()  # the consumer's keeper flushes within FLUSH_AFTER
 
     def _keep_deferred(self, results: list[tuple[str, bytes]], acks: list[Delivery]) -> None:
         """Put a batch that failed back in front, for the next flush. Its claims stay this

@@ -44,6 +44,7 @@ class Limits:
 
 
 NO_LIMITS = Limits()
+_UNSET = [None, None]  # the timelimit header of a message sent without limits (never changed)
 
 
 def check_limit(value: Any, what: str) -> float | None:
@@ -60,10 +61,12 @@ def check_limit(value: Any, what: str) -> float | None:
 
 
 def app_limits(conf: Settings) -> Limits:
-    return Limits(
+    """The settings' limits; NO_LIMITS itself when there are none (``limits_of`` asks that by identity)."""
+    limits = Limits(
         check_limit(conf.task_time_limit, "task_time_limit"),
         check_limit(conf.task_soft_time_limit, "task_soft_time_limit"),
     )
+    return limits if limits.any else NO_LIMITS
 
 
 def task_limits(options: Any) -> Limits:
@@ -75,7 +78,12 @@ def task_limits(options: Any) -> Limits:
 def limits_of(header: Any, options: Any, app: Limits) -> Limits:
     """``effective(header, task_limits(options), app)``, in one call for the common task
     (no limit in its header, its options or the app's settings: runs for every task)."""
-    if options.time_limit is None and options.soft_time_limit is None and not app.any and not _given(header):
+    if (
+        options.time_limit is None
+        and options.soft_time_limit is None
+        and app is NO_LIMITS
+        and (header == _UNSET or not _given(header))  # a message taskq sent without limits: one comparison
+    ):
         return NO_LIMITS
     return effective(header, task_limits(options), app)
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import redis
 
 from taskq import TaskQ
-from taskq.brokers.redis import entry
+from taskq.brokers.base import Delivery
+from taskq.brokers.redis import RedisBroker, entry
 from taskq.brokers.redis.connection import Parts, RedisConnector
 from taskq.errors import BrokerError
 from taskq.message import build, new_task_id
@@ -123,15 +124,22 @@ def test_prefetch_of_1mb_messages_on_redis_stays_under_the_byte_cap(redis_app: T
 
     size.delay_many([(plain(),)] * 20)
     got: list[int] = []
-    fetch = redis_app.broker.fetch
+    broker = redis_app.broker
+    assert isinstance(broker, RedisBroker)
+    fetch, fetch_acking = broker.fetch, broker.fetch_acking
 
-    def recording(queues: list[str], max_count: int, timeout: float) -> list[object]:
-        batch = fetch(queues, max_count, timeout)
+    def recorded(batch: list[Delivery]) -> list[Delivery]:
         if batch:
             got.append(len(batch))
-        return batch  # type: ignore[return-value]
+        return batch
 
-    redis_app.broker.fetch = recording  # type: ignore[method-assign,assignment]
+    def recording(queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        return recorded(fetch(queues, max_count, timeout))
+
+    def recording_acking(acks: list[Delivery], queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        return recorded(fetch_acking(acks, queues, max_count, timeout))  # a fetch that carries the last batch's acks
+
+    broker.fetch, broker.fetch_acking = recording, recording_acking  # type: ignore[method-assign]
     with inline_worker(redis_app, prefetch=4):
         deadline = time.monotonic() + 60
         while len(ran) < 20 and time.monotonic() < deadline:

@@ -97,6 +97,29 @@ def test_loads_fails_where_json_loads_fails(raw: bytes) -> None:
         assert bigjson.loads(raw) == expected
 
 
+# Small documents, which small_loads sends straight to the C scanner when it can: whatever
+# json.loads does with them (its encoding detection, BOMs, whitespace, errors) must not change.
+SMALL: list[bytes | str] = [
+    b'[[],{},{"callbacks":null,"errbacks":null,"chain":null,"chord":null}]',
+    b'{"h":{"task":"t","id":"x","origin":"1@h"}}',
+    b' [1] ', b"[1]\n", "[1]", "\ufeff[1]", "\ufeff[1]".encode(), "[1]".encode("utf-16"),
+    "[1]".encode("utf-16-le"), "[1]".encode("utf-32"), b'["\xed\xa0\x80"]', b'["\xc3\xa9"]', b'"x"', b"1e5",
+    b"", b"[1,", b"[1] x", b"[1]{", b'["\x01"]', b'["\xff"]', b"\x00[1]", b"nul", b"[" * 100_000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", SMALL, ids=range(len(SMALL)))
+def test_small_loads_returns_and_raises_what_json_loads_does(raw: bytes | str) -> None:
+    def outcome(loads: Any) -> tuple[str, Any]:
+        try:
+            return "value", loads(raw)
+        except (ValueError, RecursionError) as exc:
+            return type(exc).__name__, str(exc)
+
+    assert outcome(bigjson.small_loads) == outcome(json.loads)
+    assert outcome(bigjson.loads) == outcome(json.loads)
+
+
 def test_the_encoder_never_sees_the_big_string(monkeypatch: pytest.MonkeyPatch) -> None:
     # The point of bigjson: the C encoder's per-character pass is skipped for a big string
     seen: list[Any] = []

@@ -15,7 +15,7 @@ import redis
 
 from taskq.brokers.base import Delivery, Publication
 from taskq.brokers.redis import GROUP, RedisBroker
-from taskq.brokers.redis.broker import _id_range
+from taskq.brokers.redis.acks import _id_range
 from taskq.errors import BrokerError
 from tests.unit.test_redis_broker import MakeBroker, envelope, ids
 from tests.unit.test_redis_broker import make_broker as make_broker  # the fixture

@@ -31,12 +31,12 @@ import redis
 
 from taskq.brokers.base import Delivery, Publication, undecodable
 from taskq.brokers.redis import entry
+from taskq.brokers.redis.acks import Acks
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
 from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, RedisConnector
 from taskq.brokers.redis.owned import OwnedClaims
 from taskq.brokers.redis.scripts import (
-    ACK,
     DEAD_LETTER,
     FETCH,
     GROUP,
@@ -68,34 +68,6 @@ BIG_MESSAGE = 32 * 1024
 _HOST = socket.gethostname()
 
 
-def _entry_order(entry_id: str) -> tuple[int, int]:
-    """A stream entry id ``<ms>-<seq>`` as numbers (ids do not sort as strings)."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _id_range(ids: Sequence[str]) -> tuple[str, str]:
-    """The lowest and the highest of stream entry ids. A batch's ids mostly come in stream
-    order: one comparison per id then, each id parsed only when the order breaks."""
-    low = high = ids[0]
-    low_key: tuple[int, int] = _entry_order(low)
-    high_key: tuple[int, int] | None = low_key
-    size, dash = len(high), high.find("-")
-    for eid in ids[1:]:
-        # Both parts of the same lengths: the text orders as the numbers do.
-        if len(eid) == size and eid > high and eid.find("-") == dash:
-            high, high_key = eid, None
-            continue
-        if high_key is None:
-            high_key = _entry_order(high)
-        key = _entry_order(eid)
-        if key > high_key:
-            high, high_key, size, dash = eid, key, len(eid), eid.find("-")
-        elif key < low_key:
-            low, low_key = eid, key
-    return low, high
-
-
 def _delivery(raw: bytes, queue: str, tag: tuple[str, str], redeliveries: int) -> Delivery:
     """The Delivery of a stored entry (compact or full); undecodable bytes go to the dead letters."""
     try:
@@ -108,7 +80,7 @@ def lane_of(priority: int) -> int:
     return min(max(int(priority), 0), LANES - 1)
 
 
-class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
+class RedisBroker(Acks, OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
     counts_redeliveries = True
 
     def __init__(self, url: str, settings: Settings | None = None) -> None:
@@ -320,8 +292,15 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
 
     # -- consuming --------------------------------------------------------------------
     def fetch(self, queues: Sequence[str], max_count: int, timeout: float) -> list[Delivery]:
+        return self._fetch(queues, max_count, timeout, [])
+
+    def _fetch(self, queues: Sequence[str], max_count: int, timeout: float, acks: list[Delivery]) -> list[Delivery]:
+        """``fetch``, sending ``acks`` first (acks.py: each one sent is taken off the list)."""
         deadline = time.monotonic() + max(timeout, 0.0)
         queues = list(dict.fromkeys(queues))
+        if acks and (not queues or max_count <= 0 or self.clustered or len(queues) > WINDOW):
+            self.ack(acks)  # the fetch runs no single script call to carry them
+            acks.clear()
         if not queues or max_count <= 0:
             return []
         if self.fair_queues:  # equal priorities: each queue goes first in turn
@@ -337,7 +316,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                     if taken or time.monotonic() >= deadline or self._stopping:
                         return taken
                     continue
-                taken, found = self._claim_any(queues, max_count)
+                taken, found = self._claim_any(queues, max_count, acks)
                 if taken or time.monotonic() >= deadline:
                     self._connected_again()
                     return taken
@@ -371,7 +350,9 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             self._disconnected = False
             log.warning("redis broker %s reachable again", redact(self.url))
 
-    def _claim_any(self, queues: list[str], max_count: int) -> tuple[list[Delivery], _Found]:
+    def _claim_any(
+        self, queues: list[str], max_count: int, acks: list[Delivery] | None = None
+    ) -> tuple[list[Delivery], _Found]:
         """Claim up to ``max_count`` from ``queues``. Beyond WINDOW queues, the fetch script
         runs over WINDOW of them at a time, taking turns from where the last fetch stopped,
         until one window has messages or every window was seen: a fetch then costs Redis what
@@ -382,7 +363,7 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         if self.clustered:
             return self._claim_each(queues, max_count)
         if len(queues) <= WINDOW:
-            return self._claim(queues, max_count, mark=True)
+            return self._claim(queues, max_count, mark=True, acks=acks)
         windows = -(-len(queues) // WINDOW)
         whole = _Found(None, [], {}, {}, {})
         for _ in range(windows):
@@ -401,11 +382,17 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         return [], whole
 
     def _claim(
-        self, queues: list[str], max_count: int, mark: bool = False, tails: bool = False
+        self,
+        queues: list[str],
+        max_count: int,
+        mark: bool = False,
+        tails: bool = False,
+        acks: list[Delivery] | None = None,
     ) -> tuple[list[Delivery], _Found]:
         """One fetch script call over ``queues``. ``mark``: if it takes nothing, the caller
         claims in a blocking read next (index the queues first); ``tails``: if it takes
-        nothing, report where each stream ends (the caller only watches)."""
+        nothing, report where each stream ends (the caller only watches). ``acks`` go in the
+        same round trip, before it (acks.py)."""
         # Big messages: the script does its housekeeping and marks the lanes in the claims
         # index (as before a blocking read), and a plain XREADGROUP after it in the same
         # pipeline claims, over the lanes its previous answer named (docs/redis.md). Not on a
@@ -432,6 +419,9 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         # other entries while the first ones wait for recovery. The blocking pool never retries.
         read: list[tuple[int, Delivery]] = []
         largest = 0
+        if big and acks:
+            self.ack(acks)  # the big read keeps its own pipeline: the acks go in their own call first
+            acks.clear()
         if big:
             # EVALSHA itself: a script object on a pipeline costs a SCRIPT EXISTS round trip.
             pipe = self._conn.blocking.pipeline(transaction=False)
@@ -458,6 +448,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
                     return self._claim(queues, max_count, mark, tails)
                 big, reply = None, None
             read, _, largest = self._read_entries(queues, reply)
+        elif acks:
+            entries, dues, masks, ends = self._fetch_carrying(script, keys, args, acks)
         else:
             entries, dues, masks, ends = script(keys=keys, args=args, client=self._conn.blocking)
         if max_count > 0:
@@ -581,38 +573,6 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
         for stream in streams:
             pipe.xgroup_create(stream, GROUP, id="0", mkstream=True)
         pipe.execute(raise_on_error=False)  # BUSYGROUP: it exists already
-
-    def ack(self, deliveries: Sequence[Delivery]) -> None:
-        """Remove the messages this consumer still owns (one script call): a claim taken over
-        by another consumer while this one stalled is left to its new owner."""
-        if not deliveries:
-            return
-        with self._errors("ack"):
-            for group in self._per_slot(deliveries):
-                self._run(ACK, *self._ack_args(group))
-
-    def add_acks_to_pipeline(self, pipe: Any, deliveries: Sequence[Delivery]) -> None:
-        """Queue the acks of ``deliveries`` on a caller's pipeline to the same server (a worker
-        can then write a batch's results and ack its messages in one round trip)."""
-        for group in self._per_slot(deliveries):
-            keys, args = self._ack_args(group)
-            pipe.execute_command("EVAL", ACK, len(keys), *keys, *args)  # a pipeline cannot load a script first
-
-    def _ack_args(self, deliveries: Sequence[Delivery]) -> tuple[list[str], list[Any]]:
-        by_stream: dict[str, list[str]] = {}
-        cursors: list[str] = []  # per stream, in by_stream's order: each computed once, not per message
-        for d in deliveries:
-            stream, eid = d.tag
-            ids = by_stream.get(stream)
-            if ids is None:
-                ids = by_stream[stream] = []
-                cursors.append(self.cursor_key(d.queue))
-            ids.append(eid)
-        args: list[Any] = [GROUP, self.consumer, repr(time.time())]
-        for ids in by_stream.values():
-            low, high = _id_range(ids)
-            args += [len(ids), low, high, *ids]
-        return [*by_stream, *cursors, self.claims_key(deliveries[0].queue)], args
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         stream, eid = delivery.tag

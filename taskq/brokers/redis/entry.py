@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii as _quote
-from typing import Any
+from typing import Any, NamedTuple
 
+from taskq.bigjson import small_loads
 from taskq.envelope import JSON, Envelope
 from taskq.errors import InvalidMessage
 
@@ -47,8 +48,25 @@ _HEADERS: dict[str, Any] = {
 _PROPERTIES: dict[str, Any] = {"correlation_id": _ID, "reply_to": "", "priority": 0, "delivery_mode": 2}
 HEADER_DEFAULTS = {k: [None, None] if v is _TIMELIMIT else v for k, v in _HEADERS.items() if v not in (_ABSENT, _ID)}
 PROPERTY_DEFAULTS = {k: v for k, v in _PROPERTIES.items() if v is not _ID}
-_HEADER_PLACEHOLDERS = [(k, v) for k, v in _HEADERS.items() if v in (_ABSENT, _ID, _TIMELIMIT)]
-_PROPERTY_PLACEHOLDERS = [(k, v) for k, v in _PROPERTIES.items() if v is _ID]
+
+
+class _Template(NamedTuple):
+    """What decoding fills in: the defaults, and the names whose default is no value."""
+
+    values: dict[str, Any]  # with the placeholders below
+    own: frozenset[str]  # _ABSENT: dropped unless given
+    ids: tuple[str, ...]  # _ID: the message id
+    lists: tuple[str, ...]  # _TIMELIMIT: a fresh [None, None]
+
+
+def _template(values: dict[str, Any]) -> _Template:
+    def named(placeholder: object) -> tuple[str, ...]:
+        return tuple(k for k, v in values.items() if v is placeholder)
+
+    return _Template(values, frozenset(named(_ABSENT)), named(_ID), named(_TIMELIMIT))
+
+
+_HEADER_TEMPLATE, _PROPERTY_TEMPLATE = _template(_HEADERS), _template(_PROPERTIES)
 _ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
@@ -151,7 +169,7 @@ def decode(raw: bytes) -> Envelope:
     if end < 0:
         raise InvalidMessage("compact entry has no end of its header part")
     try:
-        meta = json.loads(raw[1:end])
+        meta = small_loads(raw[1:end])
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"compact entry header is not JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("h"), dict):
@@ -164,32 +182,30 @@ def decode(raw: bytes) -> Envelope:
     if not isinstance(content_type, str) or not isinstance(content_encoding, str):
         raise InvalidMessage("compact entry content-type/content-encoding are not strings")
     task_id = given.get("id", _ABSENT)
-    headers = _filled(_HEADERS, _HEADER_PLACEHOLDERS, given, task_id, absent)
-    properties = _filled(_PROPERTIES, _PROPERTY_PLACEHOLDERS, props, task_id, absent_props)
+    headers = _filled(_HEADER_TEMPLATE, given, task_id, absent)
+    properties = _filled(_PROPERTY_TEMPLATE, props, task_id, absent_props)
     # One copy of the body, however big: join reads the slice of the entry in place.
     body = raw[end + 1 :] if "k" in meta else b"".join((memoryview(raw)[end + 1 :], EMBED_SUFFIX))
     return Envelope(headers, body, content_type, content_encoding, properties)
 
 
-def _filled(
-    template: dict[str, Any],
-    placeholders: list[tuple[str, object]],
-    given: dict[str, Any],
-    task_id: Any,
-    absent: list[str],
-) -> dict[str, Any]:
+def _filled(template: _Template, given: dict[str, Any], task_id: Any, absent: list[str]) -> dict[str, Any]:
     """``given`` over the template's defaults, in the template's order; placeholders
-    resolved (the id, a fresh time limit) or dropped, and the ``absent`` names removed."""
-    filled = {**template, **given}
-    for name, placeholder in placeholders:
-        if filled[name] is not placeholder:
-            continue  # given
-        if placeholder is _ID and task_id is not _ABSENT:
-            filled[name] = task_id
-        elif placeholder is _TIMELIMIT:
-            filled[name] = [None, None]
-        else:
+    resolved (the id, a fresh time limit) or dropped, and the ``absent`` names removed.
+    Runs twice per message: a look per kind of placeholder, not per placeholder."""
+    filled = {**template.values, **given}
+    if not given.keys() >= template.own:  # task, id and origin are given in every message taskq sends
+        for name in template.own - given.keys():
             del filled[name]
+    for name in template.ids:
+        if filled[name] is _ID:
+            if task_id is _ABSENT:
+                del filled[name]
+            else:
+                filled[name] = task_id
+    for name in template.lists:
+        if filled[name] is _TIMELIMIT:
+            filled[name] = [None, None]
     for name in absent:
         filled.pop(name, None)
     return filled
