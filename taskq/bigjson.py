@@ -28,6 +28,8 @@ BIG = 16 * 1024  # characters; below this the C encoder's per-character pass cos
 _UNSAFE = (*range(0x20), 0x22, 0x5C, 0x7F)
 _WHITESPACE = b" \t\n\r"
 _DEPTH = 3  # containers walked by dumps: the call's body [args, kwargs, embed] and one more level
+# json.loads's own decoder settings, without its Python layers (the C scanner where there is one)
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _ENCODERS = {
     ascii_only: json.JSONEncoder(separators=(",", ":"), ensure_ascii=ascii_only).encode for ascii_only in (True, False)
 }
@@ -85,9 +87,27 @@ def _pieces(value: Any, depth: int, out: list[bytes], encode: Callable[[Any], st
     out.append(encode(value).encode())
 
 
+def loads_utf8(raw: bytes) -> Any:
+    """``json.loads(raw)`` straight through the C scanner: json.loads adds four Python calls
+    and two whitespace regex matches per document (about 2 µs of a message's 7 µs decode, on
+    the way from a worker's wake-up to the task). Whatever the scanner does not take whole
+    (another encoding or a byte-order mark, whitespace around the value, trailing data, an
+    error) goes to json.loads, which answers or raises as it always did."""
+    try:
+        text = raw.decode()
+        value, end = _SCAN(text, 0)
+    except (UnicodeDecodeError, StopIteration, ValueError):
+        return json.loads(raw)
+    return value if end == len(text) else json.loads(raw)
+
+
 def loads(raw: bytes | bytearray | str) -> Any:
     """``json.loads(raw)``, with big string literals cut out before the parse and put back."""
-    if type(raw) is not bytes or len(raw) < BIG or b"\\" in raw or json.detect_encoding(raw) != "utf-8":
+    if type(raw) is not bytes:
+        return json.loads(raw)
+    if len(raw) < BIG:
+        return loads_utf8(raw)
+    if b"\\" in raw or json.detect_encoding(raw) != "utf-8":
         return json.loads(raw)
     pieces: list[bytes] = []
     strings: list[str] = []

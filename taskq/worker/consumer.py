@@ -95,6 +95,7 @@ class Consumer:
         self.stats: SharedStats | None = None
         self._held_at: int | None = None  # this consumer's record in stats
         self._taken = 0
+        self._holding = False  # the record holds lines (a batch of more than one): starts are counted
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -135,7 +136,7 @@ class Consumer:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                     self._started_at = time.monotonic()
-                    if delivery is not None and held_at is not None and take is not None:
+                    if delivery is not None and self._holding and held_at is not None and take is not None:
                         self._taken += 1
                         take(held_at, self._taken)  # one integer written: inspect reserved
                 if delivery is None:
@@ -216,10 +217,20 @@ class Consumer:
                 log.info("Rate limit of %s now %s", task_name, rate if rate != "0" else "none")
 
     def _held(self, batch: Sequence[Delivery]) -> None:
-        """Show what this consumer holds (inspect reserved); called under the lock."""
-        if self._held_at is not None and self.stats is not None:
-            self._taken = 0
+        """Show what this consumer holds (inspect reserved); called under the lock. The loop
+        fetches only when nothing is pending, so a batch of one starts at the loop's next
+        turn: it is never reserved behind anything, and writing its line and then taking it
+        (3 µs on an idle worker's way from the wake-up to the task) would show nothing
+        anyway. Such a batch only empties a record that still holds lines."""
+        if self._held_at is None or self.stats is None:
+            return
+        self._taken = 0
+        if len(batch) > 1:
             self.stats.hold(self._held_at, batch)
+            self._holding = True
+        elif self._holding:
+            self.stats.hold(self._held_at, ())
+            self._holding = False
 
     def _flush(self) -> None:
         try:

@@ -533,6 +533,8 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
     def _at_most(self, taken: list[tuple[int, Delivery]], max_count: int) -> list[Delivery]:
         """Highest lane first (stable); a plain read over several lanes may answer more than
         ``max_count``: the surplus goes back."""
+        if len(taken) == 1:  # a blocking read's usual answer: nothing to order or give back
+            return [taken[0][1]]
         taken.sort(key=lambda item: -item[0])
         deliveries = [d for _, d in taken]
         if len(deliveries) > max_count:

@@ -27,6 +27,7 @@ import json
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
+from taskq.bigjson import loads_utf8
 from taskq.envelope import JSON, Envelope
 from taskq.errors import InvalidMessage
 
@@ -151,7 +152,7 @@ def decode(raw: bytes) -> Envelope:
     if end < 0:
         raise InvalidMessage("compact entry has no end of its header part")
     try:
-        meta = json.loads(raw[1:end])
+        meta = loads_utf8(raw[1:end])
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"compact entry header is not JSON: {type(exc).__name__}: {exc}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("h"), dict):
