@@ -33,7 +33,7 @@ from taskq.brokers.base import Delivery, Publication, undecodable
 from taskq.brokers.redis import entry
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
-from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, RedisConnector
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, Plain, RedisConnector
 from taskq.brokers.redis.owned import OwnedClaims
 from taskq.brokers.redis.scripts import (
     ACK,
@@ -238,10 +238,10 @@ class RedisBroker(OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             # The common case is one command: no pipeline, nothing else to write.
             key, (head, body) = self.lane_key(queue, 0), entry.encode_parts(envelope)
             if len(body) < DIRECT_PARTS:
-                self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", head + body)
+                command: Sequence[Any] = Plain(("XADD", key, "*", "m", head + body))
             else:  # a big body goes to the socket as it is, never copied into one buffer
                 command = Parts(("XADD", key, "*", "m"), (head, body))
-                self._conn.direct_many(BrokerError, "redis broker publish", [command])
+            self._conn.direct_many(BrokerError, "redis broker publish", [command])
             return
         self.publish_many([Publication(queue, envelope, eta)])
 
