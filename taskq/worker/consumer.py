@@ -83,7 +83,7 @@ class Consumer:
         self.processed = 0
         self.unexpected_errors = 0  # exceptions that reached this loop: bugs, never bad input
         self._heartbeat = Heartbeat(app.conf.heartbeat_path)
-        self.runner.on_first_deferred = self._wake.set
+        self.runner.on_first_deferred = self._keeper_flushes
         self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
         self.recycled: str | None = None
         # prefork: held while handing messages back, so the supervisor kills before or after (handback.py)
@@ -203,6 +203,15 @@ class Consumer:
             self._done.set()
             self._wake.set()
             keeper.join(timeout=5)
+
+    def _keeper_flushes(self) -> None:
+        """A finished task's outcome waits to be written (called in the loop's thread): the
+        keeper writes it within FLUSH_AFTER if the loop goes on to another task, which may
+        run long. With nothing pending the loop flushes before its next fetch, at once, so
+        the keeper is left asleep (waking it cost each task of an idle worker two thread
+        switches, one as the loop wrote the ack and fetched again)."""
+        if self._pending:
+            self._wake.set()
 
     def _steer(self, steering: Steering) -> None:
         """Apply what remote control changed: the queues to fetch from and the rate limits."""
