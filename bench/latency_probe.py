@@ -7,7 +7,8 @@ each is a round trip on the task's way). Only a read that blocked and returned e
 starts a stretch; a task claimed by the fetch script is not counted.
 
 bench/wake_path.py also sets ``BENCH_PROBE_WINDOW`` to look inside the stretch: ``cprofile``
-profiles every stretch (the stats go to ``BENCH_PROBE_OUT``.<pid>); ``callgrind`` (under
+profiles every stretch (the stats go to ``BENCH_PROBE_OUT``.<pid>), ``cprofile-cycle`` whole
+cycles (as ``cycle`` below, one thread); ``callgrind`` (under
 ``valgrind --tool=callgrind --collect-atstart=no``) collects instructions in the stretches
 only; ``cycle`` collects whole cycles, from one stretch's start to the next one's (the task,
 its ack, the next fetch and the wait included). Both skip ``BENCH_PROBE_SKIP`` stretches
@@ -46,7 +47,7 @@ class Window:
         self.out = f"{os.environ.get('BENCH_PROBE_OUT', '/tmp/wake_path')}.{{pid}}"
         self._profile: Any = None
         self._toggle: Any = None
-        if mode == "cprofile":
+        if mode in ("cprofile", "cprofile-cycle"):
             import cProfile
 
             self._profile = cProfile.Profile()
@@ -58,10 +59,16 @@ class Window:
 
     def open(self) -> None:
         self.opened += 1
-        if self.mode == "cycle":  # on at the first measured stretch, off at the first after them
+        if self.mode in ("cycle", "cprofile-cycle"):  # on at the first measured stretch, off after them
             if self._measured() != self.collecting:
                 self.collecting = not self.collecting
-                self._toggle()
+                if self._profile is None:
+                    self._toggle()
+                elif self.collecting:
+                    self._profile.enable()
+                else:
+                    self._profile.disable()
+                    self._profile.dump_stats(self.out.format(pid=os.getpid()))
             return
         if not self._measured():
             return
@@ -72,7 +79,7 @@ class Window:
             self._toggle()
 
     def close(self) -> None:
-        if self.mode == "cycle" or not self.collecting:
+        if self.mode in ("cycle", "cprofile-cycle") or not self.collecting:
             return
         self.collecting = False
         if self._profile is not None:

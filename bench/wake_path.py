@@ -9,7 +9,8 @@ tree) runs under ``valgrind --tool=callgrind --collect-atstart=no``; a stamp tas
 only when the child waits in its blocking read again, so every task takes the wake-up path.
 bench/latency_probe.py turns collection on when the read returns and off when the task
 starts (``callgrind``), or for whole cycles: task, ack, next fetch and wait (``cycle``);
-``cprofile`` runs the worker without valgrind and prints the stretch's profile. The first
+``cprofile`` runs the worker without valgrind and prints the stretch's profile
+(``cprofile-cycle``: the whole cycles' in the consumer's thread). The first
 SKIP tasks are warm-up. Use a Redis server of the bench's own (``BENCH_REDIS``).
 """
 
@@ -101,7 +102,7 @@ def run(mode: str, tasks: int, keep: str | None = None) -> str:
                 return f"{source}: {cpu_percentiles(adapter)}"
         finally:
             adapter.close()
-        if mode == "cprofile":
+        if mode.startswith("cprofile"):
             stats = pstats.Stats(*glob.glob(os.path.join(folder, "profile.*")))
             stats.sort_stats("tottime").print_stats(40)
             stats.sort_stats("cumulative").print_stats(60)
@@ -123,7 +124,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.wake_path", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--tasks", type=int, default=300)
-    parser.add_argument("--mode", choices=["callgrind", "cycle", "cprofile", "cpu"], default="callgrind")
+    modes = ["callgrind", "cycle", "cprofile", "cprofile-cycle", "cpu"]
+    parser.add_argument("--mode", choices=modes, default="callgrind")
     parser.add_argument("--keep", metavar="DIR", help="keep the callgrind output files there")
     args = parser.parse_args()
     started = time.monotonic()
