@@ -85,7 +85,7 @@ class Consumer:
         self.processed = 0
         self.unexpected_errors = 0  # exceptions that reached this loop: bugs, never bad input
         self._heartbeat = Heartbeat(app.conf.heartbeat_path)
-        self.runner.on_first_deferred = self._wake.set
+        self.runner.on_first_deferred = self._keeper_flushes
         self.after_task: Callable[[], str | None] = lambda: None  # prefork recycling: why to end now
         self.recycled: str | None = None
         # prefork: held while handing messages back, so the supervisor kills before or after (handback.py)
@@ -97,6 +97,7 @@ class Consumer:
         self.stats: SharedStats | None = None
         self._held_at: int | None = None  # this consumer's record in stats
         self._taken = 0
+        self._holding = False  # the record holds lines (a batch of more than one): starts are counted
 
     # -- control (called from signal handlers or other threads) --------------------------
     def warm_stop(self) -> None:
@@ -137,7 +138,7 @@ class Consumer:
                     delivery = self._pending.popleft() if self._pending else None
                     self._running = delivery
                     self._started_at = time.monotonic()
-                    if delivery is not None and held_at is not None and take is not None:
+                    if delivery is not None and self._holding and held_at is not None and take is not None:
                         self._taken += 1
                         take(held_at, self._taken)  # one integer written: inspect reserved
                 if delivery is None:
@@ -220,6 +221,15 @@ class Consumer:
             self._wake.set()
             keeper.join(timeout=5)
 
+    def _keeper_flushes(self) -> None:
+        """A finished task's outcome waits to be written (called in the loop's thread): the
+        keeper writes it within FLUSH_AFTER if the loop goes on to another task, which may
+        run long. With nothing pending the loop flushes before its next fetch, at once, so
+        the keeper is left asleep (waking it cost each task of an idle worker two thread
+        switches, one as the loop wrote the ack and fetched again)."""
+        if self._pending:
+            self._wake.set()
+
     def _steer(self, steering: Steering) -> None:
         """Apply what remote control changed: the queues to fetch from and the rate limits."""
         self._steered, wanted = steering.read()
@@ -233,10 +243,20 @@ class Consumer:
                 log.info("Rate limit of %s now %s", task_name, rate if rate != "0" else "none")
 
     def _held(self, batch: Sequence[Delivery]) -> None:
-        """Show what this consumer holds (inspect reserved); called under the lock."""
-        if self._held_at is not None and self.stats is not None:
-            self._taken = 0
+        """Show what this consumer holds (inspect reserved); called under the lock. The loop
+        fetches only when nothing is pending, so a batch of one starts at the loop's next
+        turn: it is never reserved behind anything, and writing its line and then taking it
+        (3 µs on an idle worker's way from the wake-up to the task) would show nothing
+        anyway. Such a batch only empties a record that still holds lines."""
+        if self._held_at is None or self.stats is None:
+            return
+        self._taken = 0
+        if len(batch) > 1:
             self.stats.hold(self._held_at, batch)
+            self._holding = True
+        elif self._holding:
+            self.stats.hold(self._held_at, ())
+            self._holding = False
 
     def _flush(self) -> None:
         try:

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Sequence
 
 import redis
+from hiredis import pack_command
 
-from taskq.brokers.redis.connection import Parts, RedisConnector
+from taskq.brokers.redis.connection import Parts, Plain, RedisConnector
 from taskq.brokers.redis.gathered import write_all
 from taskq.errors import BrokerError
 from tests.servers import require_redis
@@ -93,6 +94,40 @@ def test_a_connection_killed_by_the_server_falls_back_to_the_pooled_client() -> 
         # Then it still lands (the pooled client's reply is True, the direct connection's b"OK")
         assert replies in ([True], [b"OK"])
         assert admin.get(key) == b"x" + body
+    finally:
+        admin.delete(key)
+        admin.close()
+        conn.close()
+
+
+PLAIN = [
+    ("XADD", "taskq:q:bench:0", "*", "m", b"\x01{}\n" + os.urandom(200)),
+    ("SET", "k\u00e9y \u2603", b""),  # non-ASCII text, spaces inside an argument, an empty value
+    ("GET", b"\x00\r\n"),
+]
+
+
+def test_a_plain_command_is_packed_as_redis_py_packs_it() -> None:
+    packer = redis.Connection()
+    for command in PLAIN:
+        assert pack_command(Plain(command)) == b"".join(packer.pack_command(*command))
+
+
+def test_a_plain_command_lands_and_falls_back_to_the_pooled_client() -> None:
+    url = require_redis()
+    key = f"plain-{uuid.uuid4().hex}"
+    conn = RedisConnector(url)
+    admin = redis.Redis.from_url(url)
+    try:
+        # Given plain commands on the thread's own connection
+        assert conn.direct_many(BrokerError, "test", [Plain(("SET", key, b"1\r\n")), Plain(("GET", key))]) == [
+            b"OK", b"1\r\n"
+        ]  # fmt: skip
+        # When the server closed that connection, a plain command still lands
+        conn.direct(BrokerError, "test", "CLIENT", "SETNAME", key)
+        assert conn.direct(BrokerError, "test", "CLIENT", "KILL", "SKIPME", "no", "ID", _client_id(admin, key)) == 1
+        assert conn.direct_many(BrokerError, "test", [Plain(("SET", key, "\u00e9"))]) in ([True], [b"OK"])
+        assert admin.get(key) == "\u00e9".encode()
     finally:
         admin.delete(key)
         admin.close()

@@ -102,3 +102,33 @@ def wait_for(condition: Any, timeout: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met"
         time.sleep(0.01)
+
+
+def test_inspect_reserved_lists_a_batch_behind_its_first_task_and_never_a_batch_of_one(
+    app: TaskQ, stats: SharedStats
+) -> None:
+    reserved: list[tuple[str, list[str], int]] = []
+
+    @app.task(name="rec.look")
+    def look(name: str) -> None:
+        reserved.append((name, [r["args"] for r in stats.reserved()], stats.prefetched()))
+
+    # Given three tasks queued before a consumer that fetches three at once
+    for name in ("a", "b", "c"):
+        look.delay(name)
+    consumer = Consumer(app, ["celery"], 3)
+    consumer.stats = stats
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(reserved) == 3)
+        # When one more task comes alone (a batch of one, as to an idle worker)
+        look.delay("d")
+        wait_for(lambda: len(reserved) == 4)
+    finally:
+        consumer.warm_stop()
+        thread.join(timeout=10)
+    # Then the batch's waiting tasks were listed while each ran, and nothing while the lone one ran
+    assert reserved == [
+        ("a", ["('b',)", "('c',)"], 2), ("b", ["('c',)"], 1), ("c", [], 0), ("d", [], 0),
+    ]  # fmt: skip

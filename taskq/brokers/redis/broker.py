@@ -34,7 +34,7 @@ from taskq.brokers.redis import entry
 from taskq.brokers.redis.acks import Acks
 from taskq.brokers.redis.admin import RedisAdmin, _s
 from taskq.brokers.redis.cluster import PUBLISH_CHUNK, ClusterRouting, _Found
-from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, RedisConnector
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, Parts, Plain, RedisConnector
 from taskq.brokers.redis.owned import OwnedClaims
 from taskq.brokers.redis.scripts import (
     DEAD_LETTER,
@@ -210,10 +210,10 @@ class RedisBroker(Acks, OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
             # The common case is one command: no pipeline, nothing else to write.
             key, (head, body) = self.lane_key(queue, 0), entry.encode_parts(envelope)
             if len(body) < DIRECT_PARTS:
-                self._conn.direct(BrokerError, "redis broker publish", "XADD", key, "*", "m", head + body)
+                command: Sequence[Any] = Plain(("XADD", key, "*", "m", head + body))
             else:  # a big body goes to the socket as it is, never copied into one buffer
                 command = Parts(("XADD", key, "*", "m"), (head, body))
-                self._conn.direct_many(BrokerError, "redis broker publish", [command])
+            self._conn.direct_many(BrokerError, "redis broker publish", [command])
             return
         self.publish_many([Publication(queue, envelope, eta)])
 
@@ -525,6 +525,8 @@ class RedisBroker(Acks, OwnedClaims, ClusterRouting, IdleWatch, RedisAdmin):
     def _at_most(self, taken: list[tuple[int, Delivery]], max_count: int) -> list[Delivery]:
         """Highest lane first (stable); a plain read over several lanes may answer more than
         ``max_count``: the surplus goes back."""
+        if len(taken) == 1:  # a blocking read's usual answer: nothing to order or give back
+            return [taken[0][1]]
         taken.sort(key=lambda item: -item[0])
         deliveries = [d for _, d in taken]
         if len(deliveries) > max_count:
