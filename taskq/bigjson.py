@@ -18,7 +18,7 @@ walk costs a small message more than the C encoder saves).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 BIG = 16 * 1024  # characters; below this the C encoder's per-character pass costs little
@@ -71,7 +71,7 @@ def _pieces(value: Any, depth: int, out: list[bytes], encode: Callable[[Any], st
         if _clean(raw, _ESCAPED[ensure_ascii]):
             out += (b'"', raw, b'"')
             return
-    elif depth and (kind is list or kind is tuple):
+    elif depth and (kind is list or kind is tuple) and _worth_walking(value):
         out.append(b"[")
         for i, item in enumerate(value):
             if i:
@@ -79,7 +79,8 @@ def _pieces(value: Any, depth: int, out: list[bytes], encode: Callable[[Any], st
             _pieces(item, depth - 1, out, encode, ensure_ascii)
         out.append(b"]")
         return
-    elif depth and kind is dict and all(type(key) is str for key in value):  # other keys: the encoder's rules
+    elif depth and kind is dict and _worth_walking(value.values()) and all(type(key) is str for key in value):
+        # (keys other than strings: the encoder's rules)
         out.append(b"{")
         for i, (key, item) in enumerate(value.items()):
             out += (b"," if i else b"", encode(key).encode(), b":")
@@ -87,6 +88,17 @@ def _pieces(value: Any, depth: int, out: list[bytes], encode: Callable[[Any], st
         out.append(b"}")
         return
     out.append(encode(value).encode())
+
+
+def _worth_walking(items: Iterable[Any]) -> bool:
+    """Whether one of ``items`` is a big string or a container that may hold one. Any other
+    container is encoded in one call, not piece by piece: the call's empty embed (four
+    None) and empty kwargs were eight encoder calls, 8 us of a 60 us ``dumps``."""
+    for item in items:  # a loop, not any(): this runs for every container walked
+        kind = type(item)
+        if (kind is str and len(item) >= BIG) or kind is list or kind is tuple or kind is dict:
+            return True
+    return False
 
 
 def loads(raw: bytes | bytearray | str) -> Any:

@@ -171,3 +171,18 @@ def test_random_strings_are_written_and_read_as_json_does(seed: int) -> None:
         if '"' not in text and "\\" not in text:
             bare = b'["' + text.encode("utf-8", "surrogatepass") + b'"]'
             same_outcome(bigjson.loads, json.loads, bare)
+
+
+def test_containers_without_a_big_string_are_encoded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One encoder call for the embed and one for the kwargs, not one per key and value
+    seen: list[Any] = []
+    encode = bigjson._ENCODERS[False]
+
+    def recording(value: Any) -> str:
+        seen.append(value)
+        return encode(value)
+
+    monkeypatch.setitem(bigjson._ENCODERS, False, recording)
+    document = [[BIG, [1, "x"]], {"small": 1}, EMBED]
+    assert bigjson.dumps(document, ensure_ascii=False) == reference(document, False)
+    assert seen == [[1, "x"], {"small": 1}, EMBED]
