@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -178,3 +180,64 @@ def test_a_small_document_reads_and_fails_as_with_json_loads(raw: bytes) -> None
     else:
         assert bigjson.loads(raw) == expected
         assert bigjson.small_loads(raw) == expected
+
+
+# Characters that change how a string is written or read: every control character, the quote,
+# the backslash, DEL (escaped with ensure_ascii only), non-ASCII ones of each width, a lone
+# surrogate (not UTF-8), and a few that need nothing.
+SPECIAL = [*map(chr, range(0x20)), '"', "\\", "\x7f", "é", "\u2028", "\ufeff", "𝄞", "\ud800", "a", " ", "/"]
+
+
+def random_big_string(rng: random.Random, special: str) -> str:
+    """A string past BIG (hex or text) with ``special`` at one or two random places, and at
+    times one more special character."""
+    text = rng.choice([os.urandom(bigjson.BIG // 2 + rng.randrange(64)).hex(), "word " * (bigjson.BIG // 5 + 1)])
+    chars = list(text)
+    extra = [rng.choice(SPECIAL)] if rng.random() < 0.3 else []
+    for char in [special] * rng.randint(1, 2) + extra:
+        chars.insert(rng.randrange(len(chars) + 1), char)
+    return "".join(chars)
+
+
+def same_outcome(ours: Callable[..., Any], theirs: Callable[..., Any], *args: Any) -> None:
+    """Both give the same value for ``args``, or both raise the same kind of error."""
+    try:
+        expected = theirs(*args)
+    except (ValueError, TypeError) as exc:  # UnicodeEncodeError and JSONDecodeError are ValueErrors
+        with pytest.raises(type(exc)):
+            ours(*args)
+    else:
+        assert ours(*args) == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_strings_are_written_and_read_as_json_does(seed: int) -> None:
+    rng = random.Random(seed)
+    for special in [*SPECIAL, *SPECIAL, ""]:  # each alone about twice a seed, and a clean string
+        text = random_big_string(rng, special)
+        document = rng.choice([[[text], {}, EMBED], [[1, text], {"k": text}, EMBED], {"result": text}, text])
+        for ensure_ascii in (True, False):
+            same_outcome(bigjson.dumps, reference, document, ensure_ascii)
+        text_form = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode(document)
+        raw = text_form.encode("utf-8", "surrogatepass")  # a lone surrogate too, as json.loads reads it
+        same_outcome(bigjson.loads, json.loads, raw)
+        # The string written raw into the document, as a careless producer might: control
+        # characters are then errors, DEL and the rest are read as they are
+        if '"' not in text and "\\" not in text:
+            bare = b'["' + text.encode("utf-8", "surrogatepass") + b'"]'
+            same_outcome(bigjson.loads, json.loads, bare)
+
+
+def test_containers_without_a_big_string_are_encoded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One encoder call for the embed and one for the kwargs, not one per key and value
+    seen: list[Any] = []
+    encode = bigjson._ENCODERS[False]
+
+    def recording(value: Any) -> str:
+        seen.append(value)
+        return encode(value)
+
+    monkeypatch.setitem(bigjson._ENCODERS, False, recording)
+    document = [[BIG, [1, "x"]], {"small": 1}, EMBED]
+    assert bigjson.dumps(document, ensure_ascii=False) == reference(document, False)
+    assert seen == [[1, "x"], {"small": 1}, EMBED]

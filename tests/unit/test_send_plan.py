@@ -129,6 +129,9 @@ REPR_ARGS: list[tuple[Any, ...]] = [
     (10**39,),
     ("x" * 36,),
     ("x" * 37,),
+    ("x" * 38,),  # the longest str whose repr may be short (40 with its quotes)
+    ("x" * 39,),
+    ("x" * BIG, 1),  # a big argument: reprlib shows its first and last characters
     ("é ☃ \n '\"",),
     (float("nan"), float("inf"), -0.0),
     ([1, 2],),
@@ -141,6 +144,7 @@ REPR_KWARGS: list[dict[Any, Any]] = [
     {"d": 1, "c": 2, "b": 3, "a": 4},
     {"e": 1, "d": 1, "c": 2, "b": 3, "a": 4},  # beyond reprlib's maxdict: "..."
     {"k": "v" * 40},
+    {"k": "v" * BIG},
     {"k": 10**45},
     {"k": [1]},
     {1: "int key"},
@@ -156,3 +160,20 @@ def test_args_repr_is_reprlibs(args: tuple[Any, ...]) -> None:
 @pytest.mark.parametrize("kwargs", REPR_KWARGS)
 def test_kwargs_repr_is_reprlibs(kwargs: dict[Any, Any]) -> None:
     assert message.kwargs_repr(kwargs) == message._repr.repr(kwargs)
+
+
+def test_a_big_argument_is_never_given_whole_to_the_builtin_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    # repr() escapes every character of a string: 100 KB of it cost 150-300 us of a delay(),
+    # only for the text to be dropped for reprlib's
+    lengths: list[int] = []
+
+    def recording(value: Any) -> str:
+        lengths.append(len(value))
+        return repr(value)
+
+    monkeypatch.setattr(message, "repr", recording, raising=False)
+    big = "x" * BIG
+    assert message.args_repr((big,)) == message._repr.repr((big,))
+    assert message.kwargs_repr({"k": big}) == message._repr.repr({"k": big})
+    assert message.args_repr(("short",)) == "('short',)"
+    assert lengths == [1]  # only the short call's tuple reached the builtin repr
