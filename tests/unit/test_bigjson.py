@@ -122,8 +122,8 @@ def test_small_loads_returns_and_raises_what_json_loads_does(raw: bytes | str) -
     assert outcome(bigjson.loads) == outcome(json.loads)
 
 
-def test_the_encoder_never_sees_the_big_string(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The point of bigjson: the C encoder's per-character pass is skipped for a big string
+def encoder_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every value dumps hands the (ensure_ascii=False) C encoder from now on."""
     seen: list[Any] = []
     encode = bigjson._ENCODERS[False]
 
@@ -132,6 +132,12 @@ def test_the_encoder_never_sees_the_big_string(monkeypatch: pytest.MonkeyPatch) 
         return encode(value)
 
     monkeypatch.setitem(bigjson._ENCODERS, False, recording)
+    return seen
+
+
+def test_the_encoder_never_sees_the_big_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The point of bigjson: the C encoder's per-character pass is skipped for a big string
+    seen = encoder_calls(monkeypatch)
     raw = bigjson.dumps([[BIG, 1], {"k": BIG}, EMBED], ensure_ascii=False)
     assert raw == reference([[BIG, 1], {"k": BIG}, EMBED], False)
     assert seen and all(value != BIG for value in seen)
@@ -230,14 +236,7 @@ def test_random_strings_are_written_and_read_as_json_does(seed: int) -> None:
 
 def test_containers_without_a_big_string_are_encoded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     # One encoder call for the embed and one for the kwargs, not one per key and value
-    seen: list[Any] = []
-    encode = bigjson._ENCODERS[False]
-
-    def recording(value: Any) -> str:
-        seen.append(value)
-        return encode(value)
-
-    monkeypatch.setitem(bigjson._ENCODERS, False, recording)
+    seen = encoder_calls(monkeypatch)
     document = [[BIG, [1, "x"]], {"small": 1}, EMBED]
     assert bigjson.dumps(document, ensure_ascii=False) == reference(document, False)
     assert seen == [[1, "x"], {"small": 1}, EMBED]
