@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from taskq.app import TaskQ
 from taskq.brokers.base import AcksWithFetch, ClaimsByOwner, Delivery, InterruptibleFetch, PushesAhead
@@ -70,7 +70,7 @@ class Consumer:
         self._started_at = 0.0  # when the running task started (monotonic)
         self._all_fast = False  # the last fetch brought tasks, and all finished within FAST_TASK
         self.broker = app.broker
-        self._pushes_ahead = isinstance(self.broker, PushesAhead)
+        self._pusher = self.broker if isinstance(self.broker, PushesAhead) else None
         self._acking = self.broker if isinstance(self.broker, AcksWithFetch) else None
         self._released_for = -1.0  # the start time of the task whose hold limit was acted on
         self._keeper_until = 0.0  # when the keeper thread wakes next (monotonic)
@@ -181,7 +181,7 @@ class Consumer:
                         if self.stop_requested.is_set():
                             break
                         # The keeper would sleep past the hold limit of what waits behind the first
-                        wake = (len(batch) > 1 or (batch and self._pushes_ahead)) and self._keeper_until > (
+                        wake = (len(batch) > 1 or (batch and self._pusher is not None)) and self._keeper_until > (
                             time.monotonic() + self.hold_limit
                         )
                     if wake:
@@ -335,7 +335,7 @@ class Consumer:
         this process by a broker that pushes ahead (not acted on yet for this task)."""
         if self._running is None:
             return False
-        return bool(self._pending) or (self._pushes_ahead and self._released_for != self._started_at)
+        return bool(self._pending) or (self._pusher is not None and self._released_for != self._started_at)
 
     def _release_if_held_too_long(self) -> None:
         """A long task must not strand the messages waiting behind it: give them back."""
@@ -347,16 +347,16 @@ class Consumer:
             if items:
                 self._held(())
                 self._all_fast = False
-            release_pushed = self._pushes_ahead and self._released_for != self._started_at
+            pusher = self._pusher if self._released_for != self._started_at else None
             self._released_for = self._started_at
         self._return(items, "unstarted (held behind a long task)")
-        if release_pushed:
-            self._release_pushed()
+        if pusher is not None:
+            self._release_pushed(pusher)
 
-    def _release_pushed(self) -> None:
+    def _release_pushed(self, pusher: PushesAhead) -> None:
         try:
             with self.handback():
-                cast(PushesAhead, self.broker).release_pushed()
+                pusher.release_pushed()
         except BrokerError as exc:
             log.warning("Could not return messages pushed ahead (%s); they wait for this worker", exc)
         except Exception:  # a bug: the keeper thread must live on
