@@ -175,9 +175,11 @@ class LiveCollector:
         )
         prefetched.add_metric([self.metrics.hostname], float(self.stats.prefetched()))
         yield prefetched
+        from taskq.worker.keeper import FORK_GUARD  # the app's broker is the children's too
+
         broker = self.metrics.app.broker
         rows = []
-        with self._lock:
+        with self._lock, FORK_GUARD:
             for queue in self.queues():
                 try:
                     rows.append((queue, broker.queue_length(queue), broker.dead_letter_count(queue)))

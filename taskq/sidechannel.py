@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -29,6 +31,10 @@ Family = Literal["kombu", "sqlite", "postgresql", "memory"]
 # its JSON encoder, billiard's after-fork hook (it falls back to multiprocessing's) and the
 # cffi that comes with billiard, the brotli and zstandard compressions.
 KOMBU_EXTRAS = ("yaml", "msgpack", "django", "billiard", "cffi", "brotli", "brotlicffi", "zstandard", "zstd")
+# What a prefork supervisor skips: its children run user code, so only what a task cannot miss
+# (billiard's after-fork hook, which multiprocessing's replaces; the cffi it brings) or what
+# comes back on first use (``serializers_on_first_use``).
+SUPERVISOR_SKIPS = ("yaml", "msgpack", "billiard", "cffi")
 # The modules of taskq's that import kombu at their top: remote control's node and the events bus.
 KOMBU_SIDES = ("taskq.control.kombu_mailbox", "taskq.events.kombu_bus", "kombu.utils.json")
 KOMBU_SCHEMES = {"amqp": "amqp", "amqps": "amqps", "redis": "redis", "rediss": "rediss"}
@@ -77,14 +83,16 @@ def kombu_ssl(url: str) -> tuple[str, dict[str, Any] | bool]:
     return rest, options or True
 
 
-def import_kombu_lean() -> None:
-    """Import kombu for the side channels without KOMBU_EXTRAS: about 3 MB less private
-    memory in the control process (docs/performance.md "Idle memory"). Only for a process
-    that runs no user code, the worker's control process: kombu registers its serializers
-    once, when it is imported, so kombu imported here has no YAML or msgpack serializer for
-    anyone after. An extra imported already (a Django app) is used as usual; the others can
-    still be imported later."""
-    skipped = [name for name in KOMBU_EXTRAS if name not in sys.modules]
+def import_kombu_lean(skip: Sequence[str] = KOMBU_EXTRAS) -> list[str]:
+    """Import kombu for the side channels without the extras in ``skip``: about 3 MB less
+    private memory for the worker's control side (docs/performance.md "Idle memory"). kombu
+    registers its serializers once, when it is imported, so kombu imported here has no
+    serializer of a skipped extra: with every extra skipped only in a process that runs no
+    user code (the control process); a prefork supervisor skips SUPERVISOR_SKIPS and then
+    calls ``serializers_on_first_use``. An extra imported already (a Django app) is used as
+    usual. Returns the extras skipped."""
+    kombu_new = "kombu" not in sys.modules  # imported already (a kombu+ broker): as it is
+    skipped = [name for name in skip if name not in sys.modules and kombu_new]
     for name in skipped:
         sys.modules[name] = None  # type: ignore[assignment]  # importing it raises ImportError
     try:
@@ -94,6 +102,33 @@ def import_kombu_lean() -> None:
         for name in skipped:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
+    return skipped
+
+
+def serializers_on_first_use(skipped: Sequence[str]) -> None:
+    """kombu's YAML and msgpack serializers, for a process (and the children it forks, which
+    run user code) that imported kombu without their libraries: each installed one is
+    registered to import its library on first use, then does what kombu's own does."""
+    from kombu import serialization
+
+    registry: Any = serialization.registry
+    for library, content_type, register in (
+        ("yaml", "application/x-yaml", serialization.register_yaml),
+        ("msgpack", "application/x-msgpack", serialization.register_msgpack),
+    ):
+        if library not in skipped or importlib.util.find_spec(library) is None:
+            continue
+
+        def encode(data: Any, name: str = library, register: Callable[[], None] = register) -> Any:
+            register()  # kombu's own codec takes this one's place
+            return registry.dumps(data, name)[2]
+
+        def decode(data: Any, content_type: str = content_type, register: Callable[[], None] = register) -> Any:
+            register()
+            # The caller's loads() checked the content type against its accept list already.
+            return registry.loads(data, content_type, "binary", force=True)
+
+        registry.register(library, encode, decode, content_type, "binary" if library == "msgpack" else "utf-8")
 
 
 def kombu_connection(conf: Settings) -> Any:

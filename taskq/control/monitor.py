@@ -1,9 +1,14 @@
-"""The worker's control process: answers remote control and sends worker-* events.
+"""The worker's control side: answers remote control and sends worker-* events.
 
-Forked by the pool before it starts its consumers (as the claim keeper is), so a task that
-holds its process's GIL does not stop heartbeats or ``inspect``. It reads what the
-consumers do from SharedStats, dies with the worker (PR_SET_PDEATHSIG) and, asked to stop
-(SIGTERM from the pool at its end), sends worker-offline and leaves its mailbox.
+Where it runs depends on where tasks run. A prefork pool's supervisor runs none, so it
+serves from a thread there, started before the first children are forked (so they share
+kombu's pages and the thread's few objects instead of the supervisor copying them). Every
+other pool runs tasks in the worker's own process, where a task that holds the GIL would
+stop heartbeats and ``inspect``: there it is a control process, forked before the consumers
+start (as the claim keeper is), which dies with the worker (PR_SET_PDEATHSIG) and, asked to
+stop (SIGTERM from the pool at its end), sends worker-offline and leaves its mailbox. Either
+reads what the consumers do from SharedStats. The memory broker lives
+in one process: a thread serves it, whatever the pool.
 
 A malformed request, or with signing on an unsigned or forged one, is dropped with a log
 line; a failing command is answered with ``{"error": ...}``; neither stops the worker.
@@ -28,7 +33,8 @@ from taskq.control.steering import Steering
 from taskq.display import OneLineRecords
 from taskq.events.dispatcher import EventDispatcher
 from taskq.events.task_events import TaskEvents
-from taskq.sidechannel import family, import_kombu_lean
+from taskq.sidechannel import SUPERVISOR_SKIPS, family, import_kombu_lean, serializers_on_first_use
+from taskq.worker.keeper import FORK_GUARD, die_with_parent, fork_sharing
 
 if TYPE_CHECKING:
     from taskq.app import TaskQ
@@ -66,26 +72,30 @@ class Monitor:
         self.pid: int | None = None
         self._stop = threading.Event()
         self._stopped = threading.Event()
-        self._thread_mode = False
+        # One process fewer (about 10 MB of PSS, docs/performance.md "Idle memory") where
+        # the process runs no task: prefork's supervisor, or the memory broker's single process.
+        self.in_thread = pool == "prefork" or family(app.conf.broker_url) == "memory"
         self._listening = threading.Event()
         self._listen_pipe: int | None = None
 
     def start(self) -> None:
-        """Connect the receivers the consumers need, then fork the control process."""
+        """Connect the receivers the consumers need, then start the control thread or fork
+        the control process."""
         if self.task_events is not None:
             self.task_events.install()
         if self.metrics is not None:
             self.metrics.install()
         self.info.worker_pid = os.getpid()
-        if family(self.app.conf.broker_url) == "memory":  # one process: serve from a thread
-            self._thread_mode = True  # before the thread starts: its loop ends at once without it
+        if self.in_thread:
+            # Before the pool forks: its children share these pages (and the few objects the
+            # thread makes while it opens the mailbox) instead of a copy the supervisor writes.
+            if family(self.app.conf.broker_url) == "kombu":
+                serializers_on_first_use(import_kombu_lean(SUPERVISOR_SKIPS))
             threading.Thread(target=self.serve, name="taskq-control", daemon=True).start()
             self._listening.wait(LISTEN_WAIT)
             return
         # The worker says "ready" once its mailbox listens: on Redis pub/sub a request sent
         # before the subscription would be lost.
-        from taskq.worker.keeper import fork_sharing
-
         read_end, self._listen_pipe = os.pipe()
         pid = fork_sharing()
         if pid:
@@ -98,8 +108,6 @@ class Monitor:
         close_now(read_end)
         code = 0
         try:
-            from taskq.worker.keeper import die_with_parent
-
             die_with_parent()
             for sig in (signal.SIGINT, signal.SIGQUIT):
                 signal.signal(sig, signal.SIG_IGN)  # the pool decides; it stops us with SIGTERM
@@ -118,7 +126,7 @@ class Monitor:
             self.events.flush()  # task events of a solo/threads pool, queued in this process
         if self.metrics is not None:
             self.metrics.uninstall()
-        if self._thread_mode:
+        if self.in_thread:
             self._stop.set()
             self._stopped.wait(timeout)
             return
@@ -140,7 +148,7 @@ class Monitor:
 
     # -- the control process --------------------------------------------------------------
     def serve(self) -> None:
-        if not self._thread_mode and family(self.app.conf.broker_url) == "kombu":
+        if not self.in_thread and family(self.app.conf.broker_url) == "kombu":
             import_kombu_lean()  # before the metrics' thread: no import of an extra races with it
         if self.metrics is not None:
             try:
@@ -156,7 +164,7 @@ class Monitor:
         self._send_worker_event("worker-online", interval)
         next_beat = time.monotonic() + interval if interval > 0 else float("inf")  # 0: --without-heartbeat
         try:
-            while not self._stop.is_set() and (self._thread_mode or os.getppid() == self.info.worker_pid):
+            while not self._stop.is_set() and (self.in_thread or os.getppid() == self.info.worker_pid):
                 for item in node.poll(max(min(next_beat - time.monotonic(), 0.5), 0.0)):
                     self._handle(node, item)
                 if time.monotonic() >= next_beat:
@@ -216,7 +224,8 @@ class Monitor:
                 return
         log.debug("Control command %s%r", item.method, arguments)
         try:
-            result = handlers.handle(self.info, item.method, arguments or {})
+            with FORK_GUARD:
+                result = handlers.handle(self.info, item.method, arguments or {})
         except Exception as exc:
             log.exception("Control command %s failed", item.method)
             result = {"error": repr(exc)}

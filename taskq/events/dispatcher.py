@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from taskq.events.bus import EventBus, create_bus
@@ -27,6 +28,7 @@ class EventDispatcher:
         self._pid = 0
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
+        _DISPATCHERS.add(self)
 
     def bus(self) -> EventBus:
         with self._lock:
@@ -63,3 +65,17 @@ class EventDispatcher:
             if self._bus is not None and self._pid == os.getpid():
                 self._bus.close()
             self._bus = None
+
+
+# A lock held by another thread at fork time stays held in the child: a prefork supervisor's
+# control thread sends heartbeats through the dispatcher its children send task events with.
+_DISPATCHERS: weakref.WeakSet[EventDispatcher] = weakref.WeakSet()
+
+
+def _reset_locks() -> None:
+    for dispatcher in list(_DISPATCHERS):
+        dispatcher._lock = threading.Lock()
+        dispatcher.clock._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks)

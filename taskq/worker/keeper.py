@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
@@ -45,6 +46,13 @@ def die_with_parent() -> None:
             pass
 
 
+# Held by a thread of a process that forks while it uses objects the children use too (a
+# prefork supervisor's control thread answering a command or a metrics scrape: the app's
+# broker, the revocation store): a lock of theirs held at the fork would stay held in the
+# child for good.
+FORK_GUARD = threading.Lock()
+
+
 def fork_sharing() -> int:
     """``os.fork()``, with every object the garbage collector tracks moved first into its
     permanent generation (``gc.freeze``), which no collection visits. A collection writes
@@ -53,9 +61,10 @@ def fork_sharing() -> int:
     child, docs/performance.md "Idle memory"). The collection before it leaves no garbage of
     the parent's to be frozen with the rest; after the first fork it visits only the objects
     made since the last one."""
-    gc.collect()
-    gc.freeze()
-    return os.fork()
+    with FORK_GUARD:
+        gc.collect()
+        gc.freeze()
+        return os.fork()
 
 
 def keep_interval(app: TaskQ) -> float:

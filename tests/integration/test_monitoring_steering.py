@@ -62,8 +62,8 @@ def children(pid: int) -> list[int]:
 
 
 def pool_children(pid: int) -> int:
-    """A prefork worker's pool children: its children less its control process."""
-    return len(children(pid)) - 1
+    """A prefork worker's pool children: all its children (its supervisor serves remote control)."""
+    return len(children(pid))
 
 
 def run_probe(side: Fleet, producer: TaskQ, label: str, count: int) -> list[tuple[str, str, int]]:

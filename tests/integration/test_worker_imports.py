@@ -1,8 +1,9 @@
 """An SQLite worker imports none of the optional brokers' client libraries, nor the heavy
-modules only other pools, servers or commands need (issue 22: start-up); a Redis worker's pool
-children do not carry kombu, which only its control process needs, and that process loads
-none of kombu's optional extras; forked processes share the heap their parent froze (issue 22:
-idle memory, docs/performance.md "Idle memory")."""
+modules only other pools, servers or commands need (issue 22: start-up); a Redis worker on
+the prefork pool answers remote control from its supervisor (no control process), whose kombu
+its children share without kombu's optional extras, yet a task's YAML or msgpack through kombu
+still works; forked processes share the heap their parent froze (issue 22: idle memory,
+docs/performance.md "Idle memory")."""
 
 from __future__ import annotations
 
@@ -41,14 +42,23 @@ APP = textwrap.dedent(
     @app.task(name="imports.report")
     def report() -> None:
         (HERE / "frozen.txt").write_text(str(gc.get_freeze_count()))
-        (HERE / "modules.txt").write_text("\\n".join(sorted(sys.modules)))
+        modules = sorted(sys.modules)
+        if os.environ.get("IMPORTS_KOMBU_CODECS"):  # after the list: this imports the libraries
+            from kombu import serialization
+
+            decoded = []
+            for name in ("yaml", "msgpack"):
+                content_type, encoding, body = serialization.dumps({"a": [1, "b"]}, name)
+                decoded.append(repr(serialization.loads(body, content_type, encoding, accept={content_type})))
+            (HERE / "kombu.txt").write_text("\\n".join(decoded))
+        (HERE / "modules.txt").write_text("\\n".join(modules))
     """
 )
 
 
 def run_report(
     tmp_path: Path, broker: str, pool: str = "prefork",
-    while_running: Callable[[int, dict[str, str]], None] | None = None,
+    while_running: Callable[[int, dict[str, str]], None] | None = None, extra_env: dict[str, str] | None = None,
 ) -> set[str]:
     """The modules of the process that ran the reporting task on ``broker`` (the prefork
     child, or the solo worker itself); ``while_running(worker pid, environment)`` is called
@@ -58,7 +68,7 @@ def run_report(
     env = {
         **os.environ, "IMPORTS_BROKER": broker, "IMPORTS_QUEUE": f"imports-{token}",
         "TASKQ_WORKER_HOSTNAME": f"imports-{token}@testhost",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]), **(extra_env or {}),
     }  # fmt: skip
     code = "from imports_app import report; report.delay()"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
@@ -92,14 +102,19 @@ def test_an_sqlite_worker_imports_no_optional_client_nor_heavy_module(tmp_path: 
     assert {m for m in modules if m in TASKQ_UNUSED or m.startswith(tuple(u + "." for u in TASKQ_UNUSED))} == set()
 
 
-def test_a_redis_workers_pool_children_import_no_kombu(tmp_path: Path) -> None:
-    # Given an app on Redis (whose control mailbox is kombu's, in the control process)
-    # When a prefork child runs the reporting task
-    modules = run_report(tmp_path, require_redis())
-    # Then the child (and so the supervisor it was forked from) never imported kombu:
-    # the start-up check that the worker's name is free ran in a throwaway process
-    assert "taskq.brokers.redis" in modules  # the report is real
-    assert {m.split(".")[0] for m in modules} & {"kombu", "amqp"} == set()
+def test_a_redis_workers_children_share_a_lean_kombu_whose_serializers_load_on_first_use(tmp_path: Path) -> None:
+    # Given an app on Redis (whose control mailbox is kombu's, served by the supervisor)
+    # When a prefork child runs the reporting task, which then encodes and decodes through
+    # kombu's YAML and msgpack serializers
+    modules = run_report(tmp_path, require_redis(), extra_env={"IMPORTS_KOMBU_CODECS": "1"})
+    # Then the child inherited kombu from its supervisor without the libraries of those two
+    # serializers (nor billiard's), and they still work: each loads on its first use
+    assert "taskq.brokers.redis" in modules and "kombu.serialization" in modules  # the report is real
+    assert {m.split(".")[0] for m in modules} & {"yaml", "msgpack", "billiard"} == set()
+    installed = [name for name in ("yaml", "msgpack") if _has(name)]
+    if installed != ["yaml", "msgpack"]:
+        pytest.skip(f"PyYAML or msgpack is not installed (found {installed})")
+    assert (tmp_path / "kombu.txt").read_text().split("\n") == ["{'a': [1, 'b']}"] * 2
 
 
 def test_a_prefork_child_shares_the_heap_its_supervisor_froze(tmp_path: Path) -> None:
@@ -120,7 +135,15 @@ def mapped_files(pid: int) -> set[str]:
         return {line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/" in line}
 
 
-def test_a_redis_workers_control_process_loads_none_of_kombus_extras(tmp_path: Path) -> None:
+# Prefork: the supervisor (serving remote control) and its child. Solo: the worker, its control
+# process (a task holding the worker's GIL must not stop it) and its claim keeper.
+PROCESSES = {"prefork": 2, "solo": 3}
+
+
+@pytest.mark.parametrize("pool", sorted(PROCESSES))
+def test_a_redis_worker_has_a_control_process_only_beside_tasks_and_none_loads_kombus_extras(
+    tmp_path: Path, pool: str
+) -> None:
     installed = [library for module, library in EXTRA_LIBRARIES.items() if _has(module)]
     if not installed:
         pytest.skip("neither PyYAML's nor msgpack's compiled module is installed")
@@ -132,16 +155,16 @@ def test_a_redis_workers_control_process_loads_none_of_kombus_extras(tmp_path: P
              env["TASKQ_WORKER_HOSTNAME"], "--timeout", "5", "--json"],
             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
-        assert ping.returncode == 0 and "pong" in ping.stdout, ping.stderr  # the control process runs kombu
+        assert ping.returncode == 0 and "pong" in ping.stdout, ping.stderr  # the supervisor answers through kombu
         tree = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
         seen.update({p: mapped_files(p) for p in tree})
 
-    # Given a Redis worker (its control process answers remote control through kombu)
+    # Given a Redis worker (its supervisor or control process answers remote control through kombu)
     # When it has answered a ping
-    run_report(tmp_path, require_redis(), while_running=look)
-    # Then no process of the worker (supervisor, control process, pool child) loaded kombu's
-    # YAML or msgpack serializers
-    assert len(seen) == 3
+    run_report(tmp_path, require_redis(), pool, while_running=look)
+    # Then a control process runs only beside a process that runs tasks (solo), and no process
+    # of the worker loaded kombu's YAML or msgpack serializers
+    assert len(seen) == PROCESSES[pool]
     loaded = {pid: sorted(f for f in files if f.startswith(tuple(installed))) for pid, files in seen.items()}
     assert all(not extras for extras in loaded.values()), loaded
 
