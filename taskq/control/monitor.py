@@ -7,8 +7,8 @@ other pool runs tasks in the worker's own process, where a task that holds the G
 stop heartbeats and ``inspect``: there it is a control process, forked before the consumers
 start (as the claim keeper is), which dies with the worker (PR_SET_PDEATHSIG) and, asked to
 stop (SIGTERM from the pool at its end), sends worker-offline and leaves its mailbox. Either
-reads what the consumers do from SharedStats. The memory broker lives
-in one process: a thread serves it, whatever the pool.
+reads what the consumers do from SharedStats. The memory broker lives in one process: a
+thread serves it, whatever the pool.
 
 A malformed request, or with signing on an unsigned or forged one, is dropped with a log
 line; a failing command is answered with ``{"error": ...}``; neither stops the worker.
