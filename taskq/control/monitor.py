@@ -91,6 +91,10 @@ class Monitor:
             # thread makes while it opens the mailbox) instead of a copy the supervisor writes.
             if family(self.app.conf.broker_url) == "kombu":
                 serializers_on_first_use(import_kombu_lean(SUPERVISOR_SKIPS))
+            # The events bus's module is imported here too, not by the sender thread while
+            # the pool forks: a fork in the middle of an import leaves that module's import
+            # lock held in the child. (The mailbox's is imported before the thread listens.)
+            self.events.bus()
             threading.Thread(target=self.serve, name="taskq-control", daemon=True).start()
             self._listening.wait(LISTEN_WAIT)
             return

@@ -127,3 +127,28 @@ def test_kombu_imported_lean_serializes_yaml_and_msgpack_as_kombu_does() -> None
     for name in ("yaml", "msgpack"):
         assert lean[name] == usual[name]
     assert lean["yaml"][3] == {"a": [1, "b", None]}  # type: ignore[index]
+
+
+BEFORE_THE_THREAD = textwrap.dedent(
+    """
+    import sys, tempfile
+    from taskq import TaskQ
+    from taskq.control.monitor import Monitor
+
+    app = TaskQ("early", broker=f"sqlite:///{tempfile.mkdtemp()}/broker.db")
+    monitor = Monitor(app, "early@host", ["celery"], "prefork", 1, 1)
+    monitor.serve = monitor._tell_listening  # the thread does nothing: only start() itself counts
+    before = "taskq.events.sqlite_bus" in sys.modules
+    monitor.start()
+    print(before, "taskq.events.sqlite_bus" in sys.modules)
+    """
+)
+
+
+def test_a_prefork_supervisor_imports_the_events_bus_before_its_pool_forks() -> None:
+    # Given a prefork worker's control side on SQLite, whose thread is made to do nothing
+    done = subprocess.run([sys.executable, "-c", BEFORE_THE_THREAD], capture_output=True, text=True, timeout=60)
+    # When it starts, Then the events bus's module was imported by start() itself, not left
+    # to the sender thread, whose import could be cut in half by the pool's fork
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]
