@@ -15,6 +15,7 @@ multi-process storage on import.
 from __future__ import annotations
 
 import glob
+import importlib
 import logging
 import os
 import shutil
@@ -119,10 +120,14 @@ class WorkerMetrics:
 
     # -- the control process's side -------------------------------------------------------
     def serve(self, stats: SharedStats, queues: Callable[[], Sequence[str]] | None = None) -> None:
-        """Serve /metrics from the control process; ``queues`` gives the queues consumed now
+        """Serve /metrics from the control side; ``queues`` gives the queues consumed now
         (add_consumer/cancel_consumer change them), else the ones the worker started with."""
         from prometheus_client import CollectorRegistry, start_http_server
 
+        # What a scrape imports, imported now: in a prefork supervisor this runs before the
+        # pool forks, and a fork during a scrape's first import would leave its lock held.
+        for module in ("prometheus_client.core", "prometheus_client.multiprocess"):
+            importlib.import_module(module)
         registry = CollectorRegistry()
         registry.register(ProcessFilesCollector(os.environ[ENV]))  # type: ignore[arg-type]
         registry.register(LiveCollector(self, stats, queues or (lambda: self.queues)))  # type: ignore[arg-type]
