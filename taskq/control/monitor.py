@@ -1,14 +1,15 @@
 """The worker's control side: answers remote control and sends worker-* events.
 
-Where it runs depends on where tasks run. A prefork pool's supervisor runs none, so it
-serves from a thread there, started before the first children are forked (so they share
-kombu's pages and the thread's few objects instead of the supervisor copying them). Every
-other pool runs tasks in the worker's own process, where a task that holds the GIL would
-stop heartbeats and ``inspect``: there it is a control process, forked before the consumers
-start (as the claim keeper is), which dies with the worker (PR_SET_PDEATHSIG) and, asked to
-stop (SIGTERM from the pool at its end), sends worker-offline and leaves its mailbox. Either
-reads what the consumers do from SharedStats. The memory broker lives in one process: a
-thread serves it, whatever the pool.
+Where it runs depends on where tasks run. A prefork pool's supervisor runs none, so on
+plain Redis and RabbitMQ (no TLS) it serves from a thread there, started before the first children are
+forked (so they share kombu's pages and the thread's few objects instead of the supervisor
+copying them). Every other pool runs tasks in the worker's own process, where a task that
+holds the GIL would stop heartbeats and ``inspect``; and on SQLite, PostgreSQL or TLS a
+thread beside the forks could hand a child a C library's lock held (see ``in_thread``). There it is
+a control process, forked before the consumers start (as the claim keeper is), which dies
+with the worker (PR_SET_PDEATHSIG) and, asked to stop (SIGTERM from the pool at its end),
+sends worker-offline and leaves its mailbox. Either reads what the consumers do from
+SharedStats. The memory broker lives in one process: a thread serves it, whatever the pool.
 
 A malformed request, or with signing on an unsigned or forged one, is dropped with a log
 line; a failing command is answered with ``{"error": ...}``; neither stops the worker.
@@ -25,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from taskq.config import url_scheme
 from taskq.control import handlers, signing
 from taskq.control.handlers import WorkerInfo
 from taskq.control.mailbox import ControlRequest, MailboxNode, NodeNameTaken, create_mailbox
@@ -72,9 +74,14 @@ class Monitor:
         self.pid: int | None = None
         self._stop = threading.Event()
         self._stopped = threading.Event()
-        # One process fewer (about 10 MB of PSS, docs/performance.md "Idle memory") where
-        # the process runs no task: prefork's supervisor, or the memory broker's single process.
-        self.in_thread = pool == "prefork" or family(app.conf.broker_url) == "memory"
+        # One process fewer (about 10 MB of PSS, docs/performance.md "Idle memory") where the
+        # process runs no task: prefork's supervisor on plain Redis or RabbitMQ, or the memory
+        # broker's single process. Not where the thread's I/O runs in a C library with
+        # process-wide locks (SQLite's VFS mutex, libpq, OpenSSL for rediss/amqps): a fork
+        # while the thread holds one leaves it held for good in the child (measured on
+        # SQLite: children stuck in sqlite3.connect).
+        scheme = url_scheme(app.conf.broker_url)
+        self.in_thread = scheme == "memory" or (pool == "prefork" and scheme in ("redis", "amqp"))
         self._listening = threading.Event()
         self._listen_pipe: int | None = None
 

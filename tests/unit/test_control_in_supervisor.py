@@ -16,6 +16,7 @@ import time
 import pytest
 
 from taskq import TaskQ
+from taskq.control.monitor import Monitor
 from taskq.events.dispatcher import EventDispatcher
 from taskq.worker.keeper import FORK_GUARD, fork_sharing
 
@@ -131,24 +132,45 @@ def test_kombu_imported_lean_serializes_yaml_and_msgpack_as_kombu_does() -> None
 
 BEFORE_THE_THREAD = textwrap.dedent(
     """
-    import sys, tempfile
+    import sys
     from taskq import TaskQ
     from taskq.control.monitor import Monitor
 
-    app = TaskQ("early", broker=f"sqlite:///{tempfile.mkdtemp()}/broker.db")
+    app = TaskQ("early", broker="redis://127.0.0.1:1/0")  # never connected: the thread does nothing
     monitor = Monitor(app, "early@host", ["celery"], "prefork", 1, 1)
-    monitor.serve = monitor._tell_listening  # the thread does nothing: only start() itself counts
-    before = "taskq.events.sqlite_bus" in sys.modules
+    monitor.serve = monitor._tell_listening  # only start() itself counts
+    before = "taskq.events.kombu_bus" in sys.modules
     monitor.start()
-    print(before, "taskq.events.sqlite_bus" in sys.modules)
+    print(monitor.in_thread, before, "taskq.events.kombu_bus" in sys.modules)
     """
 )
 
 
 def test_a_prefork_supervisor_imports_the_events_bus_before_its_pool_forks() -> None:
-    # Given a prefork worker's control side on SQLite, whose thread is made to do nothing
+    # Given a prefork worker's control side on Redis, whose thread is made to do nothing
     done = subprocess.run([sys.executable, "-c", BEFORE_THE_THREAD], capture_output=True, text=True, timeout=60)
-    # When it starts, Then the events bus's module was imported by start() itself, not left
-    # to the sender thread, whose import could be cut in half by the pool's fork
+    # When it starts, Then it serves from a thread, and the events bus's module was imported by
+    # start() itself, not left to the sender thread, whose import the pool's fork could cut in half
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["False", "True"]
+    assert done.stdout.split() == ["True", "False", "True"]
+
+
+@pytest.mark.parametrize(
+    ("broker", "pool", "in_thread"),
+    [
+        ("redis://127.0.0.1:1/0", "prefork", True),
+        ("amqp://guest:guest@127.0.0.1:1//", "prefork", True),
+        ("redis://127.0.0.1:1/0", "threads", False),  # tasks run in this process
+        ("redis://127.0.0.1:1/0", "solo", False),
+        ("sqlite:///unused.db", "prefork", False),  # SQLite's VFS mutex must not be held at a fork
+        ("postgresql://u@127.0.0.1:1/db", "prefork", False),
+        ("rediss://127.0.0.1:1/0", "prefork", False),  # nor OpenSSL's
+        ("amqps://guest:guest@127.0.0.1:1//", "prefork", False),
+        ("memory://", "threads", True),  # one process by nature
+    ],
+)
+def test_the_control_side_is_a_thread_only_where_no_task_and_no_c_library_lock_can_be_in_the_way(
+    broker: str, pool: str, in_thread: bool
+) -> None:
+    monitor = Monitor(TaskQ("where", broker=broker), "where@host", ["celery"], pool, 1, 1)
+    assert monitor.in_thread is in_thread
