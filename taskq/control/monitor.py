@@ -1,15 +1,16 @@
 """The worker's control side: answers remote control and sends worker-* events.
 
 Where it runs depends on where tasks run. A prefork pool's supervisor runs none, so on
-plain Redis and RabbitMQ (no TLS) it serves from a thread there, started before the first children are
-forked (so they share kombu's pages and the thread's few objects instead of the supervisor
-copying them). Every other pool runs tasks in the worker's own process, where a task that
-holds the GIL would stop heartbeats and ``inspect``; and on SQLite, PostgreSQL or TLS a
-thread beside the forks could hand a child a C library's lock held (see ``in_thread``). There it is
-a control process, forked before the consumers start (as the claim keeper is), which dies
-with the worker (PR_SET_PDEATHSIG) and, asked to stop (SIGTERM from the pool at its end),
-sends worker-offline and leaves its mailbox. Either reads what the consumers do from
-SharedStats. The memory broker lives in one process: a thread serves it, whatever the pool.
+plain Redis and RabbitMQ (no TLS) it serves from a thread there, started before the first
+children are forked (so they share kombu's pages and the thread's few objects instead of
+the supervisor copying them). Every other pool runs tasks in the worker's own process, where
+a task that holds the GIL would stop heartbeats and ``inspect``; and on SQLite, PostgreSQL
+or TLS a thread beside the forks could hand a child a C library's lock held (see
+``in_thread``). There it is a control process, forked before the consumers start (as the
+claim keeper is), which dies with the worker (PR_SET_PDEATHSIG) and, asked to stop (SIGTERM
+from the pool at its end), sends worker-offline and leaves its mailbox. Either reads what
+the consumers do from SharedStats. The memory broker lives in one process: a thread serves
+it, whatever the pool.
 
 A malformed request, or with signing on an unsigned or forged one, is dropped with a log
 line; a failing command is answered with ``{"error": ...}``; neither stops the worker.

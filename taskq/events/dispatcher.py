@@ -75,7 +75,7 @@ _DISPATCHERS: weakref.WeakSet[EventDispatcher] = weakref.WeakSet()
 def _reset_locks() -> None:
     for dispatcher in list(_DISPATCHERS):
         dispatcher._lock = threading.Lock()
-        dispatcher.clock._lock = threading.Lock()
+        dispatcher.clock.renew_lock()
 
 
 os.register_at_fork(after_in_child=_reset_locks)

@@ -25,6 +25,10 @@ class LamportClock:
             self.value += 1
             return self.value
 
+    def renew_lock(self) -> None:
+        """In a forked child: another thread of the parent may have held the lock at the fork."""
+        self._lock = threading.Lock()
+
     def adjust(self, other: int) -> int:
         with self._lock:
             self.value = max(self.value, int(other)) + 1
