@@ -73,6 +73,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, interva
 
 
 MAX_POLL = 0.25  # seconds: the longest sleep between two counts of a drain
+ESTIMATE_AFTER = 0.1  # share of a drain done before its rate so far sets the next count
 
 
 def drain_rate(remaining: Callable[[], int], total: int, timeout: float, interval: float = 0.002) -> float:
@@ -103,8 +104,12 @@ def _next_poll(done: int, left: int, elapsed: float, interval: float) -> float:
     """A quarter of the time the drain so far says is left (at most MAX_POLL), at least
     ``interval``: a count that costs the server (one command per queue over a thousand
     queues) is not run every interval of the drain, while the last poll still lands within
-    an interval of the end unless the rest drains four times faster than the start did."""
-    if done <= 0 or elapsed <= 0:
+    an interval of the end unless the rest drains four times faster than the start did.
+    Until ESTIMATE_AFTER of the drain is done, every ``interval``: a worker that acks in
+    batches shows its first batch's few tasks in the first milliseconds, and a rate taken
+    from those said 0.25 s were left of a 0.17 s drain (100 KB arguments, acks 40 at a time,
+    measured 387.5 MB/s every time that happened)."""
+    if done <= 0 or elapsed <= 0 or done < ESTIMATE_AFTER * (done + left):
         return interval
     return max(interval, min(MAX_POLL, 0.25 * left * elapsed / done))
 

@@ -45,11 +45,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("taskq.worker")
 FETCH_TIMEOUT = 1.0  # bounds how long a stop request waits for an idle fetch (unless it interrupts it)
 FAST_TASK = 0.01  # seconds; a batch of tasks this fast lets the next batch double
-# A fetch brings about this many message bytes at most, whatever worker_prefetch_bytes allows:
-# the Redis fetch script copies its reply through Lua at a cost per byte that grows with the
-# reply (Redis CPU per MB of 1 MB messages: 2.7 ms one a fetch, 5.8 ms four, 10 ms ten; a bare
-# XREADGROUP 0.1-0.8 ms: `python -m bench.payload_fetch`), while a round trip costs far less.
-FETCH_BYTES = 512 * 1024
+# A fetch brings about this many message bytes at most, whatever worker_prefetch_bytes allows.
+# Big messages leave Redis in a bare XREADGROUP (RedisBroker._claim), whose cost per byte grows
+# with the reply only past a few MB, while each fetch costs both sides a round trip and an ack
+# call. 512 KB drained 100 KB arguments at 460-570 MB/s and 1 MB ones at 700-780, 4 MB at
+# 660-850 and 950-1,070, 8 and 16 MB no better (docs/performance.md, "A fetch brings").
+FETCH_BYTES = 4096 * 1024
 
 
 def message_bytes(delivery: Delivery) -> int:
