@@ -38,7 +38,9 @@ class Marks:
         if not self.path.exists():
             return []
         out = []
-        for line in self.path.read_text().splitlines():
+        text = self.path.read_text()
+        # Only whole lines: a worker may be appending one while this reads.
+        for line in text[: text.rfind("\n") + 1].splitlines():
             event, key, pid = line.split()
             out.append((event, key, int(pid)))
         return out
