@@ -18,7 +18,7 @@ from typing import Any
 
 from taskq import states
 from taskq.backends.base import ResultBackend, decode_meta
-from taskq.brokers.redis.connection import CONNECTION_ERRORS, RedisConnector
+from taskq.brokers.redis.connection import CONNECTION_ERRORS, Plain, RedisConnector
 from taskq.config import Settings
 from taskq.errors import BackendError, InvalidResult
 
@@ -64,16 +64,12 @@ class RedisBackend(ResultBackend):
         if self._conn.clustered:
             self._set_many_clustered(items, ttl)
             return
-        with self._conn.errors(BackendError, "redis result backend set"):
-            pipe = self._conn.client.pipeline(transaction=True)
-            for key, value in items:
-                name = self._key(key)
-                if ttl > 0:
-                    pipe.set(name, value, px=max(int(ttl * 1000), 1))
-                else:
-                    pipe.set(name, value)  # result_expires 0/None: keep forever, as Celery does
-                pipe.publish(name, value)
-            pipe.execute()
+        expiry = ("PX", str(max(int(ttl * 1000), 1))) if ttl > 0 else ()  # 0/None: kept forever, as Celery does
+        commands: list[Plain] = []
+        for key, value in items:
+            name = self._key(key)
+            commands += (Plain(("SET", name, value, *expiry)), Plain(("PUBLISH", name, value)))
+        self._conn.transaction(BackendError, "redis result backend set", commands)
 
     def _set_many_clustered(self, items: list[tuple[str, bytes]], ttl: float) -> None:
         ttl_ms = max(int(ttl * 1000), 1) if ttl > 0 else 0

@@ -14,6 +14,7 @@ import redis
 
 from taskq.brokers.base import Delivery, Publication
 from taskq.brokers.redis import GROUP, RedisBroker
+from taskq.brokers.redis.connection import Plain
 from taskq.config import Settings
 from taskq.envelope import Envelope
 from taskq.errors import BrokerError
@@ -645,6 +646,50 @@ def test_an_error_reply_stops_the_stream_and_keeps_the_connection_in_step(make_b
     conn = broker._conn._local.conn
     assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a", b"b"]
     assert broker._conn._local.conn is conn  # still in step: the same connection answered
+
+
+def test_a_transaction_is_one_write_and_its_replies_are_raw(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = make_broker()
+    key = broker.prefix + "tx-" + uuid.uuid4().hex[:6]
+    broker._conn.direct(BrokerError, "test", "PING")  # the thread's connection exists
+    writes = SocketWrites(monkeypatch)
+    replies = broker._conn.transaction(
+        BrokerError, "test", [Plain(("SET", key, b"v", "PX", "60000")), Plain(("PUBLISH", key, b"v"))]
+    )
+    assert replies == [b"OK", 0]
+    assert writes.commands() == [b"MULTI"]  # one write, which starts with MULTI
+    (write,) = writes.writes
+    assert write.index(b"SET") < write.index(b"PUBLISH") < write.index(b"EXEC")
+    assert 0 < broker._conn.client.pttl(key) <= 60000
+
+
+def test_a_refused_transaction_raises_and_keeps_the_connection_in_step(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    key, other = (broker.prefix + name + uuid.uuid4().hex[:6] for name in ("list-", "other-"))
+    broker._conn.direct(BrokerError, "test", "RPUSH", key, "a")
+    conn = broker._conn._local.conn
+    # A command that runs into an error: the others ran (MULTI does not roll back)
+    with pytest.raises(BrokerError, match="WRONGTYPE"):
+        broker._conn.transaction(BrokerError, "test", [Plain(("INCR", key)), Plain(("SET", other, "1"))])
+    assert broker._conn.client.get(other) == b"1"
+    # A command refused when queued: nothing ran
+    with pytest.raises(BrokerError, match="wrong number of arguments"):
+        broker._conn.transaction(BrokerError, "test", [Plain(("SET", other, "2")), Plain(("SET", key))])
+    assert broker._conn.client.get(other) == b"1"
+    assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a"]
+    assert broker._conn._local.conn is conn  # still in step: the same connection answered
+
+
+def test_a_transaction_survives_the_server_dropping_its_connection(make_broker: MakeBroker) -> None:
+    broker = make_broker()
+    key = broker.prefix + "tx-" + uuid.uuid4().hex[:6]
+    broker.publish("q-" + uuid.uuid4().hex[:8], envelope("first"))
+    drop_own_connection(broker)
+    replies = broker._conn.transaction(BrokerError, "test", [Plain(("SET", key, "v")), Plain(("INCR", key + "n"))])
+    assert replies == [True, 1]  # the pooled client's pipeline answered (its callbacks)
+    assert broker._conn.client.get(key) == b"v"
 
 
 def test_no_health_check_ping_while_a_reply_is_in_flight(make_broker: MakeBroker) -> None:
