@@ -280,7 +280,7 @@ class RedisConnector:
 
     def _transaction_on(self, conn: Connection, commands: Sequence[Plain]) -> list[Any]:
         packed = [_MULTI, *(pack_command(command) for command in commands), _EXEC]  # type: ignore[arg-type]
-        conn.send_packed_command(packed)  # type: ignore[no-untyped-call]
+        conn.send_packed_command([b"".join(packed)])  # type: ignore[no-untyped-call]  # one write (a list is one each)
         refused: redis.ResponseError | None = None
         for _ in range(len(packed)):  # MULTI's OK, a QUEUED each, then EXEC's list
             try:
