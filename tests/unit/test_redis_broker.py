@@ -682,6 +682,7 @@ def test_a_refused_transaction_raises_and_keeps_the_connection_in_step(make_brok
     key, other = (broker.prefix + name + uuid.uuid4().hex[:6] for name in ("list-", "other-"))
     broker._conn.direct(BrokerError, "test", "RPUSH", key, "a")
     conn = broker._conn._local.conn
+    sock = conn._sock
     # A command that runs into an error: the others ran (MULTI does not roll back)
     with pytest.raises(BrokerError, match="WRONGTYPE"):
         broker._conn.transaction(BrokerError, "test", [Plain(("INCR", key)), Plain(("SET", other, "1"))])
@@ -691,7 +692,7 @@ def test_a_refused_transaction_raises_and_keeps_the_connection_in_step(make_brok
         broker._conn.transaction(BrokerError, "test", [Plain(("SET", other, "2")), Plain(("SET", key))])
     assert broker._conn.client.get(other) == b"1"
     assert broker._conn.direct(BrokerError, "test", "LRANGE", key, 0, -1) == [b"a"]
-    assert broker._conn._local.conn is conn  # still in step: the same connection answered
+    assert broker._conn._local.conn is conn and conn._sock is sock  # in step: the same socket answered
 
 
 def test_a_transaction_survives_the_server_dropping_its_connection(make_broker: MakeBroker) -> None:

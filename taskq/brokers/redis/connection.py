@@ -256,8 +256,9 @@ class RedisConnector:
         """``commands`` in one MULTI/EXEC, written at once on this thread's own connection and
         packed by hiredis: redis-py's transaction pipeline checks and encodes each argument
         in Python and parses each reply through its callbacks, about 6 µs of a result's
-        SET + PUBLISH (a worker writes one per task). EXEC's replies, raw; an error reply
-        (queued or run) raises once every reply is read, so the connection stays in step.
+        SET + PUBLISH (a worker writes one per task). EXEC's replies, raw (through redis-py's
+        callbacks after a fallback); an error reply (queued or run) raises once every reply
+        is read, so the connection stays in step and in use.
         A connection error drops the connection and runs the transaction once more through
         the pooled client, whose retry rides out an outage (at least once)."""
         if self.topology is None:
@@ -267,6 +268,8 @@ class RedisConnector:
                     return self._transaction_on(conn, commands)
                 except CONNECTION_ERRORS:
                     conn.disconnect()  # type: ignore[no-untyped-call]
+                except redis.ResponseError:
+                    raise  # every reply was read: the connection stays
                 except BaseException:
                     conn.disconnect()  # type: ignore[no-untyped-call]  # a reply may be left unread on it
                     raise
