@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from taskq.events.bus import EventBus, create_bus
 from taskq.events.event import LamportClock, make_event
 from taskq.events.sender import FLUSH_TIMEOUT, BackgroundSender
+from taskq.forklocks import renew_after_fork
 
 if TYPE_CHECKING:
     from taskq.config import Settings
@@ -28,7 +28,9 @@ class EventDispatcher:
         self._pid = 0
         self._sender: BackgroundSender | None = None
         self._lock = threading.Lock()
-        _DISPATCHERS.add(self)
+        # A prefork supervisor's control thread sends heartbeats through the dispatcher its
+        # children send task events with: it may hold these locks when the pool forks.
+        renew_after_fork(self, _renew_locks)
 
     def bus(self) -> EventBus:
         with self._lock:
@@ -67,15 +69,6 @@ class EventDispatcher:
             self._bus = None
 
 
-# A lock held by another thread at fork time stays held in the child: a prefork supervisor's
-# control thread sends heartbeats through the dispatcher its children send task events with.
-_DISPATCHERS: weakref.WeakSet[EventDispatcher] = weakref.WeakSet()
-
-
-def _reset_locks() -> None:
-    for dispatcher in list(_DISPATCHERS):
-        dispatcher._lock = threading.Lock()
-        dispatcher.clock.renew_lock()
-
-
-os.register_at_fork(after_in_child=_reset_locks)
+def _renew_locks(dispatcher: EventDispatcher) -> None:
+    dispatcher._lock = threading.Lock()
+    dispatcher.clock.renew_lock()

@@ -53,6 +53,7 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from taskq.brokers.redis.gathered import send_gathered
 from taskq.brokers.redis.urls import CLUSTER, SCHEMES, SENTINEL, Topology, parse_topology
 from taskq.errors import TaskQError
+from taskq.forklocks import renew_after_fork
 
 # Enough attempts to span a Redis restart of several seconds (backoff 0.1 s doubling to 1 s: ~13 s).
 DEFAULT_RETRIES = 16
@@ -135,7 +136,7 @@ class RedisConnector:
         self.reached = False  # Redis answered once: from then on, commands retry
         self._local = threading.local()  # this thread's own connection for direct()
         self._direct_connections: weakref.WeakSet[Connection] = weakref.WeakSet()
-        _CONNECTORS.add(self)
+        renew_after_fork(self, _renew_lock)  # another thread may hold it when a pool forks
 
     def _options(self, retries: int) -> dict[str, Any]:
         retried = CONNECTION_ERRORS if self.topology is not None else DROPPED
@@ -391,16 +392,8 @@ def make_client(url: str, retries: int = 0) -> redis.Redis:
     return connector._make_client(retries)
 
 
-# A lock held by another thread at fork time stays held in the child: replace them there.
-_CONNECTORS: weakref.WeakSet[RedisConnector] = weakref.WeakSet()
-
-
-def _reset_locks() -> None:
-    for connector in list(_CONNECTORS):
-        connector._lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_locks)
+def _renew_lock(connector: RedisConnector) -> None:
+    connector._lock = threading.Lock()
 
 
 @contextmanager
