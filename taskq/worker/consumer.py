@@ -48,8 +48,8 @@ FAST_TASK = 0.01  # seconds; a batch of tasks this fast lets the next batch doub
 # A fetch brings about this many message bytes at most, whatever worker_prefetch_bytes allows.
 # Big messages leave Redis in a bare XREADGROUP (RedisBroker._claim), whose cost per byte grows
 # with the reply only past a few MB, while each fetch costs both sides a round trip and an ack
-# call. 512 KB drained 100 KB arguments at 460-570 MB/s and 1 MB ones at 700-780, 4 MB at
-# 660-850 and 950-1,070, 8 and 16 MB no better (docs/performance.md, "A fetch brings").
+# call. With 512 KB, 100 KB arguments drained at 86-90% of raw GET and 1 MB ones at 52-57%;
+# with 4 MB at 109-124% and 76-82%; 8 and 16 MB no better (docs/performance.md, "A fetch brings").
 FETCH_BYTES = 4096 * 1024
 
 
